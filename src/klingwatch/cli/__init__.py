@@ -1,0 +1,47 @@
+"""The terminal face: ``klingwatch COMMAND``.
+
+Each command lives in its own module and registers on :data:`klingwatch.cli.app.app`. ``main``
+turns every klingwatch error into one clear line on stderr (exit code 3), never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from klingwatch import __version__
+from klingwatch.cli.app import app
+from klingwatch.kling.errors import KlingError
+
+__all__ = ["EXIT_ERROR", "app", "main"]
+
+#: Exit code for an error klingwatch could explain (bad credentials, unreachable server, ...).
+EXIT_ERROR = 3
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"klingwatch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Submit, track and collect Kling AI generation tasks."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KlingError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""klingwatch.monitor (see DESIGN.md)."""

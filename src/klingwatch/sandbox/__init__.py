@@ -1,0 +1,1 @@
+"""klingwatch.sandbox (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""klingwatch.server (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""klingwatch.store (see DESIGN.md)."""
