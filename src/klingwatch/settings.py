@@ -1,55 +1,204 @@
-"""One settings object, from flags, environment and ``.env``.
+"""One settings object, from flags, environment, ``.env`` and ``klingwatch.toml``.
 
-Precedence: flags (passed as keyword arguments) > environment > ``.env`` in the working
-directory > defaults. Secrets are ``SecretStr`` so they never print.
+Precedence, highest first::
+
+    flags (keyword arguments to Settings.load) > environment > .env > klingwatch.toml > defaults
+
+``.env`` and ``klingwatch.toml`` are read from the working directory. ``klingwatch.toml`` uses the
+field names below (``api_base = "..."``, ``slots_video = 5``); the environment and ``.env`` use the
+variable names (``KLING_API_BASE``, ``KLINGWATCH_SLOTS_VIDEO``). Secrets are ``SecretStr``: they
+never print, and ``klingwatch config`` masks them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
-__all__ = ["DEFAULT_API_BASE", "Settings", "default_db_url"]
+from klingwatch.kling.errors import ConfigurationError
+
+__all__ = ["DEFAULT_API_BASE", "Setting", "Settings", "default_db_url"]
 
 DEFAULT_API_BASE = "https://api-singapore.klingai.com"
+ENV_FILE = ".env"
+TOML_FILE = "klingwatch.toml"
 
 
 def default_db_url() -> str:
-    """The default ledger: a SQLite file in the working directory."""
+    """The default ledger: ``klingwatch.db``, a SQLite file in the working directory."""
     return f"sqlite:///{Path('klingwatch.db').resolve()}"
 
 
+def _env(name: str, field: str, default: Any = None, **kw: Any) -> Any:
+    """A field read from environment variable ``name`` (or its own name, in TOML and flags)."""
+    return Field(default=default, validation_alias=AliasChoices(name, field), **kw)
+
+
 class Settings(BaseSettings):
-    """Every knob klingwatch reads from its environment."""
+    """Every knob klingwatch reads; see the module docstring for where each comes from."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+        env_file=ENV_FILE,
+        env_file_encoding="utf-8",
+        toml_file=TOML_FILE,
+        extra="ignore",
+        populate_by_name=True,
     )
 
-    access_key: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("KLING_ACCESS_KEY", "access_key")
-    )
-    secret_key: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("KLING_SECRET_KEY", "secret_key")
-    )
-    api_key: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("KLING_API_KEY", "api_key")
-    )
-    api_base: str = Field(
-        default=DEFAULT_API_BASE, validation_alias=AliasChoices("KLING_API_BASE", "api_base")
-    )
+    # -- Kling ---------------------------------------------------------------------------------
+    access_key: SecretStr | None = _env("KLING_ACCESS_KEY", "access_key")
+    secret_key: SecretStr | None = _env("KLING_SECRET_KEY", "secret_key")
+    api_key: SecretStr | None = _env("KLING_API_KEY", "api_key")
+    api_base: str = _env("KLING_API_BASE", "api_base", DEFAULT_API_BASE)
+
+    # -- the ledger ----------------------------------------------------------------------------
     db: str = Field(
         default_factory=default_db_url, validation_alias=AliasChoices("KLINGWATCH_DB", "db")
     )
-    time_scale: float = Field(
-        default=1.0, gt=0, validation_alias=AliasChoices("KLINGWATCH_TIME_SCALE", "time_scale")
+
+    # -- the engine ----------------------------------------------------------------------------
+    time_scale: float = _env("KLINGWATCH_TIME_SCALE", "time_scale", 1.0, gt=0)
+    requests_per_second: float = _env(
+        "KLINGWATCH_REQUESTS_PER_SECOND", "requests_per_second", 5.0, gt=0
+    )
+    max_concurrency: int = _env("KLINGWATCH_MAX_CONCURRENCY", "max_concurrency", 4, ge=1)
+    stuck_after: float | None = _env("KLINGWATCH_STUCK_AFTER", "stuck_after", None, gt=0)
+    slots_video: int | None = _env("KLINGWATCH_SLOTS_VIDEO", "slots_video", None, ge=1)
+    slots_image: int | None = _env("KLINGWATCH_SLOTS_IMAGE", "slots_image", None, ge=1)
+    slots_try_on: int | None = _env("KLINGWATCH_SLOTS_TRY_ON", "slots_try_on", None, ge=1)
+
+    # -- the web face --------------------------------------------------------------------------
+    public_url: str | None = _env("KLINGWATCH_PUBLIC_URL", "public_url")
+    callback_token: SecretStr | None = _env("KLINGWATCH_CALLBACK_TOKEN", "callback_token")
+    webhook_secret: SecretStr | None = _env("KLINGWATCH_WEBHOOK_SECRET", "webhook_secret")
+    api_token: SecretStr | None = _env("KLINGWATCH_API_TOKEN", "api_token")
+    trust_unsigned_callbacks: bool = _env(
+        "KLINGWATCH_TRUST_UNSIGNED_CALLBACKS", "trust_unsigned_callbacks", False
     )
 
+    # -- downloads -----------------------------------------------------------------------------
+    download_dir: str | None = _env("KLINGWATCH_DOWNLOAD_DIR", "download_dir")
+    download_template: str = _env(
+        "KLINGWATCH_DOWNLOAD_TEMPLATE",
+        "download_template",
+        "{batch}/{external_task_id}_{index}.{ext}",
+    )
+    expiry_warn_days: float = _env("KLINGWATCH_EXPIRY_WARN_DAYS", "expiry_warn_days", 5.0, ge=0)
+
     @classmethod
-    def load(cls, **overrides: Any) -> Settings:
-        """Settings with ``overrides`` (from flags; ``None`` means "not given") on top."""
-        given = {k: v for k, v in overrides.items() if v is not None}
-        return cls(**given)
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            TomlConfigSettingsSource(settings_cls),
+        )
+
+    @classmethod
+    def load(cls, **flags: Any) -> Settings:
+        """Settings with ``flags`` on top (``None`` means "flag not given").
+
+        A bad value raises :class:`~klingwatch.kling.errors.ConfigurationError` naming the
+        variable and what is wrong, never a pydantic traceback.
+        """
+        try:
+            return cls(**{k: v for k, v in flags.items() if v is not None})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}={err.get('input')!r}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise ConfigurationError(f"invalid setting: {problems}") from None
+
+    # -- introspection for `klingwatch config` -------------------------------------------------
+    @property
+    def has_credentials(self) -> bool:
+        return self.api_key is not None or (
+            self.access_key is not None and self.secret_key is not None
+        )
+
+    @classmethod
+    def explain(cls, **flags: Any) -> list[Setting]:
+        """Every setting's effective value and where it came from (secrets masked)."""
+        settings = cls.load(**flags)
+        given = {k for k, v in flags.items() if v is not None}
+        layers: list[tuple[str, dict[str, Any]]] = [
+            ("environment", EnvSettingsSource(cls)()),
+            (ENV_FILE, DotEnvSettingsSource(cls, env_file=ENV_FILE)()),
+            (TOML_FILE, TomlConfigSettingsSource(cls)()),
+        ]
+        rows: list[Setting] = []
+        for name, info in cls.model_fields.items():
+            origin = "default"
+            if name in given:
+                origin = "flag"
+            else:
+                for label, found in layers:
+                    if any(key in found for key in _keys(name, info)):
+                        origin = label
+                        break
+            value = getattr(settings, name)
+            rows.append(
+                Setting(
+                    name=name,
+                    env=_env_name(name, info),
+                    value=_show(value),
+                    origin=origin,
+                    secret=SecretStr in get_args(info.annotation),
+                )
+            )
+        return rows
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One row of ``klingwatch config``."""
+
+    name: str
+    env: str
+    value: str | None
+    origin: str  # flag | environment | .env | klingwatch.toml | default
+    secret: bool
+
+
+def _keys(name: str, info: FieldInfo) -> set[str]:
+    keys = {name}
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        keys.update(str(choice) for choice in alias.choices)
+    return keys | {k.lower() for k in keys}
+
+
+def _env_name(name: str, info: FieldInfo) -> str:
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices) and alias.choices:
+        return str(alias.choices[0])
+    return name.upper()
+
+
+def _show(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, SecretStr):
+        raw = value.get_secret_value()
+        return "****" + raw[-4:] if len(raw) > 12 else "****"
+    return str(value)

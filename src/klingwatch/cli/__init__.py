@@ -6,6 +6,7 @@ turns every klingwatch error into one clear line on stderr (exit code 3), never 
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
@@ -14,7 +15,13 @@ from klingwatch import __version__
 from klingwatch.cli.app import app
 from klingwatch.kling.errors import KlingError
 
-__all__ = ["EXIT_ERROR", "app", "main"]
+# Each command module registers its commands on `app` when imported. To add a command module,
+# add its name here (one entry per module, one module per command or group of commands).
+COMMAND_MODULES = ("config",)
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"klingwatch.cli.{_name}")
+
+__all__ = ["COMMAND_MODULES", "EXIT_ERROR", "app", "main"]
 
 #: Exit code for an error klingwatch could explain (bad credentials, unreachable server, ...).
 EXIT_ERROR = 3

@@ -1,0 +1,63 @@
+from pathlib import Path
+
+import pytest
+
+from klingwatch.kling.errors import ConfigurationError
+from klingwatch.settings import DEFAULT_API_BASE, Settings
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_defaults_without_any_configuration(workdir: Path) -> None:
+    settings = Settings.load()
+    assert settings.api_base == DEFAULT_API_BASE
+    assert settings.db == f"sqlite:///{workdir / 'klingwatch.db'}"
+    assert settings.time_scale == 1.0
+    assert not settings.has_credentials
+
+
+def test_precedence_flag_over_env_over_dotenv_over_toml(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (workdir / "klingwatch.toml").write_text(
+        'api_base = "http://from-toml"\nslots_image = 3\ntime_scale = 0.5\nslots_video = 9\n'
+    )
+    (workdir / ".env").write_text("KLINGWATCH_SLOTS_VIDEO=7\nKLINGWATCH_TIME_SCALE=0.25\n")
+    monkeypatch.setenv("KLINGWATCH_TIME_SCALE", "0.1")
+
+    settings = Settings.load(db="sqlite:///flag.db")
+    assert settings.db == "sqlite:///flag.db"
+    assert settings.time_scale == 0.1  # environment beats .env and toml
+    assert settings.slots_video == 7  # .env beats toml
+    assert settings.slots_image == 3  # toml beats the default
+    assert settings.api_base == "http://from-toml"
+
+    origins = {row.name: row.origin for row in Settings.explain(db="sqlite:///flag.db")}
+    assert origins["db"] == "flag"
+    assert origins["time_scale"] == "environment"
+    assert origins["slots_video"] == ".env"
+    assert origins["slots_image"] == "klingwatch.toml"
+    assert origins["requests_per_second"] == "default"
+
+
+def test_secrets_are_masked_everywhere(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KLING_API_KEY", "sk-very-secret-api-key-1234")
+    monkeypatch.setenv("KLINGWATCH_WEBHOOK_SECRET", "whsec_c2VjcmV0c2VjcmV0")
+    settings = Settings.load()
+    assert settings.has_credentials
+    assert "very-secret" not in repr(settings)
+    rows = {row.name: row for row in Settings.explain()}
+    assert rows["api_key"].secret
+    assert rows["api_key"].value == "****1234"
+    assert rows["webhook_secret"].secret
+    assert "c2VjcmV0" not in str(rows["webhook_secret"].value)
+
+
+def test_a_bad_value_names_the_setting(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KLINGWATCH_TIME_SCALE", "fast")
+    with pytest.raises(ConfigurationError, match="KLINGWATCH_TIME_SCALE='fast'"):
+        Settings.load()
