@@ -6,6 +6,7 @@ Tests are hermetic: the developer's own Kling credentials and klingwatch setting
 from __future__ import annotations
 
 import os
+
 import pytest
 
 # Settings the test harness itself uses; everything else named KLING*/KLINGWATCH_* is cleared.
