@@ -1,0 +1,180 @@
+import itertools
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from klingwatch.kling.products import ExpectedTiming
+from klingwatch.monitor.cadence import (
+    Cadence,
+    CadencePolicy,
+    Percentiles,
+    Timing,
+    expected_looks,
+    interval_for,
+    phase_of,
+    product_cold_start,
+)
+
+NO_JITTER = CadencePolicy(jitter=0.0)
+FINISH = Percentiles(p50=85.0, p95=210.0, p99=340.0)
+
+
+@dataclass(frozen=True)
+class FakeTask:
+    status: str = "submitted"
+    product: str = "text2video"
+    model: str | None = "kling-v2-6"
+    mode: str | None = "std"
+    request: Mapping[str, Any] = field(default_factory=dict)
+    kling_created_ms: int | None = 1_000_000
+    kling_updated_ms: int | None = 1_000_000
+    sent_at: float | None = 999.5
+    queued_at: float | None = 990.0
+    processing_at: float | None = None
+
+
+def schedule(finish: Percentiles, until: float, policy: CadencePolicy = NO_JITTER) -> list[float]:
+    looks, t = [], 0.0
+    while t <= until:
+        t += interval_for(t, finish, policy)
+        looks.append(t)
+    return looks
+
+
+def test_first_look_comes_soon_after_submit() -> None:
+    assert interval_for(0.0, FINISH, NO_JITTER) == NO_JITTER.first_look
+
+
+def test_looks_are_sparse_before_the_expected_finish_and_dense_around_it() -> None:
+    looks = schedule(FINISH, 400)
+    gaps = [b - a for a, b in itertools.pairwise(looks)]
+    before = [g for t, g in zip(looks, gaps, strict=False) if t < 0.6 * FINISH.p50]
+    around = [g for t, g in zip(looks, gaps, strict=False) if 0.6 * FINISH.p50 <= t <= FINISH.p95]
+    assert len(before) <= 4
+    assert max(around) <= NO_JITTER.dense_max
+    assert min(before[1:]) >= min(around)
+
+
+def test_interval_grows_geometrically_after_p95_up_to_the_ceiling() -> None:
+    late = [interval_for(FINISH.p95 + over, FINISH, NO_JITTER) for over in (100, 200, 400, 5000)]
+    assert late[0] < late[1] < late[2]
+    assert late[-1] == NO_JITTER.ceiling
+
+
+def test_every_interval_respects_floor_and_ceiling() -> None:
+    tiny = Percentiles(0.5, 1.0, 1.5)
+    huge = Percentiles(5000, 20000, 40000)
+    for finish in (tiny, FINISH, huge):
+        for t in range(0, 50000, 97):
+            step = interval_for(float(t), finish, NO_JITTER)
+            assert NO_JITTER.floor <= step <= NO_JITTER.ceiling
+
+
+def test_detection_lag_in_the_dense_window_is_bounded_by_dense_max() -> None:
+    looks = schedule(FINISH, FINISH.p95)
+    for finish_at in range(60, int(FINISH.p95), 7):
+        detected = min(t for t in looks if t >= finish_at)
+        assert detected - finish_at <= NO_JITTER.dense_max
+
+
+def test_a_long_task_costs_few_looks_compared_with_fixed_30s_polling() -> None:
+    hour = 3600.0
+    assert expected_looks(FINISH, hour, NO_JITTER) < 0.6 * hour / 30
+
+
+def test_jitter_stays_within_bounds_and_is_repeatable_with_a_seed() -> None:
+    policy = CadencePolicy(jitter=0.2)
+    task = FakeTask()
+
+    def intervals(seed: int) -> list[float]:
+        cadence = Cadence(policy=policy, rng=random.Random(seed))
+        return [cadence.interval(task, 1000.0 + 40) for _ in range(50)]
+
+    base = interval_for(40.0, Timing.from_expected(_video()).total, policy)
+    first = intervals(7)
+    assert first == intervals(7)
+    assert len(set(first)) > 10
+    assert all(base * 0.8 - 1e-9 <= s <= base * 1.2 + 1e-9 for s in first)
+
+
+def test_time_scale_shrinks_every_interval() -> None:
+    task = FakeTask(kling_created_ms=None, sent_at=None, queued_at=None)
+    real = Cadence(policy=NO_JITTER, scale=1.0)
+    fast = Cadence(policy=NO_JITTER, scale=0.01)
+    assert fast.interval(task, 0.0) == pytest.approx(real.interval(task, 0.0) * 0.01)
+    assert fast.policy.floor == pytest.approx(0.02)
+
+
+def test_learned_timing_replaces_cold_start_once_enough_tasks_finished() -> None:
+    quick = Timing(Percentiles(1, 2, 3), Percentiles(4, 8, 12), samples=50)
+    few = Timing(Percentiles(1, 2, 3), Percentiles(4, 8, 12), samples=2)
+    task = FakeTask()
+    learned = Cadence(policy=NO_JITTER, learned=lambda p, m, mode: quick)
+    unsure = Cadence(policy=NO_JITTER, learned=lambda p, m, mode: few)
+    assert learned.timing(task, 0.0) == quick
+    assert unsure.timing(task, 0.0) == product_cold_start()(task)
+
+
+def test_learned_timings_are_cached_per_kind_for_a_while() -> None:
+    calls: list[tuple[str, str | None, str | None]] = []
+
+    def source(product: str, model: str | None, mode: str | None) -> Timing | None:
+        calls.append((product, model, mode))
+        return None
+
+    cadence = Cadence(policy=NO_JITTER, learned=source, cache_ttl=60)
+    for now in (0.0, 10.0, 59.0):
+        cadence.timing(FakeTask(), now)
+    cadence.timing(FakeTask(mode="pro"), 59.0)
+    cadence.timing(FakeTask(), 61.0)
+    assert calls == [
+        ("text2video", "kling-v2-6", "std"),
+        ("text2video", "kling-v2-6", "pro"),
+        ("text2video", "kling-v2-6", "std"),
+    ]
+
+
+def test_cold_start_follows_the_product_registry_and_pro_runs_longer() -> None:
+    cold = product_cold_start()
+    std = cold(FakeTask(request={"mode": "std"}))
+    pro = cold(FakeTask(request={"mode": "pro"}))
+    assert pro.run.p50 == 2 * std.run.p50
+    assert std.samples == 0
+    assert cold(FakeTask(product="no-such-product")).run.p50 > 0
+
+
+def test_processing_phase_is_timed_from_when_it_started_running() -> None:
+    timing = Timing(Percentiles(10, 30, 50), Percentiles(70, 180, 300))
+    task = FakeTask(status="processing", kling_updated_ms=1_030_000, processing_at=1032.0)
+    start, finish = phase_of(task, timing)
+    assert start == 1030.0
+    assert finish == timing.run
+    submitted = FakeTask(status="submitted")
+    assert phase_of(submitted, timing) == (1000.0, timing.total)
+
+
+def test_a_task_without_kling_times_is_timed_from_when_it_was_sent() -> None:
+    timing = Timing(Percentiles(10, 30, 50), Percentiles(70, 180, 300))
+    task = FakeTask(kling_created_ms=None, kling_updated_ms=None)
+    assert phase_of(task, timing)[0] == 999.5
+
+
+def test_cold_start_p99_lies_beyond_p95() -> None:
+    timing = Timing.from_expected(_video(), scale=2.0)
+    assert timing.run.p99 > timing.run.p95 == 360.0
+
+
+def test_bad_policies_and_percentiles_are_refused() -> None:
+    with pytest.raises(ValueError, match="floor"):
+        CadencePolicy(floor=0)
+    with pytest.raises(ValueError, match="jitter"):
+        CadencePolicy(jitter=1.5)
+    with pytest.raises(ValueError, match="p50"):
+        Percentiles(10, 5, 20)
+
+
+def _video() -> ExpectedTiming:
+    return ExpectedTiming(queue_p50=10, queue_p95=30, run_p50=75, run_p95=180)
