@@ -4,7 +4,8 @@
 
     KlingError                      root: catch this to catch everything klingwatch.kling raises
     ├── ConfigurationError          bad or missing local setup (never reaches the network)
-    │   └── MissingCredentials      no KLING_ACCESS_KEY/KLING_SECRET_KEY and no KLING_API_KEY
+    │   ├── MissingCredentials      no KLING_ACCESS_KEY/KLING_SECRET_KEY and no KLING_API_KEY
+    │   └── UnknownProduct          a product name or API path not in the registry (a KeyError too)
     ├── RequestValidationError      a create request Kling would refuse, caught before sending
     ├── WebhookVerificationError    a callback whose signature or timestamp does not check out
     ├── BadCallback                 a callback body that is not a Kling task in any known form
@@ -21,7 +22,7 @@
         │   └── InsufficientBalance 429 · 1102 (resource pack exhausted or expired)
         ├── PermissionDenied        403 · 1103
         ├── InvalidRequest          400 · 1200, 1201
-        │   └── TaskNotFound        400 · 1201 "Task not found", or 404 · 1202/1203
+        │   └── TaskNotFound        a lookup answered 400 · 1201 "Task not found" or 404 · 1203
         ├── NotFound                404 · 1202, 1203 (invalid method / resource not found)
         ├── ContentPolicyError      400 · 1300, 1301
         ├── RateLimited             429 · 1302
@@ -29,10 +30,13 @@
         └── ServerError             500/503/504 · 5000-5002
             └── ServiceUnavailable  503 · 5001 (maintenance)
 
-Every class says two things a caller needs: ``retryable`` (may the same request succeed later
+Every error says two things a caller needs: ``retryable`` (may the same request succeed later
 without any change?) and ``may_exist`` (after a *create*: could the task have been created even
 though no success answer arrived?). A create that raised ``may_exist=True`` must be looked up by its
-``external_task_id`` before anything is sent again.
+``external_task_id`` before anything is sent again. Both are class defaults that an instance may
+override (a connection refused before sending cannot have created anything). Every error also has
+``status_code``, ``code`` and ``request_id`` (``None`` where there is no Kling answer to take them
+from), so a caller can log any ``KlingError`` the same way.
 
 :func:`error_for` is the one place that maps (HTTP status, Kling code) to a class; unknown codes
 fall back by HTTP status.
@@ -40,7 +44,7 @@ fall back by HTTP status.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 __all__ = [
     "APIError",
@@ -66,20 +70,30 @@ __all__ = [
     "TaskNotFound",
     "TokenExpired",
     "TransportError",
+    "UnknownProduct",
     "UnknownTaskStatus",
     "WaitTimeout",
     "WebhookVerificationError",
     "error_for",
 ]
 
+#: How much of a raw payload an error message quotes (the whole payload stays on the error).
+_QUOTE = 300
+
 
 class KlingError(Exception):
     """Root of every error klingwatch.kling raises."""
 
     #: May the same request succeed later, unchanged?
-    retryable: ClassVar[bool] = False
+    retryable: bool = False
     #: After a create: may the task exist although no success answer arrived?
-    may_exist: ClassVar[bool] = False
+    may_exist: bool = False
+    #: HTTP status of Kling's answer, if there was one.
+    status_code: int | None = None
+    #: Kling's error code, if it sent one.
+    code: int | None = None
+    #: Kling's request id, if it sent one (quote it to Kling support).
+    request_id: str | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -104,10 +118,24 @@ class MissingCredentials(ConfigurationError):
         )
 
 
+class UnknownProduct(ConfigurationError, KeyError):
+    """A product name or API path that is not in the registry.
+
+    Also a :class:`KeyError`, so ``except KeyError`` around a registry lookup keeps working.
+    """
+
+    def __init__(self, name: object, known: list[str]) -> None:
+        self.name = name
+        self.known = known
+        super().__init__(f"unknown product {name!r}; known products: {', '.join(known)}")
+
+
 class RequestValidationError(KlingError):
     """A create request that Kling would refuse; found before sending anything.
 
-    ``problems`` lists ``(field, what is wrong and how to fix it)`` pairs.
+    ``problems`` lists ``(field, what is wrong and how to fix it)`` pairs; ``field`` is a dotted
+    path into the request (``camera_control.config.zoom``) or ``""`` for the request as a whole.
+    The message is one line: ``invalid <product> request: <field>: <problem>; ...``.
     """
 
     def __init__(self, product: str, problems: list[tuple[str, str]]) -> None:
@@ -137,10 +165,19 @@ class WaitTimeout(KlingError):
 
 
 class TransportError(KlingError):
-    """No usable answer arrived; the request may or may not have reached Kling."""
+    """No usable answer arrived; the request may or may not have reached Kling.
+
+    ``may_exist`` defaults to ``True``; pass ``may_exist=False`` when the request provably never
+    left (e.g. the connection was refused), so a create can be sent again without a lookup.
+    """
 
     retryable = True
     may_exist = True
+
+    def __init__(self, message: str, *, may_exist: bool | None = None) -> None:
+        super().__init__(message)
+        if may_exist is not None:
+            self.may_exist = may_exist
 
 
 class KlingConnectionError(TransportError):
@@ -169,22 +206,34 @@ class BadResponse(KlingError):
 
 
 class UnknownTaskStatus(BadResponse):
-    """A task carried a status klingwatch does not know; ``payload`` is the raw task object."""
+    """A task carried a status klingwatch does not know; ``payload`` is the raw task object.
+
+    Not retryable: reading the same task again is not expected to help, and guessing a status
+    could call a live task dead. ``may_exist`` is true: a create answer with such a status
+    means the task *was* created.
+    """
 
     retryable = False
-    may_exist = False
+    may_exist = True
 
     def __init__(self, status: object, payload: Any) -> None:
+        what = "no task status" if status is None else f"unknown task status {status!r}"
         super().__init__(
-            f"unknown task status {status!r} (expected submitted, processing, succeed(ed) or "
-            f"failed); raw task: {payload!r}"
+            f"{what} (expected submitted, processing, succeed(ed) or failed); "
+            f"upgrade klingwatch if Kling added a status; raw task: {_quote(payload)}"
         )
         self.status = status
         self.payload = payload
 
 
 class APIError(KlingError):
-    """Kling answered with an error envelope ``{code, message, request_id}``."""
+    """Kling answered with an error envelope ``{code, message, request_id}``.
+
+    ``kling_message`` is Kling's own text; ``str(error)`` adds the HTTP status, code, request id
+    and what to do about it. ``retry_after`` is the ``Retry-After`` header in seconds, if any.
+    """
+
+    status_code: int
 
     def __init__(
         self,
@@ -194,14 +243,16 @@ class APIError(KlingError):
         code: int | None,
         request_id: str | None = None,
         body: Any = None,
+        retry_after: float | None = None,
     ) -> None:
         self.status_code = status_code
         self.code = code
         self.kling_message = message
         self.request_id = request_id
         self.body = body
+        self.retry_after = retry_after
         where = f"HTTP {status_code}" + (f", code {code}" if code is not None else "")
-        text = f"{message} ({where}"
+        text = f"{message or 'Kling error'} ({where}"
         text += f", request_id {request_id})" if request_id else ")"
         hint = self.hint()
         super().__init__(f"{text}: {hint}" if hint else text)
@@ -212,14 +263,18 @@ class APIError(KlingError):
 
 
 class AuthenticationError(APIError):
+    """Kling refused the credentials (401, codes 1000-1002)."""
+
     def hint(self) -> str:
         return (
             "Kling refused the credentials; check KLING_ACCESS_KEY/KLING_SECRET_KEY or "
-            "KLING_API_KEY (the /tasks-style endpoints take an API key only)"
+            "KLING_API_KEY (the new-standard endpoints take an API key only)"
         )
 
 
 class TokenExpired(AuthenticationError):
+    """The JWT was not yet valid or had expired (401, 1003/1004): re-sign and retry once."""
+
     retryable = True
 
     def hint(self) -> str:
@@ -227,53 +282,68 @@ class TokenExpired(AuthenticationError):
 
 
 class AccountError(APIError):
+    """The account cannot take work (abnormal, in arrears, IP whitelist): stop and alert."""
+
     def hint(self) -> str:
         return "the Kling account cannot take work now; see the Kling console"
 
 
 class InsufficientBalance(AccountError):
+    """The resource pack is exhausted or expired (1102): pause submissions."""
+
     def hint(self) -> str:
         return "the resource pack is exhausted or expired; top it up, then resume"
 
 
 class PermissionDenied(APIError):
+    """No permission for this API or model (403, 1103)."""
+
     def hint(self) -> str:
         return "this account has no access to this API or model"
 
 
 class InvalidRequest(APIError):
+    """Kling refused the parameters (400, 1200/1201); sending it again unchanged fails again."""
+
     def hint(self) -> str:
         return "fix the request; sending it again unchanged will fail again"
 
 
 class TaskNotFound(InvalidRequest):
+    """A lookup found no such task (``error_for(..., lookup=True)`` only)."""
+
     def hint(self) -> str:
         return "no task with that id on this account"
 
 
 class NotFound(APIError):
+    """Invalid method or resource not found (404, 1202/1203) outside a task lookup."""
+
     def hint(self) -> str:
         return "no such endpoint or resource"
 
 
 class ContentPolicyError(APIError):
+    """Kling's platform or content-security policy refused the request (1300/1301)."""
+
     def hint(self) -> str:
         return "Kling's content policy refused this request; change the prompt or inputs"
 
 
 class RateLimited(APIError):
+    """Too many requests (429, 1302): back off and retry, honouring ``retry_after``."""
+
     retryable = True
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
-        self.retry_after = retry_after
-        super().__init__(message, **kw)
+        super().__init__(message, retry_after=retry_after, **kw)
 
     def hint(self) -> str:
         return "too many requests; back off and retry"
 
 
 class ConcurrencyLimited(APIError):
-    """Every concurrency slot of the resource pack is busy. The task was not created."""
+    """Every concurrency slot of the resource pack is busy (1303). The task was not created."""
 
     retryable = True
 
@@ -282,14 +352,21 @@ class ConcurrencyLimited(APIError):
 
 
 class ServerError(APIError):
+    """Kling failed internally (5000, 5002): retry later; a create may have gone through."""
+
     retryable = True
     may_exist = True
 
     def hint(self) -> str:
-        return "Kling had an internal error; retry later (a create may have gone through)"
+        return (
+            "Kling had an internal error; retry later (a create may have gone through: look it "
+            "up by external_task_id before sending it again)"
+        )
 
 
 class ServiceUnavailable(ServerError):
+    """Kling is under maintenance (503, 5001)."""
+
     # Maintenance: Kling says the service is down, so a create did not go through.
     may_exist = False
 
@@ -340,13 +417,29 @@ def _by_status(status_code: int) -> type[APIError]:
 
 def _looks_not_found(message: str) -> bool:
     text = message.lower()
-    return "not found" in text or "not exist" in text
+    return "not found" in text or "not exist" in text or "no such task" in text
+
+
+def _int_code(code: object) -> int | None:
+    # Kling sends an int; a proxy may send "1201". Anything else is no code at all.
+    if isinstance(code, bool):
+        return None
+    if isinstance(code, int):
+        return code
+    if isinstance(code, str) and code.strip().lstrip("-").isdigit():
+        return int(code.strip())
+    return None
+
+
+def _quote(payload: Any) -> str:
+    text = repr(payload)
+    return text if len(text) <= _QUOTE else text[:_QUOTE] + "..."
 
 
 def error_for(
     status_code: int,
-    code: int | None,
-    message: str,
+    code: int | str | None,
+    message: str | None,
     *,
     request_id: str | None = None,
     body: Any = None,
@@ -355,25 +448,28 @@ def error_for(
 ) -> APIError:
     """The error for an error envelope: by Kling code, else by HTTP status.
 
-    ``lookup=True`` marks a read of one task (or list): a "not found" answer there becomes
-    :class:`TaskNotFound` whichever way the server spells it (seen live: 400/1201
-    "Task not found"; documented: 404/1203).
+    ``lookup=True`` marks a read of one task by id or external id: a "not found" answer there
+    becomes :class:`TaskNotFound` whichever way the server spells it (seen live: 400/1201
+    "Task not found"; documented: 404/1203; a bare 404). 404/1202 ("invalid method") stays
+    :class:`NotFound` unless its message says "not found": a wrong URL must never read as
+    "the task does not exist", or a caller recovering an ambiguous create would send it twice.
     """
-    cls = _BY_CODE.get(code) if code is not None else None
+    kling_code = _int_code(code)
+    text = message if isinstance(message, str) else ("" if message is None else str(message))
+    cls = _BY_CODE.get(kling_code) if kling_code is not None else None
     if cls is None:
         cls = _by_status(status_code)
     if lookup and (
-        code in (1202, 1203)
-        or (cls is InvalidRequest and _looks_not_found(message))
-        or (code is None and status_code == 404)
+        kling_code == 1203
+        or (cls in (InvalidRequest, NotFound) and _looks_not_found(text))
+        or (kling_code is None and status_code == 404)
     ):
         cls = TaskNotFound
-    kw: dict[str, Any] = {
-        "status_code": status_code,
-        "code": code,
-        "request_id": request_id,
-        "body": body,
-    }
-    if cls is RateLimited:
-        return RateLimited(message, retry_after=retry_after, **kw)
-    return cls(message, **kw)
+    return cls(
+        text,
+        status_code=status_code,
+        code=kling_code,
+        request_id=request_id,
+        body=body,
+        retry_after=retry_after,
+    )
