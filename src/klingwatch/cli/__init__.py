@@ -1,7 +1,8 @@
 """The terminal face: ``klingwatch COMMAND``.
 
 Each command lives in its own module and registers on :data:`klingwatch.cli.app.app`. ``main``
-turns every klingwatch error into one clear line on stderr (exit code 3), never a traceback.
+turns every klingwatch error (``KlingError``, ``LedgerError``) into one clear line on stderr
+(exit code 3), never a traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import typer
 from klingwatch import __version__
 from klingwatch.cli.app import app
 from klingwatch.kling.errors import KlingError
+from klingwatch.store.errors import LedgerError
 
 # Each command module registers its commands on `app` when imported. To add a command module,
 # add its name here (one entry per module, one module per command or group of commands).
@@ -46,7 +48,7 @@ def main() -> None:
     """Console-script entry point."""
     try:
         app()
-    except KlingError as exc:
+    except (KlingError, LedgerError) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:
