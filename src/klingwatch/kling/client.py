@@ -1,0 +1,654 @@
+"""The async Kling client: create, read, list, and wait for tasks of both API standards.
+
+::
+
+    async with KlingClient() as kling:                        # credentials from the environment
+        task = await kling.create("text2video", {"prompt": "a fox in snow"},
+                                  external_task_id="batch1-0001")
+        done = await kling.wait("text2video", task.id, deadline=timedelta(minutes=30))
+        print(done.status, done.result_urls)
+
+What it promises:
+
+* Everything raised is a :class:`~klingwatch.kling.errors.KlingError`; httpx errors are translated
+  at one boundary (:meth:`KlingClient._exchange`) and chained.
+* **Reads are retried** (:mod:`klingwatch.kling.retry`) on 1302, 5000-5002, dropped connections,
+  timeouts and garbled answers, honouring ``Retry-After``. **Creates are never retried**, except
+  the one re-sign on 1003/1004 that :class:`~klingwatch.kling.auth.KlingAuth` does (Kling refused
+  before creating anything). A create that got 5000/5002, timed out, lost its connection or got
+  garbage raises an error with ``may_exist=True``: look the task up with
+  :meth:`KlingClient.get_by_external_id` before sending it again.
+* Legacy products are read at ``<create path>/{id}`` (by task id or, in the same slot, by external
+  id); new-standard products through ``/tasks``, which takes an API key only: with AK/SK alone those
+  calls raise :class:`~klingwatch.kling.errors.ConfigurationError` before sending anything.
+* :attr:`KlingClient.stats` counts every request by route and outcome.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import inspect
+import json
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from klingwatch.clock import Clock, RealClock, ScaledClock, to_ms
+from klingwatch.kling import pacing
+from klingwatch.kling.auth import Credentials, KlingAuth
+from klingwatch.kling.errors import (
+    BadResponse,
+    ConfigurationError,
+    KlingConnectionError,
+    KlingError,
+    KlingTimeout,
+    TaskNotFound,
+    WaitTimeout,
+    error_for,
+)
+from klingwatch.kling.models import ApiStandard, Task, TaskStatus
+from klingwatch.kling.products import Family, Product, get_product
+from klingwatch.kling.retry import RetryPolicy, is_retryable_read, retry_read
+from klingwatch.kling.stats import ClientStats
+from klingwatch.settings import Settings
+
+__all__ = ["DEFAULT_WAIT_DEADLINE", "MAX_IDS_PER_CALL", "KlingClient"]
+
+logger = logging.getLogger(__name__)
+
+#: ``GET /tasks`` takes at most this many ids per call (21 answers 400/1201, seen live).
+MAX_IDS_PER_CALL = 20
+#: How long :meth:`KlingClient.wait` waits when no deadline is given. Generous: tasks have been
+#: seen running for over an hour, and a wait that gives up early calls a live task dead.
+DEFAULT_WAIT_DEADLINE = timedelta(hours=3)
+#: A ``POST /tasks`` listing stops following cursors after this many pages.
+MAX_LIST_PAGES = 1000
+#: Legacy list pages: ``pageNum`` 1-1000, ``pageSize`` 1-500.
+MAX_PAGE_NUM, MAX_PAGE_SIZE = 1000, 500
+
+_ROUTE = "klingwatch_route"  # request extension naming the route template, for stats and logs
+_T = TypeVar("_T")
+
+OnUpdate = Callable[[Task], Awaitable[None] | None]
+
+
+class KlingClient:
+    """An async client for Kling's task API (legacy ``/v1`` and the 2026 ``/tasks`` standard).
+
+    Credentials: ``access_key`` + ``secret_key`` (JWT), or ``api_key``, or both (the API key is
+    then used). When none is given, all come from ``settings`` (by default
+    :meth:`Settings.load`: environment, ``.env``, ``klingwatch.toml``); so does ``base_url``.
+    ``transport`` or ``http_client`` replace the network (tests use ``httpx.MockTransport`` /
+    ``httpx.ASGITransport``); a given ``http_client`` is not closed by :meth:`aclose`. ``clock``
+    (default: scaled by ``settings.time_scale``) paces waits and retries; ``timeout`` is per
+    request, in seconds; ``retry`` is the read retry policy.
+    """
+
+    def __init__(
+        self,
+        *,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        settings: Settings | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        clock: Clock | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        if transport is not None and http_client is not None:
+            raise ConfigurationError("give KlingClient a transport or an http_client, not both")
+        explicit = any(v is not None for v in (access_key, secret_key, api_key))
+        if settings is None and not (explicit and base_url is not None):
+            settings = Settings.load()
+        if explicit:
+            credentials = Credentials(access_key, secret_key, api_key)
+        else:
+            assert settings is not None
+            credentials = Credentials.from_settings(settings)
+        base = base_url if base_url is not None else settings.api_base if settings else ""
+        if not base.startswith(("http://", "https://")):
+            raise ConfigurationError(
+                f"KLING_API_BASE must be an http(s) URL such as "
+                f"https://api-singapore.klingai.com, got {base!r}"
+            )
+        self.base_url = base.rstrip("/")
+        if clock is None:
+            scale = settings.time_scale if settings is not None else 1.0
+            clock = RealClock() if scale == 1.0 else ScaledClock(scale)
+        self._clock = clock
+        self._auth = KlingAuth(credentials, clock=clock)
+        self._retry = retry if retry is not None else RetryPolicy()
+        self._rng = random.Random()
+        self.stats = ClientStats()
+        if http_client is None:
+            http_client = httpx.AsyncClient(transport=transport, timeout=timeout)
+            self._owns_http = True
+        else:
+            self._owns_http = False
+        http_client.event_hooks.setdefault("response", []).append(self._on_response)
+        self._http = http_client
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def __aenter__(self) -> KlingClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections (unless the ``http_client`` was given by the caller)."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    @property
+    def has_api_key(self) -> bool:
+        """True when an API key is configured, so the new-standard ``/tasks`` calls work."""
+        return self._auth.uses_api_key
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    def __repr__(self) -> str:
+        auth = "api_key" if self.has_api_key else "ak/sk"
+        return f"KlingClient(base_url={self.base_url!r}, auth={auth!r}, {self.stats!r})"
+
+    # -- creating ----------------------------------------------------------------------------
+    async def create(
+        self,
+        product: str | Product,
+        request: Mapping[str, Any],
+        *,
+        external_task_id: str | None = None,
+        callback_url: str | None = None,
+    ) -> Task:
+        """Validate ``request`` and create one task; never retried (see the module docstring).
+
+        Raises :class:`RequestValidationError` before sending if Kling would refuse the request.
+        On an error with ``may_exist=True`` the task may have been created: recover with
+        :meth:`get_by_external_id` before any resend (so pass an ``external_task_id``).
+        """
+        p = _product(product)
+        body = p.body(request, external_task_id=external_task_id, callback_url=callback_url)
+        if p.standard is ApiStandard.TASKS:
+            self._require_api_key(f"creating a {p.name} task")
+        data = await self._exchange("POST", p.path, p.path, json_body=body)
+        task = _parse_task(data)
+        logger.info("created %s task %s (external id %s)", p.name, task.id, task.external_id)
+        return task
+
+    # -- reading one -------------------------------------------------------------------------
+    async def get(self, product: str | Product, task_id: str) -> Task:
+        """The task ``task_id`` of ``product``; :class:`TaskNotFound` if Kling has no such task."""
+        p = _product(product)
+        if p.standard is ApiStandard.TASKS:
+            found = await self.get_many([task_id])
+            if task_id not in found:
+                raise _not_found(f"no task with id {task_id!r}")
+            return found[task_id]
+        return await self._get_one(p, task_id, by="id")
+
+    async def get_by_external_id(self, product: str | Product, external_task_id: str) -> Task:
+        """The task created with ``external_task_id``; :class:`TaskNotFound` if there is none.
+
+        Legacy products put the external id in the task id's path slot
+        (``GET <create path>/{external_task_id}``, as Kling's docs show); new-standard products
+        ask ``GET /tasks?external_task_ids=``.
+        """
+        p = _product(product)
+        if p.standard is ApiStandard.TASKS:
+            found = await self.get_many_by_external_id([external_task_id])
+            if external_task_id not in found:
+                raise _not_found(f"no task with external id {external_task_id!r}")
+            return found[external_task_id]
+        return await self._get_one(p, external_task_id, by="external_id")
+
+    async def _get_one(self, p: Product, key: str, *, by: str) -> Task:
+        path = f"{p.path}/{_segment(key)}"
+
+        async def read() -> Task:
+            data = await self._exchange("GET", path, f"{p.path}/{{id}}", lookup=True)
+            if isinstance(data, list):
+                # Some servers answer a single get with a one-item list (or a page): pick ours.
+                for item in data:
+                    task = _parse_task(item)
+                    if (task.id if by == "id" else task.external_id) == key:
+                        return task
+                raise _not_found(f"no task with {by.replace('_', ' ')} {key!r} in the answer")
+            return _parse_task(data)
+
+        return await self._read(read, f"GET {p.path}/{{id}}")
+
+    # -- reading many ------------------------------------------------------------------------
+    async def list_page(self, product: str | Product, page: int = 1, size: int = 500) -> list[Task]:
+        """One page of a legacy product's task list (``pageNum``/``pageSize``), in Kling's order."""
+        p = _product(product)
+        if p.standard is not ApiStandard.LEGACY:
+            raise ConfigurationError(
+                f"{p.name} is a new-standard product; list its tasks with list_tasks()"
+            )
+        if not (1 <= page <= MAX_PAGE_NUM and 1 <= size <= MAX_PAGE_SIZE):
+            raise ConfigurationError(
+                f"page must be 1-{MAX_PAGE_NUM} and size 1-{MAX_PAGE_SIZE}, got {page}, {size}"
+            )
+
+        async def read() -> list[Task]:
+            params = {"pageNum": page, "pageSize": size}
+            data = await self._exchange("GET", p.path, p.path, params=params)
+            return _parse_tasks(data)
+
+        return await self._read(read, f"GET {p.path}")
+
+    async def iter_tasks(self, product: str | Product, *, size: int = 500) -> AsyncIterator[Task]:
+        """Every task of a legacy product, page by page until a short or empty page.
+
+        A task seen on an earlier page is not yielded again (new tasks shift the pages).
+        """
+        seen: set[str] = set()
+        for page in range(1, MAX_PAGE_NUM + 1):
+            tasks = await self.list_page(product, page, size)
+            for task in tasks:
+                if task.id not in seen:
+                    seen.add(task.id)
+                    yield task
+            if len(tasks) < size:
+                return
+
+    async def get_many(self, task_ids: Sequence[str]) -> dict[str, Task]:
+        """The tasks with these ids (``GET /tasks?task_ids=``, 20 per call), keyed by id.
+
+        An id Kling does not know is simply absent from the result. Needs an API key.
+        """
+        return await self._many("task_ids", task_ids, key=lambda t: t.id)
+
+    async def get_many_by_external_id(self, ids: Sequence[str]) -> dict[str, Task]:
+        """The tasks with these external ids (``GET /tasks?external_task_ids=``), keyed by them."""
+        return await self._many("external_task_ids", ids, key=lambda t: t.external_id)
+
+    async def _many(
+        self, param: str, ids: Sequence[str], *, key: Callable[[Task], str | None]
+    ) -> dict[str, Task]:
+        if isinstance(ids, str):
+            raise ConfigurationError(f"{param}: give a list of ids, not one string")
+        wanted = list(dict.fromkeys(str(i) for i in ids if i))
+        if not wanted:
+            return {}
+        self._require_api_key(f"reading tasks by {param}")
+        found: dict[str, Task] = {}
+        for start in range(0, len(wanted), MAX_IDS_PER_CALL):
+            chunk = wanted[start : start + MAX_IDS_PER_CALL]
+
+            async def read(chunk: list[str] = chunk) -> list[Task]:
+                data = await self._exchange(
+                    "GET", "/tasks", "/tasks", params={param: ",".join(chunk)}
+                )
+                return _parse_tasks(data)
+
+            chunk_set = set(chunk)
+            for task in await self._read(read, "GET /tasks"):
+                k = key(task)
+                if k is not None and k in chunk_set:
+                    found[k] = task
+        return found
+
+    async def list_tasks(
+        self,
+        *,
+        status: Iterable[TaskStatus | str] | None = None,
+        product_type: Iterable[Family | str] | None = None,
+        since: datetime | float | None = None,
+        until: datetime | float | None = None,
+        limit: int = 500,
+    ) -> list[Task]:
+        """Tasks of the account (``POST /tasks``), every page, following ``next_cursor``.
+
+        ``status`` and ``product_type`` filter (e.g. ``status=[TaskStatus.SUBMITTED,
+        TaskStatus.PROCESSING]`` for every active task); ``since``/``until`` bound the creation
+        time (datetime or Unix seconds; Kling's default is the last 30 days); ``limit`` is the page
+        size (1-500). Includes tasks created through legacy endpoints. Needs an API key.
+        """
+        if not 1 <= limit <= 500:
+            raise ConfigurationError(f"limit must be 1-500, got {limit}")
+        self._require_api_key("listing tasks")
+        body: dict[str, Any] = {"limit": limit}
+        if since is not None:
+            body["start_time"] = to_ms(since)
+        if until is not None:
+            body["end_time"] = to_ms(until)
+        filters: list[dict[str, Any]] = []
+        if status is not None:
+            values = [TaskStatus.parse(s).to_tasks_api() for s in _many_of(status)]
+            filters.append({"key": "status", "values": values})
+        if product_type is not None:
+            filters.append({"key": "product_type", "values": _families(product_type)})
+        if filters:
+            body["filters"] = filters
+        tasks: dict[str, Task] = {}
+        cursors: set[str] = set()
+        for _ in range(MAX_LIST_PAGES):
+            page_body = dict(body)
+
+            async def read(page_body: dict[str, Any] = page_body) -> dict[str, Any]:
+                data = await self._exchange("POST", "/tasks", "/tasks", json_body=page_body)
+                if not isinstance(data, dict) or not isinstance(data.get("result"), list):
+                    raise BadResponse(
+                        f"POST /tasks: expected data {{result: [...]}}, got {data!r:.200}"
+                    )
+                return {**data, "result": _parse_tasks(data["result"])}
+
+            page = await self._read(read, "POST /tasks")
+            for task in page["result"]:
+                tasks[task.id] = task
+            cursor = page.get("next_cursor")
+            has_more = page.get("has_more")
+            if has_more is False or (has_more is None and not cursor):
+                break
+            if not cursor:
+                raise BadResponse("POST /tasks answered has_more without a next_cursor")
+            if str(cursor) in cursors:
+                raise BadResponse(f"POST /tasks returned cursor {cursor!r} twice (a cursor loop)")
+            cursors.add(str(cursor))
+            body["cursor"] = cursor
+        else:
+            raise BadResponse(f"POST /tasks still had more after {MAX_LIST_PAGES} pages")
+        return list(tasks.values())
+
+    # -- waiting -----------------------------------------------------------------------------
+    async def wait(
+        self,
+        product: str | Product,
+        task_id: str,
+        *,
+        deadline: float | timedelta | None = None,
+        on_update: OnUpdate | None = None,
+    ) -> Task:
+        """Poll one task until it succeeds or fails; return the final task.
+
+        Looks at once, then paced by status and the product's expected durations
+        (:mod:`klingwatch.kling.pacing`). ``on_update`` (plain or async) is called with the task
+        on every status change, the first look included. Passing errors that survive the read
+        retries are logged and waited through; the rest (not found, auth) are raised.
+        ``deadline`` is nominal seconds or a timedelta (default :data:`DEFAULT_WAIT_DEADLINE`);
+        past it, one last look, then :class:`WaitTimeout` carrying the last task seen.
+        """
+        p = _product(product)
+        limit = _seconds(DEFAULT_WAIT_DEADLINE if deadline is None else deadline)
+        timing = p.expected_timing()
+        scale = self._clock.scale
+        start = self._clock.monotonic()
+        task: Task | None = None
+        status_since = 0.0
+        last_error: KlingError | None = None
+        while True:
+            elapsed = (self._clock.monotonic() - start) / scale
+            try:
+                seen = await self.get(p, task_id)
+            except KlingError as exc:
+                if not is_retryable_read(exc):
+                    raise
+                logger.warning("waiting for %s: read failed (%s); will look again", task_id, exc)
+                last_error = exc
+            else:
+                last_error = None
+                if task is None or seen.status is not task.status:
+                    status_since = elapsed
+                    task = seen
+                    await _call(on_update, seen)
+                task = seen
+                if seen.is_terminal:
+                    return seen
+            if elapsed >= limit:
+                where = f"still {task.status}" if task is not None else "never read"
+                raise WaitTimeout(
+                    f"task {task_id} is {where} after waiting {_human(limit)}", task
+                ) from last_error
+            if task is None:
+                delay = pacing.FLOOR
+            else:
+                delay = pacing.poll_delay(
+                    task.status,
+                    timing,
+                    age=self._age(task, elapsed),
+                    in_status=elapsed - status_since,
+                )
+            delay = pacing.jittered(delay, self._rng.random())
+            await self._clock.sleep(min(delay, limit - elapsed))
+
+    def _age(self, task: Task, elapsed: float) -> float:
+        """Nominal seconds since the task was created (its own timestamp, else our watch)."""
+        if task.created_at is None:
+            return elapsed
+        return max(0.0, (self._clock.time() - task.created_at.timestamp()) / self._clock.scale)
+
+    # -- the one HTTP boundary ---------------------------------------------------------------
+    async def _read(self, send: Callable[[], Awaitable[_T]], what: str) -> _T:
+        def count(_: KlingError) -> None:
+            self.stats.retries += 1
+
+        return await retry_read(
+            send, policy=self._retry, clock=self._clock, what=what, rng=self._rng, on_retry=count
+        )
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        route: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        lookup: bool = False,
+    ) -> Any:
+        """Send one request; return the envelope's ``data`` or raise the matching KlingError."""
+        request = self._http.build_request(
+            method,
+            self.base_url + path,
+            params=params,
+            json=json_body,
+            extensions={_ROUTE: route},
+        )
+        try:
+            response = await self._http.send(request, auth=self._auth)
+        except httpx.TimeoutException as exc:
+            self.stats.record(method, route, ("timeout", ""))
+            # A connect or pool timeout means nothing was sent; anything later is ambiguous.
+            sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+            raise KlingTimeout(
+                f"{method} {path}: no answer from {self.base_url} in time "
+                f"({type(exc).__name__}); check the network, or raise the timeout",
+                may_exist=sent,
+            ) from exc
+        except httpx.ConnectError as exc:
+            self.stats.record(method, route, ("connection", ""))
+            raise KlingConnectionError(
+                f"{method} {path}: cannot connect to {self.base_url} ({exc}); check "
+                "KLING_API_BASE and the network",
+                may_exist=False,
+            ) from exc
+        except httpx.TransportError as exc:
+            self.stats.record(method, route, ("connection", ""))
+            raise KlingConnectionError(
+                f"{method} {path}: the connection to {self.base_url} failed before the answer "
+                f"was complete ({type(exc).__name__}: {exc})"
+            ) from exc
+        return self._unwrap(response, f"{method} {path}", lookup=lookup)
+
+    def _unwrap(self, response: httpx.Response, what: str, *, lookup: bool) -> Any:
+        status = response.status_code
+        envelope = _envelope(response.content)
+        if envelope is None:
+            kind = response.headers.get("content-type", "no content type")
+            raise BadResponse(
+                f"{what}: HTTP {status} answer is not Kling's JSON envelope ({kind}, "
+                f"{len(response.content)} bytes): {_snippet(response.content)}",
+                status_code=status,
+                body=response.content,
+            )
+        code = envelope["code"]
+        if code != 0 or not 200 <= status < 300:
+            raise error_for(
+                status,
+                code,
+                envelope.get("message"),
+                request_id=_text(envelope.get("request_id")),
+                body=envelope,
+                retry_after=_retry_after(response.headers.get("retry-after"), self._clock),
+                lookup=lookup,
+            )
+        if "data" not in envelope:
+            raise BadResponse(
+                f"{what}: success envelope without data: {_snippet(response.content)}",
+                status_code=status,
+                body=response.content,
+            )
+        return envelope["data"]
+
+    async def _on_response(self, response: httpx.Response) -> None:
+        """httpx response hook: count and log every exchange (auth re-sends included)."""
+        await response.aread()
+        request = response.request
+        route = str(request.extensions.get(_ROUTE) or request.url.path)
+        envelope = _envelope(response.content)
+        code = "" if envelope is None else str(envelope["code"])
+        request_id = None if envelope is None else envelope.get("request_id")
+        self.stats.record(request.method, route, (str(response.status_code), code))
+        logger.debug(
+            "%s %s -> HTTP %d code=%s request_id=%s",
+            request.method,
+            request.url.path,
+            response.status_code,
+            code or "-",
+            request_id or "-",
+        )
+
+    def _require_api_key(self, what: str) -> None:
+        if not self.has_api_key:
+            raise ConfigurationError(
+                f"{what} needs Kling's new-standard API, which accepts only an API key: set "
+                "KLING_API_KEY (AK/SK credentials are refused there)"
+            )
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def _product(product: str | Product) -> Product:
+    if isinstance(product, Product):
+        return product
+    try:
+        return get_product(product)
+    except KlingError:
+        raise
+    except KeyError as exc:
+        raise ConfigurationError(str(exc.args[0]) if exc.args else str(exc)) from None
+
+
+def _segment(value: str) -> str:
+    """A task id or external id as one URL path segment."""
+    text = str(value).strip()
+    if not text:
+        raise ConfigurationError("a task id or external task id must not be empty")
+    return quote(text, safe="")
+
+
+def _envelope(content: bytes) -> dict[str, Any] | None:
+    """Kling's ``{code, message, request_id, data}`` with an integer code, or ``None``."""
+    try:
+        body = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(body, dict) or "code" not in body:
+        return None
+    code = body["code"]
+    if isinstance(code, bool):
+        return None
+    if isinstance(code, str) and code.strip().lstrip("-").isdigit():
+        code = int(code)
+    if not isinstance(code, int):
+        return None
+    return {**body, "code": code}
+
+
+def _parse_task(data: Any) -> Task:
+    return Task.from_payload(data)
+
+
+def _parse_tasks(data: Any) -> list[Task]:
+    if isinstance(data, dict) and isinstance(data.get("result"), list):
+        data = data["result"]
+    if not isinstance(data, list):
+        raise BadResponse(f"expected a list of tasks, got {type(data).__name__}: {data!r:.200}")
+    return [Task.from_payload(item) for item in data]
+
+
+def _not_found(message: str) -> TaskNotFound:
+    return TaskNotFound(message, status_code=200, code=None)
+
+
+def _text(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def _snippet(content: bytes, limit: int = 200) -> str:
+    text = content[:limit].decode("utf-8", errors="replace")
+    return repr(text) + ("..." if len(content) > limit else "")
+
+
+def _retry_after(value: str | None, clock: Clock) -> float | None:
+    """``Retry-After`` as seconds: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - clock.time())
+
+
+def _many_of(values: Iterable[Any]) -> list[Any]:
+    return [values] if isinstance(values, str) else list(values)
+
+
+def _families(values: Iterable[Family | str]) -> list[str]:
+    out: list[str] = []
+    for value in _many_of(values):
+        try:
+            out.append(Family(str(value).replace("-", "_")).value)
+        except ValueError:
+            known = ", ".join(f.value for f in Family)
+            raise ConfigurationError(f"unknown product_type {value!r}; use {known}") from None
+    return out
+
+
+def _seconds(value: float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _human(seconds: float) -> str:
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [
+        f"{hours}h" if hours else "",
+        f"{minutes}m" if minutes else "",
+        f"{secs}s" if secs else "",
+    ]
+    return "".join(parts) or "0s"
+
+
+async def _call(callback: OnUpdate | None, task: Task) -> None:
+    if callback is None:
+        return
+    result = callback(task)
+    if inspect.isawaitable(result):
+        await result

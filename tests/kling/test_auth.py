@@ -1,0 +1,215 @@
+"""AK/SK JWTs and API keys: exact claims, reuse, re-signing, and secrets kept out of sight."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+from fakekling import AK, API_KEY, BASE, SK, FakeKling, error, make_client
+
+from klingwatch.clock import ManualClock
+from klingwatch.kling.auth import TOKEN_LIFETIME, TOKEN_REFRESH_MARGIN, Credentials, KlingAuth
+from klingwatch.kling.client import KlingClient
+from klingwatch.kling.errors import AuthenticationError, MissingCredentials, TokenExpired
+from klingwatch.settings import Settings
+
+
+def bearer(request: httpx.Request) -> str:
+    return request.headers["authorization"].removeprefix("Bearer ")
+
+
+def test_jwt_has_exactly_the_protocol_header_and_claims() -> None:
+    clock = ManualClock(start=1_767_225_600.7)
+    token = KlingAuth(Credentials(AK, SK), clock=clock).token()
+
+    assert jwt.get_unverified_header(token) == {"alg": "HS256", "typ": "JWT"}
+    claims = jwt.decode(token, SK, algorithms=["HS256"], options={"verify_exp": False})
+    assert claims == {"iss": AK, "exp": 1_767_225_600 + 1800, "nbf": 1_767_225_600 - 5}
+    assert all(type(v) is int for k, v in claims.items() if k != "iss")
+
+
+async def test_one_token_serves_many_requests() -> None:
+    fake = FakeKling()
+    task = fake.add()
+    async with make_client(fake) as kling:
+        for _ in range(3):
+            await kling.get("text2video", task.id)
+            fake.clock.advance(60)
+
+    tokens = {bearer(r) for r in fake.requests}
+    assert len(tokens) == 1
+
+
+async def test_token_is_resigned_shortly_before_it_expires() -> None:
+    fake = FakeKling()
+    task = fake.add()
+    async with make_client(fake) as kling:
+        await kling.get("text2video", task.id)
+        fake.clock.advance(TOKEN_LIFETIME - TOKEN_REFRESH_MARGIN - 1)
+        await kling.get("text2video", task.id)
+        fake.clock.advance(2)  # now inside the refresh margin: a fresh token, before any 1004
+        await kling.get("text2video", task.id)
+
+    first, second, third = (bearer(r) for r in fake.requests)
+    assert first == second != third
+    assert all(r.url.path.endswith(task.id) for r in fake.requests)
+    claims = jwt.decode(third, SK, algorithms=["HS256"], options={"verify_exp": False})
+    assert claims["exp"] == int(fake.clock.time()) + 1800
+
+
+@pytest.mark.parametrize(
+    ("code", "server_skew", "refused_at"),
+    [(1004, 1700.0, 1), (1003, -100.0, 0)],  # Kling's clock ahead (expired) / behind (too early)
+)
+async def test_token_refused_for_time_is_resigned_with_the_servers_time_and_sent_once_more(
+    code: int, server_skew: float, refused_at: int
+) -> None:
+    fake = FakeKling(skew=server_skew)
+    task = fake.add()
+    async with make_client(fake) as kling:
+        await kling.get("text2video", task.id)
+        fake.clock.advance(200)
+        await kling.get("text2video", task.id)
+
+    assert len(fake.requests) == 3
+    refused, resent = fake.requests[refused_at : refused_at + 2]
+    assert bearer(refused) != bearer(resent)
+    assert kling.stats.by_outcome == {("401", str(code)): 1, ("200", "0"): 2}
+
+
+async def test_an_expiry_answer_without_a_date_still_gets_one_fresh_signature() -> None:
+    fake = FakeKling()
+    task = fake.add()
+    fake.script.append(error(401, 1004, "token expired"))
+    async with make_client(fake) as kling:
+        got = await kling.get("text2video", task.id)
+        assert "tokens_signed=2" in repr(kling._auth)
+
+    assert got.id == task.id
+    assert len(fake.requests) == 2
+
+
+async def test_a_create_refused_for_an_expired_token_is_resent_once() -> None:
+    fake = FakeKling()
+    fake.script.append(error(401, 1004, "token expired"))
+    async with make_client(fake) as kling:
+        task = await kling.create("text2video", {"prompt": "a fox"}, external_task_id="e1")
+
+    assert task.external_id == "e1"
+    assert len(fake.calls("POST")) == 2
+    assert len(fake.tasks) == 1
+
+
+async def test_a_second_expiry_answer_is_not_retried_again() -> None:
+    fake = FakeKling()
+    fake.script += [error(401, 1004, "expired"), error(401, 1004, "expired")]
+    async with make_client(fake) as kling:
+        with pytest.raises(TokenExpired) as info:
+            await kling.create("text2video", {"prompt": "a fox"})
+
+    assert len(fake.requests) == 2
+    assert "clock" in str(info.value)
+
+
+async def test_a_wrong_secret_is_an_authentication_error_without_retry() -> None:
+    fake = FakeKling()
+    client = KlingClient(
+        access_key=AK,
+        secret_key="wrong",
+        base_url=BASE,
+        transport=fake.transport(),
+        clock=fake.clock,
+    )
+    async with client as kling:
+        with pytest.raises(AuthenticationError) as info:
+            await kling.get("text2video", "123")
+
+    assert type(info.value) is AuthenticationError
+    assert info.value.code == 1002
+    assert len(fake.requests) == 1
+
+
+async def test_api_key_is_sent_as_is_and_preferred_over_the_key_pair() -> None:
+    fake = FakeKling()
+    task = fake.add()
+    async with make_client(fake, api_key=True) as kling:
+        await kling.get("text2video", task.id)
+        assert kling.has_api_key
+
+    assert bearer(fake.requests[0]) == API_KEY
+
+
+async def test_api_key_refused_as_expired_is_not_retried() -> None:
+    fake = FakeKling()
+    fake.script.append(error(401, 1004, "expired"))
+    async with make_client(fake, api_key=True, key_pair=False) as kling:
+        with pytest.raises(TokenExpired):
+            await kling.get("text2video", "1")
+    assert len(fake.requests) == 1
+
+
+def test_no_credentials_names_every_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env or klingwatch.toml here
+    with pytest.raises(MissingCredentials) as info:
+        KlingClient()
+    for name in ("KLING_ACCESS_KEY", "KLING_SECRET_KEY", "KLING_API_KEY"):
+        assert name in str(info.value)
+
+
+def test_half_a_key_pair_names_the_missing_half() -> None:
+    with pytest.raises(MissingCredentials) as info:
+        Credentials(access_key=AK)
+    assert "KLING_SECRET_KEY" in str(info.value)
+    assert "KLING_API_KEY" in str(info.value)
+    with pytest.raises(MissingCredentials):
+        Credentials(access_key="  ", secret_key="\n", api_key="")
+
+
+def test_credentials_come_from_settings_and_are_stripped() -> None:
+    settings = Settings(access_key=f" {AK}\n", secret_key=SK, api_base="https://kling.test/")
+    client = KlingClient(settings=settings)
+    assert client.base_url == "https://kling.test"
+    assert not client.has_api_key
+    token = KlingAuth(Credentials.from_settings(settings)).token()
+    assert jwt.decode(token, SK, algorithms=["HS256"])["iss"] == AK
+
+
+async def test_secrets_never_reach_reprs_errors_or_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake = FakeKling()
+    task = fake.add()
+    fake.script.append(error(401, 1004, "expired"))
+    kling = make_client(fake, api_key=False)
+    async with kling:
+        await kling.get("text2video", task.id)
+        fake.script.append(error(401, 1002, "invalid"))
+        with pytest.raises(AuthenticationError) as info:
+            await kling.get("text2video", task.id)
+    auth = KlingAuth(Credentials(AK, SK, API_KEY))
+    tokens = {bearer(r) for r in fake.requests}
+
+    seen = " ".join(
+        [
+            repr(kling),
+            repr(auth),
+            repr(Credentials(AK, SK, API_KEY)),
+            str(info.value),
+            repr(info.value),
+            caplog.text,
+        ]
+    )
+    for secret in (SK, API_KEY, *tokens):
+        assert secret not in seen
+    assert "DEBUG" in {r.levelname for r in caplog.records}  # the requests were logged
+
+
+def test_a_short_secret_key_signs_without_warnings() -> None:
+    # Kling chooses the secret's length; PyJWT's short-HMAC-key warning must not reach users
+    # (pytest turns warnings into errors here).
+    token = KlingAuth(Credentials(AK, "short")).token()
+    assert jwt.get_unverified_header(token)["alg"] == "HS256"
