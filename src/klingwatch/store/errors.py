@@ -1,0 +1,96 @@
+"""Everything that can go wrong with the ledger, as one tree.
+
+::
+
+    LedgerError                 root: catch this to catch everything klingwatch.store raises
+    ├── LedgerConfigError       the ledger cannot even be tried: fix the setup
+    │   ├── BadLedgerURL        KLINGWATCH_DB / --db is not a usable SQLAlchemy URL
+    │   └── MissingDriver       a postgresql URL without psycopg installed
+    ├── LedgerUnavailable       the database did not answer (unreachable, locked, file not openable)
+    ├── SchemaMismatch          the database was migrated by a newer klingwatch (or is not ours)
+    └── UnknownTask             an operation named a task the ledger does not hold
+
+klingwatch.store never imports klingwatch.kling, so this tree has its own root; the command line
+catches both. Errors from SQLAlchemy and the drivers are translated at one boundary (the ledger's
+transaction helper) and chained (``raise ... from exc``). Every message says what to do.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadLedgerURL",
+    "LedgerConfigError",
+    "LedgerError",
+    "LedgerUnavailable",
+    "MissingDriver",
+    "SchemaMismatch",
+    "UnknownTask",
+    "redact",
+]
+
+
+class LedgerError(Exception):
+    """Root of every error klingwatch.store raises."""
+
+
+class LedgerConfigError(LedgerError):
+    """The ledger's configuration is wrong; nothing was tried against a database."""
+
+
+class BadLedgerURL(LedgerConfigError):
+    """The database URL cannot be used."""
+
+    def __init__(self, url: str, why: str) -> None:
+        super().__init__(
+            f"bad ledger URL {redact(url)!r}: {why}; set KLINGWATCH_DB (or --db) to a SQLAlchemy "
+            "URL such as sqlite:///klingwatch.db or postgresql+psycopg://user@host/dbname"
+        )
+        self.url = redact(url)
+
+
+class MissingDriver(LedgerConfigError):
+    """A PostgreSQL URL was given but psycopg is not installed."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(
+            f"the ledger URL {redact(url)!r} needs psycopg: pip install 'klingwatch[postgres]'"
+        )
+        self.url = redact(url)
+
+
+class LedgerUnavailable(LedgerError):
+    """The database did not answer: unreachable server, refused login, unopenable file, or a
+    lock held too long by another process."""
+
+    def __init__(self, url: str, why: str) -> None:
+        super().__init__(
+            f"cannot use the ledger at {redact(url)}: {why} "
+            "(check that the database is running and KLINGWATCH_DB / --db points at it)"
+        )
+        self.url = redact(url)
+
+
+class SchemaMismatch(LedgerError):
+    """The database's schema is not one this klingwatch can migrate to its own."""
+
+    def __init__(self, url: str, why: str) -> None:
+        super().__init__(f"the ledger at {redact(url)} cannot be used: {why}")
+        self.url = redact(url)
+
+
+class UnknownTask(LedgerError):
+    """An operation named a task (by local id) that is not in the ledger."""
+
+    def __init__(self, ref: int | str) -> None:
+        super().__init__(f"no task {ref!r} in the ledger (see `klingwatch tasks`)")
+        self.ref = ref
+
+
+def redact(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (safe to print)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user, colon, _password = creds.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}"

@@ -1,0 +1,726 @@
+"""The :class:`Ledger`: every task klingwatch knows, durably, behind one door.
+
+Methods are synchronous and short; async callers call them directly. Every write runs in one
+transaction (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: row locks, retried on a deadlock), and
+database failures surface as :class:`~klingwatch.store.errors.LedgerUnavailable`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from klingwatch.clock import Clock, RealClock
+from klingwatch.store import reads
+from klingwatch.store.apply import apply_observations, chunks
+from klingwatch.store.database import WRITE_OPTION, create_ledger_engine, describe, migrate
+from klingwatch.store.durations import SAMPLE, DurationCache, Timing, summarize
+from klingwatch.store.errors import LedgerUnavailable, UnknownTask, redact
+from klingwatch.store.records import (
+    ACTIVE_STATUSES,
+    AddResult,
+    AlertRecord,
+    BatchRecord,
+    Change,
+    DownloadRecord,
+    DurationStats,
+    EventRecord,
+    LocalStatus,
+    NewTask,
+    Observation,
+    Source,
+    TaskRecord,
+)
+from klingwatch.store.schema import alerts, batches, downloads, events, meta, tasks
+from klingwatch.store.verify import find_inconsistencies
+
+__all__ = ["Ledger"]
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_ACTIVE = sorted(s.value for s in ACTIVE_STATUSES)
+# PostgreSQL deadlock_detected / serialization_failure: the transaction is safe to run again.
+_RETRY_SQLSTATES = {"40P01", "40001"}
+_WRITE_ATTEMPTS = 3
+
+
+class Ledger:
+    """Durable record of every task, batch, event, download and alert.
+
+    Open with :meth:`open`; use as a context manager or call :meth:`close`. ``apply`` and
+    ``apply_many`` are the one door: nothing else changes a task's status (see
+    :mod:`klingwatch.store.door` for the rules).
+    """
+
+    def __init__(self, engine: Engine, url: str, *, clock: Clock) -> None:
+        """Wrap an engine whose database is already at head; prefer :meth:`open`."""
+        self._engine = engine
+        self.url = url
+        self.dialect: str = engine.dialect.name
+        self.clock = clock
+        self._durations = DurationCache()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, url: str | None = None, *, clock: Clock | None = None) -> Ledger:
+        """Connect to ``url`` (default: ``KLINGWATCH_DB``, else ``klingwatch.db`` in the working
+        directory) and migrate its schema to head. An up-to-date database opens without work."""
+        if url is None:
+            from klingwatch.settings import default_db_url
+
+            url = os.environ.get("KLINGWATCH_DB") or default_db_url()
+        engine = create_ledger_engine(url)
+        try:
+            migrate(engine, url)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, url, clock=clock or RealClock())
+
+    def close(self) -> None:
+        """Release every connection (the ledger cannot be used afterwards)."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Ledger({redact(self.url)!r})"
+
+    def _write(self, work: Callable[[Connection], _T]) -> _T:
+        """Run ``work`` in one write transaction (retried whole on a PostgreSQL deadlock)."""
+        for attempt in range(1, _WRITE_ATTEMPTS + 1):
+            try:
+                with self._engine.connect() as conn:
+                    conn.execution_options(**{WRITE_OPTION: True})
+                    with conn.begin():
+                        return work(conn)
+            except OperationalError as exc:
+                code = getattr(exc.orig, "sqlstate", None)
+                if code in _RETRY_SQLSTATES and attempt < _WRITE_ATTEMPTS:
+                    logger.info("ledger write hit %s; running it again", code)
+                    continue
+                raise LedgerUnavailable(self.url, describe(exc)) from exc
+            except DBAPIError as exc:
+                if exc.connection_invalidated:
+                    raise LedgerUnavailable(self.url, describe(exc)) from exc
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read(self, work: Callable[[Connection], _T]) -> _T:
+        """Run ``work`` in one read-only transaction (a consistent snapshot on SQLite)."""
+        try:
+            with self._engine.connect() as conn, conn.begin():
+                return work(conn)
+        except OperationalError as exc:
+            raise LedgerUnavailable(self.url, describe(exc)) from exc
+
+    def _insert(self, table: Any) -> Any:
+        """The dialect's INSERT, which knows ON CONFLICT."""
+        return pg_insert(table) if self.dialect == "postgresql" else sqlite_insert(table)
+
+    # -- intents ---------------------------------------------------------------------------
+
+    def ensure_batch(self, name: str, *, download_dir: str | None = None) -> BatchRecord:
+        """The batch called ``name``, created if new; a given ``download_dir`` is recorded."""
+        now = self.clock.time()
+
+        def work(conn: Connection) -> BatchRecord:
+            self._batch_id(conn, name, now)
+            if download_dir is not None:
+                conn.execute(
+                    update(batches).where(batches.c.name == name).values(download_dir=download_dir)
+                )
+            row = conn.execute(select(batches).where(batches.c.name == name)).mappings().one()
+            return BatchRecord(row["name"], row["created_at"], row["download_dir"])
+
+        return self._write(work)
+
+    def _batch_id(self, conn: Connection, name: str, now: float) -> int:
+        stmt = (
+            self._insert(batches)
+            .values(name=name, created_at=now)
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        conn.execute(stmt)
+        batch_id = conn.scalar(select(batches.c.id).where(batches.c.name == name))
+        assert batch_id is not None  # inserted just above, or already there
+        return int(batch_id)
+
+    def batches(self) -> list[BatchRecord]:
+        """Every batch, oldest first, with its task counts by status."""
+
+        def work(conn: Connection) -> list[BatchRecord]:
+            counts: dict[int, dict[LocalStatus, int]] = {}
+            query = select(tasks.c.batch_id, tasks.c.status, func.count()).group_by(
+                tasks.c.batch_id, tasks.c.status
+            )
+            for batch_id, status, n in conn.execute(query):
+                counts.setdefault(batch_id, reads.zero_counts())[LocalStatus(status)] = n
+            rows = conn.execute(select(batches).order_by(batches.c.id)).mappings()
+            return [
+                BatchRecord(
+                    r["name"],
+                    r["created_at"],
+                    r["download_dir"],
+                    counts.get(r["id"], reads.zero_counts()),
+                )
+                for r in rows
+            ]
+
+        return self._read(work)
+
+    def add_tasks(self, batch: str, new_tasks: Sequence[NewTask]) -> AddResult:
+        """Commit intents as ``queued`` (one creation event each), idempotently by
+        ``external_task_id``: a task already in the ledger is reported in ``existing``, never
+        added twice. The batch is created if new. Ids come back in input order."""
+        now = self.clock.time()
+        first: dict[str, NewTask] = {}
+        for task in new_tasks:
+            first.setdefault(task.external_task_id, task)
+
+        def work(conn: Connection) -> AddResult:
+            batch_id = self._batch_id(conn, batch, now)
+            ids = self._ids_by_external(conn, list(first))
+            fresh = [t for ext, t in first.items() if ext not in ids]
+            added: set[int] = set()
+            for part in chunks(fresh):
+                stmt = (
+                    self._insert(tasks)
+                    .values([_task_row(t, batch_id, now) for t in part])
+                    .on_conflict_do_nothing(index_elements=["external_task_id"])
+                    .returning(tasks.c.id, tasks.c.external_task_id)
+                )
+                for local_id, ext in conn.execute(stmt):
+                    ids[ext] = local_id
+                    added.add(local_id)
+            missing = [ext for ext in first if ext not in ids]
+            ids.update(self._ids_by_external(conn, missing))  # inserted meanwhile by another
+            if added:
+                conn.execute(
+                    insert(events),
+                    [
+                        _creation_event(ids[t.external_task_id], now, LocalStatus.QUEUED, t)
+                        for t in fresh
+                        if ids[t.external_task_id] in added
+                    ],
+                )
+            order = [ids[t.external_task_id] for t in new_tasks]
+            unique = list(dict.fromkeys(order))
+            return AddResult(
+                added=[i for i in unique if i in added],
+                existing=[i for i in unique if i not in added],
+            )
+
+        return self._write(work)
+
+    @staticmethod
+    def _ids_by_external(conn: Connection, externals: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for part in chunks(externals):
+            query = select(tasks.c.external_task_id, tasks.c.id).where(
+                tasks.c.external_task_id.in_(part)
+            )
+            found.update((ext, local_id) for ext, local_id in conn.execute(query))
+        return found
+
+    def adopt(self, batch: str, product: str, task_id: str, *, family: str = "video") -> int:
+        """Track a task created elsewhere (``klingwatch track``): status ``submitted``, external
+        id ``adopted-<task_id>``. Idempotent: a Kling task already in the ledger (adopted or sent
+        by klingwatch) returns its existing local id."""
+        now = self.clock.time()
+        external = f"adopted-{task_id}"
+
+        def work(conn: Connection) -> int:
+            existing = conn.scalar(
+                select(tasks.c.id)
+                .where(or_(tasks.c.external_task_id == external, tasks.c.task_id == task_id))
+                .order_by(tasks.c.id)
+                .limit(1)
+            )
+            if existing is not None:
+                return int(existing)
+            batch_id = self._batch_id(conn, batch, now)
+            row = _task_row(
+                NewTask(product=product, request={}, external_task_id=external, family=family),
+                batch_id,
+                now,
+            )
+            row.update(status=LocalStatus.SUBMITTED.value, task_id=task_id, submitted_at=now)
+            local_id = int(conn.scalar(insert(tasks).values(row).returning(tasks.c.id)))
+            conn.execute(
+                insert(events).values(
+                    local_id=local_id,
+                    at=now,
+                    from_status=None,
+                    to_status=LocalStatus.SUBMITTED.value,
+                    source=Source.MANUAL.value,
+                    detail=f"adopted Kling task {task_id}",
+                )
+            )
+            return local_id
+
+        return self._write(work)
+
+    # -- the one door ----------------------------------------------------------------------
+
+    def apply(self, obs: Observation) -> Change | None:
+        """Pass one status report through the door; what it changed, or ``None``.
+
+        ``None`` also for a report about a task the ledger does not hold (an orphan event
+        records it)."""
+        changes = self.apply_many([obs])
+        return changes[-1] if changes else None
+
+    def apply_many(self, observations: Iterable[Observation]) -> list[Change]:
+        """Pass many reports through the door, in order, in one transaction.
+
+        Returns one :class:`Change` per report that changed something (a task moving twice in
+        one batch yields two). Duplicates and stale reports change nothing."""
+        batch = list(observations)
+        if not batch:
+            return []
+        outcome = self._write(lambda conn: apply_observations(conn, batch))
+        if outcome.succeeded:
+            self._durations.invalidate()
+        return outcome.changes
+
+    # -- engine support --------------------------------------------------------------------
+
+    def due(self, now: float, *, limit: int = 1000) -> list[TaskRecord]:
+        """Active tasks (unknown/submitted/processing) whose next look is due (never looked at
+        counts as due), the longest-waiting first."""
+        query = _due_query(now).limit(limit)
+        return self._read(lambda conn: reads.task_records(conn, query))
+
+    def claim_due(
+        self, now: float, *, owner: str, lease_seconds: float, limit: int = 1000
+    ) -> list[TaskRecord]:
+        """Like :meth:`due`, but leases the tasks to ``owner`` until ``now + lease_seconds``
+        so several replicas split the work: tasks leased to someone else are skipped (and, on
+        PostgreSQL, rows another replica is claiming right now, ``FOR UPDATE SKIP LOCKED``).
+        An expired lease is free to take. On SQLite, with one owner, this is :meth:`due`."""
+        query = _due_query(now)
+        return self._claim(query, now, owner=owner, lease_seconds=lease_seconds, limit=limit)
+
+    def claim_queued(
+        self,
+        now: float,
+        *,
+        owner: str,
+        lease_seconds: float,
+        family: str | None = None,
+        limit: int = 100,
+    ) -> list[TaskRecord]:
+        """Like :meth:`queued`, leased to ``owner`` as :meth:`claim_due` does: the submitter's
+        way of making sure two replicas never send the same queued task at once."""
+        query = _queued_query(family)
+        return self._claim(query, now, owner=owner, lease_seconds=lease_seconds, limit=limit)
+
+    def _claim(
+        self, query: Any, now: float, *, owner: str, lease_seconds: float, limit: int
+    ) -> list[TaskRecord]:
+        free = or_(
+            tasks.c.lease_until.is_(None), tasks.c.lease_until <= now, tasks.c.lease_owner == owner
+        )
+        pick = (
+            query.with_only_columns(tasks.c.id)
+            .where(free)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=tasks)
+        )
+
+        def work(conn: Connection) -> list[TaskRecord]:
+            ids = list(conn.scalars(pick))
+            for part in chunks(sorted(ids)):
+                conn.execute(
+                    update(tasks)
+                    .where(tasks.c.id.in_(part))
+                    .values(lease_owner=owner, lease_until=now + lease_seconds)
+                )
+            records = {
+                r.local_id: r
+                for part in chunks(ids)
+                for r in reads.task_records(conn, reads.TASK_SELECT.where(tasks.c.id.in_(part)))
+            }
+            return [records[i] for i in ids]
+
+        return self._write(work)
+
+    def release(self, local_ids: Iterable[int], *, owner: str) -> None:
+        """Give up ``owner``'s leases on these tasks (others may claim them at once)."""
+        ids = sorted(set(local_ids))
+
+        def work(conn: Connection) -> None:
+            for part in chunks(ids):
+                conn.execute(
+                    update(tasks)
+                    .where(tasks.c.id.in_(part), tasks.c.lease_owner == owner)
+                    .values(lease_owner=None, lease_until=None)
+                )
+
+        self._write(work)
+
+    def schedule(self, looks: Iterable[tuple[int, float]]) -> None:
+        """Set each task's next look time: ``(local_id, next_look_at)`` pairs."""
+        params = [{"p_id": i, "p_next": t} for i, t in sorted(dict(looks).items())]
+        if not params:
+            return
+        stmt = (
+            update(tasks)
+            .where(tasks.c.id == bindparam("p_id"))
+            .values(next_look_at=bindparam("p_next"))
+        )
+        self._write(lambda conn: conn.execute(stmt, params))
+
+    def note_polled(self, local_ids: Iterable[int], at: float) -> None:
+        """Count one more poll of each task (once per call, however often it is listed)."""
+        ids = sorted(set(local_ids))
+
+        def work(conn: Connection) -> None:
+            for part in chunks(ids):
+                conn.execute(
+                    update(tasks)
+                    .where(tasks.c.id.in_(part))
+                    .values(polls=tasks.c.polls + 1, last_polled_at=at)
+                )
+
+        if ids:
+            self._write(work)
+
+    def queued(self, *, family: str | None = None, limit: int = 100) -> list[TaskRecord]:
+        """Tasks waiting to be sent, oldest intent first."""
+        query = _queued_query(family).limit(limit)
+        return self._read(lambda conn: reads.task_records(conn, query))
+
+    def mark_sending(self, local_id: int, at: float) -> None:
+        """Record a send attempt (``sent_at``, ``send_attempts += 1``); not a status change."""
+
+        def work(conn: Connection) -> None:
+            result = conn.execute(
+                update(tasks)
+                .where(tasks.c.id == local_id)
+                .values(sent_at=at, send_attempts=tasks.c.send_attempts + 1)
+            )
+            if result.rowcount == 0:
+                raise UnknownTask(local_id)
+
+        self._write(work)
+
+    def set_stuck(self, local_id: int, stuck: bool, reason: str | None, at: float) -> bool:
+        """Flag (or clear) a task as stuck; ``True`` when the flag changed, which writes an
+        event (source ``monitor``, same status before and after). A finished task is never
+        flagged."""
+
+        def work(conn: Connection) -> bool:
+            row = conn.execute(
+                select(tasks.c.status, tasks.c.stuck, tasks.c.stuck_reason)
+                .where(tasks.c.id == local_id)
+                .with_for_update()
+            ).first()
+            if row is None:
+                raise UnknownTask(local_id)
+            status = LocalStatus(row.status)
+            if stuck and status.is_final:
+                return False
+            if bool(row.stuck) == stuck:
+                if stuck and reason != row.stuck_reason:
+                    conn.execute(
+                        update(tasks).where(tasks.c.id == local_id).values(stuck_reason=reason)
+                    )
+                return False
+            conn.execute(
+                update(tasks)
+                .where(tasks.c.id == local_id)
+                .values(stuck=stuck, stuck_reason=reason if stuck else None)
+            )
+            detail = (
+                f"stuck: {reason}" if stuck else f"moving again{f': {reason}' if reason else ''}"
+            )
+            conn.execute(
+                insert(events).values(
+                    local_id=local_id,
+                    at=at,
+                    from_status=status.value,
+                    to_status=status.value,
+                    source=Source.MONITOR.value,
+                    detail=detail,
+                )
+            )
+            return True
+
+        return self._write(work)
+
+    def active_count(self, family: str | None = None) -> int:
+        """Slots in use: the summed ``slot_cost`` of unknown, submitted and processing tasks
+        (an ``unknown`` task may hold a slot until its lookup says otherwise)."""
+        query = select(func.coalesce(func.sum(tasks.c.slot_cost), 0)).where(
+            tasks.c.status.in_(_ACTIVE)
+        )
+        if family is not None:
+            query = query.where(tasks.c.family == family)
+        return self._read(lambda conn: int(conn.scalar(query) or 0))
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def task(self, ref: int | str) -> TaskRecord | None:
+        """A task by local id, ``external_task_id`` or Kling ``task_id`` (``None`` if absent)."""
+        return self._read(lambda conn: reads.find_task(conn, ref))
+
+    def tasks(
+        self,
+        *,
+        status: LocalStatus | Iterable[LocalStatus] | None = None,
+        batch: str | None = None,
+        product: str | None = None,
+        stuck: bool | None = None,
+        search: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = False,
+    ) -> list[TaskRecord]:
+        """Tasks matching every given filter, by local id (oldest first unless
+        ``newest_first``). ``search`` matches ids, reason, source line and request text."""
+        query = reads.select_tasks(
+            status=status,
+            batch=batch,
+            product=product,
+            stuck=stuck,
+            search=search,
+            limit=limit,
+            offset=offset,
+            newest_first=newest_first,
+        )
+        return self._read(lambda conn: reads.task_records(conn, query))
+
+    def events(self, local_id: int) -> list[EventRecord]:
+        """One task's timeline, oldest first."""
+        query = select(events).where(events.c.local_id == local_id).order_by(events.c.id)
+        return self._read(
+            lambda conn: [reads.event_record(r) for r in conn.execute(query).mappings()]
+        )
+
+    def recent_events(self, *, limit: int = 50, after_id: int | None = None) -> list[EventRecord]:
+        """The newest events across all tasks, oldest first (so the last id can be passed back
+        as ``after_id`` to get only what came since). Orphans are included."""
+        if after_id is not None:
+            query = select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)
+        else:
+            query = select(events).order_by(events.c.id.desc()).limit(limit)
+        found = self._read(
+            lambda conn: [reads.event_record(r) for r in conn.execute(query).mappings()]
+        )
+        return sorted(found, key=lambda e: e.id)
+
+    def counts(self, *, batch: str | None = None) -> dict[LocalStatus, int]:
+        """How many tasks are in each status (all statuses present; an unknown batch is all 0)."""
+
+        def work(conn: Connection) -> dict[LocalStatus, int]:
+            if batch is None:
+                return reads.count_statuses(conn)
+            batch_id = conn.scalar(select(batches.c.id).where(batches.c.name == batch))
+            if batch_id is None:
+                return reads.zero_counts()
+            return reads.count_statuses(conn, batch_id=batch_id)
+
+        return self._read(work)
+
+    def durations(self, product: str, model: str | None, mode: str | None) -> DurationStats:
+        """Learned queue and run time percentiles for finished successful tasks of this
+        product, model and mode (``None`` for model or mode means any). Cached until a task
+        succeeds again (or a minute passes), so it is cheap to call every sweep."""
+        key = (product, model, mode)
+        now = self.clock.monotonic()
+        cached = self._durations.get(key, now)
+        if cached is not None:
+            return cached
+        generation = self._durations.generation
+        query = select(
+            tasks.c.submitted_at,
+            tasks.c.processing_at,
+            tasks.c.finished_at,
+            tasks.c.kling_created_ms,
+            tasks.c.kling_processing_ms,
+        ).where(tasks.c.product == product, tasks.c.status == LocalStatus.SUCCEED.value)
+        if model is not None:
+            query = query.where(tasks.c.model == model)
+        if mode is not None:
+            query = query.where(tasks.c.mode == mode)
+        query = query.order_by(tasks.c.finished_at.desc()).limit(SAMPLE)
+        rows = self._read(lambda conn: list(conn.execute(query)))
+        stats = summarize(Timing(*row) for row in rows)
+        self._durations.put(key, stats, now, generation)
+        return stats
+
+    def verify(self) -> list[str]:
+        """Consistency problems between tasks and their timelines (empty when sound): every
+        status agrees with the task's last status event, timelines form one unbroken chain."""
+        return self._read(find_inconsistencies)
+
+    # -- small key/value state -------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        """A stored value (pause flag, callback token, learned slot counts, ...)."""
+        return self._read(lambda conn: conn.scalar(select(meta.c.value).where(meta.c.key == key)))
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Store ``value`` under ``key``; ``None`` deletes it."""
+
+        def work(conn: Connection) -> None:
+            if value is None:
+                conn.execute(meta.delete().where(meta.c.key == key))
+                return
+            stmt = self._insert(meta).values(key=key, value=value)
+            conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
+
+        self._write(work)
+
+    # -- alerts ----------------------------------------------------------------------------
+
+    def add_alert(self, kind: str, message: str, at: float) -> None:
+        """Raise an alert. While one of this ``kind`` is active, raising it again updates its
+        message and ``last_at`` and counts it, rather than adding another."""
+
+        def work(conn: Connection) -> None:
+            current = conn.scalar(
+                select(alerts.c.id)
+                .where(alerts.c.kind == kind, alerts.c.active.is_(True))
+                .with_for_update()
+            )
+            if current is None:
+                conn.execute(
+                    insert(alerts).values(
+                        kind=kind, message=message, at=at, last_at=at, count=1, active=True
+                    )
+                )
+            else:
+                conn.execute(
+                    update(alerts)
+                    .where(alerts.c.id == current)
+                    .values(message=message, last_at=at, count=alerts.c.count + 1)
+                )
+
+        self._write(work)
+
+    def alerts(self, *, active: bool = True) -> list[AlertRecord]:
+        """Active alerts (or, with ``active=False``, every alert ever raised), oldest first."""
+        query = select(alerts).order_by(alerts.c.id)
+        if active:
+            query = query.where(alerts.c.active.is_(True))
+        return self._read(
+            lambda conn: [reads.alert_record(r) for r in conn.execute(query).mappings()]
+        )
+
+    def clear_alerts(self, kind: str | None = None) -> None:
+        """Clear the active alerts of ``kind`` (all kinds when ``None``); they stay on record."""
+        now = self.clock.time()
+        stmt = update(alerts).where(alerts.c.active.is_(True))
+        if kind is not None:
+            stmt = stmt.where(alerts.c.kind == kind)
+        self._write(lambda conn: conn.execute(stmt.values(active=False, cleared_at=now)))
+
+    # -- downloads -------------------------------------------------------------------------
+
+    def record_download(
+        self,
+        local_id: int,
+        index: int,
+        *,
+        url: str,
+        path: str | None,
+        size: int | None,
+        sha256: str | None,
+        state: str,
+        error: str | None,
+        at: float,
+    ) -> None:
+        """Record the outcome of fetching result file ``index`` of a task (``state``:
+        ``complete``, ``expired`` or ``failed``); one row per file, replaced on each attempt."""
+        values = {
+            "url": url,
+            "path": path,
+            "size": size,
+            "sha256": sha256,
+            "state": state,
+            "error": error,
+            "at": at,
+        }
+
+        def work(conn: Connection) -> None:
+            if conn.scalar(select(tasks.c.id).where(tasks.c.id == local_id)) is None:
+                raise UnknownTask(local_id)
+            stmt = self._insert(downloads).values(local_id=local_id, idx=index, **values)
+            conn.execute(
+                stmt.on_conflict_do_update(index_elements=["local_id", "idx"], set_=values)
+            )
+
+        self._write(work)
+
+    def downloads(self, local_id: int | None = None) -> list[DownloadRecord]:
+        """Download records of one task (or of all), by task then file index."""
+        query = select(downloads).order_by(downloads.c.local_id, downloads.c.idx)
+        if local_id is not None:
+            query = query.where(downloads.c.local_id == local_id)
+        return self._read(
+            lambda conn: [reads.download_record(r) for r in conn.execute(query).mappings()]
+        )
+
+
+def _due_query(now: float) -> Any:
+    return reads.TASK_SELECT.where(
+        tasks.c.status.in_(_ACTIVE),
+        or_(tasks.c.next_look_at.is_(None), tasks.c.next_look_at <= now),
+    ).order_by(tasks.c.next_look_at.asc().nulls_first(), tasks.c.id)
+
+
+def _queued_query(family: str | None) -> Any:
+    query = reads.TASK_SELECT.where(tasks.c.status == LocalStatus.QUEUED.value)
+    if family is not None:
+        query = query.where(tasks.c.family == family)
+    return query.order_by(tasks.c.queued_at, tasks.c.id)
+
+
+def _task_row(task: NewTask, batch_id: int, now: float) -> dict[str, Any]:
+    return {
+        "batch_id": batch_id,
+        "external_task_id": task.external_task_id,
+        "product": task.product,
+        "family": task.family,
+        "request": dict(task.request),
+        "model": task.model,
+        "mode": task.mode,
+        "duration": task.duration,
+        "slot_cost": task.slot_cost,
+        "status": LocalStatus.QUEUED.value,
+        "queued_at": now,
+        "callback_url": task.callback_url,
+        "retry_of": task.retry_of,
+        "source_line": task.source_line,
+        "task_id": None,
+        "submitted_at": None,
+    }
+
+
+def _creation_event(
+    local_id: int, now: float, status: LocalStatus, task: NewTask
+) -> dict[str, Any]:
+    return {
+        "local_id": local_id,
+        "at": now,
+        "from_status": None,
+        "to_status": status.value,
+        "source": Source.MANUAL.value,
+        "detail": f"added from {task.source_line}" if task.source_line else "added",
+    }
