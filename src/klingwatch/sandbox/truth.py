@@ -1,0 +1,206 @@
+"""The ground truth, as JSON under ``/sandbox/`` (no auth, never touched by chaos).
+
+================================  ================================================================
+``GET /sandbox/stats``            requests served by route and answer, creates, tasks by status,
+                                  units, callbacks, injected faults
+``GET /sandbox/tasks``            every task's true timeline (``?status=``, ``?product=``,
+                                  ``?external_task_id=`` filter)
+``GET /sandbox/tasks/{id}``       one task (by task id or external id)
+``GET /sandbox/external/{id}``    how many creates carried an external id, and what they made
+``GET /sandbox/slots``            limits, slots in use now, peak, and usage over time
+``GET /sandbox/callbacks``        delivery counters and the most recent deliveries
+``POST /sandbox/reset``           forget everything; the seed starts over
+================================  ================================================================
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from klingwatch.kling.products import Family
+from klingwatch.sandbox.lifecycle import SandboxTask, format_units
+from klingwatch.sandbox.runtime import Sandbox, sandbox_of
+from klingwatch.sandbox.wire import json_response
+
+__all__ = ["task_truth", "truth_routes"]
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def task_truth(sandbox: Sandbox, task: SandboxTask, now: float) -> dict[str, Any]:
+    """One task's true timeline and counters (``started_at``/``finished_at`` are ``None`` until
+    the clock reaches them)."""
+    status = task.status_at(now)
+    return {
+        "task_id": task.task_id,
+        "product": task.product.name,
+        "standard": task.standard.value,
+        "family": task.family.value,
+        "model": task.model,
+        "mode": task.mode,
+        "external_task_id": task.external_id,
+        "status": status.value,
+        "outcome": task.outcome.value,
+        "task_status_msg": task.fail_reason,
+        "created_at": _ms(task.created),
+        "started_at": _ms(task.started) if now >= task.started else None,
+        "finished_at": _ms(task.finished) if now >= task.finished else None,
+        "planned_started_at": _ms(task.started),
+        "planned_finished_at": _ms(task.finished),
+        "slot_cost": task.slot_cost,
+        "units": format_units(task.units),
+        "creates_seen": sandbox.state.creates_seen.get(task.external_id, 0)
+        if task.external_id is not None
+        else 1,
+        "reads": task.reads,
+        "single_reads": task.single_reads,
+        "callback_url": task.callback_url,
+        "callbacks": dict(task.callbacks),
+        "video_id": task.video_id,
+    }
+
+
+async def _stats(request: Request) -> Response:
+    sandbox = sandbox_of(request)
+    state = sandbox.state
+    now = state.advance()
+    with state.lock:
+        by_route: dict[str, dict[str, int]] = {}
+        by_code: Counter[str] = Counter()
+        total = 0
+        for (route, status, code), n in state.requests.items():
+            key = f"{status} {code if code is not None else '-'}"
+            by_route.setdefault(route, {})[key] = by_route.get(route, {}).get(key, 0) + n
+            by_code[str(code)] += n
+            total += n
+        by_status = Counter(t.status_at(now).value for t in state.order)
+        body = {
+            "now": _ms(now),
+            "requests": {"total": total, "by_route": by_route, "by_code": dict(by_code)},
+            "creates": {
+                "created": len(state.order),
+                "refused": {str(c): n for c, n in state.create_refusals.items()},
+                "external_ids_seen": len(state.creates_seen),
+                "external_ids_sent_more_than_once": sum(
+                    1 for n in state.creates_seen.values() if n > 1
+                ),
+            },
+            "tasks": {"total": len(state.order), "by_status": dict(by_status)},
+            "units_spent": format_units(state.units_spent),
+            "callbacks": {**sandbox.callbacks.counts, "pending": sandbox.callbacks.pending()},
+            "chaos": dict(sandbox.chaos.counts) if sandbox.chaos is not None else {},
+        }
+    return json_response(body)
+
+
+async def _tasks(request: Request) -> Response:
+    sandbox = sandbox_of(request)
+    state = sandbox.state
+    now = state.advance()
+    params = request.query_params
+    status, product, ext = (
+        params.get("status"),
+        params.get("product"),
+        params.get("external_task_id"),
+    )
+    with state.lock:
+        tasks = [
+            task_truth(sandbox, t, now)
+            for t in state.order
+            if (product is None or t.product.name == product)
+            and (ext is None or t.external_id == ext)
+            and (status is None or t.status_at(now).value == status)
+        ]
+    return json_response({"count": len(tasks), "tasks": tasks})
+
+
+async def _task(request: Request) -> Response:
+    sandbox = sandbox_of(request)
+    state = sandbox.state
+    now = state.advance()
+    ident = request.path_params["task_id"]
+    with state.lock:
+        task = state.find(ident) or state.find_external(ident)
+        if task is None:
+            return json_response({"error": f"no task {ident!r}"}, status=404)
+        return json_response(task_truth(sandbox, task, now))
+
+
+async def _external(request: Request) -> Response:
+    state = sandbox_of(request).state
+    ident = request.path_params["external_id"]
+    with state.lock:
+        task = state.find_external(ident)
+        return json_response(
+            {
+                "external_task_id": ident,
+                "creates_seen": state.creates_seen.get(ident, 0),
+                "task_id": task.task_id if task is not None else None,
+            }
+        )
+
+
+def slot_timeline(sandbox: Sandbox, now: float) -> dict[str, list[list[int]]]:
+    """Per family: ``[time ms, slots in use]`` at every change up to ``now``."""
+    events: dict[Family, list[tuple[float, int]]] = {f: [] for f in Family}
+    for t in sandbox.state.order:
+        events[t.family].append((t.created, t.slot_cost))
+        if t.finished <= now:
+            events[t.family].append((t.finished, -t.slot_cost))
+    out: dict[str, list[list[int]]] = {}
+    for family, items in events.items():
+        items.sort(key=lambda e: (e[0], e[1]))  # frees before takes at the same instant
+        level, series = 0, []
+        for when, delta in items:
+            level += delta
+            series.append([_ms(when), level])
+        out[family.value] = series
+    return out
+
+
+async def _slots(request: Request) -> Response:
+    sandbox = sandbox_of(request)
+    state = sandbox.state
+    now = state.advance()
+    with state.lock:
+        body = {
+            "now": _ms(now),
+            "limits": {f.value: n for f, n in sandbox.config.slots.items()},
+            "in_use": {f.value: n for f, n in state.in_use.items()},
+            "peak": {f.value: n for f, n in state.peak.items()},
+            "timeline": slot_timeline(sandbox, now),
+        }
+    return json_response(body)
+
+
+async def _callbacks(request: Request) -> Response:
+    deliverer = sandbox_of(request).callbacks
+    limit = int(request.query_params.get("limit", "1000"))
+    log = list(deliverer.log)[-limit:] if limit > 0 else []
+    return json_response(
+        {"counts": dict(deliverer.counts), "pending": deliverer.pending(), "log": log}
+    )
+
+
+async def _reset(request: Request) -> Response:
+    sandbox_of(request).reset()
+    return json_response({"reset": True})
+
+
+def truth_routes() -> list[Route]:
+    return [
+        Route("/sandbox/stats", _stats, methods=["GET"]),
+        Route("/sandbox/tasks", _tasks, methods=["GET"]),
+        Route("/sandbox/tasks/{task_id}", _task, methods=["GET"]),
+        Route("/sandbox/external/{external_id}", _external, methods=["GET"]),
+        Route("/sandbox/slots", _slots, methods=["GET"]),
+        Route("/sandbox/callbacks", _callbacks, methods=["GET"]),
+        Route("/sandbox/reset", _reset, methods=["POST"]),
+    ]

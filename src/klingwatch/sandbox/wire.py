@@ -1,0 +1,174 @@
+"""What the sandbox puts on the wire: Kling's envelope and its task objects in both standards.
+
+The shapes are KLING_PROTOCOL.md's, field by field: the envelope ``{code, message, request_id,
+data}`` (errors carry no ``data``), the legacy task object (``task_id``, ``task_status`` with the
+spelling ``succeed``, ``task_result`` empty on a failed task, ms timestamps) and the new
+standard's (``id``, ``status`` spelled ``succeeded``, ``outputs[]``, ``billing[]``).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from starlette.responses import Response
+
+from klingwatch.kling.models import TaskStatus
+from klingwatch.kling.products import Family
+from klingwatch.sandbox.lifecycle import SandboxTask, format_units
+from klingwatch.sandbox.state import SandboxError, media_url
+
+__all__ = [
+    "envelope",
+    "error_response",
+    "json_response",
+    "legacy_create_answer",
+    "legacy_task",
+    "tasks_create_answer",
+    "tasks_task",
+]
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def envelope(data: Any) -> Response:
+    """A success answer: HTTP 200, code 0, "SUCCEED"."""
+    return json_response(
+        {"code": 0, "message": "SUCCEED", "request_id": str(uuid.uuid4()), "data": data}
+    )
+
+
+def error_response(exc: SandboxError) -> Response:
+    """An error answer: the protocol's HTTP status, ``{code, message, request_id}``, no data."""
+    headers = {"Retry-After": "1"} if exc.code == 1302 else None
+    return json_response(
+        {"code": exc.code, "message": exc.message, "request_id": str(uuid.uuid4())},
+        status=exc.status,
+        headers=headers,
+    )
+
+
+# -- legacy ----------------------------------------------------------------------------------
+def _task_info(task: SandboxTask) -> dict[str, Any]:
+    info: dict[str, Any] = {}
+    if task.external_id is not None:
+        info["external_task_id"] = task.external_id
+    if task.parent_video is not None:
+        info["parent_video"] = dict(task.parent_video)
+    return info
+
+
+def legacy_create_answer(task: SandboxTask) -> dict[str, Any]:
+    """``data`` of a legacy create answer."""
+    return {
+        "task_id": task.task_id,
+        "task_status": TaskStatus.SUBMITTED.value,
+        "task_info": _task_info(task),
+        "created_at": _ms(task.created),
+        "updated_at": _ms(task.created),
+    }
+
+
+def _legacy_result(task: SandboxTask) -> dict[str, Any]:
+    if task.family is Family.VIDEO:
+        return {
+            "videos": [
+                {
+                    "id": task.video_id,
+                    "url": media_url(task, f"{task.video_id}.mp4"),
+                    "duration": task.video_duration,
+                }
+            ]
+        }
+    return {
+        "images": [{"index": i, "url": media_url(task, f"{i}.png")} for i in range(task.n_images)]
+    }
+
+
+def legacy_task(task: SandboxTask, now: float) -> dict[str, Any]:
+    """The legacy task object as a query at sandbox time ``now`` sees it."""
+    status = task.status_at(now)
+    out: dict[str, Any] = {
+        "task_id": task.task_id,
+        "task_status": status.value,
+        "task_status_msg": task.fail_reason if status is TaskStatus.FAILED else "",
+        "task_info": _task_info(task),
+        "task_result": _legacy_result(task) if status is TaskStatus.SUCCEED else {},
+        "created_at": _ms(task.created),
+        "updated_at": _ms(task.updated_at(now)),
+    }
+    if status.is_terminal:
+        out["final_unit_deduction"] = (
+            format_units(task.units) if status is TaskStatus.SUCCEED else "0"
+        )
+    return out
+
+
+# -- the new standard --------------------------------------------------------------------------
+def tasks_create_answer(task: SandboxTask) -> dict[str, Any]:
+    """``data`` of a new-standard create answer."""
+    return {
+        "id": task.task_id,
+        "status": TaskStatus.SUBMITTED.to_tasks_api(),
+        "create_time": _ms(task.created),
+        "update_time": _ms(task.created),
+        "external_id": task.external_id,
+    }
+
+
+def _outputs(task: SandboxTask) -> list[dict[str, Any]]:
+    if task.family is Family.VIDEO:
+        url = media_url(task, f"{task.video_id}.mp4")
+        return [
+            {
+                "type": "video",
+                "id": task.video_id,
+                "url": url,
+                "watermark_url": url,
+                "duration": task.video_duration,
+            }
+        ]
+    return [
+        {
+            "type": "image",
+            "url": media_url(task, f"{i}.png"),
+            "watermark_url": media_url(task, f"{i}.png"),
+            "group_id": task.task_id,
+        }
+        for i in range(task.n_images)
+    ]
+
+
+def tasks_task(task: SandboxTask, now: float) -> dict[str, Any]:
+    """The new-standard task object at sandbox time ``now`` (legacy-created tasks too)."""
+    status = task.status_at(now)
+    succeeded = status is TaskStatus.SUCCEED
+    billing = []
+    if status.is_terminal:
+        billing.append(
+            {
+                "charge_type": "unit",
+                "amount": format_units(task.units) if succeeded else "0",
+                "package_type": task.family.value,
+            }
+        )
+    return {
+        "id": task.task_id,
+        "status": status.to_tasks_api(),
+        "message": task.fail_reason if status is TaskStatus.FAILED else "",
+        "create_time": _ms(task.created),
+        "update_time": _ms(task.updated_at(now)),
+        "external_id": task.external_id,
+        "outputs": _outputs(task) if succeeded else [],
+        "billing": billing,
+    }
