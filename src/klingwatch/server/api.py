@@ -1,0 +1,310 @@
+"""The JSON API under ``/api`` (OpenAPI at ``/docs``), guarded by ``KLINGWATCH_API_TOKEN``.
+
+=================================== ============================================================
+``GET  /api/batches``               every batch with counts, progress and ETA
+``GET  /api/tasks``                 tasks, filtered (status, batch, product, model, since, until,
+                                    q = text in the prompt) and paged (limit, offset), newest first
+``GET  /api/tasks/{ref}``           one task (local id, external id or Kling id) with its timeline
+                                    and downloads
+``GET  /api/stats``                 counts, slots, durations, throughput, alerts, callbacks
+``GET  /api/stuck``                 active tasks marked stuck, with the reason
+``GET  /api/failed``                failed and rejected tasks with their reasons, newest first
+``GET  /api/events``                changes after ``after_id`` (oldest first), for scripts
+``GET  /api/events/stream``         the same as server-sent events, live
+``POST /api/tasks/{ref}/retry``     queue a new task with the same request (final tasks only)
+``POST /api/track``                 follow a task created elsewhere, by its Kling ``task_id``
+``POST /api/resume``                resume paused submissions and clear the account alerts
+=================================== ============================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+
+from klingwatch.kling.errors import KlingError
+from klingwatch.server import actions
+from klingwatch.server.auth import require_token
+from klingwatch.server.overview import (
+    RESULT_RETENTION,
+    Overview,
+    by_product,
+    eta,
+    histogram,
+    percentile,
+)
+from klingwatch.server.schemas import (
+    AlertOut,
+    BatchOut,
+    DownloadOut,
+    DurationGroup,
+    EventOut,
+    EventPage,
+    ResumeOut,
+    RetryOut,
+    StatsOut,
+    TaskDetail,
+    TaskOut,
+    TaskPage,
+    ThroughputOut,
+    TrackIn,
+    TrackOut,
+    prompt_of,
+)
+from klingwatch.server.state import AppState
+from klingwatch.store import EventRecord, LocalStatus, TaskRecord
+
+__all__ = ["router"]
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api", dependencies=[Depends(require_token)], tags=["api"])
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.klingwatch
+    return state
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+def find_task(state: AppState, ref: str) -> TaskRecord:
+    """A task by local id, external id or Kling id; 404 when there is none."""
+    record = state.ledger.task(ref)
+    if record is None:
+        raise HTTPException(status_code=404, detail=f"no task {ref!r} in the ledger")
+    return record
+
+
+def batch_out(ov: Overview, name: str, created_at: float, download_dir: str | None) -> BatchOut:
+    figures = ov.batches.get(name)
+    counts = dict(figures.counts) if figures else {}
+    total = sum(counts.values())
+    done = sum(n for s, n in counts.items() if s.is_final)
+    rate, seconds = eta(figures, ov.at) if figures else (None, None)
+    return BatchOut(
+        name=name,
+        created_at=created_at,
+        download_dir=download_dir,
+        counts={s: counts.get(s, 0) for s in LocalStatus},
+        total=total,
+        done=done,
+        succeeded=counts.get(LocalStatus.SUCCEED, 0),
+        failed=counts.get(LocalStatus.FAILED, 0) + counts.get(LocalStatus.REJECTED, 0),
+        progress=(done / total) if total else 0.0,
+        rate_per_min=rate,
+        eta_seconds=seconds,
+    )
+
+
+@router.get("/batches", response_model=list[BatchOut])
+def list_batches(state: State) -> list[BatchOut]:
+    """Every batch, newest first, with counts by status, progress and an ETA."""
+    ov = state.overview.get()
+    records = sorted(state.ledger.batches(), key=lambda b: b.created_at, reverse=True)
+    return [batch_out(ov, b.name, b.created_at, b.download_dir) for b in records]
+
+
+@router.get("/tasks", response_model=TaskPage)
+def list_tasks(
+    state: State,
+    status: Annotated[list[LocalStatus] | None, Query(description="repeat for several")] = None,
+    batch: str | None = None,
+    product: str | None = None,
+    model: str | None = None,
+    since: Annotated[float | None, Query(description="queued at or after (Unix s)")] = None,
+    until: Annotated[float | None, Query(description="queued before (Unix s)")] = None,
+    q: Annotated[str | None, Query(description="text in the prompt")] = None,
+    stuck: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> TaskPage:
+    """Tasks matching every filter given, newest first."""
+    rows = state.ledger.tasks(
+        status=status or None, batch=batch, product=product, stuck=stuck, search=q or None
+    )
+    needle = q.lower() if q else None
+    picked = [
+        r
+        for r in rows
+        if (model is None or r.model == model)
+        and (since is None or r.queued_at >= since)
+        and (until is None or r.queued_at < until)
+        # The ledger's search may look beyond the prompt; the API promises "text in the prompt".
+        and (needle is None or needle in (prompt_of(r.request) or "").lower())
+    ]
+    picked.sort(key=lambda r: r.local_id, reverse=True)
+    page = picked[offset : offset + limit]
+    return TaskPage(
+        items=[TaskOut.of(r) for r in page], total=len(picked), limit=limit, offset=offset
+    )
+
+
+@router.get("/tasks/{ref}", response_model=TaskDetail)
+def get_task(ref: str, state: State) -> TaskDetail:
+    """One task with its timeline (oldest first) and downloads."""
+    r = find_task(state, ref)
+    base = TaskOut.of(r).model_dump()
+    expires = (
+        r.finished_at + RESULT_RETENTION
+        if r.status is LocalStatus.SUCCEED and r.finished_at is not None
+        else None
+    )
+    return TaskDetail(
+        **base,
+        request=r.request,
+        result=r.result,
+        sent_at=r.sent_at,
+        send_attempts=r.send_attempts,
+        last_polled_at=r.last_polled_at,
+        next_look_at=r.next_look_at,
+        expires_at=expires,
+        timeline=[EventOut.of(e) for e in state.ledger.events(r.local_id)],
+        downloads=[DownloadOut.of(d) for d in state.ledger.downloads(r.local_id)],
+    )
+
+
+@router.get("/stats", response_model=StatsOut)
+def stats(state: State) -> StatsOut:
+    """Everything the dashboard's overview shows."""
+    ov = state.overview.get()
+    width, start, ok, bad = ov.throughput(ov.at)
+    groups = sorted(ov.durations.items(), key=lambda kv: -len(kv[1].total))
+    paused, reason = actions.paused(state)
+    return StatsOut(
+        generated_at=ov.at,
+        total=ov.total,
+        counts={s: ov.counts.get(s, 0) for s in LocalStatus},
+        by_product=by_product(ov),
+        slots_in_use=dict(ov.slots_in_use),
+        stuck=len(ov.stuck),
+        paused=paused,
+        pause_reason=reason,
+        alerts=[AlertOut.of(a) for a in state.ledger.alerts(active=True)],
+        expiring_downloads=ov.expiring,
+        durations=[
+            DurationGroup(
+                product=product,
+                model=model or None,
+                mode=mode or None,
+                n=len(g.total) or len(g.run),
+                queue_p50=percentile(g.queue, 0.5),
+                run_p50=percentile(g.run, 0.5),
+                run_p95=percentile(g.run, 0.95),
+                bounds=[float(b) for b in state.duration_bounds],
+                counts=histogram(g.total or g.run, state.duration_bounds),
+            )
+            for (product, model, mode), g in groups
+        ],
+        throughput=ThroughputOut(bucket_seconds=width, start=start, succeeded=ok, failed=bad),
+        callbacks=dict(state.metrics.callback_counts),
+    )
+
+
+@router.get("/stuck", response_model=list[TaskOut])
+def stuck(state: State) -> list[TaskOut]:
+    """Active tasks the engine marked stuck, with ``stuck_reason``."""
+    return [TaskOut.of(r) for r in state.overview.get().stuck]
+
+
+@router.get("/failed", response_model=list[TaskOut])
+def failed(state: State, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[TaskOut]:
+    """Failed and rejected tasks, newest first, with ``status_msg``."""
+    return [TaskOut.of(r) for r in state.overview.get().failed[:limit]]
+
+
+def event_page(state: AppState, after_id: int | None, limit: int) -> EventPage:
+    if after_id is None:
+        # The newest ``limit`` events, oldest first.
+        events = sorted(state.ledger.recent_events(limit=limit), key=lambda e: e.id)
+    else:
+        events = sorted(
+            state.ledger.recent_events(limit=limit, after_id=after_id), key=lambda e: e.id
+        )
+    return EventPage(items=with_tasks(state, events), last_id=events[-1].id if events else after_id)
+
+
+def with_tasks(state: AppState, events: list[EventRecord]) -> list[EventOut]:
+    cache: dict[int, TaskRecord | None] = {}
+    out = []
+    for e in events:
+        task = None
+        if e.local_id is not None:
+            if e.local_id not in cache:
+                cache[e.local_id] = state.ledger.task(e.local_id)
+            task = cache[e.local_id]
+        out.append(EventOut.of(e, task))
+    return out
+
+
+@router.get("/events", response_model=EventPage)
+def events(
+    state: State,
+    after_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> EventPage:
+    """Recorded changes after ``after_id`` (oldest first); without it, the latest ``limit``."""
+    return event_page(state, after_id, limit)
+
+
+@router.get("/events/stream", response_class=StreamingResponse)
+async def event_stream(request: Request, state: State) -> StreamingResponse:
+    """Server-sent events: one ``change`` message per recorded change, as they happen."""
+    start = event_page(state, None, 1).last_id or 0
+
+    async def stream() -> AsyncIterator[str]:
+        after = start
+        yield "retry: 3000\n\n"
+        while not state.stopping.is_set() and not await request.is_disconnected():
+            page = event_page(state, after, 200)
+            for item in page.items:
+                yield f"id: {item.id}\nevent: change\ndata: {json.dumps(item.model_dump())}\n\n"
+            after = page.last_id or after
+            if not page.items:
+                yield ": keep-alive\n\n"
+            # A browser's pace, in wall-clock time; not engine time (nothing is scheduled here).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(state.stopping.wait(), timeout=state.stream_interval)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post("/tasks/{ref}/retry", response_model=RetryOut, status_code=201)
+async def retry(ref: str, state: State) -> RetryOut:
+    """Queue a new task with the same request as a failed, rejected or succeeded one."""
+    record = find_task(state, ref)
+    try:
+        new = await actions.retry(state, record)
+    except KlingError as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
+    return RetryOut(retry_of=record.local_id, task=TaskOut.of(new))
+
+
+@router.post("/track", response_model=TrackOut, status_code=201)
+async def track(body: TrackIn, state: State) -> TrackOut:
+    """Follow a task created elsewhere (by its Kling ``task_id``)."""
+    try:
+        record = await actions.track(state, body)
+    except KlingError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    return TrackOut(local_id=record.local_id, task=TaskOut.of(record))
+
+
+@router.post("/resume", response_model=ResumeOut)
+async def resume(state: State) -> ResumeOut:
+    """Resume paused submissions (after topping up the pack, say) and clear account alerts."""
+    cleared = await actions.resume(state)
+    paused, _ = actions.paused(state)
+    return ResumeOut(paused=paused, cleared_alerts=cleared)

@@ -1,0 +1,153 @@
+"""The web app: callbacks, JSON API, dashboard, ``/metrics`` and ``/healthz`` in one FastAPI.
+
+:func:`create_app` wires them to one ledger. With a ``monitor`` the app also runs the engine for
+its lifetime (started with the app, stopped before the ledger is let go), which is how
+``klingwatch serve`` keeps everything in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from klingwatch import __version__
+from klingwatch.clock import Clock, RealClock
+from klingwatch.kling.client import KlingClient
+from klingwatch.kling.webhooks import sign
+from klingwatch.server import actions
+from klingwatch.server.api import router as api_router
+from klingwatch.server.callbacks import CallbackOutcome, CallbackReceiver
+from klingwatch.server.callbacks import router as callback_router
+from klingwatch.server.dashboard import router as dashboard_router
+from klingwatch.server.dashboard import static_files
+from klingwatch.server.metrics import Metrics
+from klingwatch.server.overview import OverviewCache
+from klingwatch.server.state import AppState, callback_token
+from klingwatch.settings import Settings
+from klingwatch.store import Ledger
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+
+def _downloaded(ledger: Ledger) -> set[int]:
+    return {d.local_id for d in ledger.downloads() if d.state == "complete"}
+
+
+def create_app(
+    *,
+    ledger: Ledger,
+    settings: Settings,
+    monitor: Any = None,
+    clock: Clock | None = None,
+    client: KlingClient | None = None,
+    stream_interval: float = 1.0,
+) -> FastAPI:
+    """The app for ``ledger``.
+
+    ``client`` confirms unsigned final callbacks (default: the monitor's client, if it has one);
+    ``monitor`` is run for the app's lifetime when given; ``clock`` defaults to the wall clock.
+    """
+    clock = clock or RealClock()
+    if client is None and monitor is not None:
+        client = getattr(monitor, "client", None)
+    overview = OverviewCache(ledger, clock, downloaded=lambda: _downloaded(ledger))
+    holder: dict[str, AppState] = {}
+    metrics = Metrics(
+        ledger,
+        overview,
+        client_stats=lambda: client.stats if client is not None else None,
+        paused=lambda: actions.paused(holder["state"])[0],
+    )
+
+    def count(outcome: CallbackOutcome) -> None:
+        metrics.count_callback(outcome.value)
+
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    if secret is not None:
+        sign(secret, "startup-check", 0, b"")  # a malformed secret fails here, not per delivery
+    receiver = CallbackReceiver(
+        ledger=ledger,
+        clock=clock,
+        token=callback_token(ledger, settings),
+        webhook_secret=secret,
+        trust_unsigned=settings.trust_unsigned_callbacks,
+        client=client,
+        count=count,
+    )
+    state = AppState(
+        ledger=ledger,
+        settings=settings,
+        clock=clock,
+        callbacks=receiver,
+        overview=overview,
+        metrics=metrics,
+        monitor=monitor,
+        client=client,
+        stream_interval=stream_interval,
+    )
+    holder["state"] = state
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine: asyncio.Task[Any] | None = None
+        if monitor is not None:
+            engine = asyncio.create_task(monitor.run(), name="klingwatch-monitor")
+        try:
+            yield
+        finally:
+            state.stopping.set()
+            if engine is not None:
+                await _stop_engine(monitor, engine)
+
+    app = FastAPI(
+        title="klingwatch",
+        version=__version__,
+        description="Where every Kling task stands: callbacks, tasks, batches, stats.",
+        lifespan=lifespan,
+    )
+    app.state.klingwatch = state
+    app.include_router(callback_router)
+    app.include_router(api_router)
+    app.include_router(dashboard_router)
+    app.mount("/static", static_files(), name="static")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> JSONResponse:
+        ledger.get_meta(CALLBACK_PROBE)  # the ledger answers, or this raises (500)
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+#: A meta key nobody writes: reading it proves the ledger answers.
+CALLBACK_PROBE = "server.healthz"
+
+
+async def _stop_engine(monitor: Any, engine: asyncio.Task[Any]) -> None:
+    stop = getattr(monitor, "stop", None)
+    if callable(stop):
+        result = stop()
+        if asyncio.iscoroutine(result):
+            await result
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(engine), timeout=10.0)
+    if not engine.done():
+        engine.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        try:
+            await engine
+        except Exception:
+            logger.exception("the engine stopped with an error")

@@ -1,0 +1,186 @@
+"""The callback receiver: ``POST /callbacks/kling/{token}``.
+
+Kling posts a task object whenever a task it was given a ``callback_url`` for changes status. The
+receiver answers fast and believes only what it may:
+
+* a wrong token in the path answers 404, exactly as an unknown URL would, and records nothing;
+* with ``KLINGWATCH_WEBHOOK_SECRET`` set, a missing, forged or stale Standard Webhooks signature
+  answers 401 and records nothing;
+* a body that is not a Kling task in any known form (legacy flat, enveloped, or the 2026 bare
+  object) answers 400 with a JSON error and records nothing;
+* everything else becomes an :class:`~klingwatch.store.Observation` (source ``callback``)
+  passed to :meth:`Ledger.apply <klingwatch.store.Ledger.apply>`, whose rules make duplicates and
+  late stale statuses harmless, and which keeps deliveries for unknown tasks as orphan events;
+* except that an *unsigned* delivery claiming a final status for a task still in flight is not
+  believed on its word: after answering 200 the receiver reads the task once from Kling and records
+  what Kling says (``KLINGWATCH_TRUST_UNSIGNED_CALLBACKS`` skips this). Without a Kling client it
+  asks the poller to look at the task now instead.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi.responses import JSONResponse
+
+from klingwatch.clock import Clock
+from klingwatch.kling.client import KlingClient
+from klingwatch.kling.errors import (
+    BadCallback,
+    BadResponse,
+    KlingError,
+    WebhookVerificationError,
+)
+from klingwatch.kling.models import Task
+from klingwatch.kling.webhooks import parse_callback, verify_signature
+from klingwatch.monitor.observe import observe_task
+from klingwatch.store import Ledger, Source, TaskRecord
+
+__all__ = ["CallbackOutcome", "CallbackReceiver", "router"]
+
+logger = logging.getLogger(__name__)
+
+
+class CallbackOutcome(StrEnum):
+    """What became of one delivery (the ``outcome`` label of the deliveries counter)."""
+
+    APPLIED = "applied"  # changed what the ledger knows
+    UNCHANGED = "unchanged"  # a duplicate or a late stale status: nothing changed
+    ORPHAN = "orphan"  # no such task in the ledger: kept as an orphan event
+    CONFIRMING = "confirming"  # unsigned final status: being confirmed with one get
+    CONFIRMED = "confirmed"  # ... and Kling agreed
+    REFUTED = "refuted"  # ... and Kling said otherwise (what Kling said was recorded)
+    DEFERRED = "deferred"  # ... but no client or the get failed: the poller looks next
+    WRONG_TOKEN = "wrong_token"
+    BAD_SIGNATURE = "bad_signature"
+    GARBLED = "garbled"
+
+
+@dataclass
+class CallbackReceiver:
+    """Turns deliveries into observations; one per app."""
+
+    ledger: Ledger
+    clock: Clock
+    token: str
+    webhook_secret: str | None = None
+    trust_unsigned: bool = False
+    client: KlingClient | None = None
+    count: Callable[[CallbackOutcome], None] = lambda outcome: None
+
+    def token_matches(self, token: str) -> bool:
+        return hmac.compare_digest(token.encode(), self.token.encode())
+
+    def verify(self, headers: dict[str, str], body: bytes) -> None:
+        """Raise ``WebhookVerificationError`` unless the signature holds (when a secret is set)."""
+        if self.webhook_secret is not None:
+            verify_signature(self.webhook_secret, headers, body, now=self.clock.time())
+
+    def find(self, task: Task) -> TaskRecord | None:
+        """The ledger row a delivery is about: by our external id, else by Kling's id."""
+        if task.external_id:
+            record = self.ledger.task(task.external_id)
+            if record is not None:
+                return record
+        return self.ledger.task(task.id)
+
+    def accept(self, task: Task, *, signed: bool) -> tuple[CallbackOutcome, TaskRecord | None]:
+        """Record what may be believed at once; say whether a confirmation must follow."""
+        now = self.clock.time()
+        how = "signed callback" if signed else "callback"
+        record = self.find(task)
+        if record is None:
+            # The ledger keeps it as an orphan event (not dropped): a task created elsewhere,
+            # or a callback that outran the create answer.
+            self.ledger.apply(observe_task(task, source=Source.CALLBACK, at=now, detail=how))
+            return CallbackOutcome.ORPHAN, None
+        believe = signed or self.trust_unsigned or not task.is_terminal or record.status.is_final
+        if not believe:
+            return CallbackOutcome.CONFIRMING, record
+        change = self.ledger.apply(
+            observe_task(task, source=Source.CALLBACK, at=now, local_id=record.local_id, detail=how)
+        )
+        return (CallbackOutcome.APPLIED if change else CallbackOutcome.UNCHANGED), record
+
+    async def confirm(self, record: TaskRecord, claimed: Task) -> CallbackOutcome:
+        """Read the task once from Kling and record what Kling says, not what the caller said."""
+        if self.client is None:
+            return self._defer(record, "no Kling client to confirm with")
+        try:
+            real = await self.client.get(record.product, claimed.id)
+        except KlingError as exc:
+            return self._defer(record, f"confirming get failed: {exc}")
+        now = self.clock.time()
+        if real.status == claimed.status:
+            obs = observe_task(
+                claimed,
+                source=Source.CALLBACK,
+                at=now,
+                local_id=record.local_id,
+                detail="unsigned callback, confirmed by get",
+            )
+            outcome = CallbackOutcome.CONFIRMED
+        else:
+            logger.warning(
+                "unsigned callback claimed task %s is %s; Kling says %s",
+                claimed.id,
+                claimed.status,
+                real.status,
+            )
+            obs = observe_task(
+                real,
+                source=Source.GET,
+                at=now,
+                local_id=record.local_id,
+                detail=f"unsigned callback claimed {claimed.status}; get says {real.status}",
+            )
+            outcome = CallbackOutcome.REFUTED
+        self.ledger.apply(obs)
+        self.count(outcome)
+        return outcome
+
+    def _defer(self, record: TaskRecord, why: str) -> CallbackOutcome:
+        logger.warning("task %s: %s; the poller will look at it next", record.local_id, why)
+        self.ledger.schedule([(record.local_id, self.clock.time())])
+        self.count(CallbackOutcome.DEFERRED)
+        return CallbackOutcome.DEFERRED
+
+
+router = APIRouter()
+
+
+def _refuse(status_code: int, error: str, detail: str) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status_code)
+
+
+@router.post("/callbacks/kling/{token}", include_in_schema=False)
+async def kling_callback(token: str, request: Request, background: BackgroundTasks) -> JSONResponse:
+    """Receive one Kling callback (see the module docstring for what is believed)."""
+    receiver: CallbackReceiver = request.app.state.klingwatch.callbacks
+    if not receiver.token_matches(token):
+        receiver.count(CallbackOutcome.WRONG_TOKEN)
+        return JSONResponse({"detail": "Not Found"}, status_code=404)
+    body = await request.body()
+    try:
+        receiver.verify(dict(request.headers), body)
+    except WebhookVerificationError as exc:
+        receiver.count(CallbackOutcome.BAD_SIGNATURE)
+        logger.warning("refused a callback: %s", exc)
+        return _refuse(401, "bad_signature", str(exc))
+    try:
+        task = parse_callback(body)
+    except (BadCallback, BadResponse) as exc:
+        receiver.count(CallbackOutcome.GARBLED)
+        logger.warning("refused a garbled callback: %s", exc)
+        return _refuse(400, "garbled_callback", str(exc))
+    signed = receiver.webhook_secret is not None
+    outcome, record = receiver.accept(task, signed=signed)
+    receiver.count(outcome)
+    if outcome is CallbackOutcome.CONFIRMING and record is not None:
+        background.add_task(receiver.confirm, record, task)
+    return JSONResponse({"ok": True, "task_id": task.id, "outcome": outcome.value})

@@ -1,0 +1,223 @@
+"""``/metrics``: Prometheus figures, in a registry of the app's own (never the global one).
+
+Ledger figures are computed at scrape time by a custom collector from the shared
+:class:`~klingwatch.server.overview.Overview` (one read of the ledger between changes), so they are
+exact whichever process or replica changed the ledger:
+
+======================================== ===============================================
+``klingwatch_tasks``                     gauge; tasks by ``status``, ``product``, ``model``
+``klingwatch_transitions_total``         counter; status changes by ``from_status``,
+                                         ``to_status``, ``source`` (the ledger's events)
+``klingwatch_queue_seconds``             histogram; submitted -> processing, finished tasks
+``klingwatch_run_seconds``               histogram; processing -> final, finished tasks
+``klingwatch_detection_lag_seconds``     histogram; Kling's update -> klingwatch learned it
+``klingwatch_kling_requests_total``      counter; requests to Kling by ``method``, ``route``
+``klingwatch_kling_responses_total``     counter; answers by HTTP ``status`` and Kling ``code``
+``klingwatch_callback_deliveries_total`` counter; callbacks by ``outcome``
+``klingwatch_slots_in_use``              gauge; concurrency slots held, by ``family``
+``klingwatch_stuck_tasks``               gauge
+``klingwatch_downloads_expiring``        gauge; succeeded, not downloaded, deleted soon
+``klingwatch_submissions_paused``        gauge; 1 while submissions are paused
+``klingwatch_alert_active``              gauge; 1 per active alert ``kind``
+======================================== ===============================================
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter as PromCounter
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from klingwatch.kling.stats import ClientStats
+from klingwatch.server.overview import DURATION_BOUNDS, OverviewCache
+from klingwatch.store import Ledger, LocalStatus
+
+__all__ = ["LedgerCollector", "Metrics", "TransitionTail"]
+
+logger = logging.getLogger(__name__)
+
+
+class TransitionTail:
+    """Counts the ledger's status-change events, reading only the ones it has not seen."""
+
+    def __init__(self, ledger: Ledger, *, page: int = 5000) -> None:
+        self._ledger = ledger
+        self._page = page
+        self._after: int | None = None
+        self._lock = threading.Lock()
+        self.counts: Counter[tuple[str, str, str]] = Counter()
+
+    def catch_up(self) -> Counter[tuple[str, str, str]]:
+        """Read new events (oldest first) and return the counts so far."""
+        with self._lock:
+            while True:
+                events = self._ledger.recent_events(limit=self._page, after_id=self._after or 0)
+                for e in events:
+                    # Notes (stuck, unstuck) repeat the status; orphans are about no task.
+                    if e.local_id is not None and e.from_status != e.to_status:
+                        frm = e.from_status.value if e.from_status else "none"
+                        self.counts[(frm, e.to_status.value, str(e.source))] += 1
+                if events:
+                    self._after = max(e.id for e in events)
+                if len(events) < self._page:
+                    return Counter(self.counts)
+
+
+def _histogram(
+    name: str, doc: str, groups: dict[tuple[str, str, str], list[float]]
+) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, doc, labels=["product", "model", "mode"])
+    for (product, model, mode), values in sorted(groups.items()):
+        if not values:
+            continue
+        buckets: list[tuple[str, float]] = []
+        cumulative = 0
+        ordered = sorted(values)
+        i = 0
+        for bound in DURATION_BOUNDS:
+            while i < len(ordered) and ordered[i] <= bound:
+                i += 1
+            cumulative = i
+            buckets.append((repr(float(bound)), cumulative))
+        buckets.append(("+Inf", len(ordered)))
+        family.add_metric([product, model, mode], buckets, sum(ordered))
+    return family
+
+
+class LedgerCollector(Collector):
+    """Computes the ledger's figures at scrape time."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        overview: OverviewCache,
+        tail: TransitionTail,
+        *,
+        client_stats: Callable[[], ClientStats | None] = lambda: None,
+        paused: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self._ledger = ledger
+        self._overview = overview
+        self._tail = tail
+        self._client_stats = client_stats
+        self._paused = paused
+
+    def collect(self) -> Iterator[Metric]:
+        ov = self._overview.get()
+        tasks = GaugeMetricFamily(
+            "klingwatch_tasks", "Tasks in the ledger.", labels=["status", "product", "model"]
+        )
+        seen: set[LocalStatus] = set()
+        for (status, product, model), n in sorted(ov.by_group.items()):
+            tasks.add_metric([status.value, product, model], n)
+            seen.add(status)
+        yield tasks
+
+        transitions = CounterMetricFamily(
+            "klingwatch_transitions",
+            "Status changes recorded by the ledger.",
+            labels=["from_status", "to_status", "source"],
+        )
+        for (frm, to, source), n in sorted(self._tail.catch_up().items()):
+            transitions.add_metric([frm, to, source], n)
+        yield transitions
+
+        queue = {k: g.queue for k, g in ov.durations.items()}
+        run = {k: g.run for k, g in ov.durations.items()}
+        lag = {k: g.lag for k, g in ov.durations.items()}
+        yield _histogram(
+            "klingwatch_queue_seconds", "Seconds succeeded tasks waited before processing.", queue
+        )
+        yield _histogram("klingwatch_run_seconds", "Seconds succeeded tasks processed.", run)
+        yield _histogram(
+            "klingwatch_detection_lag_seconds",
+            "Seconds from Kling's final update to klingwatch learning it.",
+            lag,
+        )
+
+        slots = GaugeMetricFamily(
+            "klingwatch_slots_in_use", "Concurrency slots held.", labels=["family"]
+        )
+        for family in sorted(set(ov.slots_in_use) | {"video", "image"}):
+            slots.add_metric([family], ov.slots_in_use.get(family, 0))
+        yield slots
+        yield GaugeMetricFamily(
+            "klingwatch_stuck_tasks", "Active tasks marked stuck.", value=len(ov.stuck)
+        )
+        yield GaugeMetricFamily(
+            "klingwatch_downloads_expiring",
+            "Succeeded tasks not downloaded whose results Kling deletes soon.",
+            value=ov.expiring,
+        )
+        yield GaugeMetricFamily(
+            "klingwatch_submissions_paused",
+            "1 while submissions are paused.",
+            value=1 if self._paused() else 0,
+        )
+        alerts = GaugeMetricFamily(
+            "klingwatch_alert_active", "Active alerts by kind.", labels=["kind"]
+        )
+        for alert in self._ledger.alerts(active=True):
+            alerts.add_metric([alert.kind], 1)
+        yield alerts
+        yield from self._client_metrics()
+
+    def _client_metrics(self) -> Iterator[Metric]:
+        stats = self._client_stats()
+        requests = CounterMetricFamily(
+            "klingwatch_kling_requests",
+            "HTTP requests sent to Kling (retries included).",
+            labels=["method", "route"],
+        )
+        responses = CounterMetricFamily(
+            "klingwatch_kling_responses",
+            "Kling's answers by HTTP status (or failure kind) and Kling code.",
+            labels=["status", "code"],
+        )
+        if stats is not None:
+            for (method, route), n in sorted(stats.by_route.items()):
+                requests.add_metric([method, route], n)
+            for (status, code), n in sorted(stats.by_outcome.items()):
+                responses.add_metric([status, code], n)
+        yield requests
+        yield responses
+
+
+class Metrics:
+    """The app's registry: the ledger collector plus in-process counters."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        overview: OverviewCache,
+        *,
+        client_stats: Callable[[], ClientStats | None] = lambda: None,
+        paused: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.tail = TransitionTail(ledger)
+        self.registry.register(
+            LedgerCollector(ledger, overview, self.tail, client_stats=client_stats, paused=paused)
+        )
+        self.callbacks = PromCounter(
+            "klingwatch_callback_deliveries",
+            "Callback deliveries by outcome.",
+            labelnames=["outcome"],
+            registry=self.registry,
+        )
+        self.callback_counts: Counter[str] = Counter()
+
+    def count_callback(self, outcome: str) -> None:
+        self.callbacks.labels(outcome=outcome).inc()
+        self.callback_counts[outcome] += 1

@@ -1,0 +1,251 @@
+"""The figures the dashboard, ``/api/stats`` and ``/metrics`` share, computed from the ledger.
+
+One :class:`Overview` is built from one read of the task table and kept until the ledger changes
+(its newest event id moves) or it is a few seconds old, so a dashboard open in ten tabs and a
+Prometheus scrape every 15 s cost one read between changes, not one each.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from bisect import bisect_left
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from klingwatch.clock import Clock
+from klingwatch.store import FINAL_STATUSES, Ledger, LocalStatus, TaskRecord
+
+__all__ = [
+    "DURATION_BOUNDS",
+    "EXPIRY_WARNING",
+    "RESULT_RETENTION",
+    "GroupDurations",
+    "Overview",
+    "OverviewCache",
+    "build_overview",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Histogram bounds (seconds) for queue, run and total times.
+DURATION_BOUNDS: tuple[float, ...] = (15, 30, 60, 120, 180, 300, 600, 1200, 1800, 3600, 7200)
+#: Kling deletes results this long after a task ends (KLING_PROTOCOL.md section 9).
+RESULT_RETENTION = 30 * 86400.0
+#: A succeeded task not yet downloaded within this long of its deletion counts as expiring.
+EXPIRY_WARNING = 3 * 86400.0
+#: Finishes in this window set a batch's recent rate (and so its ETA).
+RATE_WINDOW = 900.0
+
+
+@dataclass
+class GroupDurations:
+    """Times of finished tasks of one (product, model, mode), seconds."""
+
+    queue: list[float] = field(default_factory=list)
+    run: list[float] = field(default_factory=list)
+    total: list[float] = field(default_factory=list)
+    lag: list[float] = field(default_factory=list)
+
+
+@dataclass
+class BatchFigures:
+    name: str
+    counts: Counter[LocalStatus] = field(default_factory=Counter)
+    recent_finishes: int = 0
+    first_finish: float | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def done(self) -> int:
+        return sum(n for s, n in self.counts.items() if s.is_final)
+
+
+@dataclass
+class Overview:
+    """Everything counted in one pass over the tasks, at ``at`` (clock seconds)."""
+
+    at: float
+    event_id: int | None
+    counts: Counter[LocalStatus] = field(default_factory=Counter)
+    #: (status, product, model) -> tasks; model ``""`` when unset.
+    by_group: Counter[tuple[LocalStatus, str, str]] = field(default_factory=Counter)
+    batches: dict[str, BatchFigures] = field(default_factory=dict)
+    #: (product, model, mode) -> durations of finished tasks.
+    durations: dict[tuple[str, str, str], GroupDurations] = field(default_factory=dict)
+    #: (finished_at, status) of every final task (for throughput).
+    finishes: list[tuple[float, LocalStatus]] = field(default_factory=list)
+    slots_in_use: Counter[str] = field(default_factory=Counter)
+    stuck: list[TaskRecord] = field(default_factory=list)
+    #: Failed and rejected tasks, newest first.
+    failed: list[TaskRecord] = field(default_factory=list)
+    expiring: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def throughput(
+        self, now: float, buckets: int = 30
+    ) -> tuple[float, float, list[int], list[int]]:
+        """``(bucket_seconds, start, succeeded[], failed[])`` over a window that shows something.
+
+        The window is the last hour when anything finished in it, else the last day, else the
+        last 30 days: an idle dashboard still shows yesterday's work.
+        """
+        newest = max((t for t, _ in self.finishes), default=None)
+        span = 3600.0
+        if newest is not None and now - newest > 3600.0:
+            span = 86400.0 if now - newest <= 86400.0 else 30 * 86400.0
+        width = span / buckets
+        start = now - span
+        ok = [0] * buckets
+        bad = [0] * buckets
+        for when, status in self.finishes:
+            if when <= start or when > now:
+                continue
+            i = min(buckets - 1, int((when - start) // width))
+            if status is LocalStatus.SUCCEED:
+                ok[i] += 1
+            else:
+                bad[i] += 1
+        return width, start, ok, bad
+
+
+def histogram(values: list[float], bounds: tuple[float, ...] = DURATION_BOUNDS) -> list[int]:
+    """Per-bucket counts (not cumulative): ``len(bounds) + 1`` entries, the last is overflow."""
+    counts = [0] * (len(bounds) + 1)
+    for v in values:
+        counts[bisect_left(bounds, v)] += 1
+    return counts
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The ``q`` quantile (0..1) by nearest rank; ``None`` for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))
+    return ordered[rank]
+
+
+def build_overview(
+    ledger: Ledger, now: float, *, downloaded: Callable[[], set[int]] | None = None
+) -> Overview:
+    """Count everything from one read of the ledger's tasks."""
+    latest = ledger.recent_events(limit=1)
+    ov = Overview(at=now, event_id=latest[0].id if latest else None)
+    complete = downloaded() if downloaded is not None else set()
+    for t in ledger.tasks():
+        ov.counts[t.status] += 1
+        ov.by_group[(t.status, t.product, t.model or "")] += 1
+        batch = ov.batches.get(t.batch)
+        if batch is None:
+            batch = ov.batches[t.batch] = BatchFigures(t.batch)
+        batch.counts[t.status] += 1
+        if t.status.is_active and t.status is not LocalStatus.UNKNOWN:
+            ov.slots_in_use[t.family] += t.slot_cost
+        if t.stuck and not t.status.is_final:
+            ov.stuck.append(t)
+        if t.status in FINAL_STATUSES:
+            _finished(ov, batch, t, now, complete)
+    ov.failed.sort(key=lambda t: t.finished_at or t.detected_at or 0.0, reverse=True)
+    return ov
+
+
+def _finished(
+    ov: Overview, batch: BatchFigures, t: TaskRecord, now: float, complete: set[int]
+) -> None:
+    when = t.finished_at or t.detected_at
+    if when is not None:
+        ov.finishes.append((when, t.status))
+        if now - when <= RATE_WINDOW:
+            batch.recent_finishes += 1
+        batch.first_finish = when if batch.first_finish is None else min(batch.first_finish, when)
+    if t.status is not LocalStatus.SUCCEED:
+        ov.failed.append(t)
+        return
+    key = (t.product, t.model or "", t.mode or "")
+    group = ov.durations.get(key)
+    if group is None:
+        group = ov.durations[key] = GroupDurations()
+    start = t.submitted_at or t.sent_at
+    if start is not None and t.processing_at is not None:
+        group.queue.append(max(0.0, t.processing_at - start))
+    if t.processing_at is not None and t.finished_at is not None:
+        group.run.append(max(0.0, t.finished_at - t.processing_at))
+    if start is not None and t.finished_at is not None:
+        group.total.append(max(0.0, t.finished_at - start))
+    if t.detected_at is not None and t.kling_updated_ms is not None:
+        group.lag.append(max(0.0, t.detected_at - t.kling_updated_ms / 1000.0))
+    if (
+        t.finished_at is not None
+        and t.local_id not in complete
+        and t.finished_at + RESULT_RETENTION - now <= EXPIRY_WARNING
+    ):
+        ov.expiring += 1
+
+
+def eta(batch: BatchFigures, now: float) -> tuple[float | None, float | None]:
+    """``(finishes per minute, seconds until all final)`` from the batch's recent finishes."""
+    remaining = batch.total - batch.done
+    if batch.recent_finishes == 0 or batch.first_finish is None:
+        return None, (0.0 if remaining == 0 else None)
+    window = min(RATE_WINDOW, max(60.0, now - batch.first_finish))
+    per_second = batch.recent_finishes / window
+    return per_second * 60.0, remaining / per_second
+
+
+class OverviewCache:
+    """Rebuilds the :class:`Overview` only when the ledger changed or it is ``max_age`` old."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        clock: Clock,
+        *,
+        max_age: float = 5.0,
+        downloaded: Callable[[], set[int]] | None = None,
+    ) -> None:
+        self._ledger = ledger
+        self._clock = clock
+        self._max_age = max_age
+        self._downloaded = downloaded
+        self._current: Overview | None = None
+        self._built_mono = 0.0
+        # /metrics is scraped from uvicorn's thread pool while the API runs on the event loop.
+        self._lock = threading.Lock()
+
+    def get(self) -> Overview:
+        with self._lock:
+            latest = self._ledger.recent_events(limit=1)
+            newest = latest[0].id if latest else None
+            fresh = (
+                self._current is not None
+                and self._current.event_id == newest
+                and self._clock.monotonic() - self._built_mono < self._max_age
+            )
+            if not fresh:
+                self._current = build_overview(
+                    self._ledger, self._clock.time(), downloaded=self._downloaded
+                )
+                self._built_mono = self._clock.monotonic()
+            assert self._current is not None
+            return self._current
+
+
+def group_key_text(key: tuple[str, str, str]) -> str:
+    """``product · model · mode`` for display."""
+    return " · ".join(part for part in key if part)
+
+
+def by_product(ov: Overview) -> dict[str, dict[str, dict[str, int]]]:
+    """``{product: {model: {status: n}}}``."""
+    out: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+    for (status, product, model), n in sorted(ov.by_group.items()):
+        out[product][model][status.value] = n
+    return {p: dict(models) for p, models in out.items()}

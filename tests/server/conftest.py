@@ -1,0 +1,43 @@
+"""Fixtures for the web face: a real SQLite ledger, a manual clock, the app over ASGI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from serverkit import AppFactory, client_of, settings
+
+from klingwatch.clock import ManualClock
+from klingwatch.kling.client import KlingClient
+from klingwatch.server.app import create_app
+from klingwatch.store import Ledger
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def ledger(tmp_path: Path, clock: ManualClock) -> Iterator[Ledger]:
+    with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}", clock=clock) as opened:
+        yield opened
+
+
+@pytest.fixture
+def make_app(ledger: Ledger, clock: ManualClock) -> AppFactory:
+    def make(*, client: KlingClient | None = None, **overrides: Any) -> FastAPI:
+        return create_app(ledger=ledger, settings=settings(**overrides), clock=clock, client=client)
+
+    return make
+
+
+@pytest.fixture
+async def http(make_app: AppFactory) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app with default settings (no API token, no webhook secret)."""
+    async with client_of(make_app()) as client:
+        yield client
