@@ -211,10 +211,10 @@ def test_a_request_the_product_refuses(write: Writer) -> None:
         '{"prompt": "x", "duration": 7, "mode": "ultra"}\n{"mode": "pro"}\n{"prompt": "  "}\n',
     )
     assert _messages(name) == [
-        "b.jsonl:1: text2video: mode: Input should be 'std' or 'pro' (got 'ultra'); "
-        'duration: duration must be "5" or "10" (seconds, sent as a string), got 7',
-        "b.jsonl:2: text2video: prompt: required field is missing",
-        "b.jsonl:3: text2video: prompt: prompt is empty; describe the video to generate",
+        "b.jsonl:1: text2video: mode: must be 'std' or 'pro', got 'ultra'; "
+        'duration: must be "5" or "10" (seconds, as a string), got 7',
+        "b.jsonl:2: text2video: prompt: is required; describe what to generate",
+        "b.jsonl:3: text2video: prompt: is empty; describe what to generate",
     ]
 
 
@@ -285,7 +285,7 @@ def test_csv_header_with_a_repeated_column(write: Writer) -> None:
 def test_stdin_problems_are_reported_as_stdin() -> None:
     batch = read_batch("-", stdin=io.StringIO('{"prompt": "a"}\n{"mode": "pro"}\n'))
     assert [str(p) for p in batch.problems] == [
-        "<stdin>:2: text2video: prompt: required field is missing"
+        "<stdin>:2: text2video: prompt: is required; describe what to generate"
     ]
 
 
