@@ -31,6 +31,7 @@ class FakeTask:
     request: Mapping[str, Any] = field(default_factory=dict)
     kling_created_ms: int | None = 1_000_000
     kling_updated_ms: int | None = 1_000_000
+    kling_processing_ms: int | None = None
     sent_at: float | None = 999.5
     queued_at: float | None = 990.0
     processing_at: float | None = None
@@ -152,6 +153,8 @@ def test_processing_phase_is_timed_from_when_it_started_running() -> None:
     start, finish = phase_of(task, timing)
     assert start == 1030.0
     assert finish == timing.run
+    known = FakeTask(status="processing", kling_processing_ms=1_020_000, kling_updated_ms=1_040_000)
+    assert phase_of(known, timing)[0] == 1020.0
     submitted = FakeTask(status="submitted")
     assert phase_of(submitted, timing) == (1000.0, timing.total)
 

@@ -19,7 +19,17 @@ from klingwatch.store.errors import LedgerError
 
 # Each command module registers its commands on `app` when imported. To add a command module,
 # add its name here (one entry per module, one module per command or group of commands).
-COMMAND_MODULES = ("config", "sandbox")
+COMMAND_MODULES = (
+    "config",
+    "sandbox",
+    "track",
+    "watch",
+    "status",
+    "tasks",
+    "show",
+    "stuck",
+    "export",
+)
 for _name in COMMAND_MODULES:
     importlib.import_module(f"klingwatch.cli.{_name}")
 

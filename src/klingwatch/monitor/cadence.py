@@ -91,10 +91,8 @@ class Timing:
         return cls(queue.times(scale), run.times(scale), samples=0)
 
 
-class TimingSource(Protocol):
-    """Learned timing for (product, model, mode), or ``None`` when too little is known."""
-
-    def __call__(self, product: str, model: str | None, mode: str | None) -> Timing | None: ...
+#: Learned timing for (product, model, mode), or ``None`` when too little is known.
+TimingSource = Callable[[str, str | None, str | None], Timing | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +176,8 @@ class LookedTask(Protocol):
     @property
     def kling_updated_ms(self) -> int | None: ...
     @property
+    def kling_processing_ms(self) -> int | None: ...
+    @property
     def sent_at(self) -> float | None: ...
     @property
     def queued_at(self) -> float | None: ...
@@ -188,13 +188,15 @@ class LookedTask(Protocol):
 def phase_of(task: LookedTask, timing: Timing) -> tuple[float | None, Percentiles]:
     """When the task's current phase started (clock seconds) and when it should end.
 
-    ``processing``: from the moment it started running (Kling's update time, else when it was
-    first seen processing), by the run distribution. Otherwise from submit (Kling's creation time,
-    else when it was sent), by the queue + run distribution.
+    ``processing``: from the moment it started running (Kling's time of the move, else when it
+    was first seen processing), by the run distribution. Otherwise from submit (Kling's creation
+    time, else when it was sent), by the queue + run distribution.
     """
     if task.status == "processing":
-        # Kling's update time marks the move to processing unless Kling touched the task again
-        # since; the first local sighting is later than the real start. The earlier one wins.
+        # Kling's time of the move to processing is the true start; failing that, the earlier
+        # of its last update time and the first local sighting (which lags the real start).
+        if task.kling_processing_ms is not None:
+            return task.kling_processing_ms / 1000.0, timing.run
         starts = [t for t in (task.processing_at, _seconds(task.kling_updated_ms)) if t is not None]
         if starts:
             return min(starts), timing.run
@@ -284,9 +286,15 @@ class Cadence:
         return now + self.interval(task, now)
 
     def late_after(self, task: LookedTask, now: float) -> tuple[float | None, float]:
-        """(phase start, seconds after it by which 99% of such tasks have left the phase)."""
-        start, finish = phase_of(task, self.timing(task, now))
-        return start, finish.p99
+        """(when the task entered its status, seconds by which 99% of such tasks have left it).
+
+        ``processing`` is measured against the run time; anything earlier against the queue.
+        """
+        timing = self.timing(task, now)
+        start, finish = phase_of(task, timing)
+        if finish is timing.run:
+            return start, timing.run.p99
+        return start, timing.queue.p99
 
     def forget(self) -> None:
         """Drop cached timings (e.g. after many tasks finished)."""

@@ -1,0 +1,145 @@
+"""Plumbing every command shares: options, settings, the ledger, the client, output.
+
+A command module typically reads::
+
+    @app.command("tasks")
+    def tasks_command(db: str | None = DB_OPTION, as_json: bool = JSON_OPTION) -> None:
+        with open_ledger(db) as ledger:
+            print_json([...]) if as_json else print_table(...)
+
+Errors are not caught here: ``klingwatch.cli.main`` turns every ``KlingError`` and ``LedgerError``
+into one ``error: ...`` line (exit code 3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import Coroutine, Iterator, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from klingwatch.clock import Clock, RealClock, ScaledClock
+from klingwatch.kling.client import KlingClient
+from klingwatch.settings import Settings
+from klingwatch.store import Ledger
+
+__all__ = [
+    "BATCH_OPTION",
+    "DB_OPTION",
+    "JSON_OPTION",
+    "clock_from",
+    "console",
+    "format_age",
+    "format_ms",
+    "format_time",
+    "load_settings",
+    "make_client",
+    "open_ledger",
+    "print_json",
+    "print_table",
+    "run_async",
+    "wall_time",
+]
+
+_T = TypeVar("_T")
+
+DB_OPTION: Any = typer.Option(
+    None,
+    "--db",
+    help="Ledger URL (SQLAlchemy), e.g. sqlite:///klingwatch.db. Default: KLINGWATCH_DB, else "
+    "klingwatch.db in the working directory.",
+    show_default=False,
+)
+BATCH_OPTION: Any = typer.Option(None, "--batch", "-b", help="Only tasks of this batch.")
+JSON_OPTION: Any = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+def load_settings(db: str | None = None, **flags: Any) -> Settings:
+    """Settings from flags (``None`` = not given), environment, ``.env`` and ``klingwatch.toml``."""
+    return Settings.load(db=db, **flags)
+
+
+@contextlib.contextmanager
+def open_ledger(db: str | None = None, *, settings: Settings | None = None) -> Iterator[Ledger]:
+    """The ledger at ``db`` (else the settings' ``KLINGWATCH_DB``), closed on exit."""
+    settings = settings or load_settings(db)
+    ledger = Ledger.open(db or settings.db, clock=clock_from(settings))
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+
+
+def clock_from(settings: Settings) -> Clock:
+    """The wall clock, scaled by ``KLINGWATCH_TIME_SCALE`` when it is not 1."""
+    return RealClock() if settings.time_scale == 1.0 else ScaledClock(settings.time_scale)
+
+
+def make_client(settings: Settings, *, clock: Clock | None = None) -> KlingClient:
+    """A Kling client from the settings' credentials and base URL."""
+    return KlingClient(settings=settings, clock=clock or clock_from(settings))
+
+
+def run_async(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run a command's async core to completion (one event loop per command)."""
+    return asyncio.run(coro)
+
+
+def wall_time() -> float:
+    """Now, Unix seconds (what ages shown to a person are measured from)."""
+    return RealClock().time()
+
+
+def console() -> Console:
+    """A console on stdout (Rich decides about colour and width)."""
+    return Console()
+
+
+def print_json(data: Any) -> None:
+    """``data`` as indented JSON on stdout."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def print_table(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None
+) -> None:
+    """A Rich table on stdout; ``None`` cells show as ``-``."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("-" if cell is None else str(cell) for cell in row))
+    console().print(table)
+
+
+def format_time(ts: float | None) -> str | None:
+    """Unix seconds as local ``YYYY-MM-DD HH:MM:SS`` (``None`` stays ``None``)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_ms(ms: int | None) -> str | None:
+    """Kling's epoch milliseconds as local time."""
+    return None if ms is None else format_time(ms / 1000.0)
+
+
+def format_age(seconds: float | None) -> str | None:
+    """``95`` -> ``1m35s``; ``7300`` -> ``2h01m``."""
+    if seconds is None:
+        return None
+    whole = max(0, round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"

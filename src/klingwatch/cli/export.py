@@ -1,0 +1,141 @@
+"""``klingwatch export``: one record per task, as a JSON array or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from klingwatch.cli.app import app
+from klingwatch.cli.common import BATCH_OPTION, DB_OPTION, open_ledger
+from klingwatch.store import DownloadRecord, Ledger, TaskRecord
+
+#: Fields of an export record, in CSV column order.
+FIELDS = (
+    "local_id",
+    "external_task_id",
+    "task_id",
+    "batch",
+    "product",
+    "model",
+    "mode",
+    "duration",
+    "status",
+    "status_msg",
+    "kling_created_at",
+    "kling_updated_at",
+    "queued_at",
+    "sent_at",
+    "submitted_at",
+    "processing_at",
+    "finished_at",
+    "detected_at",
+    "polls",
+    "stuck",
+    "stuck_reason",
+    "result_urls",
+    "units",
+    "downloaded_files",
+    "source_line",
+)
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)
+
+
+def result_urls(result: dict[str, Any] | None) -> list[str]:
+    """Every result URL of a ledger result (videos, images, audios), in order."""
+    if not result:
+        return []
+    urls: list[str] = []
+    for key in ("videos", "images", "audios"):
+        for item in result.get(key) or []:
+            if isinstance(item, dict) and item.get("url"):
+                urls.append(str(item["url"]))
+    return urls
+
+
+def export_record(task: TaskRecord, downloads: Iterable[DownloadRecord] = ()) -> dict[str, Any]:
+    """A task as exported: Kling's times as Kling's ms, klingwatch's times as epoch ms."""
+    return {
+        "local_id": task.local_id,
+        "external_task_id": task.external_task_id,
+        "task_id": task.task_id,
+        "batch": task.batch,
+        "product": task.product,
+        "model": task.model,
+        "mode": task.mode,
+        "duration": task.duration,
+        "status": task.status.value,
+        "status_msg": task.status_msg,
+        "kling_created_at": task.kling_created_ms,
+        "kling_updated_at": task.kling_updated_ms,
+        "queued_at": _ms(task.queued_at),
+        "sent_at": _ms(task.sent_at),
+        "submitted_at": _ms(task.submitted_at),
+        "processing_at": _ms(task.processing_at),
+        "finished_at": _ms(task.finished_at),
+        "detected_at": _ms(task.detected_at),
+        "polls": task.polls,
+        "stuck": task.stuck,
+        "stuck_reason": task.stuck_reason,
+        "result_urls": result_urls(task.result),
+        "units": task.units,
+        "downloaded_files": [d.path for d in downloads if d.state == "complete" and d.path],
+        "source_line": task.source_line,
+    }
+
+
+def export_records(ledger: Ledger, *, batch: str | None = None) -> list[dict[str, Any]]:
+    """Every task (of ``batch``) as an export record, in ledger order."""
+    files: dict[int, list[DownloadRecord]] = {}
+    for download in ledger.downloads():
+        files.setdefault(download.local_id, []).append(download)
+    return [
+        export_record(task, sorted(files.get(task.local_id, ()), key=lambda d: d.index))
+        for task in ledger.tasks(batch=batch)
+    ]
+
+
+def to_csv(records: list[dict[str, Any]]) -> str:
+    """CSV with a header row; list fields are joined with spaces."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow(
+            {
+                k: " ".join(v) if isinstance(v, list) else ("" if v is None else v)
+                for k, v in record.items()
+            }
+        )
+    return out.getvalue()
+
+
+@app.command("export")
+def export_command(
+    batch: str | None = BATCH_OPTION,
+    fmt: str = typer.Option("json", "--format", "-f", help="json (an array) or csv."),
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here, not stdout.")
+    ] = None,
+    db: str | None = DB_OPTION,
+) -> None:
+    """Export one record per task: ids, status and reason, Kling's and klingwatch's times (epoch
+    ms), polls, result URLs, units and downloaded files."""
+    if fmt not in ("json", "csv"):
+        raise typer.BadParameter("use json or csv", param_hint="--format")
+    with open_ledger(db) as ledger:
+        records = export_records(ledger, batch=batch)
+    text = json.dumps(records, indent=2) + "\n" if fmt == "json" else to_csv(records)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"{len(records)} tasks written to {output}", err=True)

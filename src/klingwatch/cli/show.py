@@ -1,0 +1,84 @@
+"""``klingwatch show``: one task and its timeline."""
+
+from __future__ import annotations
+
+import typer
+
+from klingwatch.cli.app import app
+from klingwatch.cli.common import (
+    DB_OPTION,
+    JSON_OPTION,
+    console,
+    format_ms,
+    format_time,
+    open_ledger,
+    print_json,
+    print_table,
+)
+from klingwatch.cli.export import export_record
+from klingwatch.store.errors import UnknownTask
+
+
+@app.command("show")
+def show_command(
+    ref: str = typer.Argument(
+        ..., help="Local id, external_task_id or Kling task id.", show_default=False
+    ),
+    as_json: bool = JSON_OPTION,
+    db: str | None = DB_OPTION,
+) -> None:
+    """Show a task with its timeline: every status change and note, when, and from where."""
+    with open_ledger(db) as ledger:
+        key: int | str = int(ref) if ref.isdigit() and len(ref) < 12 else ref
+        task = ledger.task(key)
+        if task is None and isinstance(key, int):
+            task = ledger.task(ref)
+        if task is None:
+            raise UnknownTask(ref)
+        events = ledger.events(task.local_id)
+        downloads = ledger.downloads(task.local_id)
+    record = export_record(task, downloads)
+    if as_json:
+        record["request"] = task.request
+        record["events"] = [
+            {
+                "at": round(e.at * 1000),
+                "from": None if e.from_status is None else e.from_status.value,
+                "to": e.to_status.value,
+                "source": e.source.value,
+                "detail": e.detail,
+            }
+            for e in events
+        ]
+        print_json(record)
+        return
+    out = console()
+    out.print(f"[bold]{task.external_task_id}[/bold]  Kling id {task.task_id or '-'}")
+    out.print(
+        f"batch {task.batch}  ·  {task.product} {task.model or ''} {task.mode or ''}  ·  "
+        f"[bold]{task.status.value}[/bold]" + (f"  ({task.status_msg})" if task.status_msg else "")
+    )
+    if task.stuck:
+        out.print(f"[yellow]stuck:[/yellow] {task.stuck_reason}")
+    out.print(
+        f"Kling created {format_ms(task.kling_created_ms) or '-'}, updated "
+        f"{format_ms(task.kling_updated_ms) or '-'}  ·  polls {task.polls}"
+    )
+    for url in record["result_urls"]:
+        out.print(f"result: {url}")
+    for path in record["downloaded_files"]:
+        out.print(f"file: {path}")
+    print_table(
+        ("at", "from", "to", "source", "detail"),
+        [
+            (
+                format_time(e.at),
+                e.from_status.value if e.from_status else None,
+                e.to_status.value,
+                e.source.value,
+                e.detail,
+            )
+            for e in events
+        ],
+        title="timeline",
+    )

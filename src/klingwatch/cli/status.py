@@ -1,0 +1,115 @@
+"""``klingwatch status``: where a batch (or everything) stands, in one glance."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from klingwatch.cli.app import app
+from klingwatch.cli.common import (
+    BATCH_OPTION,
+    DB_OPTION,
+    JSON_OPTION,
+    console,
+    format_age,
+    open_ledger,
+    print_json,
+    wall_time,
+)
+from klingwatch.monitor.cadence import Cadence, phase_of
+from klingwatch.monitor.service import learned_timing
+from klingwatch.store import ACTIVE_STATUSES, Ledger, LocalStatus
+
+#: Active tasks looked at for the ETA; in-flight tasks are bounded by Kling's slots anyway.
+_ETA_SAMPLE = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """What ``status`` reports (also its ``--json`` shape)."""
+
+    batch: str | None
+    total: int
+    counts: dict[str, int]
+    active: int
+    stuck: int
+    oldest_active: dict[str, Any] | None
+    #: seconds until everything in flight and queued is expected done (learned p50s); rough
+    eta_seconds: float | None
+
+
+def gather(ledger: Ledger, *, batch: str | None, now: float) -> Status:
+    """Counts by SQL; only in-flight tasks (few: Kling's slots bound them) are read for the ETA."""
+    counts = ledger.counts(batch=batch)
+    active = sum(counts.get(s, 0) for s in ACTIVE_STATUSES)
+    queued = counts.get(LocalStatus.QUEUED, 0)
+    stuck = len(ledger.tasks(stuck=True, batch=batch)) if active else 0
+    in_flight = (
+        ledger.tasks(status=ACTIVE_STATUSES, batch=batch, limit=_ETA_SAMPLE) if active else []
+    )
+    oldest = None
+    if in_flight:
+        first = in_flight[0]
+        since = first.sent_at if first.sent_at is not None else first.queued_at
+        oldest = {
+            "local_id": first.local_id,
+            "external_task_id": first.external_task_id,
+            "task_id": first.task_id,
+            "status": first.status.value,
+            "age_seconds": round(now - since, 1),
+        }
+    eta: float | None = None
+    if active or queued:
+        cadence = Cadence(learned=learned_timing(ledger))
+        left = 0.0
+        for task in in_flight:
+            start, finish = phase_of(task, cadence.timing(task, now))
+            if start is not None:
+                left = max(left, start + finish.p50 - now)
+        if queued:
+            sample = ledger.tasks(status=LocalStatus.QUEUED, batch=batch, limit=1)
+            per_task = cadence.timing(sample[0], now).total.p50 if sample else 0.0
+            waves = math.ceil(queued / max(1, active))
+            left += waves * per_task
+        eta = round(max(left, 0.0), 1)
+    return Status(
+        batch=batch,
+        total=sum(counts.values()),
+        counts={s.value: counts.get(s, 0) for s in LocalStatus},
+        active=active,
+        stuck=stuck,
+        oldest_active=oldest,
+        eta_seconds=eta,
+    )
+
+
+@app.command("status")
+def status_command(
+    batch: str | None = BATCH_OPTION,
+    as_json: bool = JSON_OPTION,
+    db: str | None = DB_OPTION,
+) -> None:
+    """Counts by status, stuck tasks, the oldest task in flight and a rough ETA."""
+    with open_ledger(db) as ledger:
+        status = gather(ledger, batch=batch, now=wall_time())
+    if as_json:
+        print_json(asdict(status))
+        return
+    out = console()
+    title = f"batch {batch}" if batch else "all batches"
+    out.print(f"[bold]{title}[/bold]: {status.total} tasks")
+    out.print(
+        "  ".join(f"{name} {n}" for name, n in status.counts.items() if n)
+        or "no tasks yet (add some with klingwatch submit or klingwatch track)"
+    )
+    if status.stuck:
+        out.print(f"[yellow]stuck {status.stuck}[/yellow] (klingwatch stuck)")
+    if status.oldest_active is not None:
+        o = status.oldest_active
+        out.print(
+            f"oldest in flight: {o['external_task_id']} ({o['status']}, "
+            f"{format_age(o['age_seconds'])})"
+        )
+    if status.eta_seconds is not None:
+        out.print(f"ETA ~{format_age(status.eta_seconds)} (from learned durations)")

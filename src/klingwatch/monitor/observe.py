@@ -1,0 +1,138 @@
+"""Observe: what Kling said, as ledger observations.
+
+This is the one place where :mod:`klingwatch.kling` types meet :mod:`klingwatch.store` types
+(DESIGN.md: neither knows the other). Every status report the engine hands to
+:meth:`klingwatch.store.Ledger.apply_many` is built here:
+
+* :func:`observe_task` a task read by a single get, a ``/tasks`` query, a list page, a callback
+  or a recovery lookup;
+* :func:`observe_create` the answer to a create;
+* :func:`observe_create_error` what a failed create means for the task (rejected for good, may
+  exist, or nothing to record).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from klingwatch.kling.errors import (
+    ContentPolicyError,
+    InvalidRequest,
+    KlingError,
+    NotFound,
+    TaskNotFound,
+)
+from klingwatch.kling.models import Task, TaskStatus
+from klingwatch.store import LocalStatus, Observation, Source
+
+__all__ = [
+    "STATUS_MAP",
+    "observe_create",
+    "observe_create_error",
+    "observe_task",
+    "result_json",
+]
+
+#: Kling's statuses (both spellings are parsed into :class:`TaskStatus`) as local statuses.
+STATUS_MAP: dict[TaskStatus, LocalStatus] = {
+    TaskStatus.SUBMITTED: LocalStatus.SUBMITTED,
+    TaskStatus.PROCESSING: LocalStatus.PROCESSING,
+    TaskStatus.SUCCEED: LocalStatus.SUCCEED,
+    TaskStatus.FAILED: LocalStatus.FAILED,
+}
+
+
+def result_json(task: Task) -> dict[str, Any] | None:
+    """The task's results as the ledger keeps them; ``None`` when there is nothing to keep.
+
+    ``{"videos": [{id, url, watermark_url, duration}], "images": [{index, url, ...}],
+    "audios": [...], "parent_video": {...}}``, only the keys that have content.
+    """
+    out: dict[str, Any] = {}
+    for key, items in (("videos", task.videos), ("images", task.images), ("audios", task.audios)):
+        if items:
+            out[key] = [item.model_dump(mode="json", exclude_none=True) for item in items]
+    if task.parent_video is not None:
+        out["parent_video"] = task.parent_video.model_dump(mode="json", exclude_none=True)
+    return out or None
+
+
+def observe_task(
+    task: Task,
+    *,
+    source: Source,
+    at: float,
+    local_id: int | None = None,
+    detail: str | None = None,
+) -> Observation:
+    """An observation of ``task`` learned at ``at`` (clock seconds) through ``source``.
+
+    Give ``local_id`` when the engine already knows which row this is (tasks adopted with
+    ``track`` carry a made-up external id, so Kling's ``external_id`` cannot identify them).
+    """
+    return Observation(
+        status=STATUS_MAP[task.status],
+        source=source,
+        at=at,
+        local_id=local_id,
+        external_task_id=None if local_id is not None else task.external_id,
+        task_id=task.id,
+        status_msg=task.status_msg or None,
+        kling_created_ms=task.created_ms,
+        kling_updated_ms=task.updated_ms,
+        result=result_json(task),
+        units=None if task.units is None else str(task.units),
+        detail=detail,
+    )
+
+
+def observe_create(task: Task, *, local_id: int, at: float) -> Observation:
+    """The answer to a create: the task exists now and has Kling's ``task_id``."""
+    return observe_task(task, source=Source.CREATE, at=at, local_id=local_id)
+
+
+def _duplicate_external_id(exc: KlingError) -> bool:
+    # Seen live: a second create with an existing external_task_id answers 400/1201 and creates
+    # nothing. The task therefore exists: look it up rather than reject it.
+    text = str(exc).lower()
+    return "external" in text and ("exist" in text or "duplicate" in text or "used" in text)
+
+
+def observe_create_error(exc: KlingError, *, local_id: int, at: float) -> Observation | None:
+    """What a failed create means for the task, or ``None`` when its status stays as it is.
+
+    * refused for good (1200/1201 bad request, 1202/1203, 1300/1301 content policy):
+      ``rejected`` with Kling's reason; it is never sent again on its own;
+    * no trustworthy answer (5000/5002, timeout, dropped, garbage, duplicate external id):
+      ``unknown``: look it up by ``external_task_id`` before anything is resent;
+    * anything else (1303 slots busy, 1302 rate limit, account and credential errors, 5001
+      maintenance): ``None``; the task stays ``queued`` and the submitter decides when to retry.
+    """
+    if isinstance(exc, InvalidRequest) and _duplicate_external_id(exc):
+        return Observation(
+            status=LocalStatus.UNKNOWN,
+            source=Source.CREATE,
+            at=at,
+            local_id=local_id,
+            detail=f"external_task_id already used on Kling, look it up: {exc}",
+        )
+    if exc.may_exist:
+        return Observation(
+            status=LocalStatus.UNKNOWN,
+            source=Source.CREATE,
+            at=at,
+            local_id=local_id,
+            detail=f"create may have gone through: {exc}",
+        )
+    if isinstance(exc, ContentPolicyError | NotFound) or (
+        isinstance(exc, InvalidRequest) and not isinstance(exc, TaskNotFound)
+    ):
+        return Observation(
+            status=LocalStatus.REJECTED,
+            source=Source.CREATE,
+            at=at,
+            local_id=local_id,
+            status_msg=getattr(exc, "kling_message", None) or str(exc),
+            detail=str(exc),
+        )
+    return None

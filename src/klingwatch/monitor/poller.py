@@ -1,0 +1,512 @@
+"""The poller: each sweep reads every due task with the fewest requests the credentials allow.
+
+Reading styles, cheapest first for the situation at hand::
+
+    API key     many due    POST /tasks filtered to active statuses (500 a request, every active
+                            task at once); tasks missing from it have finished: GET /tasks?task_ids=
+                few due     GET /tasks?task_ids= (20 a request)
+    AK/SK       per product legacy list pages (500 a request, newest first), walked only while a
+                            page still saves requests; tasks not found are read singly
+                one due     a single GET <product path>/{id}
+
+A server that refuses the ``/tasks`` style (401/1002 "does not support AK/SK", 403, 404) is
+remembered and the legacy style used from then on. Every request passes one
+:class:`~klingwatch.monitor.budget.RequestBudget` (a rate and a concurrency bound).
+
+Everything read becomes an observation (:mod:`klingwatch.monitor.observe`) applied through the
+ledger's one door in one ``apply_many``; every looked-at task is then counted (``note_polled``),
+judged for stuckness, and rescheduled by the cadence. ``unknown`` tasks that never got a Kling id
+(the create answer was lost) are looked up by their ``external_task_id``; when Kling has nothing
+under it after a grace period, the task goes back to ``queued`` (source ``recovery``) so the
+submitter may send it again (Kling treats the external id as an idempotency key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import math
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
+
+from klingwatch.clock import Clock
+from klingwatch.kling.client import KlingClient
+from klingwatch.kling.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    KlingError,
+    NotFound,
+    PermissionDenied,
+    TaskNotFound,
+    TokenExpired,
+)
+from klingwatch.kling.models import Task, TaskStatus
+from klingwatch.monitor.budget import RequestBudget
+from klingwatch.monitor.cadence import Cadence
+from klingwatch.monitor.observe import observe_task
+from klingwatch.monitor.stuck import StuckDetector, Verdict
+from klingwatch.store import Change, Ledger, LocalStatus, Observation, Source, TaskRecord
+
+__all__ = ["PollSettings", "Poller", "SweepReport"]
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_TASKS_STYLES = frozenset({"tasks-list", "tasks-ids", "tasks-lookup"})
+_ACTIVE = (LocalStatus.SUBMITTED, LocalStatus.PROCESSING, LocalStatus.UNKNOWN)
+
+
+@dataclass(frozen=True, slots=True)
+class PollSettings:
+    """How the poller reads; durations in nominal seconds (scaled by the clock)."""
+
+    #: global request rate (token bucket) and burst
+    requests_per_second: float = 10.0
+    burst: float | None = None
+    #: requests in flight at once
+    concurrency: int = 4
+    #: ids per GET /tasks?task_ids= (Kling's limit is 20)
+    many_size: int = 20
+    #: tasks per POST /tasks page and per legacy list page (Kling's limit is 500)
+    page_size: int = 500
+    #: legacy list pages walked per product per sweep at most
+    max_pages: int = 20
+    #: due tasks taken per sweep at most
+    due_limit: int = 10_000
+    #: Kling may not list a brand-new task yet: "not found" younger than this is not news
+    not_found_grace: float = 300.0
+    #: an ``unknown`` task is sent again only when a lookup this long after sending finds nothing
+    recover_grace: float = 30.0
+    #: look up ``unknown`` tasks by external_task_id (the submitter may do it instead)
+    recover_unknown: bool = True
+
+
+@dataclass(slots=True)
+class SweepReport:
+    """What one sweep did."""
+
+    due: int = 0
+    looked: int = 0
+    requests: int = 0
+    errors: int = 0
+    changes: list[Change] = field(default_factory=list)
+    #: requests by reading style: "tasks-list", "tasks-ids", "legacy-page", "get", "lookup"
+    styles: Counter[str] = field(default_factory=Counter)
+    #: earliest next look scheduled by this sweep (clock seconds), if any
+    next_look: float | None = None
+
+
+class _TasksRefused(Exception):
+    """The server does not serve the /tasks style to these credentials."""
+
+
+@dataclass(slots=True)
+class _Sweep:
+    """The working state of one sweep."""
+
+    now: float
+    report: SweepReport
+    #: every task whose state was read (or attempted), by local id
+    looked: dict[int, TaskRecord] = field(default_factory=dict)
+    observations: list[Observation] = field(default_factory=list)
+    #: tasks Kling said it does not know
+    missing: list[TaskRecord] = field(default_factory=list)
+
+
+class Poller:
+    """Reads due tasks from Kling and writes what it learned through the ledger's one door."""
+
+    def __init__(
+        self,
+        *,
+        client: KlingClient,
+        ledger: Ledger,
+        clock: Clock,
+        cadence: Cadence,
+        settings: PollSettings | None = None,
+        budget: RequestBudget | None = None,
+        stuck: StuckDetector | None = None,
+        batch: str | None = None,
+    ) -> None:
+        self.client = client
+        self.ledger = ledger
+        self.clock = clock
+        self.cadence = cadence
+        self.settings = settings or PollSettings()
+        self.budget = budget or RequestBudget(
+            clock=clock,
+            requests_per_second=self.settings.requests_per_second,
+            burst=self.settings.burst,
+            concurrency=self.settings.concurrency,
+        )
+        self.stuck = stuck or StuckDetector(cadence)
+        self.batch = batch
+        #: set once a server refused the /tasks style; the legacy style is used from then on
+        self.tasks_refused = False
+
+    @property
+    def uses_tasks_api(self) -> bool:
+        """Whether sweeps read through the 2026 ``/tasks`` endpoints."""
+        return self.client.has_api_key and not self.tasks_refused
+
+    # -- the sweep ------------------------------------------------------------------------
+    async def sweep(self) -> SweepReport:
+        """Read every due task once, apply what was learned, reschedule each one."""
+        now = self.clock.time()
+        due = [t for t in self._due(now) if self.batch is None or t.batch == self.batch]
+        sweep = _Sweep(now=now, report=SweepReport(due=len(due)))
+        if not due:
+            return sweep.report
+        lost = [t for t in due if t.task_id is None]
+        known = [t for t in due if t.task_id is not None]
+        if known:
+            await self._read_known(sweep, known)
+        if lost and self.settings.recover_unknown:
+            await self._recover(sweep, lost)
+        for task in due:  # a task whose read failed is still rescheduled, never hot-looped
+            sweep.looked.setdefault(task.local_id, task)
+        self._finish(sweep)
+        return sweep.report
+
+    def _due(self, now: float) -> list[TaskRecord]:
+        return self.ledger.due(now, limit=self.settings.due_limit)
+
+    async def _read_known(self, sweep: _Sweep, due: list[TaskRecord]) -> None:
+        if self.uses_tasks_api:
+            try:
+                await self._read_tasks_api(sweep, due)
+                return
+            except _TasksRefused:
+                pass
+        await self._read_legacy(sweep, due)
+
+    # -- the 2026 /tasks style ------------------------------------------------------------
+    async def _read_tasks_api(self, sweep: _Sweep, due: list[TaskRecord]) -> None:
+        many_cost = math.ceil(len(due) / self.settings.many_size)
+        if many_cost > 1:
+            active = self._active()
+            list_cost = max(1, math.ceil(len(active) / self.settings.page_size))
+            if list_cost < many_cost:
+                gone = await self._list_active(sweep, active)
+                await self._get_many(sweep, gone)
+                return
+        await self._get_many(sweep, due)
+
+    def _active(self) -> list[TaskRecord]:
+        """Every active task with a Kling id (this batch only, when the poller has one)."""
+        rows = self.ledger.tasks(status=_ACTIVE, batch=self.batch)
+        return [t for t in rows if t.task_id is not None]
+
+    async def _list_active(self, sweep: _Sweep, active: list[TaskRecord]) -> list[TaskRecord]:
+        """POST /tasks for every active task; returns the known-active ones it did not list."""
+        created = [t.kling_created_ms for t in active if t.kling_created_ms is not None]
+        # A minute of slack: clocks differ, and a task is listed by Kling's creation time.
+        since = min(created) / 1000.0 - 60.0 if len(created) == len(active) else None
+        pages = max(1, math.ceil(len(active) / self.settings.page_size))
+        try:
+            listed = await self._call(
+                sweep,
+                "tasks-list",
+                lambda: self.client.list_tasks(
+                    status=(TaskStatus.SUBMITTED, TaskStatus.PROCESSING),
+                    since=since,
+                    limit=self.settings.page_size,
+                ),
+                tokens=pages,
+            )
+        except _Skip:
+            return []
+        by_id = {task.id: task for task in listed}
+        gone: list[TaskRecord] = []
+        for record in active:
+            task = by_id.get(record.task_id or "")
+            if task is None:
+                gone.append(record)
+            else:
+                self._saw(sweep, record, task, Source.LIST)
+        return gone
+
+    async def _get_many(self, sweep: _Sweep, records: Sequence[TaskRecord]) -> None:
+        size = self.settings.many_size
+        chunks = [records[i : i + size] for i in range(0, len(records), size)]
+        await asyncio.gather(*(self._get_chunk(sweep, chunk) for chunk in chunks))
+
+    async def _get_chunk(self, sweep: _Sweep, chunk: Sequence[TaskRecord]) -> None:
+        ids = [t.task_id for t in chunk if t.task_id is not None]
+        try:
+            found = await self._call(sweep, "tasks-ids", lambda: self.client.get_many(ids))
+        except _Skip:
+            return
+        for record in chunk:
+            task = found.get(record.task_id or "")
+            if task is None:
+                sweep.missing.append(record)
+                sweep.looked[record.local_id] = record
+            else:
+                self._saw(sweep, record, task, Source.GET)
+
+    # -- the legacy style -----------------------------------------------------------------
+    async def _read_legacy(self, sweep: _Sweep, due: list[TaskRecord]) -> None:
+        by_product: dict[str, list[TaskRecord]] = {}
+        for record in due:
+            by_product.setdefault(record.product, []).append(record)
+        active: dict[str, TaskRecord] | None = None
+        if any(len(group) > 1 for group in by_product.values()):
+            active = {t.task_id or "": t for t in self._active()}
+        await asyncio.gather(
+            *(
+                self._read_product(sweep, product, group, active or {})
+                for product, group in by_product.items()
+            )
+        )
+
+    async def _read_product(
+        self,
+        sweep: _Sweep,
+        product: str,
+        due: list[TaskRecord],
+        active: dict[str, TaskRecord],
+    ) -> None:
+        remaining = {t.task_id or "": t for t in due}
+        page = 0
+        # A page costs one request and can replace one single get per due task on it, so it is
+        # worth walking only while at least two due tasks are still unfound.
+        while len(remaining) > 1 and page < self.settings.max_pages:
+            page += 1
+            try:
+                tasks = await self._call(
+                    sweep,
+                    "legacy-page",
+                    functools.partial(
+                        self.client.list_page, product, page=page, size=self.settings.page_size
+                    ),
+                )
+            except _Skip:
+                break
+            for task in tasks:
+                record = remaining.pop(task.id, None) or active.get(task.id)
+                if record is not None and record.product == product:
+                    self._saw(sweep, record, task, Source.LIST)
+            oldest_due = min(_created(t) for t in remaining.values()) if remaining else None
+            oldest_seen = min((t.created_ms for t in tasks if t.created_ms), default=None)
+            if len(tasks) < self.settings.page_size or (
+                # Newest first: once a page reaches past the oldest unfound task, more pages
+                # cannot contain the rest (they are read singly below).
+                oldest_due is not None and oldest_seen is not None and oldest_seen < oldest_due
+            ):
+                break
+        await asyncio.gather(*(self._get_one(sweep, record) for record in remaining.values()))
+
+    async def _get_one(self, sweep: _Sweep, record: TaskRecord) -> None:
+        try:
+            task = await self._call(
+                sweep, "get", lambda: self.client.get(record.product, record.task_id or "")
+            )
+        except _NotFound:
+            sweep.missing.append(record)
+            sweep.looked[record.local_id] = record
+        except _Skip:
+            return
+        else:
+            self._saw(sweep, record, task, Source.GET)
+
+    # -- recovery of tasks whose create answer was lost ------------------------------------
+    async def _recover(self, sweep: _Sweep, lost: list[TaskRecord]) -> None:
+        if self.uses_tasks_api:
+            size = self.settings.many_size
+            chunks = [lost[i : i + size] for i in range(0, len(lost), size)]
+            try:
+                await asyncio.gather(*(self._recover_chunk(sweep, chunk) for chunk in chunks))
+                return
+            except _TasksRefused:
+                pass
+        await asyncio.gather(*(self._recover_one(sweep, record) for record in lost))
+
+    async def _recover_chunk(self, sweep: _Sweep, chunk: Sequence[TaskRecord]) -> None:
+        ids = [t.external_task_id for t in chunk]
+        try:
+            found = await self._call(
+                sweep, "tasks-lookup", lambda: self.client.get_many_by_external_id(ids)
+            )
+        except _Skip:
+            return
+        for record in chunk:
+            self._recovered(sweep, record, found.get(record.external_task_id))
+
+    async def _recover_one(self, sweep: _Sweep, record: TaskRecord) -> None:
+        try:
+            task = await self._call(
+                sweep,
+                "lookup",
+                lambda: self.client.get_by_external_id(record.product, record.external_task_id),
+            )
+        except _NotFound:
+            task = None
+        except _Skip:
+            return
+        self._recovered(sweep, record, task)
+
+    def _recovered(self, sweep: _Sweep, record: TaskRecord, task: Task | None) -> None:
+        sweep.looked[record.local_id] = record
+        if task is not None:
+            sweep.observations.append(
+                observe_task(task, source=Source.RECOVERY, at=sweep.now, local_id=record.local_id)
+            )
+            return
+        sent = record.sent_at if record.sent_at is not None else record.queued_at
+        if sweep.now - sent >= self.clock.scaled(self.settings.recover_grace):
+            sweep.observations.append(
+                Observation(
+                    status=LocalStatus.QUEUED,
+                    source=Source.RECOVERY,
+                    at=sweep.now,
+                    local_id=record.local_id,
+                    detail="no task on Kling under this external_task_id; it may be sent again",
+                )
+            )
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _saw(self, sweep: _Sweep, record: TaskRecord, task: Task, source: Source) -> None:
+        sweep.looked[record.local_id] = record
+        sweep.observations.append(
+            observe_task(task, source=source, at=sweep.now, local_id=record.local_id)
+        )
+
+    async def _call(
+        self, sweep: _Sweep, style: str, call: Callable[[], Awaitable[_T]], *, tokens: int = 1
+    ) -> _T:
+        """Run one client call under the budget, counting it; translate failures.
+
+        Raises ``_TasksRefused`` (the /tasks style is not served: remembered), ``_NotFound``
+        (the task does not exist), or ``_Skip`` (any other failure, logged: the tasks involved
+        are read again at their next look). Bad credentials propagate: nothing can work.
+        """
+        async with self.budget.request():
+            for _ in range(tokens - 1):
+                await self.budget.bucket.take()
+            sweep.report.requests += tokens
+            sweep.report.styles[style] += tokens
+            try:
+                return await call()
+            except TaskNotFound as exc:
+                raise _NotFound from exc
+            except (ConfigurationError, AuthenticationError, PermissionDenied, NotFound) as exc:
+                if style in _TASKS_STYLES:
+                    if not self.tasks_refused:
+                        log.warning(
+                            "the server refuses the /tasks style (%s); reading legacy list pages "
+                            "and single tasks from now on",
+                            exc,
+                        )
+                    self.tasks_refused = True
+                    raise _TasksRefused from exc
+                if isinstance(exc, AuthenticationError) and not isinstance(exc, TokenExpired):
+                    raise
+                sweep.report.errors += 1
+                log.warning("%s read failed: %s", style, exc)
+                raise _Skip from exc
+            except KlingError as exc:
+                sweep.report.errors += 1
+                log.warning("%s read failed: %s", style, exc)
+                raise _Skip from exc
+
+    def _finish(self, sweep: _Sweep) -> None:
+        """Apply, count, judge and reschedule everything this sweep looked at."""
+        changes = self.ledger.apply_many(sweep.observations) if sweep.observations else []
+        sweep.report.changes = changes
+        now = sweep.now
+        latest = _latest(sweep.observations)
+        by_id = {c.local_id: c for c in changes}
+        lost = self._lost(sweep)
+        looks: list[tuple[int, float]] = []
+        for local_id, record in sweep.looked.items():
+            view = _after(record, by_id.get(local_id), latest.get(local_id), now)
+            if not view.status.is_active:
+                continue
+            looks.append((local_id, self.cadence.next_look(view, now)))
+            verdict = lost.get(local_id) or self.stuck.judge(view, now)
+            if verdict.stuck != record.stuck:
+                self.ledger.set_stuck(local_id, verdict.stuck, verdict.reason, now)
+        polled = [i for i, r in sweep.looked.items() if r.task_id is not None or i in latest]
+        if polled:
+            self.ledger.note_polled(polled, now)
+        if looks:
+            self.ledger.schedule(looks)
+            sweep.report.next_look = min(at for _, at in looks)
+        sweep.report.looked = len(sweep.looked)
+
+    def _lost(self, sweep: _Sweep) -> dict[int, Verdict]:
+        """Tasks Kling says it does not know although they are old enough to be listed.
+
+        Never a status (Kling may answer again; calling a live task dead is the costly
+        mistake): the task is flagged stuck with the reason, keeps being watched, and the flag
+        clears once Kling reports it again.
+        """
+        grace = self.clock.scaled(self.settings.not_found_grace)
+        out: dict[int, Verdict] = {}
+        for record in sweep.missing:
+            if sweep.now - _created(record) / 1000.0 < grace:
+                continue
+            if not record.stuck:
+                log.warning("Kling does not know task %s (%s)", record.task_id, record.local_id)
+            out[record.local_id] = Verdict(
+                True, f"Kling answers 'not found' for task {record.task_id}; still watching"
+            )
+        return out
+
+
+class _Skip(Exception):
+    """A read failed; its tasks are read again at their next look."""
+
+
+class _NotFound(Exception):
+    """Kling does not know the task read."""
+
+
+def _created(record: TaskRecord) -> int:
+    """Kling's creation time of a task (ms), else when it was sent or queued."""
+    if record.kling_created_ms is not None:
+        return record.kling_created_ms
+    sent = record.sent_at if record.sent_at is not None else record.queued_at
+    return round(sent * 1000)
+
+
+def _latest(observations: Iterable[Observation]) -> dict[int, Observation]:
+    """The most advanced observation per local id."""
+    out: dict[int, Observation] = {}
+    for obs in observations:
+        if obs.local_id is None:
+            continue
+        old = out.get(obs.local_id)
+        if old is None or obs.status.rank >= old.status.rank:
+            out[obs.local_id] = obs
+    return out
+
+
+def _after(
+    record: TaskRecord, change: Change | None, obs: Observation | None, now: float
+) -> TaskRecord:
+    """The record as it stands after this sweep's observations (without re-reading it)."""
+    if change is None and obs is None:
+        return record
+    status = change.new if change is not None else record.status
+    updated = record.kling_updated_ms
+    if obs is not None and obs.kling_updated_ms is not None:
+        updated = max(updated or 0, obs.kling_updated_ms)
+    processing_ms = record.kling_processing_ms
+    processing_at = record.processing_at
+    if status is LocalStatus.PROCESSING and record.status is not LocalStatus.PROCESSING:
+        processing_at = now
+        processing_ms = obs.kling_updated_ms if obs is not None else None
+    return replace(
+        record,
+        status=status,
+        task_id=record.task_id or (obs.task_id if obs else None),
+        kling_created_ms=record.kling_created_ms or (obs.kling_created_ms if obs else None),
+        kling_updated_ms=updated,
+        kling_processing_ms=processing_ms,
+        processing_at=processing_at,
+    )

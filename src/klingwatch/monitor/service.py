@@ -1,0 +1,257 @@
+"""The engine: one loop that keeps every task's status true, shaped like arq's ``Worker``.
+
+:class:`Monitor` takes keyword-only settings, runs sweeps in :meth:`Monitor.run` until stopped
+(or, with ``until_done``, until no task is in flight or waiting), and offers
+:meth:`Monitor.run_once` for tests. One iteration::
+
+    poller.sweep()        read every due task (batched), apply, judge stuck, reschedule
+    worker.run_once()     each extra worker in order: the submitter, downloads, ...
+    on_change(changes)    the CLI prints them, the server pushes them
+    on_sweep(report)      every iteration (a live view refreshes)
+    sleep                 until the next look is due (or idle_interval), or until stopped
+
+Extension points: a worker is anything with ``async run_once() -> Sequence[Change]`` and
+``busy() -> bool`` (:class:`Worker`). The submitter is passed as ``submitter=`` (it runs first
+among the workers, right after the sweep that may have freed slots, and ``queued`` tasks only keep
+``until_done`` waiting when there is one); other workers (downloads, alerts) as ``workers=[...]``.
+
+SIGINT/SIGTERM (when ``handle_signals``) ask the loop to stop: the current iteration finishes (the
+ledger is written in whole transactions, so it stays consistent), then :meth:`run` returns. A
+second signal is not caught specially; the process can always be killed, and a restarted engine
+carries on from the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import threading
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Protocol, runtime_checkable
+
+from klingwatch.clock import Clock
+from klingwatch.kling.client import KlingClient
+from klingwatch.monitor.budget import RequestBudget
+from klingwatch.monitor.cadence import (
+    Cadence,
+    CadencePolicy,
+    Percentiles,
+    Timing,
+    TimingSource,
+)
+from klingwatch.monitor.poller import Poller, PollSettings, SweepReport
+from klingwatch.monitor.stuck import StuckDetector, StuckPolicy
+from klingwatch.store import ACTIVE_STATUSES, Change, Ledger, LocalStatus
+
+__all__ = ["ChangeHook", "Monitor", "Worker", "learned_timing"]
+
+log = logging.getLogger(__name__)
+
+#: Called with the changes of each iteration (only when there are some).
+ChangeHook = Callable[[list[Change]], Awaitable[None]]
+
+
+@runtime_checkable
+class Worker(Protocol):
+    """Something the engine runs once per iteration, after the sweep."""
+
+    async def run_once(self) -> Sequence[Change]:
+        """Do one round of work; return the status changes it caused (for ``on_change``)."""
+        ...
+
+    def busy(self) -> bool:
+        """True while it has work of its own left (keeps ``until_done`` running)."""
+        ...
+
+
+def learned_timing(ledger: Ledger) -> TimingSource:
+    """A cadence timing source reading the ledger's learned durations."""
+
+    def source(product: str, model: str | None, mode: str | None) -> Timing | None:
+        stats = ledger.durations(product, model, mode)
+        q = (stats.queue_p50, stats.queue_p95, stats.queue_p99)
+        r = (stats.run_p50, stats.run_p95, stats.run_p99)
+        if any(v is None for v in (*q, *r)):
+            return None
+        qp = sorted(float(v or 0.0) for v in q)
+        rp = sorted(float(v or 0.0) for v in r)
+        return Timing(Percentiles(*qp), Percentiles(*rp), samples=min(stats.queue_n, stats.run_n))
+
+    return source
+
+
+class Monitor:
+    """Watches the ledger's active tasks on Kling until stopped (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        client: KlingClient,
+        ledger: Ledger,
+        clock: Clock | None = None,
+        batch: str | None = None,
+        cadence: CadencePolicy | None = None,
+        poll: PollSettings | None = None,
+        stuck: StuckPolicy | None = None,
+        submitter: Worker | None = None,
+        workers: Sequence[Worker] = (),
+        on_change: ChangeHook | None = None,
+        on_sweep: Callable[[SweepReport], None] | None = None,
+        until_done: bool = False,
+        idle_interval: float = 5.0,
+        handle_signals: bool = True,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.client = client
+        self.ledger = ledger
+        self.clock: Clock = clock or client.clock
+        self.batch = batch
+        self.submitter = submitter
+        self.workers: list[Worker] = [*([submitter] if submitter else []), *workers]
+        self.on_change = on_change
+        self.on_sweep = on_sweep
+        self.until_done = until_done
+        self.idle_interval = idle_interval
+        self.handle_signals = handle_signals
+        self.cadence = Cadence(
+            policy=cadence,
+            scale=self.clock.scale,
+            learned=learned_timing(ledger),
+            rng=rng,
+        )
+        poll = poll or PollSettings()
+        self.budget = RequestBudget(
+            clock=self.clock,
+            requests_per_second=poll.requests_per_second,
+            burst=poll.burst,
+            concurrency=poll.concurrency,
+        )
+        self.poller = Poller(
+            client=client,
+            ledger=ledger,
+            clock=self.clock,
+            cadence=self.cadence,
+            settings=poll,
+            budget=self.budget,
+            stuck=StuckDetector(self.cadence, stuck),
+            batch=batch,
+        )
+        self._stop = asyncio.Event()
+        # counters, shown in __repr__
+        self.iterations = 0
+        self.sweeps = 0
+        self.requests = 0
+        self.looks = 0
+        self.changes = 0
+        self.errors = 0
+        self.last_report: SweepReport | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<Monitor batch={self.batch!r} iterations={self.iterations} sweeps={self.sweeps} "
+            f"requests={self.requests} looks={self.looks} changes={self.changes} "
+            f"errors={self.errors}{' stopping' if self._stop.is_set() else ''}>"
+        )
+
+    # -- control --------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the current iteration."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def done(self) -> bool:
+        """No task in flight, none waiting for a submitter, and every worker idle."""
+        counts = self.ledger.counts(batch=self.batch)
+        if any(counts.get(s, 0) for s in ACTIVE_STATUSES):
+            return False
+        if self.submitter is not None and counts.get(LocalStatus.QUEUED, 0):
+            return False
+        return not any(worker.busy() for worker in self.workers)
+
+    # -- the loop -------------------------------------------------------------------------
+    async def run_once(self) -> list[Change]:
+        """One iteration: a sweep, then every worker; returns (and reports) all changes."""
+        self.iterations += 1
+        report = await self.poller.sweep()
+        self.last_report = report
+        if report.due:
+            self.sweeps += 1
+        self.requests += report.requests
+        self.looks += report.looked
+        self.errors += report.errors
+        changes = list(report.changes)
+        for worker in self.workers:
+            changes.extend(await worker.run_once())
+        self.changes += sum(1 for c in changes if c.status_changed)
+        if changes and self.on_change is not None:
+            await self.on_change(changes)
+        if self.on_sweep is not None:
+            self.on_sweep(report)
+        return changes
+
+    async def run(self) -> None:
+        """Run iterations until :meth:`stop` (or a signal), or until done with ``until_done``."""
+        with self._signals():
+            log.info("engine started: %r", self)
+            while not self._stop.is_set():
+                changes = await self.run_once()
+                if self.until_done and self.done():
+                    break
+                if self._stop.is_set():
+                    break
+                await self._pause(bool(changes))
+            log.info("engine stopped: %r", self)
+
+    async def _pause(self, busy: bool) -> None:
+        now = self.clock.time()
+        wake = now + self.clock.scaled(self.idle_interval)
+        report = self.last_report
+        if report is not None and report.next_look is not None:
+            wake = min(wake, report.next_look)
+        if busy and self.workers:
+            # Something just moved: a submitter may have a freed slot to fill.
+            wake = min(wake, now + self.cadence.policy.floor)
+        delay = max(wake - now, 0.0) / self.clock.scale
+        await self._sleep(delay)
+
+    async def _sleep(self, nominal: float) -> None:
+        """Sleep ``nominal`` seconds on the clock, waking early when stopped."""
+        sleeper = asyncio.ensure_future(self.clock.sleep(nominal))
+        stopper = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for fut in (sleeper, stopper):
+                fut.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await fut
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        """SIGINT/SIGTERM stop the loop gracefully (main thread of a Unix event loop only)."""
+        installed: list[signal.Signals] = []
+        if self.handle_signals and threading.current_thread() is threading.main_thread():
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(sig, self._on_signal, sig)
+                except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
+                    continue
+                installed.append(sig)
+        try:
+            yield
+        finally:
+            if installed:
+                loop = asyncio.get_running_loop()
+                for sig in installed:
+                    loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        log.info("%s: finishing the current sweep, then stopping", sig.name)
+        self.stop()
