@@ -122,6 +122,7 @@ class FakeKling:
     script: list[httpx.Response | Exception] = field(default_factory=list)
     queue: float = 10.0
     run: float = 60.0
+    lose_answers: int = 0  # serve the next N requests, then drop the connection
     skew: float = 0.0  # seconds the server's clock is ahead of the test clock
     page_limit_override: int | None = None  # POST /tasks: page size the server uses
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(866889456698785000))
@@ -169,6 +170,9 @@ class FakeKling:
             return canned
         response = self._serve(request)
         response.headers["date"] = email.utils.formatdate(self.now, usegmt=True)
+        if self.lose_answers > 0:
+            self.lose_answers -= 1
+            raise httpx.RemoteProtocolError("server disconnected without sending a response")
         return response
 
     def _serve(self, request: httpx.Request) -> httpx.Response:

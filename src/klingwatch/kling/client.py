@@ -48,6 +48,7 @@ from klingwatch.kling.errors import (
     KlingError,
     KlingTimeout,
     TaskNotFound,
+    UnknownTaskStatus,
     WaitTimeout,
     error_for,
 )
@@ -181,7 +182,7 @@ class KlingClient:
         if p.standard is ApiStandard.TASKS:
             self._require_api_key(f"creating a {p.name} task")
         data = await self._exchange("POST", p.path, p.path, json_body=body)
-        task = _parse_task(data)
+        task = _parse_task(data, f"POST {p.path}")
         logger.info("created %s task %s (external id %s)", p.name, task.id, task.external_id)
         return task
 
@@ -219,11 +220,11 @@ class KlingClient:
             if isinstance(data, list):
                 # Some servers answer a single get with a one-item list (or a page): pick ours.
                 for item in data:
-                    task = _parse_task(item)
+                    task = _parse_task(item, f"GET {path}")
                     if (task.id if by == "id" else task.external_id) == key:
                         return task
                 raise _not_found(f"no task with {by.replace('_', ' ')} {key!r} in the answer")
-            return _parse_task(data)
+            return _parse_task(data, f"GET {path}")
 
         return await self._read(read, f"GET {p.path}/{{id}}")
 
@@ -243,7 +244,7 @@ class KlingClient:
         async def read() -> list[Task]:
             params = {"pageNum": page, "pageSize": size}
             data = await self._exchange("GET", p.path, p.path, params=params)
-            return _parse_tasks(data)
+            return _parse_tasks(data, f"GET {p.path}")
 
         return await self._read(read, f"GET {p.path}")
 
@@ -290,7 +291,7 @@ class KlingClient:
                 data = await self._exchange(
                     "GET", "/tasks", "/tasks", params={param: ",".join(chunk)}
                 )
-                return _parse_tasks(data)
+                return _parse_tasks(data, "GET /tasks")
 
             chunk_set = set(chunk)
             for task in await self._read(read, "GET /tasks"):
@@ -342,7 +343,7 @@ class KlingClient:
                     raise BadResponse(
                         f"POST /tasks: expected data {{result: [...]}}, got {data!r:.200}"
                     )
-                return {**data, "result": _parse_tasks(data["result"])}
+                return {**data, "result": _parse_tasks(data["result"], "POST /tasks")}
 
             page = await self._read(read, "POST /tasks")
             for task in page["result"]:
@@ -575,16 +576,24 @@ def _envelope(content: bytes) -> dict[str, Any] | None:
     return {**body, "code": code}
 
 
-def _parse_task(data: Any) -> Task:
-    return Task.from_payload(data)
+def _parse_task(data: Any, what: str) -> Task:
+    """A task object from ``data``; a malformed one is a BadResponse naming the request."""
+    try:
+        return Task.from_payload(data)
+    except UnknownTaskStatus:
+        raise
+    except BadResponse as exc:
+        raise BadResponse(f"{what}: {exc}", body=data) from exc
 
 
-def _parse_tasks(data: Any) -> list[Task]:
+def _parse_tasks(data: Any, what: str) -> list[Task]:
     if isinstance(data, dict) and isinstance(data.get("result"), list):
         data = data["result"]
     if not isinstance(data, list):
-        raise BadResponse(f"expected a list of tasks, got {type(data).__name__}: {data!r:.200}")
-    return [Task.from_payload(item) for item in data]
+        raise BadResponse(
+            f"{what}: expected a list of tasks, got {type(data).__name__}: {data!r:.200}"
+        )
+    return [_parse_task(item, what) for item in data]
 
 
 def _not_found(message: str) -> TaskNotFound:
