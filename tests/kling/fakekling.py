@@ -119,6 +119,7 @@ class FakeKling:
     clock: ManualClock = field(default_factory=ManualClock)
     tasks: dict[str, FakeTask] = field(default_factory=dict)
     requests: list[httpx.Request] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)  # test-clock time of each request
     script: list[httpx.Response | Exception] = field(default_factory=list)
     queue: float = 10.0
     run: float = 60.0
@@ -163,6 +164,7 @@ class FakeKling:
                 request.method, request.url, headers=request.headers, content=request.content
             )
         )
+        self.times.append(self.clock.time())
         if self.script:
             canned = self.script.pop(0)
             if isinstance(canned, Exception):
