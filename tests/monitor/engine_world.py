@@ -1,0 +1,131 @@
+"""A small world for engine tests: a sandbox, a ledger and a client on one manual clock.
+
+Tasks are created on the sandbox and recorded in the ledger the way the submitter does it
+(intent first, then the create answer through the one door), so the engine under test only has
+to watch them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from starlette.types import ASGIApp
+
+from klingwatch.clock import ManualClock
+from klingwatch.kling.client import KlingClient
+from klingwatch.kling.products import Family
+from klingwatch.kling.retry import RetryPolicy
+from klingwatch.monitor.observe import observe_create
+from klingwatch.monitor.service import Monitor
+from klingwatch.sandbox import SandboxConfig, create_app
+from klingwatch.store import Ledger, NewTask
+
+API_KEY = "sandbox-api-key"
+ACCESS_KEY, SECRET_KEY = "sandbox-ak", "sandbox-sk-0123456789abcdef"
+BASE = "http://sandbox.test"
+
+#: Timings of the simulated account (nominal seconds), no stragglers unless a test wants them.
+CONFIG = SandboxConfig(
+    access_keys={ACCESS_KEY: SECRET_KEY},
+    api_keys=(API_KEY,),
+    slots={Family.VIDEO: 5000, Family.IMAGE: 5000},
+    straggler_rate=0.0,
+    failure_rate=0.1,
+    seed=7,
+)
+
+Middleware = Callable[[ASGIApp], ASGIApp]
+
+
+@dataclass
+class World:
+    clock: ManualClock
+    app: Any
+    ledger: Ledger
+    client: KlingClient
+
+    @property
+    def sandbox(self) -> Any:
+        return self.app.state.sandbox
+
+    async def submit(
+        self,
+        n: int,
+        *,
+        product: str = "text2video",
+        request: dict[str, Any] | None = None,
+        batch: str = "b1",
+        prefix: str = "t",
+    ) -> list[int]:
+        """Create ``n`` tasks on the sandbox and record them as the submitter would."""
+        request = request or {"prompt": "a cat surfing", "model_name": "kling-v2-6", "mode": "std"}
+        intents = [
+            NewTask(
+                product=product,
+                request=request,
+                external_task_id=f"{prefix}{i}",
+                model=request.get("model_name"),
+                mode=request.get("mode"),
+            )
+            for i in range(n)
+        ]
+        self.ledger.ensure_batch(batch)
+        ids = self.ledger.add_tasks(batch, intents).added
+        for local_id, intent in zip(ids, intents, strict=True):
+            self.ledger.mark_sending(local_id, self.clock.time())
+            task = await self.client.create(
+                product, request, external_task_id=intent.external_task_id
+            )
+            self.ledger.apply(observe_create(task, local_id=local_id, at=self.clock.time()))
+        return ids
+
+    async def truth(self) -> dict[str, dict[str, Any]]:
+        """The sandbox's true state of every task (``/sandbox/tasks``), by external id."""
+        transport = httpx.ASGITransport(app=self.app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
+            response = await http.get("/sandbox/tasks")
+        return {t["external_task_id"]: t for t in response.json()["tasks"]}
+
+    def served(self) -> int:
+        """Requests the sandbox served (creates included)."""
+        return sum(self.sandbox.state.requests.values())  # type: ignore[no-any-return]
+
+    def monitor(self, **kw: Any) -> Monitor:
+        kw.setdefault("handle_signals", False)
+        return Monitor(client=self.client, ledger=self.ledger, clock=self.clock, **kw)
+
+
+@contextlib.asynccontextmanager
+async def world(
+    tmp_path: Path,
+    *,
+    api_key: bool = True,
+    config: SandboxConfig = CONFIG,
+    wrap: Middleware | None = None,
+    start: float = 1_767_225_600.0,
+) -> AsyncIterator[World]:
+    """A fresh sandbox and ledger; the client authenticates with an API key or with AK/SK."""
+    clock = ManualClock(start=start)
+    app = create_app(config, clock=clock)
+    served: Any = wrap(app) if wrap is not None else app
+    creds: dict[str, str] = (
+        {"api_key": API_KEY} if api_key else {"access_key": ACCESS_KEY, "secret_key": SECRET_KEY}
+    )
+    client = KlingClient(
+        **creds,
+        base_url=BASE,
+        transport=httpx.ASGITransport(app=served),
+        clock=clock,
+        retry=RetryPolicy(),
+    )
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}", clock=clock)
+    try:
+        yield World(clock=clock, app=app, ledger=ledger, client=client)
+    finally:
+        await client.aclose()
+        ledger.close()
