@@ -141,15 +141,17 @@ async def test_new_standard_tasks_are_waited_for_through_tasks() -> None:
     assert {r.url.path for r in fake.requests} == {"/tasks"}
 
 
-async def test_a_list_answer_with_an_old_status_does_not_repeat_on_update() -> None:
+async def test_repeated_or_stale_statuses_do_not_call_on_update() -> None:
     fake = FakeKling()
     made = fake.add(queue=0, run=10)
-    now = fake.now
+    processing = made.legacy(fake.now)
     fake.script += [
-        httpx.Response(200, json=envelope(made.legacy(now))),  # processing
-        httpx.Response(200, json=envelope(made.legacy(now))),  # processing again
+        httpx.Response(200, json=envelope(processing)),
+        httpx.Response(200, json=envelope(processing)),
+        httpx.Response(200, json=envelope({**processing, "task_status": "submitted"})),  # stale
     ]
     updates: list[TaskStatus] = []
     async with make_client(fake) as kling:
         await kling.wait("text2video", made.id, on_update=lambda t: updates.append(t.status))
+    assert len(fake.requests) >= 4
     assert updates == [TaskStatus.PROCESSING, TaskStatus.SUCCEED]

@@ -77,6 +77,14 @@ _T = TypeVar("_T")
 
 OnUpdate = Callable[[Task], Awaitable[None] | None]
 
+# Statuses only move forward; wait() ignores a read that reports an earlier one.
+_RANK = {
+    TaskStatus.SUBMITTED: 0,
+    TaskStatus.PROCESSING: 1,
+    TaskStatus.SUCCEED: 2,
+    TaskStatus.FAILED: 2,
+}
+
 
 class KlingClient:
     """An async client for Kling's task API (legacy ``/v1`` and the 2026 ``/tasks`` standard).
@@ -389,7 +397,7 @@ class KlingClient:
         status_since = 0.0
         last_error: KlingError | None = None
         while True:
-            elapsed = (self._clock.monotonic() - start) / scale
+            looked_at = (self._clock.monotonic() - start) / scale
             try:
                 seen = await self.get(p, task_id)
             except KlingError as exc:
@@ -399,13 +407,13 @@ class KlingClient:
                 last_error = exc
             else:
                 last_error = None
-                if task is None or seen.status is not task.status:
-                    status_since = elapsed
-                    task = seen
+                # A stale read (an older status than already seen) changes nothing.
+                if task is None or _RANK[seen.status] > _RANK[task.status]:
+                    task, status_since = seen, looked_at
                     await _call(on_update, seen)
-                task = seen
                 if seen.is_terminal:
                     return seen
+            elapsed = (self._clock.monotonic() - start) / scale
             if elapsed >= limit:
                 where = f"still {task.status}" if task is not None else "never read"
                 raise WaitTimeout(
