@@ -29,6 +29,8 @@ COMMAND_MODULES = (
     "show",
     "stuck",
     "export",
+    "serve",
+    "submit",
 )
 for _name in COMMAND_MODULES:
     importlib.import_module(f"klingwatch.cli.{_name}")

@@ -1,0 +1,383 @@
+"""``klingwatch submit FILE``: validate a batch file, queue it in the ledger, send it.
+
+What happens, in order:
+
+1. The whole file is read and validated (:mod:`klingwatch.monitor.intake`). Any bad line: every
+   one is printed as ``FILE:LINE: ...`` and nothing is queued (unless ``--skip-invalid``).
+2. ``--dry-run`` stops here: it shows what would be sent, the slots it needs and a unit estimate,
+   and writes nothing.
+3. Every line is committed to the ledger as ``queued`` with its ``external_task_id`` before any
+   request leaves. Running the same command again adds nothing.
+4. Without ``--wait``: one pass of the submitter sends what the free concurrency slots allow
+   now; the rest stays queued for ``klingwatch watch`` (or ``serve``), which sends it as slots
+   free up and follows every task to its end. With ``--wait``: the engine runs until every task of
+   the batch is final (or sending is paused).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from klingwatch.cli.app import app
+from klingwatch.cli.common import (
+    DB_OPTION,
+    JSON_OPTION,
+    clock_from,
+    console,
+    load_settings,
+    make_client,
+    open_ledger,
+    print_json,
+    print_table,
+    run_async,
+)
+from klingwatch.cli.live import Reporter, make_reporter
+from klingwatch.clock import Clock
+from klingwatch.kling.client import KlingClient
+from klingwatch.monitor import gates
+from klingwatch.monitor.estimate import ESTIMATE_NOTE, estimate_total, estimate_units
+from klingwatch.monitor.intake import (
+    BatchFile,
+    IntakeError,
+    IntakeLine,
+    parse_assignments,
+    read_batch,
+)
+from klingwatch.monitor.poller import PollSettings, SweepReport
+from klingwatch.monitor.service import Monitor
+from klingwatch.monitor.stuck import StuckPolicy
+from klingwatch.monitor.submitter import Submitter
+from klingwatch.settings import Settings
+from klingwatch.store import Change, Ledger, LocalStatus, NewTask
+
+__all__ = ["make_submitter", "slot_settings", "to_new_task"]
+
+logger = logging.getLogger(__name__)
+
+
+def slot_settings(settings: Settings) -> dict[str, int]:
+    """The slot limits configured per pack family (``KLINGWATCH_SLOTS_VIDEO``, ...)."""
+    given = {
+        "video": settings.slots_video,
+        "image": settings.slots_image,
+        "try_on": settings.slots_try_on,
+    }
+    return {family: n for family, n in given.items() if n}
+
+
+def make_submitter(
+    settings: Settings, *, client: KlingClient, ledger: Ledger, clock: Clock
+) -> Submitter:
+    """The submitter as ``submit``, ``watch`` and ``serve`` run it, configured from settings."""
+    return Submitter(client=client, ledger=ledger, clock=clock, slots=slot_settings(settings))
+
+
+def to_new_task(line: IntakeLine, *, callback_url: str | None = None) -> NewTask:
+    """The ledger intent for one valid line."""
+    return NewTask(
+        product=line.product,
+        request=line.request,
+        external_task_id=line.external_task_id,
+        model=line.model,
+        mode=line.mode,
+        duration=line.duration,
+        family=line.family,
+        slot_cost=line.slot_cost,
+        callback_url=callback_url,
+        source_line=line.source_line,
+    )
+
+
+# -- dry run ---------------------------------------------------------------------------------
+def _short(text: Any, limit: int = 48) -> str:
+    value = "" if text is None else str(text)
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def _what(request: Mapping[str, Any]) -> str:
+    for key in ("prompt", "video_id", "effect_scene", "human_image"):
+        if request.get(key):
+            return _short(request[key])
+    return _short(request)
+
+
+def _plan(found: BatchFile, settings: Settings) -> dict[str, Any]:
+    slots = found.slots_needed()
+    configured = slot_settings(settings)
+    return {
+        "batch": found.batch,
+        "file": found.file,
+        "format": found.format.value,
+        "tasks": [
+            {
+                "line": line.line,
+                "product": line.product,
+                "external_task_id": line.external_task_id,
+                "family": line.family,
+                "slot_cost": line.slot_cost,
+                "estimated_units": str(estimate_units(line.product, line.request)),
+                "request": line.request,
+            }
+            for line in found.lines
+        ],
+        "slots_needed": slots,
+        "slots_configured": configured,
+        "estimated_units": str(
+            estimate_total((line.product, line.request) for line in found.lines)
+        ),
+        "estimate_note": ESTIMATE_NOTE,
+        "invalid_lines": [str(p) for p in found.problems],
+    }
+
+
+def _print_plan(plan: dict[str, Any], found: BatchFile) -> None:
+    rows = [
+        (
+            line.line,
+            line.product,
+            line.model,
+            line.mode or "-",
+            line.duration,
+            line.slot_cost,
+            estimate_units(line.product, line.request),
+            line.external_task_id,
+            _what(line.request),
+        )
+        for line in found.lines
+    ]
+    print_table(
+        [
+            "line",
+            "product",
+            "model",
+            "mode",
+            "duration",
+            "slots",
+            "≈units",
+            "external_task_id",
+            "what",
+        ],
+        rows,
+        title=f"dry run: batch {found.batch!r} from {found.file} (nothing sent, nothing written)",
+    )
+    needed = ", ".join(f"{family} {n}" for family, n in plan["slots_needed"].items())
+    configured = plan["slots_configured"]
+    out = console()
+    out.print(
+        f"{len(found.lines)} tasks; concurrency slots needed to run them all at once: {needed}"
+    )
+    if configured:
+        limits = ", ".join(f"{family} {n}" for family, n in configured.items())
+        out.print(f"configured slot limits: {limits} (the rest waits in the queue)")
+    out.print(f"≈ {plan['estimated_units']} units: {ESTIMATE_NOTE}")
+
+
+# -- the real thing ----------------------------------------------------------------------------
+def _monitor(
+    settings: Settings,
+    *,
+    client: KlingClient,
+    ledger: Ledger,
+    clock: Clock,
+    submitter: Submitter,
+    reporter: Reporter,
+    batch: str,
+) -> Monitor:
+    """The engine with the submitter plugged in, stopping once ``batch`` is done or paused."""
+    monitor: Monitor
+
+    async def on_change(changes: list[Change]) -> None:
+        reporter.changes(changes)
+
+    def on_sweep(_: SweepReport) -> None:
+        reporter.tick()
+        counts = ledger.counts(batch=batch)
+        done = not any(n for status, n in counts.items() if not status.is_final)
+        if done or gates.pause_state(ledger) is not None:
+            monitor.stop()
+
+    monitor = Monitor(
+        client=client,
+        ledger=ledger,
+        clock=clock,
+        poll=PollSettings(
+            requests_per_second=settings.requests_per_second,
+            concurrency=settings.max_concurrency,
+            # The submitter looks up ambiguous creates itself.
+            recover_unknown=False,
+        ),
+        stuck=StuckPolicy(threshold=settings.stuck_after),
+        submitter=submitter,
+        on_change=on_change,
+        on_sweep=on_sweep,
+    )
+    return monitor
+
+
+async def _submit(
+    settings: Settings,
+    found: BatchFile,
+    *,
+    callback_url: str | None,
+    download: Path | None,
+    wait: bool,
+    as_json: bool,
+) -> dict[str, Any]:
+    clock = clock_from(settings)
+    tasks = [to_new_task(line, callback_url=callback_url) for line in found.lines]
+    # The client first: missing credentials are reported before anything is written.
+    async with make_client(settings, clock=clock) as client:
+        with open_ledger(settings.db, settings=settings) as ledger:
+            ledger.ensure_batch(found.batch, download_dir=str(download) if download else None)
+            added = ledger.add_tasks(found.batch, tasks)
+            submitter = make_submitter(settings, client=client, ledger=ledger, clock=clock)
+            if wait:
+                with make_reporter(
+                    ledger, json_lines=as_json, batch=found.batch, console=console(), clock=clock
+                ) as reporter:
+                    monitor = _monitor(
+                        settings,
+                        client=client,
+                        ledger=ledger,
+                        clock=clock,
+                        submitter=submitter,
+                        reporter=reporter,
+                        batch=found.batch,
+                    )
+                    await monitor.run()
+            else:
+                await submitter.run_once()
+            counts = ledger.counts(batch=found.batch)
+            paused = gates.pause_state(ledger)
+            limit = submitter.slot_limit("video")
+    return {
+        "batch": found.batch,
+        "added": len(added.added),
+        "already_queued": len(added.existing),
+        "sent_now": submitter.stats.creates,
+        "counts": {status.value: n for status, n in counts.items() if n},
+        "paused": None if paused is None else paused.reason,
+        "video_slot_limit": limit,
+        "waited": wait,
+    }
+
+
+def _report(summary: dict[str, Any], *, wait: bool) -> None:
+    out = console()
+    batch = summary["batch"]
+    line = f"batch {batch!r}: {summary['added']} queued"
+    if summary["already_queued"]:
+        line += f", {summary['already_queued']} already in the ledger (not added again)"
+    out.print(line)
+    counts = "  ".join(f"{status} {n}" for status, n in summary["counts"].items())
+    out.print(f"now: {counts}")
+    if summary["paused"]:
+        out.print(
+            f"[bold red]submissions are paused:[/bold red] {summary['paused']}\n"
+            "fix it, then run `klingwatch resume` and `klingwatch watch`"
+        )
+        return
+    waiting = sum(n for status, n in summary["counts"].items() if not LocalStatus(status).is_final)
+    if not wait and waiting:
+        out.print(
+            f"{summary['sent_now']} sent now; run `klingwatch watch` to send the rest as slots "
+            "free up and follow every task to its end"
+        )
+
+
+SET_OPTION: Any = typer.Option(
+    None,
+    "--set",
+    help="Default for every line, KEY=VALUE (JSON values; dotted keys nest): "
+    "--set mode=pro --set duration=10. A line's own value wins.",
+)
+DOWNLOAD_OPTION: Any = typer.Option(
+    None, "--download", help="Download results of this batch into this folder."
+)
+
+
+@app.command("submit")
+def submit_command(
+    file: str = typer.Argument(
+        ...,
+        help="Requests: .jsonl (one object per line), .csv (header row) or text (one "
+        "prompt per line); - reads stdin.",
+    ),
+    batch: str | None = typer.Option(
+        None, "--batch", "-b", help="Batch name (default: the file's name without extension)."
+    ),
+    product: str | None = typer.Option(
+        None, "--product", "-p", help="Product of lines that name none (default: text2video)."
+    ),
+    assignments: list[str] | None = SET_OPTION,
+    callback_url: str | None = typer.Option(
+        None, "--callback-url", help="Kling calls this URL when a task changes."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Show what would be sent, slots and a unit estimate; send nothing."
+    ),
+    skip_invalid: bool = typer.Option(
+        False, "--skip-invalid", help="Queue the valid lines even if some are invalid."
+    ),
+    wait: bool = typer.Option(
+        False, "--wait", help="Run the engine until every task of the batch is final."
+    ),
+    download: Path | None = DOWNLOAD_OPTION,
+    db: str | None = DB_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Validate FILE, queue every line in the ledger, and send.
+
+    Nothing is queued while any line is invalid: each one is reported as FILE:LINE: what to fix.
+    Each line gets an external_task_id (its own, or derived from batch and content), so running
+    the same command again adds nothing and nothing is ever paid twice.
+
+    Without --wait, submit sends what the free concurrency slots allow right now and leaves the
+    rest queued: run `klingwatch watch` to send it as slots free up and follow every task to its
+    end. With --wait, submit runs that engine itself until the batch is done.
+    """
+    found = read_batch(
+        file, batch=batch, product=product, defaults=parse_assignments(assignments or [])
+    )
+    if found.problems and not skip_invalid:
+        found.raise_for_problems()
+    for problem in found.problems:
+        typer.echo(f"skipped: {problem}", err=True)
+    if not found.lines:
+        raise IntakeError(f"{found.file}: no valid lines to queue")
+    settings = load_settings(db)
+    if dry_run:
+        plan = _plan(found, settings)
+        if as_json:
+            print_json(plan)
+        else:
+            _print_plan(plan, found)
+        return
+    summary = run_async(
+        _submit(
+            settings,
+            found,
+            callback_url=callback_url,
+            download=download.resolve() if download else None,
+            wait=wait,
+            as_json=as_json,
+        )
+    )
+    summary["estimated_units"] = str(_estimate(found))
+    if as_json and wait:
+        typer.echo(json.dumps(summary))  # the last of the JSON lines the engine printed
+    elif as_json:
+        print_json(summary)
+    else:
+        _report(summary, wait=wait)
+
+
+def _estimate(found: BatchFile) -> Decimal:
+    return estimate_total((line.product, line.request) for line in found.lines)

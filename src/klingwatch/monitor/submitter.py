@@ -1,0 +1,662 @@
+"""The submitter: sends queued tasks to Kling while a concurrency slot is free, never twice.
+
+Submitting is where money is spent, so every step is ordered to survive a crash at any moment:
+
+1. A task is in the ledger as ``queued`` (committed by ``submit``) before anything is sent.
+2. Before its create leaves, the task is **claimed** (a lease, so two replicas never send the same
+   task) and **marked sending** (``sent_at``, ``send_attempts + 1``), both committed.
+3. The create carries the task's ``external_task_id`` (and ``callback_url``). Its answer goes
+   through the ledger's one door (:mod:`klingwatch.monitor.observe`):
+
+   * created: ``submitted`` with Kling's ``task_id``;
+   * 1200-1203, 1300/1301: ``rejected`` with the reason, never sent again on its own;
+   * 1303 (slots busy): stays ``queued``; the account's slot limit is learned (N in flight means
+     the limit is N) and not exceeded afterwards; sent again when a slot frees;
+   * 1302 (rate limit), 5001 (maintenance), a connection refused before sending: stays ``queued``
+     with backoff (exponential, jittered, ``Retry-After`` honoured);
+   * 1000-1002, 1100-1103, 1304: every create pauses (:mod:`klingwatch.monitor.gates`), an alert
+     says why, nothing is lost; ``klingwatch resume`` (or, for 1102, an optional delay) resumes;
+   * 5000/5002, timeouts, dropped connections, garbage, "external id already used": ``unknown``.
+
+4. **Recovery**: an ``unknown`` task is looked up by its external id (``get_by_external_id``, or
+   20 at a time with ``get_many_by_external_id`` when an API key is set). Found: its real status
+   is applied (source ``recovery``). Not found: back to ``queued`` (source ``recovery``), so it
+   may be sent again. Lookup failed: stays ``unknown``, tried again later with backoff. **A create
+   is never sent for an ``unknown`` task.**
+
+5. **Restart**: a ``queued`` task with ``send_attempts > 0`` whose last answer this process did not
+   see (its create may have left just before the process died) is an *orphan*: it is turned
+   ``unknown`` and looked up like any other before it can be sent again. Only tasks whose "not
+   created" this process saw itself (1303, 1302, 5001, a lookup that found nothing) are resent
+   without a lookup.
+
+The engine runs it: :meth:`Submitter.run_once` (one pass; what tests call) or :meth:`Submitter.run`
+(the loop, woken early by :meth:`Submitter.wake` when a slot frees).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import re
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from klingwatch.clock import Clock
+from klingwatch.kling.errors import (
+    AccountError,
+    AuthenticationError,
+    ConcurrencyLimited,
+    ConfigurationError,
+    KlingError,
+    PermissionDenied,
+    RateLimited,
+    RequestValidationError,
+    TaskNotFound,
+)
+from klingwatch.kling.models import Task
+from klingwatch.kling.products import Family
+from klingwatch.monitor import gates
+from klingwatch.monitor.observe import observe_create, observe_create_error, observe_task
+from klingwatch.store import Change, Ledger, LocalStatus, NewTask, Observation, Source, TaskRecord
+
+__all__ = [
+    "SubmitClient",
+    "Submitter",
+    "SubmitterStats",
+    "retry_external_id",
+    "retry_task",
+]
+
+logger = logging.getLogger(__name__)
+
+_FAMILIES: tuple[str, ...] = tuple(f.value for f in Family)
+#: Errors that stop every create until an operator acts (credentials, account, permission, setup).
+_PAUSING = (AuthenticationError, AccountError, PermissionDenied, ConfigurationError)
+#: Kling accepts at most this many ids per ``/tasks?external_task_ids=`` call.
+_MANY = 20
+
+
+class SubmitClient(Protocol):
+    """What the submitter needs of :class:`klingwatch.kling.client.KlingClient`."""
+
+    @property
+    def has_api_key(self) -> bool: ...
+
+    async def create(
+        self,
+        product: str,
+        request: Mapping[str, Any],
+        *,
+        external_task_id: str | None = None,
+        callback_url: str | None = None,
+    ) -> Task: ...
+
+    async def get_by_external_id(self, product: str, external_task_id: str) -> Task: ...
+
+    async def get_many_by_external_id(self, ids: Sequence[str]) -> dict[str, Task]: ...
+
+
+@dataclass(slots=True)
+class SubmitterStats:
+    """Counters of what the submitter did (creates by outcome, lookups by outcome)."""
+
+    creates: int = 0
+    created: int = 0
+    rejected: int = 0
+    concurrency_limited: int = 0
+    rate_limited: int = 0
+    deferred: int = 0
+    ambiguous: int = 0
+    pauses: int = 0
+    orphans: int = 0
+    lookups: int = 0
+    found: int = 0
+    not_found: int = 0
+    lookup_errors: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"creates={self.creates} created={self.created} rejected={self.rejected} "
+            f"1303={self.concurrency_limited} 1302={self.rate_limited} "
+            f"ambiguous={self.ambiguous} orphans={self.orphans} lookups={self.lookups} "
+            f"found={self.found} not_found={self.not_found}"
+        )
+
+
+@dataclass(slots=True)
+class _Retry:
+    """When a task's next recovery lookup is due, and how many failed so far."""
+
+    at: float
+    failures: int = 0
+
+
+@dataclass(slots=True)
+class _Gate:
+    """A family's (or everyone's) "not before" time after 1302/1303/5001, and its streak."""
+
+    not_before: float = 0.0
+    streak: int = 0
+
+
+class Submitter:
+    """Sends queued tasks when slots are free; recovers ambiguous creates; survives restarts.
+
+    ``slots`` maps a pack family (``video``, ``image``, ``try_on``) to the account's concurrency
+    limit when known in advance; a limit learned from a 1303 (kept in the ledger) is used when
+    lower, and a family with neither is probed until the first 1303 teaches its limit.
+    ``resume_after_1102`` (seconds) lets a 1102 pause lift by itself. ``lookup_delay`` is how long
+    after an ambiguous send a lookup is trusted (the create may still be on its way through
+    Kling); ``lease`` must outlast one create request. Times are nominal seconds on ``clock``.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: SubmitClient,
+        ledger: Ledger,
+        clock: Clock,
+        slots: Mapping[str, int] | None = None,
+        resume_after_1102: float | None = None,
+        backoff_base: float = 2.0,
+        backoff_cap: float = 120.0,
+        lookup_delay: float = 5.0,
+        lease: float = 120.0,
+        idle_interval: float = 5.0,
+        batch_limit: int = 200,
+        owner: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.client = client
+        self.ledger = ledger
+        self.clock = clock
+        self.slots = {k: int(v) for k, v in (slots or {}).items() if v}
+        self.resume_after_1102 = resume_after_1102
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.lookup_delay = lookup_delay
+        self.lease = lease
+        self.idle_interval = idle_interval
+        self.batch_limit = batch_limit
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.stats = SubmitterStats()
+        self._rng = rng or random.Random()
+        # Tasks whose last send this process saw refused ("not created"): resendable as they are.
+        self._cleared: set[int] = set()
+        self._retries: dict[int, _Retry] = {}
+        self._gates: dict[str, _Gate] = {}
+        self._everyone = _Gate()
+        self._wake = asyncio.Event()
+        self._changes: list[Change] = []
+        self._orphans_checked = False
+        #: creates sent by the last :meth:`run_once`
+        self.last_sent = 0
+
+    def __repr__(self) -> str:
+        return f"Submitter(owner={self.owner!r}, {self.stats})"
+
+    # -- limits ----------------------------------------------------------------------------------
+    def slot_limit(self, family: str) -> int | None:
+        """The slot limit in force for ``family``: the lower of the setting and the learned one."""
+        known = [v for v in (self.slots.get(family), gates.learned_slots(self.ledger, family)) if v]
+        return min(known) if known else None
+
+    def free_slots(self, family: str) -> int | None:
+        """Slots of ``family`` free now by the ledger's count (``None``: limit not known yet)."""
+        limit = self.slot_limit(family)
+        if limit is None:
+            return None
+        return max(0, limit - self.ledger.active_count(family))
+
+    # -- the engine's hooks ----------------------------------------------------------------------
+    def wake(self) -> None:
+        """Ask :meth:`run` for a pass now (a task turned final, so a slot may be free)."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Pass after pass until ``stop`` is set; sleeps on the clock between passes."""
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            await self.run_once()
+            self._wake.clear()
+            delay = self.next_pass_in()
+            sleeper = asyncio.ensure_future(self.clock.sleep(delay))
+            waker = asyncio.ensure_future(self._wake.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait({sleeper, waker, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for fut in (sleeper, waker, stopper):
+                    fut.cancel()
+
+    def next_pass_in(self) -> float:
+        """Nominal seconds until something is due (a backoff ends, a lookup, an auto-resume)."""
+        now = self.clock.time()
+        per_second = self.clock.scaled(1.0) or 1.0
+        waits = [g.not_before - now for g in (self._everyone, *self._gates.values())]
+        waits += [r.at - now for r in self._retries.values()]
+        paused = gates.pause_state(self.ledger)
+        if paused is not None and paused.resume_at is not None:
+            waits.append(paused.resume_at - now)
+        # Clock times are wall seconds; a scaled clock sleeps nominal ones.
+        nominal = [w / per_second for w in waits if w > 0]
+        return min([self.idle_interval, *nominal])
+
+    def _later(self, seconds: float) -> float:
+        """The clock time ``seconds`` nominal seconds from now."""
+        return self.clock.time() + self.clock.scaled(seconds)
+
+    async def run_once(self) -> list[Change]:
+        """One pass: recover what is unknown, then send what the free slots allow.
+
+        Returns the status changes it caused (the engine reports them); :attr:`last_sent` says
+        how many creates were sent.
+        """
+        self._changes = []
+        self.last_sent = 0
+        self._adopt_orphans()
+        await self.recover()
+        if not self._paused():
+            for family in _FAMILIES:
+                self.last_sent += await self._send_family(family)
+                if self._paused():
+                    break
+        changes, self._changes = self._changes, []
+        return changes
+
+    def busy(self) -> bool:
+        """True while a lookup of an ambiguous create is pending (queued work the engine sees)."""
+        return bool(self._retries)
+
+    def paused(self) -> gates.PauseState | None:
+        """Why sending is paused, or ``None``."""
+        return gates.pause_state(self.ledger)
+
+    def _apply(self, obs: Observation) -> Change | None:
+        change = self.ledger.apply(obs)
+        if change is not None and change.status_changed:
+            self._changes.append(change)
+        return change
+
+    # -- sending ---------------------------------------------------------------------------------
+    def _paused(self) -> bool:
+        state = gates.pause_state(self.ledger)
+        if state is None:
+            return False
+        if state.resume_at is not None and self.clock.time() >= state.resume_at:
+            gates.resume(self.ledger)
+            logger.info("auto-resumed submissions after %s s: %s", state.resume_after, state.reason)
+            return False
+        return True
+
+    def _gate(self, family: str) -> _Gate:
+        return self._gates.setdefault(family, _Gate())
+
+    async def _send_family(self, family: str) -> int:
+        sent = 0
+        while True:
+            now = self.clock.time()
+            if now < self._everyone.not_before or now < self._gate(family).not_before:
+                return sent
+            task = self._next_sendable(family, now)
+            if task is None:
+                return sent
+            await self._send(task)
+            sent += 1
+            if self._paused():
+                return sent
+
+    def _next_sendable(self, family: str, now: float) -> TaskRecord | None:
+        """The oldest queued task of ``family`` that fits the free slots, leased to this process.
+
+        Orphans met on the way are turned ``unknown`` (for recovery) instead; they then count as
+        in flight, so the free slots are counted again after each one.
+        """
+        lease = self.clock.scaled(self.lease)
+        while True:
+            free = self.free_slots(family)
+            if free is not None and free <= 0:
+                return None
+            claimed = self.ledger.claim_queued(
+                now, owner=self.owner, lease_seconds=lease, family=family, limit=1
+            )
+            if not claimed:
+                return None
+            task = claimed[0]
+            if task.send_attempts > 0 and not self._is_cleared(task):
+                self._orphan(task, now)
+                self.ledger.release([task.local_id], owner=self.owner)
+                continue
+            if free is not None and task.slot_cost > free:
+                # Keep the order: wait until the oldest task fits rather than jump the queue.
+                self.ledger.release([task.local_id], owner=self.owner)
+                return None
+            return task
+
+    def _adopt_orphans(self) -> None:
+        """Once per process: every queued task sent before without a known answer becomes
+        ``unknown`` before anything is sent, so the slot count includes them."""
+        if self._orphans_checked:
+            return
+        self._orphans_checked = True
+        now = self.clock.time()
+        for task in self.ledger.queued(limit=1_000_000):
+            if task.send_attempts == 0 or self._is_cleared(task):
+                continue
+            if task.lease_owner not in (None, self.owner) and (task.lease_until or 0.0) > now:
+                continue  # a live replica is sending it right now
+            self._orphan(task, now)
+
+    def _is_cleared(self, task: TaskRecord) -> bool:
+        """Is it known that the last send of ``task`` created nothing?
+
+        Either this process saw the refusal (1303, 1302, ...), or the task's last event is a
+        recovery lookup that found nothing after it was last sent (by anyone, before a restart).
+        """
+        if task.local_id in self._cleared:
+            return True
+        events = self.ledger.events(task.local_id)
+        last = events[-1] if events else None
+        return (
+            last is not None
+            and last.to_status is LocalStatus.QUEUED
+            and last.source is Source.RECOVERY
+            and (task.sent_at is None or last.at >= task.sent_at)
+        )
+
+    def _orphan(self, task: TaskRecord, now: float) -> None:
+        """A task sent by a process that never saw the answer: look it up before anything else."""
+        self.stats.orphans += 1
+        logger.info(
+            "task %s (%s) was sent before without an answer this process saw; looking it up "
+            "by external_task_id before any resend",
+            task.local_id,
+            task.external_task_id,
+        )
+        self._apply(
+            Observation(
+                status=LocalStatus.UNKNOWN,
+                source=Source.RECOVERY,
+                at=now,
+                local_id=task.local_id,
+                detail="sent before without a recorded answer (klingwatch may have stopped "
+                "mid-send): look it up by external_task_id before any resend",
+            )
+        )
+        sent_at = task.sent_at if task.sent_at is not None else now
+        self._retries[task.local_id] = _Retry(
+            at=max(now, sent_at + self.clock.scaled(self.lookup_delay))
+        )
+
+    async def _send(self, task: TaskRecord) -> None:
+        now = self.clock.time()
+        self.ledger.mark_sending(task.local_id, now)
+        self._cleared.discard(task.local_id)
+        self.stats.creates += 1
+        try:
+            created = await self.client.create(
+                task.product,
+                task.request,
+                external_task_id=task.external_task_id,
+                callback_url=task.callback_url,
+            )
+        except KlingError as exc:
+            self._on_error(task, exc)
+        except Exception as exc:
+            # A bug or an unforeseen failure after the request may have left: assume it did.
+            logger.exception("create of task %s failed unexpectedly", task.local_id)
+            self._ambiguous(task, f"create failed unexpectedly: {exc!r}")
+        else:
+            self.stats.created += 1
+            self._gate(task.family).streak = 0
+            self._everyone.streak = 0
+            self._apply(observe_create(created, local_id=task.local_id, at=self.clock.time()))
+        finally:
+            self.ledger.release([task.local_id], owner=self.owner)
+
+    def _on_error(self, task: TaskRecord, exc: KlingError) -> None:
+        now = self.clock.time()
+        if isinstance(exc, RequestValidationError):
+            # Caught before sending: nothing left, and it will not pass later either.
+            self._reject(task, str(exc), now)
+            return
+        if isinstance(exc, ConcurrencyLimited):
+            self.stats.concurrency_limited += 1
+            self._not_created(task)
+            in_flight = self.ledger.active_count(task.family)
+            limit = gates.learn_slots(self.ledger, task.family, in_flight)
+            gate = self._gate(task.family)
+            gate.streak += 1
+            if in_flight <= 0 or (limit is not None and in_flight < limit):
+                # Slots held by work klingwatch does not track: nothing to learn, back off.
+                gate.not_before = now + self.clock.scaled(
+                    self._backoff(gate.streak, exc.retry_after)
+                )
+            logger.info(
+                "1303 for %s with %d %s slots in flight; limit now %s",
+                task.external_task_id,
+                in_flight,
+                task.family,
+                limit,
+            )
+            return
+        if isinstance(exc, _PAUSING):
+            self.stats.pauses += 1
+            self._not_created(task)
+            code = getattr(exc, "code", None)
+            after = self.resume_after_1102 if code == 1102 else None
+            gates.pause(
+                self.ledger,
+                gates.PauseState(
+                    reason=str(exc),
+                    at=now,
+                    code=code,
+                    # kept in clock seconds, so any process reading the flag agrees on when
+                    resume_after=None if after is None else self.clock.scaled(after),
+                ),
+            )
+            return
+        obs = observe_create_error(exc, local_id=task.local_id, at=now)
+        if obs is not None and obs.status is LocalStatus.UNKNOWN:
+            self._ambiguous(task, obs.detail or str(exc), obs)
+            return
+        if obs is not None and obs.status is LocalStatus.REJECTED:
+            self.stats.rejected += 1
+            self._apply(obs)
+            logger.info("task %s rejected: %s", task.external_task_id, exc)
+            return
+        # 1302, 5001, a refused connection, anything else that did not create the task.
+        if isinstance(exc, RateLimited):
+            self.stats.rate_limited += 1
+        else:
+            self.stats.deferred += 1
+        self._not_created(task)
+        self._everyone.streak += 1
+        self._everyone.not_before = self._later(
+            self._backoff(self._everyone.streak, getattr(exc, "retry_after", None))
+        )
+        logger.info("create of %s deferred: %s", task.external_task_id, exc)
+
+    def _not_created(self, task: TaskRecord) -> None:
+        self._cleared.add(task.local_id)
+
+    def _reject(self, task: TaskRecord, reason: str, now: float) -> None:
+        self.stats.rejected += 1
+        self._apply(
+            Observation(
+                status=LocalStatus.REJECTED,
+                source=Source.CREATE,
+                at=now,
+                local_id=task.local_id,
+                status_msg=reason,
+                detail=reason,
+            )
+        )
+
+    def _ambiguous(self, task: TaskRecord, detail: str, obs: Observation | None = None) -> None:
+        self.stats.ambiguous += 1
+        now = self.clock.time()
+        self._apply(
+            obs
+            or Observation(
+                status=LocalStatus.UNKNOWN,
+                source=Source.CREATE,
+                at=now,
+                local_id=task.local_id,
+                detail=detail,
+            )
+        )
+        self._retries[task.local_id] = _Retry(at=self._later(self.lookup_delay))
+        logger.info(
+            "create of %s is ambiguous (%s); will look it up", task.external_task_id, detail
+        )
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        return gates.backoff_delay(
+            attempt,
+            base=self.backoff_base,
+            cap=self.backoff_cap,
+            rng=self._rng,
+            retry_after=retry_after,
+        )
+
+    # -- recovery --------------------------------------------------------------------------------
+    async def recover(self) -> int:
+        """Look up every ``unknown`` task that is due; return how many were resolved."""
+        now = self.clock.time()
+        due: list[TaskRecord] = []
+        for task in self.ledger.tasks(status=LocalStatus.UNKNOWN, limit=10_000):
+            retry = self._retries.get(task.local_id)
+            if retry is None:
+                # Unknown before this process started (or marked by someone else): give any
+                # create still on its way time to land before trusting a "not found".
+                sent_at = task.sent_at if task.sent_at is not None else now
+                retry = self._retries[task.local_id] = _Retry(
+                    at=max(now, sent_at + self.clock.scaled(self.lookup_delay))
+                )
+            if retry.at <= now:
+                due.append(task)
+        if not due:
+            return 0
+        if self.client.has_api_key:
+            return await self._recover_many(due)
+        resolved = 0
+        for task in due:
+            resolved += await self._recover_one(task)
+        return resolved
+
+    async def _recover_one(self, task: TaskRecord) -> int:
+        self.stats.lookups += 1
+        try:
+            found = await self.client.get_by_external_id(task.product, task.external_task_id)
+        except TaskNotFound:
+            self._missing(task)
+            return 1
+        except KlingError as exc:
+            self._lookup_failed(task, exc)
+            return 0
+        self._found(task, found)
+        return 1
+
+    async def _recover_many(self, due: list[TaskRecord]) -> int:
+        resolved = 0
+        for start in range(0, len(due), _MANY):
+            chunk = due[start : start + _MANY]
+            self.stats.lookups += 1
+            try:
+                found = await self.client.get_many_by_external_id(
+                    [t.external_task_id for t in chunk]
+                )
+            except KlingError as exc:
+                for task in chunk:
+                    self._lookup_failed(task, exc)
+                continue
+            for task in chunk:
+                hit = found.get(task.external_task_id)
+                if hit is None:
+                    self._missing(task)
+                else:
+                    self._found(task, hit)
+                resolved += 1
+        return resolved
+
+    def _found(self, task: TaskRecord, found: Task) -> None:
+        self.stats.found += 1
+        self._retries.pop(task.local_id, None)
+        self._apply(
+            observe_task(
+                found,
+                source=Source.RECOVERY,
+                at=self.clock.time(),
+                local_id=task.local_id,
+                detail="found by external_task_id after an ambiguous create",
+            )
+        )
+
+    def _missing(self, task: TaskRecord) -> None:
+        self.stats.not_found += 1
+        self._retries.pop(task.local_id, None)
+        change = self._apply(
+            Observation(
+                status=LocalStatus.QUEUED,
+                source=Source.RECOVERY,
+                at=self.clock.time(),
+                local_id=task.local_id,
+                detail="not found by external_task_id: it was never created; may be sent again",
+            )
+        )
+        if change is not None and change.new is LocalStatus.QUEUED:
+            self._cleared.add(task.local_id)
+
+    def _lookup_failed(self, task: TaskRecord, exc: KlingError) -> None:
+        self.stats.lookup_errors += 1
+        retry = self._retries.setdefault(task.local_id, _Retry(at=0.0))
+        retry.failures += 1
+        retry.at = self._later(self._backoff(retry.failures, getattr(exc, "retry_after", None)))
+        logger.warning("lookup of %s failed (%s); will try again", task.external_task_id, exc)
+
+
+# -- retries ---------------------------------------------------------------------------------------
+_RETRY_SUFFIX = re.compile(r"-r(\d+)$")
+
+
+def retry_external_id(ledger: Ledger, external_task_id: str) -> str:
+    """The next free ``<root>-r<k>`` id for a retry of ``external_task_id``."""
+    root = _RETRY_SUFFIX.sub("", external_task_id)
+    k = 1
+    while ledger.task(f"{root}-r{k}") is not None:
+        k += 1
+    return f"{root}-r{k}"
+
+
+def retry_task(ledger: Ledger, record: TaskRecord, *, at: float | None = None) -> TaskRecord:
+    """Queue a new task with ``record``'s request, a new external id, linked by ``retry_of``.
+
+    The new task is in ``record``'s batch; the submitter sends it when a slot frees. ``at`` is
+    accepted for callers that pass the clock's time (the ledger stamps its own).
+    """
+    del at
+    new = NewTask(
+        product=record.product,
+        request=record.request,
+        external_task_id=retry_external_id(ledger, record.external_task_id),
+        model=record.model,
+        mode=record.mode,
+        duration=record.duration,
+        family=record.family,
+        slot_cost=record.slot_cost,
+        callback_url=record.callback_url,
+        retry_of=record.local_id,
+        source_line=record.source_line,
+    )
+    result = ledger.add_tasks(record.batch, [new])
+    local_id = (result.added or result.existing)[0]
+    created = ledger.task(local_id)
+    assert created is not None
+    logger.info("task %s retries %s as %s", local_id, record.local_id, new.external_task_id)
+    return created
