@@ -171,17 +171,20 @@ def serve(app: MediaServer) -> Iterator[MediaServer]:
 
 
 class QuotaFile:
-    """A real file that raises ``ENOSPC`` once ``quota`` bytes would be exceeded.
+    """A real file in a folder that raises ``ENOSPC`` once the folder would exceed ``quota``.
 
     The fallback for :func:`small_disk` where a tmpfs cannot be mounted (not root).
     """
 
-    def __init__(self, path: Path, mode: str, quota: int) -> None:
+    def __init__(self, path: Path, mode: str, folder: Path, quota: int) -> None:
         self._fh = open(path, mode)  # noqa: SIM115 - closed by close()/__exit__
+        self._folder = folder
         self._quota = quota
 
     def write(self, data: bytes) -> int:
-        if self._fh.tell() + len(data) > self._quota:
+        self._fh.flush()
+        used = sum(p.stat().st_size for p in self._folder.rglob("*") if p.is_file())
+        if used + len(data) > self._quota:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return self._fh.write(data)
 
@@ -227,7 +230,7 @@ def small_disk(base: Path, size: int) -> Iterator[tuple[Path, Opener]]:
         return
 
     def opener(path: Path, mode: str) -> IO[bytes]:
-        return QuotaFile(path, mode, size)  # type: ignore[return-value]
+        return QuotaFile(path, mode, folder, size)  # type: ignore[return-value]
 
     yield folder, opener
 

@@ -51,7 +51,7 @@ def names(folder: Path) -> list[str]:
 
 
 def fetcher(client: httpx.AsyncClient, clock: ManualClock, **kw: object) -> Fetcher:
-    return Fetcher(client, clock=clock, chunk_size=16 * 1024, **kw)  # type: ignore[arg-type]
+    return Fetcher(client, clock=clock, **kw)  # type: ignore[arg-type]
 
 
 async def test_a_complete_download_is_byte_identical_and_leaves_no_part_file(

@@ -177,13 +177,11 @@ class Fetcher:
         clock: Clock,
         retry: RetryPolicy | None = None,
         opener: Opener = open_part,
-        chunk_size: int = 256 * 1024,
     ) -> None:
         self._client = client
         self._clock = clock
         self._retry = retry or RetryPolicy()
         self._open = opener
-        self._chunk_size = chunk_size
 
     async def fetch(self, url: str, dest: Path, kind: MediaKind) -> Fetched:
         """Download ``url`` to ``dest`` (whose folder must exist), resuming any ``.part``.
@@ -335,7 +333,8 @@ class Fetcher:
     ) -> int:
         written = start
         head = b""
-        async for chunk in resp.aiter_bytes(self._chunk_size):
+        # Chunks as they arrive (no re-chunking buffer), so bytes received before a cut are kept.
+        async for chunk in resp.aiter_bytes():
             if start == 0 and len(head) < HEAD_BYTES:
                 # Refuse a web page before saving any of it.
                 head += chunk[: HEAD_BYTES - len(head)]
