@@ -9,7 +9,12 @@ import httpx
 import pytest
 from fakekling import FakeKling, envelope, error, make_client
 
-from klingwatch.kling.errors import AuthenticationError, TaskNotFound, WaitTimeout
+from klingwatch.kling.errors import (
+    AuthenticationError,
+    KlingConnectionError,
+    TaskNotFound,
+    WaitTimeout,
+)
 from klingwatch.kling.models import Task, TaskStatus
 from klingwatch.kling.pacing import CEILING, FLOOR, JITTER
 
@@ -97,21 +102,22 @@ async def test_a_task_already_finished_costs_one_look() -> None:
 async def test_passing_failures_are_waited_through() -> None:
     fake = FakeKling()
     made = fake.add(queue=0, run=30)
-    # More 5000s than one read's retry policy absorbs: wait() keeps looking anyway.
+    # After a first answer, more 5000s than one read's retry policy absorbs: wait() keeps
+    # looking anyway.
+    fake.script.append(httpx.Response(200, json=envelope(made.legacy(fake.now))))
     fake.script += [error(500, 5000, "internal")] * 7
     async with make_client(fake) as kling:
         done = await kling.wait("text2video", made.id)
     assert done.status is TaskStatus.SUCCEED
 
 
-async def test_a_deadline_reached_without_any_answer_says_so() -> None:
+async def test_a_first_look_that_fails_raises_its_error_after_the_read_retries() -> None:
     fake = FakeKling()
-    fake.script += [httpx.Response(502, content=b"<html>bad gateway</html>")] * 100
+    fake.script += [httpx.ConnectError("connection refused")] * 100
     async with make_client(fake) as kling:
-        with pytest.raises(WaitTimeout, match="never read") as info:
-            await kling.wait("text2video", "1", deadline=30)
-    assert info.value.task is None
-    assert info.value.__cause__ is not None
+        with pytest.raises(KlingConnectionError, match="cannot connect"):
+            await kling.wait("text2video", "1", deadline=3600)
+    assert len(fake.requests) == 5  # the default read policy's attempts, then the error
 
 
 @pytest.mark.parametrize(

@@ -383,8 +383,9 @@ class KlingClient:
 
         Looks at once, then paced by status and the product's expected durations
         (:mod:`klingwatch.kling.pacing`). ``on_update`` (plain or async) is called with the task
-        on every status change, the first look included. Passing errors that survive the read
-        retries are logged and waited through; the rest (not found, auth) are raised.
+        on every status change, the first look included. If the first look fails, its error is
+        raised; later, passing errors that survive the read retries are logged and waited
+        through, while the rest (not found, auth) are raised.
         ``deadline`` is nominal seconds or a timedelta (default :data:`DEFAULT_WAIT_DEADLINE`);
         past it, one last look, then :class:`WaitTimeout` carrying the last task seen.
         """
@@ -401,7 +402,9 @@ class KlingClient:
             try:
                 seen = await self.get(p, task_id)
             except KlingError as exc:
-                if not is_retryable_read(exc):
+                # Before the first answer there is nothing to wait for (a wrong base URL, a
+                # server down): say so now. Later, passing failures are waited through.
+                if task is None or not is_retryable_read(exc):
                     raise
                 logger.warning("waiting for %s: read failed (%s); will look again", task_id, exc)
                 last_error = exc
@@ -414,20 +417,14 @@ class KlingClient:
                 if seen.is_terminal:
                     return seen
             elapsed = (self._clock.monotonic() - start) / scale
+            assert task is not None  # the first look either read the task or raised
             if elapsed >= limit:
-                where = f"still {task.status}" if task is not None else "never read"
                 raise WaitTimeout(
-                    f"task {task_id} is {where} after waiting {_human(limit)}", task
+                    f"task {task_id} is still {task.status} after waiting {_human(limit)}", task
                 ) from last_error
-            if task is None:
-                delay = pacing.FLOOR
-            else:
-                delay = pacing.poll_delay(
-                    task.status,
-                    timing,
-                    age=self._age(task, elapsed),
-                    in_status=elapsed - status_since,
-                )
+            delay = pacing.poll_delay(
+                task.status, timing, age=self._age(task, elapsed), in_status=elapsed - status_since
+            )
             delay = pacing.jittered(delay, self._rng.random())
             await self._clock.sleep(min(delay, limit - elapsed))
 
