@@ -6,6 +6,9 @@ Tests are hermetic: the developer's own Kling credentials and klingwatch setting
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -18,3 +21,46 @@ def _hermetic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(("KLING_", "KLINGWATCH_")) and name not in _KEEP:
             monkeypatch.delenv(name)
+
+
+# -- ledger databases (klingwatch.store): one real SQLite file, one real PostgreSQL database ------
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the server in KLINGWATCH_TEST_PG_URL, dropped after.
+
+    Without that variable the test fails (CI's .ci/run starts a server and sets it); set
+    KLINGWATCH_SKIP_PG=1 to skip PostgreSQL tests on purpose instead.
+    """
+    server = os.environ.get("KLINGWATCH_TEST_PG_URL")
+    if not server:
+        if os.environ.get("KLINGWATCH_SKIP_PG") == "1":
+            pytest.skip("PostgreSQL tests skipped on purpose (KLINGWATCH_SKIP_PG=1)")
+        pytest.fail(
+            "KLINGWATCH_TEST_PG_URL is not set: start a PostgreSQL server and set it to "
+            "postgresql+psycopg://user@host:port/db (see .ci/run), or set KLINGWATCH_SKIP_PG=1",
+            pytrace=False,
+        )
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"kw_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A ledger URL: a SQLite file in tmp_path, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url

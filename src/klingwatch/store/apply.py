@@ -56,14 +56,15 @@ def apply_observations(conn: Connection, observations: Sequence[Observation]) ->
     """Run every observation through the door, in order, in the caller's transaction."""
     if not observations:
         return ApplyOutcome([], 0)
-    targets = _resolve(conn, observations)
-    states, externals = _load(conn, sorted({t for t in targets if t is not None}))
+    index = _Index.build(conn, observations)
+    states, externals = _load(conn, sorted(index.rows()))
 
     changes: list[Change] = []
     new_events: list[dict[str, Any]] = []
     dirty: set[int] = set()
     succeeded = 0
-    for obs, local_id in zip(observations, targets, strict=True):
+    for obs in observations:
+        local_id = index.find(obs)
         if local_id is None or local_id not in states:
             new_events.append(_orphan_event(obs))
             continue
@@ -73,6 +74,8 @@ def apply_observations(conn: Connection, observations: Sequence[Observation]) ->
             continue
         after = verdict.state
         states[local_id] = after
+        if after.task_id is not None and before.task_id is None:
+            index.attach(after.task_id, local_id)  # later reports in this batch may name only it
         dirty.add(local_id)
         if verdict.status_changed:
             detail = obs.detail or (after.status_msg if after.status.is_final else None)
@@ -106,44 +109,54 @@ def apply_observations(conn: Connection, observations: Sequence[Observation]) ->
     return ApplyOutcome(changes, succeeded)
 
 
-def _resolve(conn: Connection, observations: Sequence[Observation]) -> list[int | None]:
-    """The row each observation names: by local id, else external_task_id, else Kling task_id."""
-    local_ids = sorted({o.local_id for o in observations if o.local_id is not None})
-    ext_ids = sorted({o.external_task_id for o in observations if o.external_task_id})
-    kling_ids = sorted({o.task_id for o in observations if o.task_id})
+@dataclass(slots=True)
+class _Index:
+    """Which row each observation names: by local id, else external_task_id, else Kling task_id."""
 
-    known: set[int] = set()
-    for part in chunks(local_ids):
-        known.update(conn.scalars(select(tasks.c.id).where(tasks.c.id.in_(part))))
-    by_ext: dict[str, int] = {}
-    for ext_part in chunks(ext_ids):
-        rows = conn.execute(
-            select(tasks.c.external_task_id, tasks.c.id).where(
-                tasks.c.external_task_id.in_(ext_part)
+    known: set[int]
+    by_ext: dict[str, int]
+    by_kling: dict[str, int]
+
+    @classmethod
+    def build(cls, conn: Connection, observations: Sequence[Observation]) -> _Index:
+        local_ids = sorted({o.local_id for o in observations if o.local_id is not None})
+        ext_ids = sorted({o.external_task_id for o in observations if o.external_task_id})
+        kling_ids = sorted({o.task_id for o in observations if o.task_id})
+
+        known: set[int] = set()
+        for part in chunks(local_ids):
+            known.update(conn.scalars(select(tasks.c.id).where(tasks.c.id.in_(part))))
+        by_ext: dict[str, int] = {}
+        for ext_part in chunks(ext_ids):
+            column = tasks.c.external_task_id
+            rows = conn.execute(select(column, tasks.c.id).where(column.in_(ext_part)))
+            by_ext.update((ext, local) for ext, local in rows)
+        by_kling: dict[str, int] = {}
+        for kling_part in chunks(kling_ids):
+            rows = conn.execute(
+                select(tasks.c.task_id, tasks.c.id)
+                .where(tasks.c.task_id.in_(kling_part))
+                .order_by(tasks.c.id.desc())
             )
-        )
-        by_ext.update((ext, local) for ext, local in rows)
-    by_kling: dict[str, int] = {}
-    for kling_part in chunks(kling_ids):
-        rows = conn.execute(
-            select(tasks.c.task_id, tasks.c.id)
-            .where(tasks.c.task_id.in_(kling_part))
-            .order_by(tasks.c.id.desc())
-        )
-        # Should two rows ever share a Kling id, the oldest row wins (it was there first).
-        by_kling.update((kling, local) for kling, local in rows)
+            # Should two rows ever share a Kling id, the oldest row wins (it was there first).
+            by_kling.update((kling, local) for kling, local in rows)
+        return cls(known, by_ext, by_kling)
 
-    out: list[int | None] = []
-    for obs in observations:
-        target: int | None = None
-        if obs.local_id is not None and obs.local_id in known:
-            target = obs.local_id
-        if target is None and obs.external_task_id:
-            target = by_ext.get(obs.external_task_id)
-        if target is None and obs.task_id:
-            target = by_kling.get(obs.task_id)
-        out.append(target)
-    return out
+    def rows(self) -> set[int]:
+        """Every row any observation may name."""
+        return self.known | set(self.by_ext.values()) | set(self.by_kling.values())
+
+    def find(self, obs: Observation) -> int | None:
+        if obs.local_id is not None and obs.local_id in self.known:
+            return obs.local_id
+        if obs.external_task_id and obs.external_task_id in self.by_ext:
+            return self.by_ext[obs.external_task_id]
+        if obs.task_id:
+            return self.by_kling.get(obs.task_id)
+        return None
+
+    def attach(self, task_id: str, local_id: int) -> None:
+        self.by_kling.setdefault(task_id, local_id)
 
 
 def _load(conn: Connection, local_ids: list[int]) -> tuple[dict[int, TaskState], dict[int, str]]:
