@@ -318,7 +318,7 @@ class Product:
 
     def describe(self) -> str:
         """One line for listings: name, path, family and what the request must contain."""
-        required = [
+        required = list(self.request_model.needs) or [
             name for name, field in self.request_model.model_fields.items() if field.is_required()
         ]
         if self.name.startswith("text-to-video/"):

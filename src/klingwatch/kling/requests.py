@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -176,6 +176,8 @@ class RequestModel(BaseModel):
     """Base of every request model: unknown fields pass through untouched."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True, str_strip_whitespace=False)
+    #: What a request must contain, for listings, when the required fields do not say it all.
+    needs: ClassVar[tuple[str, ...]] = ()
 
 
 _Request = RequestModel  # the name the first version used
@@ -205,7 +207,7 @@ class CameraConfig(RequestModel):
         moving = [axis for axis in _CAMERA_AXES if getattr(self, axis) != 0]
         if len(moving) != 1:
             raise ValueError(
-                "camera_control.config needs exactly one non-zero axis among "
+                "needs exactly one non-zero axis among "
                 f"{', '.join(_CAMERA_AXES)}; got {len(moving)} ({', '.join(moving) or 'none'})"
             )
         return self
@@ -221,8 +223,7 @@ class CameraControl(RequestModel):
     def _simple_needs_config(self) -> CameraControl:
         if self.type == "simple" and self.config is None:
             raise ValueError(
-                'camera_control of type "simple" needs a config with one non-zero axis, '
-                'e.g. {"zoom": 5}'
+                'type "simple" needs a config with one non-zero axis, e.g. {"zoom": 5}'
             )
         return self
 
@@ -274,6 +275,8 @@ class DynamicMask(RequestModel):
 
 class Image2Video(_LegacyVideo):
     """``POST /v1/videos/image2video``: a start and/or end frame, URL or raw Base64."""
+
+    needs = ("image or image_tail",)
 
     image: str | None = None
     image_tail: str | None = None
@@ -361,18 +364,16 @@ class LipSyncInput(RequestModel):
     @model_validator(mode="after")
     def _consistent(self) -> LipSyncInput:
         if bool(self.video_id) == bool(self.video_url):
-            raise ValueError(
-                "input needs exactly one of video_id (an earlier Kling video) or video_url"
-            )
+            raise ValueError("needs exactly one of video_id (an earlier Kling video) or video_url")
         if self.mode == "text2video" and not (self.text and self.voice_id):
-            raise ValueError('mode "text2video" needs input.text and input.voice_id')
+            raise ValueError('mode "text2video" needs text and voice_id')
         if self.mode == "audio2video":
             if not (self.audio_file or self.audio_url):
-                raise ValueError('mode "audio2video" needs input.audio_file or input.audio_url')
+                raise ValueError('mode "audio2video" needs audio_file or audio_url')
             if self.audio_type == "file" and not self.audio_file:
-                raise ValueError('audio_type "file" needs input.audio_file (raw Base64)')
+                raise ValueError('audio_type "file" needs audio_file (raw Base64)')
             if self.audio_type == "url" and not self.audio_url:
-                raise ValueError('audio_type "url" needs input.audio_url')
+                raise ValueError('audio_type "url" needs audio_url')
         return self
 
 
@@ -392,9 +393,9 @@ class EffectsInput(RequestModel):
     @model_validator(mode="after")
     def _one(self) -> EffectsInput:
         if self.images is not None and len(self.images) != 2:
-            raise ValueError(f"input.images takes exactly 2 images, got {len(self.images)}")
+            raise ValueError(f"images takes exactly 2 images, got {len(self.images)}")
         if bool(self.image) == bool(self.images):
-            raise ValueError("input needs exactly one of image or images (two images)")
+            raise ValueError("needs exactly one of image or images (two images)")
         return self
 
 
@@ -482,6 +483,8 @@ class TasksRequest(RequestModel):
     """A new-standard create body. Given flat, ``duration``, ``resolution``, ... move into
     ``settings`` and ``callback_url``/``external_task_id`` into ``options``."""
 
+    needs = ("prompt or contents",)
+
     prompt: str | None = None
     contents: list[ContentPart] | None = None
     settings: TasksSettings | None = None
@@ -547,7 +550,7 @@ def problems_of(exc: ValidationError) -> list[tuple[str, str]]:
         elif kind == "list_type":
             msg = f"must be a list, got {given!r:.60}"
         elif kind == "string_too_short":
-            msg = "is empty; give a value or remove the field"
+            msg = "is empty; give a value"
         elif kind == "string_pattern_mismatch":
             msg = _pattern_hint(loc, given)
         elif msg.startswith("Input should be "):
