@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "export",
     "serve",
     "submit",
+    "poll",
 )
 for _name in COMMAND_MODULES:
     importlib.import_module(f"klingwatch.cli.{_name}")
