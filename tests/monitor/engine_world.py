@@ -26,7 +26,7 @@ from klingwatch.sandbox import SandboxConfig, create_app
 from klingwatch.store import Ledger, NewTask
 
 API_KEY = "sandbox-api-key"
-ACCESS_KEY, SECRET_KEY = "sandbox-ak", "sandbox-sk-0123456789abcdef"
+ACCESS_KEY, SECRET_KEY = "sandbox-ak", "sandbox-sk-0123456789abcdef0123456789abcdef"
 BASE = "http://sandbox.test"
 
 #: Timings of the simulated account (nominal seconds), no stragglers unless a test wants them.
@@ -129,3 +129,47 @@ async def world(
     finally:
         await client.aclose()
         ledger.close()
+
+
+def per_task_polls(
+    truth: dict[str, dict[str, Any]], intervals: tuple[float, ...] = (10, 10, 20, 30)
+) -> int:
+    """Requests the common recipe makes for the same tasks: one GET per task per look, first
+    after 10 s, the interval growing to 30 s and staying there, until the end is seen."""
+    total = 0
+    for task in truth.values():
+        length = (task["finished_at"] - task["created_at"]) / 1000.0
+        t, i = 0.0, 0
+        while True:
+            t += intervals[min(i, len(intervals) - 1)]
+            i += 1
+            total += 1
+            if t >= length:
+                break
+    return total
+
+
+def refuse_tasks_api(status: int = 404, code: int = 1202) -> Middleware:
+    """An ASGI wrapper for a server that does not serve the /tasks style at all."""
+
+    def wrap(app: ASGIApp) -> ASGIApp:
+        async def refusing(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and scope["path"].rstrip("/") == "/tasks":
+                body = (
+                    b'{"code": %d, "message": "Invalid request: no such route", '
+                    b'"request_id": "r-1"}' % code
+                )
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": status,
+                        "headers": [(b"content-type", b"application/json")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+            await app(scope, receive, send)
+
+        return refusing
+
+    return wrap
