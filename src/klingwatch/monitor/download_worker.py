@@ -1,0 +1,248 @@
+"""Downloads inside the engine: a :class:`~klingwatch.monitor.service.Worker` for ``Monitor``.
+
+Opt-in: a batch is collected when it has a download folder (``submit --download DIR``) or when
+a global one is set (``KLINGWATCH_DOWNLOAD_DIR``). :meth:`DownloadWorker.run_once` is called
+once per engine iteration and never waits for a transfer: it notices new successes (one cheap
+count query), starts a background round that downloads them with a
+:class:`~klingwatch.monitor.downloads.Downloader`, and returns. :meth:`DownloadWorker.busy` is
+true while a round runs, so an engine run ``until_done`` waits for the files.
+
+A full disk or unwritable folder pauses downloads and raises the ``downloads`` alert until a
+later round (every ``rescan_interval``) succeeds; results close to Kling's 30-day deletion and
+not collected raise the ``results_expiring`` alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+
+from klingwatch.clock import Clock
+from klingwatch.monitor.downloads import Downloader, Summary
+from klingwatch.monitor.expiry import DEFAULT_WARN_DAYS, collection, expires_at, format_when
+from klingwatch.monitor.fetch import Opener, RetryPolicy, open_part
+from klingwatch.monitor.layout import DEFAULT_TEMPLATE, PathTemplate
+from klingwatch.settings import Settings
+from klingwatch.store import Change, Ledger, LocalStatus, TaskRecord
+
+__all__ = ["DOWNLOAD_ALERT", "EXPIRY_ALERT", "DownloadWorker"]
+
+logger = logging.getLogger(__name__)
+
+#: Alert kind raised when downloads stopped (disk full, folder unwritable).
+DOWNLOAD_ALERT = "downloads"
+#: Alert kind raised while uncollected results are close to Kling's deletion.
+EXPIRY_ALERT = "results_expiring"
+
+
+class DownloadWorker:
+    """Collects results of succeeded tasks in the background while the engine runs."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        clock: Clock,
+        download_dir: str | Path | None = None,
+        template: str = DEFAULT_TEMPLATE,
+        watermark: bool = False,
+        concurrency: int = 4,
+        batch: str | None = None,
+        rescan_interval: float = 300.0,
+        min_scan_interval: float = 10.0,
+        warn_days: float = DEFAULT_WARN_DAYS,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+        opener: Opener = open_part,
+    ) -> None:
+        self.ledger = ledger
+        self.clock = clock
+        self.download_dir = Path(download_dir) if download_dir is not None else None
+        self.template = PathTemplate(template)  # a bad template fails now, not mid-run
+        self.watermark = watermark
+        self.concurrency = concurrency
+        self.batch = batch
+        self.rescan_interval = rescan_interval
+        self.min_scan_interval = min_scan_interval
+        self.warn_days = warn_days
+        self._transport = transport
+        self._retry = retry
+        self._opener = opener
+        self._round: asyncio.Task[None] | None = None
+        self._last_count = -1
+        self._next_scan = self._earliest_scan = self._next_expiry_check = float("-inf")
+        self._stopped_until = float("-inf")
+        self._pending = False
+        self._finished: set[int] = set()  # every file complete or expired: never looked at again
+        self._retry_after: dict[int, float] = {}  # a file failed: not before the next rescan
+        # counters, shown in __repr__
+        self.rounds = self.downloaded = self.skipped = self.expired = self.failed = 0
+        self.stopped: str | None = None
+        self.last_error: BaseException | None = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, ledger: Ledger, clock: Clock, batch: str | None = None
+    ) -> DownloadWorker:
+        """A worker configured from the settings (download folder, template, warning days)."""
+        return cls(
+            ledger,
+            clock=clock,
+            download_dir=settings.download_dir,
+            template=settings.download_template,
+            warn_days=settings.expiry_warn_days,
+            batch=batch,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<DownloadWorker rounds={self.rounds} downloaded={self.downloaded} "
+            f"skipped={self.skipped} expired={self.expired} failed={self.failed}"
+            f"{' running' if self._running() else ''}{' stopped' if self.stopped else ''}>"
+        )
+
+    # -- the Worker protocol ------------------------------------------------------------------
+    async def run_once(self) -> Sequence[Change]:
+        """Start a download round when there is something new (or a rescan is due); never waits.
+
+        Downloads change no task status, so this returns no changes.
+        """
+        if self._running():
+            return []
+        now = self.clock.time()
+        succeeded = self.ledger.counts(batch=self.batch).get(LocalStatus.SUCCEED, 0)
+        if succeeded == self._last_count and now < self._next_scan:
+            return []
+        if now < self._earliest_scan:
+            # New successes, but the last scan was moments ago: take them next time.
+            self._pending = True
+            return []
+        self._pending = False
+        self._last_count = succeeded
+        self._earliest_scan = now + self.clock.scaled(self.min_scan_interval)
+        self._next_scan = now + self.clock.scaled(self.rescan_interval)
+        if now >= self._next_expiry_check:
+            self._next_expiry_check = now + self.clock.scaled(self.rescan_interval)
+            self._watch_expiry(now)
+        if self.stopped is not None and now < self._stopped_until:
+            return []
+        targets = self.targets(now)
+        if targets:
+            self._round = asyncio.create_task(self._run_round(targets), name="klingwatch-downloads")
+        return []
+
+    def busy(self) -> bool:
+        """True while a download round runs or new successes wait for the next one."""
+        return self._running() or self._pending
+
+    def _running(self) -> bool:
+        return self._round is not None and not self._round.done()
+
+    async def aclose(self) -> None:
+        """Stop a running round (its partial files are kept and resumed next time)."""
+        if self._round is not None and not self._round.done():
+            self._round.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._round
+
+    async def wait(self) -> None:
+        """Wait for the running round, if any, to finish."""
+        if self._round is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._round)
+
+    # -- what to download ---------------------------------------------------------------------
+    def targets(self, now: float) -> dict[Path, list[TaskRecord]]:
+        """The succeeded tasks to collect now, by target folder (opted-in batches only)."""
+        out: dict[Path, list[TaskRecord]] = {}
+        for batch in self.ledger.batches():
+            if self.batch is not None and batch.name != self.batch:
+                continue
+            folder = batch.download_dir or self.download_dir
+            if folder is None:
+                continue
+            todo = [
+                task
+                for task in self.ledger.tasks(status=LocalStatus.SUCCEED, batch=batch.name)
+                if task.local_id not in self._finished
+                and self._retry_after.get(task.local_id, float("-inf")) <= now
+            ]
+            if todo:
+                out.setdefault(Path(folder), []).extend(todo)
+        return out
+
+    async def _run_round(self, targets: dict[Path, list[TaskRecord]]) -> None:
+        self.rounds += 1
+        try:
+            async with Downloader(
+                self.ledger,
+                template=self.template,
+                watermark=self.watermark,
+                concurrency=self.concurrency,
+                clock=self.clock,
+                transport=self._transport,
+                retry=self._retry,
+                opener=self._opener,
+            ) as downloader:
+                for root, tasks in targets.items():
+                    summary = await downloader.download(tasks, root)
+                    self._absorb(tasks, summary)
+                    if summary.stopped is not None:
+                        self._stop(str(summary.stopped))
+                        return
+            if self.stopped is not None:
+                self.stopped = None
+                self.ledger.clear_alerts(DOWNLOAD_ALERT)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug or a ledger outage must not take the engine down
+            self.last_error = exc
+            logger.exception("download round failed")
+
+    def _absorb(self, tasks: list[TaskRecord], summary: Summary) -> None:
+        now = self.clock.time()
+        outcomes: dict[int, list[str]] = {}
+        for f in summary.files:
+            outcomes.setdefault(f.task.local_id, []).append(f.outcome)
+        for task in tasks:
+            seen = outcomes.get(task.local_id)
+            if seen is None:  # stopped before its turn, or no files at all
+                if summary.stopped is None:
+                    self._finished.add(task.local_id)
+                continue
+            if all(o in ("downloaded", "skipped", "expired") for o in seen):
+                self._finished.add(task.local_id)
+                self._retry_after.pop(task.local_id, None)
+            else:
+                self._retry_after[task.local_id] = now + self.clock.scaled(self.rescan_interval)
+        self.downloaded += summary.count("downloaded")
+        self.skipped += summary.count("skipped") + summary.count("busy")
+        self.expired += summary.count("expired")
+        self.failed += summary.count("failed")
+
+    def _stop(self, message: str) -> None:
+        self.stopped = message
+        self._stopped_until = self.clock.time() + self.clock.scaled(self.rescan_interval)
+        self.ledger.add_alert(DOWNLOAD_ALERT, f"downloads stopped: {message}", self.clock.time())
+        logger.error("downloads stopped: %s", message)
+
+    def _watch_expiry(self, now: float) -> None:
+        summary = collection(self.ledger, now, self.warn_days, batch=self.batch)
+        if not summary.expiring:
+            self.ledger.clear_alerts(EXPIRY_ALERT)
+            return
+        first = summary.expiring[0]
+        deadline = expires_at(first)
+        when = format_when(deadline) if deadline is not None else "soon"
+        self.ledger.add_alert(
+            EXPIRY_ALERT,
+            f"{len(summary.expiring)} succeeded task(s) are not downloaded and Kling deletes "
+            f"their results within {self.warn_days:g} days (first: {first.external_task_id} on "
+            f"{when}); run `klingwatch download`",
+            now,
+        )
