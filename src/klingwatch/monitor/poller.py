@@ -417,7 +417,8 @@ class Poller:
         """Apply, count, judge and reschedule everything this sweep looked at."""
         changes = self.ledger.apply_many(sweep.observations) if sweep.observations else []
         sweep.report.changes = changes
-        now = sweep.now
+        # Reads (and their retries) take time: schedule from when they ended.
+        now = self.clock.time()
         latest = _latest(sweep.observations)
         by_id = {c.local_id: c for c in changes}
         lost = self._lost(sweep)

@@ -1,0 +1,190 @@
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from engine_world import World, world
+
+from klingwatch.kling.errors import AuthenticationError
+from klingwatch.monitor.cadence import Cadence
+from klingwatch.monitor.poller import Poller, PollSettings
+from klingwatch.store import LocalStatus, Observation, Source
+
+
+def poller(w: World, **settings: Any) -> Poller:
+    return Poller(
+        client=w.client,
+        ledger=w.ledger,
+        clock=w.clock,
+        cadence=Cadence(rng=random.Random(1)),
+        settings=PollSettings(**settings),
+    )
+
+
+async def test_few_due_tasks_are_read_twenty_at_a_time_by_id(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        await w.submit(15)
+        report = await poller(w).sweep()
+        assert report.styles == {"tasks-ids": 1}
+        assert report.looked == 15
+        assert all(t.polls == 1 for t in w.ledger.tasks())
+
+
+async def test_many_due_tasks_are_read_with_one_list_of_active_tasks(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        await w.submit(120)
+        await w.clock.sleep(400)  # by now most have finished and drop out of the active list
+        report = await poller(w).sweep()
+        finished = sum(1 for t in w.ledger.tasks() if t.status.is_final)
+        assert report.styles["tasks-list"] == 1
+        assert report.styles["tasks-ids"] == -(-finished // 20)  # the finished, by id
+        assert finished > 60
+        assert report.looked == 120
+        assert all(
+            t.next_look_at is not None for t in w.ledger.tasks(status=LocalStatus.PROCESSING)
+        )
+
+
+async def test_one_due_task_with_ak_sk_is_one_single_get(tmp_path: Path) -> None:
+    async with world(tmp_path, api_key=False) as w:
+        await w.submit(1)
+        report = await poller(w).sweep()
+        assert report.styles == {"get": 1}
+        assert w.ledger.tasks()[0].polls == 1
+
+
+async def test_due_tasks_on_the_first_legacy_page_cost_one_request(tmp_path: Path) -> None:
+    async with world(tmp_path, api_key=False) as w:
+        await w.submit(80)
+        report = await poller(w).sweep()
+        assert report.styles == {"legacy-page": 1}
+        assert report.looked == 80
+
+
+async def test_the_page_walk_stops_at_the_oldest_due_task(tmp_path: Path) -> None:
+    async with world(tmp_path, api_key=False) as w:
+        old = await w.submit(5, prefix="old")
+        await w.submit(95, prefix="new")
+        w.ledger.schedule((i, w.clock.time() + 10_000) for i in range(1, 101) if i not in old)
+        report = await poller(w, page_size=20).sweep()
+        # 100 tasks newest first, 20 a page: the five oldest are on page 5, nothing beyond.
+        assert report.styles == {"legacy-page": 5}
+        assert {t.local_id for t in w.ledger.tasks() if t.polls} >= set(old)
+
+
+async def test_the_page_walk_is_capped_and_the_rest_read_singly(tmp_path: Path) -> None:
+    async with world(tmp_path, api_key=False) as w:
+        old = await w.submit(3, prefix="old")
+        await w.submit(97, prefix="new")
+        w.ledger.schedule((i, w.clock.time() + 10_000) for i in range(1, 101) if i not in old)
+        report = await poller(w, page_size=20, max_pages=2).sweep()
+        assert report.styles == {"legacy-page": 2, "get": 3}
+        assert all(w.ledger.task(i).polls == 1 for i in old)  # type: ignore[union-attr]
+
+
+async def test_a_task_kling_does_not_know_is_flagged_never_given_a_status(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        w.ledger.ensure_batch("b1")
+        ghost = w.ledger.adopt("b1", "text2video", "123456789012345678")
+        p = poller(w, not_found_grace=300)
+        await p.sweep()
+        task = w.ledger.task(ghost)
+        assert task is not None
+        assert task.status is LocalStatus.SUBMITTED
+        assert not task.stuck  # young: Kling may not list it yet
+        await w.clock.sleep(600)
+        await p.sweep()
+        task = w.ledger.task(ghost)
+        assert task is not None
+        assert task.status is LocalStatus.SUBMITTED
+        assert task.stuck
+        assert "not found" in (task.stuck_reason or "")
+        assert task.next_look_at is not None  # still watched
+
+
+@pytest.mark.parametrize("api_key", [True, False])
+async def test_a_lost_create_answer_is_recovered_by_external_id(
+    tmp_path: Path, api_key: bool
+) -> None:
+    async with world(tmp_path, api_key=api_key) as w:
+        [local_id] = await w.submit(1)
+        # Pretend the create answer never arrived: the ledger knows only that it was sent.
+        w.ledger.ensure_batch("b2")
+        [lost] = w.ledger.add_tasks("b2", [_intent("t0-lost")]).added
+        await w.client.create("text2video", _REQUEST, external_task_id="t0-lost")
+        w.ledger.apply(
+            Observation(LocalStatus.UNKNOWN, Source.CREATE, w.clock.time(), local_id=lost)
+        )
+        report = await poller(w).sweep()
+        task = w.ledger.task(lost)
+        assert task is not None
+        assert task.status is LocalStatus.SUBMITTED
+        assert task.task_id is not None
+        assert [e.source for e in w.ledger.events(lost)][-1] is Source.RECOVERY
+        assert report.looked == 2
+        assert local_id != lost
+
+
+async def test_an_unknown_task_kling_never_got_goes_back_to_the_queue(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        w.ledger.ensure_batch("b1")
+        [lost] = w.ledger.add_tasks("b1", [_intent("never-arrived")]).added
+        w.ledger.mark_sending(lost, w.clock.time())
+        w.ledger.apply(
+            Observation(LocalStatus.UNKNOWN, Source.CREATE, w.clock.time(), local_id=lost)
+        )
+        p = poller(w, recover_grace=30)
+        await p.sweep()
+        assert w.ledger.task(lost).status is LocalStatus.UNKNOWN  # type: ignore[union-attr]
+        await w.clock.sleep(60)
+        await p.sweep()
+        assert w.ledger.task(lost).status is LocalStatus.QUEUED  # type: ignore[union-attr]
+
+
+async def test_failed_reads_change_nothing_and_are_tried_again_later(tmp_path: Path) -> None:
+    async with world(tmp_path, wrap=_always(503, 5001)) as w:
+        w.ledger.ensure_batch("b1")
+        local_id = w.ledger.adopt("b1", "text2video", "123456789012345678")
+        report = await poller(w).sweep()
+        task = w.ledger.task(local_id)
+        assert task is not None
+        assert report.errors == 1
+        assert task.status is LocalStatus.SUBMITTED
+        assert task.next_look_at is not None
+        assert task.next_look_at > w.clock.time()  # later, not again at once
+
+
+async def test_bad_credentials_stop_the_sweep_with_a_clear_error(tmp_path: Path) -> None:
+    async with world(tmp_path, api_key=False, wrap=_always(401, 1002)) as w:
+        w.ledger.ensure_batch("b1")
+        w.ledger.adopt("b1", "text2video", "123456789012345678")
+        with pytest.raises(AuthenticationError, match="credentials"):
+            await poller(w).sweep()
+
+
+_REQUEST = {"prompt": "a cat surfing", "model_name": "kling-v2-6", "mode": "std"}
+
+
+def _intent(external_id: str) -> Any:
+    from klingwatch.store import NewTask
+
+    return NewTask(product="text2video", request=_REQUEST, external_task_id=external_id)
+
+
+def _always(status: int, code: int) -> Any:
+    """An ASGI wrapper answering every Kling route with one error."""
+
+    def wrap(app: Any) -> Any:
+        async def failing(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http" or scope["path"].startswith("/sandbox"):
+                await app(scope, receive, send)
+                return
+            body = b'{"code": %d, "message": "no", "request_id": "r"}' % code
+            await send({"type": "http.response.start", "status": status, "headers": []})
+            await send({"type": "http.response.body", "body": body})
+
+        return failing
+
+    return wrap
