@@ -28,7 +28,8 @@ def _hermetic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database on the server in KLINGWATCH_TEST_PG_URL, dropped after.
+    """A fresh, empty PostgreSQL schema on the server in KLINGWATCH_TEST_PG_URL (the URL sets
+    its search_path, so everything the test creates lands there), dropped afterwards.
 
     Without that variable the test fails (CI's .ci/run starts a server and sets it); set
     KLINGWATCH_SKIP_PG=1 to skip PostgreSQL tests on purpose instead.
@@ -45,14 +46,16 @@ def postgres_url() -> Iterator[str]:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    name = f"kw_test_{uuid.uuid4().hex[:12]}"
+    schema = f"kw_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url = make_url(server).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text("SET lock_timeout = '10s'"))
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     finally:
         admin.dispose()
 

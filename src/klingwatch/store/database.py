@@ -9,7 +9,6 @@ PostgreSQL URLs use psycopg 3 (``postgresql://`` means ``postgresql+psycopg://``
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from pathlib import Path
 from typing import Any
@@ -69,8 +68,11 @@ def create_ledger_engine(url: str) -> Engine:
     if backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        if parsed.get_driver_name() == "psycopg" and importlib.util.find_spec("psycopg") is None:
-            raise MissingDriver(url)
+        if parsed.get_driver_name() == "psycopg":
+            try:
+                import psycopg  # noqa: F401
+            except ImportError as exc:
+                raise MissingDriver(url) from exc
         try:
             return create_engine(parsed, pool_pre_ping=True)
         except (NoSuchModuleError, ImportError) as exc:
