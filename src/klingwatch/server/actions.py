@@ -15,12 +15,9 @@ from klingwatch.server.schemas import TrackIn
 from klingwatch.server.state import AppState
 from klingwatch.store import TaskRecord
 
-__all__ = ["PACK_EXHAUSTED", "paused", "resume", "retry", "track"]
+__all__ = ["ActionRefused", "pause_code", "paused", "resume", "retry", "track"]
 
 logger = logging.getLogger(__name__)
-
-#: Kling's code for "resource pack exhausted or expired".
-PACK_EXHAUSTED = 1102
 
 
 class ActionRefused(KlingError):

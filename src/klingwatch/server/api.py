@@ -203,6 +203,7 @@ def stats(state: State) -> StatsOut:
                 counts=histogram(g.total or g.run, state.duration_bounds),
             )
             for (product, model, mode), g in groups
+            if g.total or g.run
         ],
         throughput=ThroughputOut(bucket_seconds=width, start=start, succeeded=ok, failed=bad),
         callbacks=dict(state.metrics.callback_counts),

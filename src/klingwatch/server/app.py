@@ -65,7 +65,7 @@ def create_app(
         ledger,
         overview,
         client_stats=lambda: client.stats if client is not None else None,
-        paused=lambda: actions.paused(holder["state"])[0],
+        paused=lambda: (actions.paused(holder["state"])[0], actions.pause_code(holder["state"])),
     )
 
     def count(outcome: CallbackOutcome) -> None:

@@ -92,7 +92,7 @@ class CallbackReceiver:
     def accept(self, task: Task, *, signed: bool) -> tuple[CallbackOutcome, TaskRecord | None]:
         """Record what may be believed at once; say whether a confirmation must follow."""
         now = self.clock.time()
-        how = "signed callback" if signed else "callback"
+        how = "signature verified" if signed else None
         record = self.find(task)
         if record is None:
             # The ledger keeps it as an orphan event (not dropped): a task created elsewhere,

@@ -18,6 +18,7 @@ exact whichever process or replica changed the ledger:
 ``klingwatch_stuck_tasks``               gauge
 ``klingwatch_downloads_expiring``        gauge; succeeded, not downloaded, deleted soon
 ``klingwatch_submissions_paused``        gauge; 1 while submissions are paused
+``klingwatch_pack_exhausted``            gauge; 1 while paused by 1102 (pack exhausted)
 ``klingwatch_alert_active``              gauge; 1 per active alert ``kind``
 ======================================== ===============================================
 """
@@ -43,7 +44,10 @@ from klingwatch.kling.stats import ClientStats
 from klingwatch.server.overview import DURATION_BOUNDS, OverviewCache
 from klingwatch.store import Ledger, LocalStatus
 
-__all__ = ["LedgerCollector", "Metrics", "TransitionTail"]
+__all__ = ["PACK_EXHAUSTED", "LedgerCollector", "Metrics", "TransitionTail"]
+
+#: Kling's code for "resource pack exhausted or expired".
+PACK_EXHAUSTED = 1102
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +109,7 @@ class LedgerCollector(Collector):
         tail: TransitionTail,
         *,
         client_stats: Callable[[], ClientStats | None] = lambda: None,
-        paused: Callable[[], bool] = lambda: False,
+        paused: Callable[[], tuple[bool, int | None]] = lambda: (False, None),
     ) -> None:
         self._ledger = ledger
         self._overview = overview
@@ -160,10 +164,14 @@ class LedgerCollector(Collector):
             "Succeeded tasks not downloaded whose results Kling deletes soon.",
             value=ov.expiring,
         )
+        paused, code = self._paused()
         yield GaugeMetricFamily(
-            "klingwatch_submissions_paused",
-            "1 while submissions are paused.",
-            value=1 if self._paused() else 0,
+            "klingwatch_submissions_paused", "1 while submissions are paused.", value=int(paused)
+        )
+        yield GaugeMetricFamily(
+            "klingwatch_pack_exhausted",
+            "1 while submissions are paused because the resource pack is exhausted (1102).",
+            value=int(paused and code == PACK_EXHAUSTED),
         )
         alerts = GaugeMetricFamily(
             "klingwatch_alert_active", "Active alerts by kind.", labels=["kind"]
@@ -203,7 +211,7 @@ class Metrics:
         overview: OverviewCache,
         *,
         client_stats: Callable[[], ClientStats | None] = lambda: None,
-        paused: Callable[[], bool] = lambda: False,
+        paused: Callable[[], tuple[bool, int | None]] = lambda: (False, None),
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.tail = TransitionTail(ledger)

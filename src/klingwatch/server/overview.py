@@ -166,13 +166,15 @@ def _finished(
         if now - when <= RATE_WINDOW:
             batch.recent_finishes += 1
         batch.first_finish = when if batch.first_finish is None else min(batch.first_finish, when)
-    if t.status is not LocalStatus.SUCCEED:
-        ov.failed.append(t)
-        return
     key = (t.product, t.model or "", t.mode or "")
     group = ov.durations.get(key)
     if group is None:
         group = ov.durations[key] = GroupDurations()
+    if t.detected_at is not None and t.kling_updated_ms is not None:
+        group.lag.append(max(0.0, t.detected_at - t.kling_updated_ms / 1000.0))
+    if t.status is not LocalStatus.SUCCEED:
+        ov.failed.append(t)
+        return
     start = t.submitted_at or t.sent_at
     if start is not None and t.processing_at is not None:
         group.queue.append(max(0.0, t.processing_at - start))
@@ -180,8 +182,6 @@ def _finished(
         group.run.append(max(0.0, t.finished_at - t.processing_at))
     if start is not None and t.finished_at is not None:
         group.total.append(max(0.0, t.finished_at - start))
-    if t.detected_at is not None and t.kling_updated_ms is not None:
-        group.lag.append(max(0.0, t.detected_at - t.kling_updated_ms / 1000.0))
     if (
         t.finished_at is not None
         and t.local_id not in complete

@@ -40,6 +40,16 @@ function ago(ts) {
   return `${Math.round(s / 86400)}d ago`;
 }
 
+function hms(ts) {
+  return new Date(ts * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+}
+
+function durShort(seconds) {
+  if (seconds < 60) return `${Math.round(seconds)}s`;
+  if (seconds < 3600) return `${Math.round(seconds / 60)}m`;
+  return `${Math.round(seconds / 3600)}h`;
+}
+
 function clock(ts) {
   if (!ts) return "";
   const d = new Date(ts * 1000);
@@ -192,7 +202,7 @@ function eventItem(e, fresh) {
     : [badge(e.to_status)];
   const note = e.from_status === e.to_status ? ` ${e.detail || ""}` : "";
   return h("li", { class: fresh ? "fresh" : "", "data-event": String(e.id) },
-    h("span", { class: "when", title: new Date(e.at * 1000).toString() }, clock(e.at).replace(/^.* /, "")),
+    h("span", { class: "when", title: new Date(e.at * 1000).toString() }, hms(e.at)),
     h("span", { class: "what" }, who, " ", e.product ? h("span", { class: "muted" }, `${e.product} `) : "", move, note),
     h("span", { class: "src" }, e.source));
 }
@@ -229,11 +239,11 @@ function renderAttention(stuck, failed) {
 function renderThroughput(tp) {
   const n = tp.succeeded.length;
   const max = Math.max(1, ...tp.succeeded.map((v, i) => v + tp.failed[i]));
-  const W = 600, H = 150, pad = 18, bw = (W - pad) / n;
+  // Drawn at the box's own width so text is never stretched.
+  const W = Math.max(240, $("throughput").clientWidth || 600), H = 150, pad = 18, bw = (W - pad) / n;
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("viewBox", `0 0 ${W} ${H + 16}`);
-  svg.setAttribute("preserveAspectRatio", "none");
   const add = (tag, attrs, text) => {
     const el = document.createElementNS(ns, tag);
     for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
@@ -268,7 +278,7 @@ function renderDurations(groups) {
   box.replaceChildren(...groups.slice(0, 6).map((g) => {
     const max = Math.max(1, ...g.counts);
     const names = [g.product, g.model, g.mode].filter(Boolean).join(" · ");
-    const labels = g.bounds.map((b) => `≤${dur(b)}`).concat([`>${dur(g.bounds[g.bounds.length - 1])}`]);
+    const labels = g.bounds.map((b) => `≤${durShort(b)}`).concat([`>${durShort(g.bounds[g.bounds.length - 1])}`]);
     return h("div", { class: "dur" },
       h("div", { class: "dur-head" }, h("b", {}, names),
         h("span", { class: "muted" }, `n=${g.n} · queue p50 ${dur(g.queue_p50)} · run p50 ${dur(g.run_p50)} · p95 ${dur(g.run_p95)}`)),

@@ -1,0 +1,95 @@
+"""``klingwatch serve``: the engine and the web face (callbacks, API, dashboard, metrics) in one
+process, until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import typer
+import uvicorn
+
+from klingwatch.cli.app import app
+from klingwatch.cli.common import DB_OPTION, clock_from, load_settings, make_client, open_ledger
+from klingwatch.cli.common import run_async as _run
+from klingwatch.server.app import create_app
+from klingwatch.server.auth import check_bind
+from klingwatch.server.engine import build_engine
+from klingwatch.server.state import callback_url
+from klingwatch.settings import Settings
+
+__all__ = ["serve_command"]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds uvicorn waits for open connections (live dashboards) before closing them.
+GRACEFUL_SECONDS = 5
+
+
+async def serve(settings: Settings, *, host: str, port: int, log_level: str = "info") -> None:
+    """Run the engine and the app until uvicorn is told to stop (SIGINT/SIGTERM)."""
+    clock = clock_from(settings)
+    with open_ledger(settings=settings) as ledger:
+        client = make_client(settings, clock=clock) if settings.has_credentials else None
+        url = callback_url(ledger, settings)
+        monitor = (
+            build_engine(settings, client=client, ledger=ledger, clock=clock, callback_url=url)
+            if client is not None
+            else None
+        )
+        web = create_app(ledger=ledger, settings=settings, monitor=monitor, clock=clock)
+        where = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+        typer.echo(f"klingwatch: dashboard {where}/  API {where}/docs  metrics {where}/metrics")
+        if monitor is None:
+            typer.echo(
+                "klingwatch: no Kling credentials (KLING_ACCESS_KEY/KLING_SECRET_KEY or "
+                "KLING_API_KEY): showing the ledger only, nothing is polled or sent",
+                err=True,
+            )
+        if url:
+            typer.echo(f"klingwatch: tasks sent from here get callbacks at {url}")
+        config = uvicorn.Config(
+            web,
+            host=host,
+            port=port,
+            log_level=log_level,
+            lifespan="on",
+            timeout_graceful_shutdown=GRACEFUL_SECONDS,
+        )
+        try:
+            await uvicorn.Server(config).serve()
+        finally:
+            if client is not None:
+                await client.aclose()
+    typer.echo("klingwatch: stopped")
+
+
+HOST_OPTION: Any = typer.Option(
+    "127.0.0.1",
+    "--host",
+    help="Address to bind (anything but loopback needs KLINGWATCH_API_TOKEN).",
+)
+PORT_OPTION: Any = typer.Option(8000, "--port", min=0, max=65535, help="Port to listen on.")
+PUBLIC_URL_OPTION: Any = typer.Option(
+    None,
+    "--public-url",
+    help="Where Kling can reach this server; tasks sent from here then get a callback_url.",
+)
+LOG_OPTION: Any = typer.Option("info", "--log-level", help="uvicorn's log level.")
+
+
+@app.command("serve")
+def serve_command(
+    host: str = HOST_OPTION,
+    port: int = PORT_OPTION,
+    public_url: str | None = PUBLIC_URL_OPTION,
+    db: str | None = DB_OPTION,
+    log_level: str = LOG_OPTION,
+) -> None:
+    """Run the engine, the callback receiver, the JSON API, the dashboard and /metrics."""
+    if public_url is not None and not public_url.startswith(("http://", "https://")):
+        raise typer.BadParameter("must start with http:// or https://", param_hint="--public-url")
+    settings = load_settings(db, public_url=public_url)
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    check_bind(host, token)
+    _run(serve(settings, host=host, port=port, log_level=log_level))

@@ -1,0 +1,221 @@
+"""The JSON API: what a script sees, filtered and paged, and the three actions."""
+
+from __future__ import annotations
+
+import httpx
+from serverkit import add_task, kling_id
+
+from klingwatch.clock import ManualClock
+from klingwatch.monitor import gates
+from klingwatch.store import Ledger, LocalStatus, Observation, Source
+
+
+def finish(
+    ledger: Ledger, local_id: int, status: LocalStatus, at: float, msg: str | None = None
+) -> None:
+    ledger.apply(
+        Observation(status=LocalStatus.PROCESSING, source=Source.GET, at=at - 60, local_id=local_id)
+    )
+    ledger.apply(
+        Observation(
+            status=status,
+            source=Source.GET,
+            at=at,
+            local_id=local_id,
+            status_msg=msg,
+            kling_updated_ms=int(at * 1000),
+            result={"videos": [{"id": "v", "url": "http://media.test/v.mp4", "duration": 5.0}]}
+            if status is LocalStatus.SUCCEED
+            else None,
+        )
+    )
+
+
+async def test_tasks_are_filtered_and_paged_newest_first(
+    http: httpx.AsyncClient, ledger: Ledger, clock: ManualClock
+) -> None:
+    for n in range(1, 8):
+        add_task(ledger, n, prompt=f"a {'cat' if n % 2 else 'dog'} number {n}")
+        clock.advance(10)
+    add_task(ledger, 8, batch="other", model="kling-v1-6", prompt="a cat in another batch")
+    page = (await http.get("/api/tasks", params={"limit": 3})).json()
+    assert page["total"] == 8
+    assert [t["local_id"] for t in page["items"]] == [8, 7, 6]
+    second = (await http.get("/api/tasks", params={"limit": 3, "offset": 3})).json()
+    assert [t["local_id"] for t in second["items"]] == [5, 4, 3]
+
+    cats = (await http.get("/api/tasks", params={"q": "CAT", "batch": "b1"})).json()
+    assert [t["local_id"] for t in cats["items"]] == [7, 5, 3, 1]
+    assert cats["items"][0]["prompt"] == "a cat number 7"
+    by_model = (await http.get("/api/tasks", params={"model": "kling-v1-6"})).json()
+    assert [t["external_task_id"] for t in by_model["items"]] == ["other-8"]
+    start = ledger.task(1).queued_at  # type: ignore[union-attr]
+    window = (
+        await http.get("/api/tasks", params={"since": start + 15, "until": start + 45})
+    ).json()
+    assert [t["local_id"] for t in window["items"]] == [5, 4, 3]
+
+
+async def test_status_filters_combine(
+    http: httpx.AsyncClient, ledger: Ledger, clock: ManualClock
+) -> None:
+    ids = [add_task(ledger, n) for n in range(1, 5)]
+    finish(ledger, ids[0], LocalStatus.SUCCEED, clock.time())
+    finish(ledger, ids[1], LocalStatus.FAILED, clock.time(), "Image pixel is invalid")
+    answer = await http.get("/api/tasks", params=[("status", "failed"), ("status", "succeed")])
+    assert sorted(t["local_id"] for t in answer.json()["items"]) == ids[:2]
+    bad = await http.get("/api/tasks", params={"status": "finished"})
+    assert bad.status_code == 422
+
+
+async def test_one_task_has_its_timeline_and_is_found_by_any_id(
+    http: httpx.AsyncClient, ledger: Ledger, clock: ManualClock
+) -> None:
+    local = add_task(ledger, 1)
+    clock.advance(30)
+    finish(ledger, local, LocalStatus.SUCCEED, clock.time())
+    ledger.record_download(
+        local,
+        0,
+        url="http://media.test/v.mp4",
+        path="/data/b1-1_0.mp4",
+        size=10,
+        sha256="ab",
+        state="complete",
+        error=None,
+        at=clock.time(),
+    )
+    for ref in (str(local), "b1-1", kling_id(1)):
+        task = (await http.get(f"/api/tasks/{ref}")).json()
+        assert task["local_id"] == local
+    assert [(e["from_status"], e["to_status"]) for e in task["timeline"]] == [
+        (None, "queued"),
+        ("queued", "submitted"),
+        ("submitted", "processing"),
+        ("processing", "succeed"),
+    ]
+    assert task["media"] == [{"kind": "video", "url": "http://media.test/v.mp4", "duration": 5.0}]
+    assert task["downloads"][0]["path"] == "/data/b1-1_0.mp4"
+    assert task["expires_at"] == task["finished_at"] + 30 * 86400
+    missing = await http.get("/api/tasks/no-such-task")
+    assert missing.status_code == 404
+    assert "no-such-task" in missing.json()["detail"]
+
+
+async def test_batches_show_progress_and_an_eta(
+    http: httpx.AsyncClient, ledger: Ledger, clock: ManualClock
+) -> None:
+    ids = [add_task(ledger, n) for n in range(1, 5)]
+    add_task(ledger, 9, batch="later", submitted=False)
+    clock.advance(60)
+    finish(ledger, ids[0], LocalStatus.SUCCEED, clock.time())
+    clock.advance(60)
+    finish(ledger, ids[1], LocalStatus.FAILED, clock.time(), "content risk")
+    batches = {b["name"]: b for b in (await http.get("/api/batches")).json()}
+    b1 = batches["b1"]
+    assert (b1["total"], b1["done"], b1["succeeded"], b1["failed"]) == (4, 2, 1, 1)
+    assert b1["progress"] == 0.5
+    assert b1["rate_per_min"] == 2.0  # two finishes over the last minute of work, at least 60 s
+    assert b1["eta_seconds"] == 60.0  # two left at two a minute
+    assert batches["later"]["counts"]["queued"] == 1
+    assert batches["later"]["eta_seconds"] is None
+
+
+async def test_stats_and_stuck_match_the_ledger(
+    http: httpx.AsyncClient, ledger: Ledger, clock: ManualClock
+) -> None:
+    ids = [add_task(ledger, n) for n in range(1, 4)]
+    finish(ledger, ids[0], LocalStatus.SUCCEED, clock.time())
+    ledger.set_stuck(ids[1], True, "processing for 3x its p95", clock.time())
+    stats = (await http.get("/api/stats")).json()
+    assert stats["counts"] == {s.value: n for s, n in ledger.counts().items()}
+    assert stats["total"] == 3
+    assert stats["stuck"] == 1
+    assert stats["slots_in_use"] == {"video": 2}
+    assert stats["by_product"] == {"text2video": {"kling-v2-6": {"submitted": 2, "succeed": 1}}}
+    assert stats["durations"][0]["n"] == 1
+    stuck = (await http.get("/api/stuck")).json()
+    assert [(t["local_id"], t["stuck_reason"]) for t in stuck] == [
+        (ids[1], "processing for 3x its p95")
+    ]
+
+
+async def test_events_page_forward_from_an_id(http: httpx.AsyncClient, ledger: Ledger) -> None:
+    add_task(ledger, 1)
+    first = (await http.get("/api/events")).json()
+    assert [e["to_status"] for e in first["items"]] == ["queued", "submitted"]
+    assert first["items"][0]["external_task_id"] == "b1-1"
+    add_task(ledger, 2)
+    more = (await http.get("/api/events", params={"after_id": first["last_id"]})).json()
+    assert [(e["external_task_id"], e["to_status"]) for e in more["items"]] == [
+        ("b1-2", "queued"),
+        ("b1-2", "submitted"),
+    ]
+
+
+async def test_retry_queues_a_new_task_linked_to_the_old(
+    http: httpx.AsyncClient, ledger: Ledger, clock: ManualClock
+) -> None:
+    local = add_task(ledger, 1)
+    refused = await http.post(f"/api/tasks/{local}/retry")
+    assert refused.status_code == 409
+    assert "only a finished task" in refused.json()["detail"]
+    finish(ledger, local, LocalStatus.FAILED, clock.time(), "internal error")
+    answer = await http.post(f"/api/tasks/{local}/retry")
+    assert answer.status_code == 201
+    new = answer.json()["task"]
+    assert (new["status"], new["retry_of"], new["prompt"]) == ("queued", local, "prompt number 1")
+    assert ledger.task(new["local_id"]) is not None
+
+
+async def test_track_adopts_a_task_created_elsewhere(
+    http: httpx.AsyncClient, ledger: Ledger
+) -> None:
+    answer = await http.post(
+        "/api/track", json={"task_id": "870000000000000001", "batch": "adopted"}
+    )
+    assert answer.status_code == 201
+    task = answer.json()["task"]
+    assert (task["status"], task["task_id"], task["batch"]) == (
+        "submitted",
+        "870000000000000001",
+        "adopted",
+    )
+    again = await http.post(
+        "/api/track", json={"task_id": "870000000000000001", "batch": "adopted"}
+    )
+    assert again.json()["local_id"] == task["local_id"]
+    unknown = await http.post("/api/track", json={"task_id": "1", "product": "text2music"})
+    assert unknown.status_code == 422
+    assert "text2music" in unknown.json()["detail"]
+
+
+async def test_resume_lifts_a_pause_and_its_alert(
+    http: httpx.AsyncClient, ledger: Ledger, clock: ManualClock
+) -> None:
+    gates.pause(
+        ledger, gates.PauseState(reason="Account balance not enough", at=clock.time(), code=1102)
+    )
+    stats = (await http.get("/api/stats")).json()
+    assert stats["paused"] is True
+    assert stats["pause_reason"] == "Account balance not enough"
+    assert [a["kind"] for a in stats["alerts"]] == ["submissions_paused"]
+    answer = (await http.post("/api/resume")).json()
+    assert answer == {"paused": False, "cleared_alerts": ["submissions_paused"]}
+    stats = (await http.get("/api/stats")).json()
+    assert (stats["paused"], stats["alerts"]) == (False, [])
+
+
+async def test_the_openapi_schema_lists_every_route(http: httpx.AsyncClient) -> None:
+    paths = set((await http.get("/openapi.json")).json()["paths"])
+    assert {
+        "/api/batches",
+        "/api/tasks",
+        "/api/tasks/{ref}",
+        "/api/stats",
+        "/api/stuck",
+        "/api/tasks/{ref}/retry",
+        "/api/track",
+        "/api/resume",
+    } <= paths
+    assert (await http.get("/docs")).status_code == 200
