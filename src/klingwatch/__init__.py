@@ -7,6 +7,7 @@ from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
 from klingwatch.clock import Clock, ManualClock, RealClock, ScaledClock
+from klingwatch.kling.client import KlingClient
 from klingwatch.kling.errors import (
     APIError,
     BadResponse,
@@ -18,6 +19,9 @@ from klingwatch.kling.errors import (
 )
 from klingwatch.kling.models import ApiStandard, Task, TaskStatus
 from klingwatch.kling.products import PRODUCTS, Family, Product, get_product
+from klingwatch.kling.retry import RetryPolicy
+from klingwatch.kling.stats import ClientStats
+from klingwatch.kling.webhooks import parse_callback, verify_signature
 
 try:
     __version__ = _version("klingwatch")
@@ -29,14 +33,17 @@ __all__ = [
     "APIError",
     "ApiStandard",
     "BadResponse",
+    "ClientStats",
     "Clock",
     "Family",
+    "KlingClient",
     "KlingError",
     "ManualClock",
     "MissingCredentials",
     "Product",
     "RealClock",
     "RequestValidationError",
+    "RetryPolicy",
     "ScaledClock",
     "Task",
     "TaskStatus",
@@ -44,4 +51,6 @@ __all__ = [
     "WaitTimeout",
     "__version__",
     "get_product",
+    "parse_callback",
+    "verify_signature",
 ]
