@@ -26,9 +26,7 @@ What it promises:
 
 from __future__ import annotations
 
-import email.utils
 import inspect
-import json
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -41,6 +39,7 @@ import httpx
 from klingwatch.clock import Clock, RealClock, ScaledClock, to_ms
 from klingwatch.kling import pacing
 from klingwatch.kling.auth import Credentials, KlingAuth
+from klingwatch.kling.envelope import parse_task, parse_tasks, peek, unwrap
 from klingwatch.kling.errors import (
     BadResponse,
     ConfigurationError,
@@ -48,9 +47,7 @@ from klingwatch.kling.errors import (
     KlingError,
     KlingTimeout,
     TaskNotFound,
-    UnknownTaskStatus,
     WaitTimeout,
-    error_for,
 )
 from klingwatch.kling.models import ApiStandard, Task, TaskStatus
 from klingwatch.kling.products import Family, Product, get_product
@@ -190,7 +187,7 @@ class KlingClient:
         if p.standard is ApiStandard.TASKS:
             self._require_api_key(f"creating a {p.name} task")
         data = await self._exchange("POST", p.path, p.path, json_body=body)
-        task = _parse_task(data, f"POST {p.path}")
+        task = parse_task(data, f"POST {p.path}")
         logger.info("created %s task %s (external id %s)", p.name, task.id, task.external_id)
         return task
 
@@ -228,11 +225,11 @@ class KlingClient:
             if isinstance(data, list):
                 # Some servers answer a single get with a one-item list (or a page): pick ours.
                 for item in data:
-                    task = _parse_task(item, f"GET {path}")
+                    task = parse_task(item, f"GET {path}")
                     if (task.id if by == "id" else task.external_id) == key:
                         return task
                 raise _not_found(f"no task with {by.replace('_', ' ')} {key!r} in the answer")
-            return _parse_task(data, f"GET {path}")
+            return parse_task(data, f"GET {path}")
 
         return await self._read(read, f"GET {p.path}/{{id}}")
 
@@ -252,7 +249,7 @@ class KlingClient:
         async def read() -> list[Task]:
             params = {"pageNum": page, "pageSize": size}
             data = await self._exchange("GET", p.path, p.path, params=params)
-            return _parse_tasks(data, f"GET {p.path}")
+            return parse_tasks(data, f"GET {p.path}")
 
         return await self._read(read, f"GET {p.path}")
 
@@ -299,7 +296,7 @@ class KlingClient:
                 data = await self._exchange(
                     "GET", "/tasks", "/tasks", params={param: ",".join(chunk)}
                 )
-                return _parse_tasks(data, "GET /tasks")
+                return parse_tasks(data, "GET /tasks")
 
             chunk_set = set(chunk)
             for task in await self._read(read, "GET /tasks"):
@@ -351,7 +348,7 @@ class KlingClient:
                     raise BadResponse(
                         f"POST /tasks: expected data {{result: [...]}}, got {data!r:.200}"
                     )
-                return {**data, "result": _parse_tasks(data["result"], "POST /tasks")}
+                return {**data, "result": parse_tasks(data["result"], "POST /tasks")}
 
             page = await self._read(read, "POST /tasks")
             for task in page["result"]:
@@ -485,44 +482,14 @@ class KlingClient:
                 f"{method} {path}: the connection to {self.base_url} failed before the answer "
                 f"was complete ({type(exc).__name__}: {exc})"
             ) from exc
-        return self._unwrap(response, f"{method} {path}", lookup=lookup)
-
-    def _unwrap(self, response: httpx.Response, what: str, *, lookup: bool) -> Any:
-        status = response.status_code
-        envelope = _envelope(response.content)
-        if envelope is None:
-            kind = response.headers.get("content-type", "no content type")
-            raise BadResponse(
-                f"{what}: HTTP {status} answer is not Kling's JSON envelope ({kind}, "
-                f"{len(response.content)} bytes): {_snippet(response.content)}",
-                status_code=status,
-                body=response.content,
-            )
-        code = envelope["code"]
-        if code != 0 or not 200 <= status < 300:
-            raise error_for(
-                status,
-                code,
-                envelope.get("message"),
-                request_id=_text(envelope.get("request_id")),
-                body=envelope,
-                retry_after=_retry_after(response.headers.get("retry-after"), self._clock),
-                lookup=lookup,
-            )
-        if "data" not in envelope:
-            raise BadResponse(
-                f"{what}: success envelope without data: {_snippet(response.content)}",
-                status_code=status,
-                body=response.content,
-            )
-        return envelope["data"]
+        return unwrap(response, f"{method} {path}", lookup=lookup, now=self._clock.time())
 
     async def _on_response(self, response: httpx.Response) -> None:
         """httpx response hook: count and log every exchange (auth re-sends included)."""
         await response.aread()
         request = response.request
         route = str(request.extensions.get(_ROUTE) or request.url.path)
-        envelope = _envelope(response.content)
+        envelope = peek(response.content)
         code = "" if envelope is None else str(envelope["code"])
         request_id = None if envelope is None else envelope.get("request_id")
         self.stats.record(request.method, route, (str(response.status_code), code))
@@ -563,70 +530,8 @@ def _segment(value: str) -> str:
     return quote(text, safe="")
 
 
-def _envelope(content: bytes) -> dict[str, Any] | None:
-    """Kling's ``{code, message, request_id, data}`` with an integer code, or ``None``."""
-    try:
-        body = json.loads(content)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(body, dict) or "code" not in body:
-        return None
-    code = body["code"]
-    if isinstance(code, bool):
-        return None
-    if isinstance(code, str) and code.strip().lstrip("-").isdigit():
-        code = int(code)
-    if not isinstance(code, int):
-        return None
-    return {**body, "code": code}
-
-
-def _parse_task(data: Any, what: str) -> Task:
-    """A task object from ``data``; a malformed one is a BadResponse naming the request."""
-    try:
-        return Task.from_payload(data)
-    except UnknownTaskStatus:
-        raise
-    except BadResponse as exc:
-        raise BadResponse(f"{what}: {exc}", body=data) from exc
-
-
-def _parse_tasks(data: Any, what: str) -> list[Task]:
-    if isinstance(data, dict) and isinstance(data.get("result"), list):
-        data = data["result"]
-    if not isinstance(data, list):
-        raise BadResponse(
-            f"{what}: expected a list of tasks, got {type(data).__name__}: {data!r:.200}"
-        )
-    return [_parse_task(item, what) for item in data]
-
-
 def _not_found(message: str) -> TaskNotFound:
     return TaskNotFound(message, status_code=200, code=None)
-
-
-def _text(value: Any) -> str | None:
-    return None if value in (None, "") else str(value)
-
-
-def _snippet(content: bytes, limit: int = 200) -> str:
-    text = content[:limit].decode("utf-8", errors="replace")
-    return repr(text) + ("..." if len(content) > limit else "")
-
-
-def _retry_after(value: str | None, clock: Clock) -> float | None:
-    """``Retry-After`` as seconds: a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - clock.time())
 
 
 def _many_of(values: Iterable[Any]) -> list[Any]:
