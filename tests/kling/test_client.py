@@ -289,14 +289,21 @@ def test_a_transport_and_an_http_client_together_are_refused() -> None:
         )
 
 
-async def test_a_given_http_client_is_used_and_left_open() -> None:
+async def test_a_given_http_client_is_used_left_open_and_shared_without_mixing_stats() -> None:
     fake = FakeKling()
     made = fake.add()
     async with httpx.AsyncClient(transport=fake.transport()) as http:
-        async with KlingClient(api_key=API_KEY, base_url=BASE, http_client=http) as kling:
-            await kling.get("text2video", made.id)
+        async with (
+            KlingClient(api_key=API_KEY, base_url=BASE, http_client=http) as one,
+            KlingClient(api_key=API_KEY, base_url=BASE, http_client=http) as two,
+        ):
+            await one.get("text2video", made.id)
+            await two.get("text2video", made.id)
+            await two.get("text2video", made.id)
+            await http.get(f"{BASE}/somewhere/else")  # e.g. a download on the same client
         assert not http.is_closed
-    assert kling.stats.requests == 1
+    assert (one.stats.requests, two.stats.requests) == (1, 2)
+    assert len(fake.requests) == 4
 
 
 async def test_stats_count_requests_by_route_and_outcome() -> None:

@@ -451,17 +451,20 @@ class KlingClient:
         lookup: bool = False,
     ) -> Any:
         """Send one request; return the envelope's ``data`` or raise the matching KlingError."""
-        request = self._http.build_request(
-            method,
-            self.base_url + path,
-            params=params,
-            json=json_body,
-            extensions={_ROUTE: route},
-        )
+        try:
+            request = self._http.build_request(
+                method,
+                self.base_url + path,
+                params=params,
+                json=json_body,
+                extensions={_ROUTE: (id(self), route)},
+            )
+        except httpx.InvalidURL as exc:
+            raise ConfigurationError(f"bad Kling URL {self.base_url + path!r}: {exc}") from exc
         try:
             response = await self._http.send(request, auth=self._auth)
         except httpx.TimeoutException as exc:
-            self.stats.record(method, route, ("timeout", ""))
+            self._failed(method, path, route, "timeout", exc)
             # A connect or pool timeout means nothing was sent; anything later is ambiguous.
             sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
             raise KlingTimeout(
@@ -470,25 +473,36 @@ class KlingClient:
                 may_exist=sent,
             ) from exc
         except httpx.ConnectError as exc:
-            self.stats.record(method, route, ("connection", ""))
+            self._failed(method, path, route, "connection", exc)
             raise KlingConnectionError(
                 f"{method} {path}: cannot connect to {self.base_url} ({exc}); check "
                 "KLING_API_BASE and the network",
                 may_exist=False,
             ) from exc
         except httpx.TransportError as exc:
-            self.stats.record(method, route, ("connection", ""))
+            self._failed(method, path, route, "connection", exc)
             raise KlingConnectionError(
                 f"{method} {path}: the connection to {self.base_url} failed before the answer "
                 f"was complete ({type(exc).__name__}: {exc})"
             ) from exc
         return unwrap(response, f"{method} {path}", lookup=lookup, now=self._clock.time())
 
+    def _failed(self, method: str, path: str, route: str, kind: str, exc: Exception) -> None:
+        self.stats.record(method, route, (kind, ""))
+        logger.debug("%s %s -> %s (%s)", method, path, kind, type(exc).__name__)
+
     async def _on_response(self, response: httpx.Response) -> None:
-        """httpx response hook: count and log every exchange (auth re-sends included)."""
-        await response.aread()
+        """httpx response hook: count and log every exchange (auth re-sends included).
+
+        Only this client's own requests count: a shared ``http_client`` may carry others
+        (downloads, another KlingClient) whose bodies must not be read here.
+        """
         request = response.request
-        route = str(request.extensions.get(_ROUTE) or request.url.path)
+        tag = request.extensions.get(_ROUTE)
+        if not (isinstance(tag, tuple) and tag[0] == id(self)):
+            return
+        route = str(tag[1])
+        await response.aread()
         envelope = peek(response.content)
         code = "" if envelope is None else str(envelope["code"])
         request_id = None if envelope is None else envelope.get("request_id")
