@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "export",
     "serve",
     "submit",
+    "download",
     "poll",
 )
 for _name in COMMAND_MODULES:
