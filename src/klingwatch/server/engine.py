@@ -15,6 +15,7 @@ from klingwatch.clock import Clock
 from klingwatch.kling.client import KlingClient
 from klingwatch.kling.models import Task
 from klingwatch.kling.products import Product
+from klingwatch.monitor.download_worker import DownloadWorker
 from klingwatch.monitor.poller import PollSettings
 from klingwatch.monitor.service import Monitor
 from klingwatch.monitor.stuck import StuckPolicy
@@ -99,5 +100,6 @@ def build_engine(
         ),
         stuck=StuckPolicy(threshold=settings.stuck_after),
         submitter=submitter,
+        workers=[DownloadWorker.from_settings(settings, ledger=ledger, clock=clock)],
         handle_signals=False,
     )

@@ -1,0 +1,217 @@
+"""The dashboard in a real headless Chromium: tasks change in the ledger, the page follows.
+
+The app runs under uvicorn on a real loopback socket in a thread; the test changes tasks through
+the ledger's one door (as the engine or a callback would) and asserts what a person sees: the
+counts, the progress bar, a row appearing in the stream, the video on a task page.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
+from serverkit import API_TOKEN, add_task, settings
+
+from klingwatch.clock import RealClock
+from klingwatch.server.app import create_app
+from klingwatch.store import Ledger, LocalStatus, Observation, Source
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WAIT_MS = 10_000  # how long a page may take to show a change (it usually takes well under 1 s)
+
+
+class ThreadedServer:
+    """uvicorn on 127.0.0.1, port 0, in a thread."""
+
+    def __init__(self, ledger: Ledger, **overrides: object) -> None:
+        app = create_app(
+            ledger=ledger, settings=settings(**overrides), clock=RealClock(), stream_interval=0.2
+        )
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=1
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:  # readiness, not timing: the socket is bound once true
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+
+
+@pytest.fixture
+def real_ledger(tmp_path: Path) -> Iterator[Ledger]:
+    with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}", clock=RealClock()) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
+    """One Chromium for the module (starting it is the slow part); a fresh page per test."""
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail("Debian chromium is not installed: apt-get install -y chromium (see .ci/run)")
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1366, "height": 900},
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@pytest.fixture
+def page(browser: BrowserContext) -> Iterator[Page]:
+    opened = browser.new_page()
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def observe(ledger: Ledger, local_id: int, status: LocalStatus, **kw: object) -> None:
+    ledger.apply(
+        Observation(status=status, source=Source.GET, at=time.time(), local_id=local_id, **kw)  # type: ignore[arg-type]
+    )
+
+
+def card(page: Page, key: str) -> object:
+    return page.locator(f"#count-{key} .n")
+
+
+def test_the_overview_follows_the_ledger_live(
+    real_ledger: Ledger, page: Page, tmp_path: Path
+) -> None:
+    ids = [
+        add_task(real_ledger, n, prompt=f"a lighthouse in a storm, take {n}") for n in range(1, 5)
+    ]
+    with ThreadedServer(real_ledger) as base:
+        page.goto(f"{base}/")
+        expect(page.locator("#live")).to_have_class("live on", timeout=WAIT_MS)
+        expect(card(page, "inflight")).to_have_text("4")  # type: ignore[arg-type]
+        expect(card(page, "succeed")).to_have_text("0")  # type: ignore[arg-type]
+        batch = page.locator('[data-batch="b1"]')
+        expect(batch.locator(".progress-text")).to_have_text("0 / 4 done · 0%")
+
+        observe(real_ledger, ids[0], LocalStatus.PROCESSING)
+        observe(
+            real_ledger,
+            ids[0],
+            LocalStatus.SUCCEED,
+            result={"videos": [{"url": "http://media.test/v.mp4"}]},
+        )
+        observe(real_ledger, ids[1], LocalStatus.FAILED, status_msg="Image pixel is invalid")
+
+        expect(card(page, "succeed")).to_have_text("1", timeout=WAIT_MS)  # type: ignore[arg-type]
+        expect(card(page, "failed")).to_have_text("1", timeout=WAIT_MS)  # type: ignore[arg-type]
+        expect(card(page, "inflight")).to_have_text("2", timeout=WAIT_MS)  # type: ignore[arg-type]
+        expect(batch.locator(".progress-text")).to_have_text("2 / 4 done · 50%", timeout=WAIT_MS)
+        expect(batch.locator(".bar")).to_have_attribute("aria-valuenow", "50")
+        expect(batch.locator(".bar .succeed")).to_have_attribute("style", "width:25%")
+        # The change stream shows the new status changes, newest on top.
+        expect(page.locator("#events li").first).to_contain_text(f"#{ids[1]}", timeout=WAIT_MS)
+        expect(page.locator("#events li").first).to_contain_text("failed")
+        # The failure and its reason appear under "Needs attention".
+        failed = page.locator(f'#failed li[data-task="{ids[1]}"]')
+        expect(failed).to_contain_text("Image pixel is invalid", timeout=WAIT_MS)
+
+        # A new batch appears as a new progress bar.
+        add_task(real_ledger, 9, batch="second wave")
+        expect(page.locator('[data-batch="second wave"] .progress-text')).to_have_text(
+            "0 / 1 done · 0%", timeout=WAIT_MS
+        )
+        page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
+
+
+def test_a_task_page_plays_the_result_and_follows_its_timeline(
+    real_ledger: Ledger, page: Page
+) -> None:
+    local = add_task(real_ledger, 1, prompt="a paper boat on a puddle")
+    with ThreadedServer(real_ledger) as base:
+        page.goto(f"{base}/task/{local}")
+        expect(page.locator(".task-head .badge").first).to_have_text("submitted", timeout=WAIT_MS)
+        expect(page.locator(".prompt-text")).to_have_text("a paper boat on a puddle")
+        expect(page.locator("#live")).to_have_class("live on", timeout=WAIT_MS)
+
+        observe(real_ledger, local, LocalStatus.PROCESSING)
+        expect(page.locator(".task-head .badge").first).to_have_text("processing", timeout=WAIT_MS)
+        observe(
+            real_ledger,
+            local,
+            LocalStatus.SUCCEED,
+            result={"videos": [{"url": f"{base}/static/favicon.svg", "duration": 5.0}]},
+        )
+        expect(page.locator(".task-head .badge").first).to_have_text("succeeded", timeout=WAIT_MS)
+        expect(page.locator(".media video")).to_have_attribute("src", f"{base}/static/favicon.svg")
+        expect(page.locator("#timeline li")).to_have_count(4)
+        expect(page.locator("#timeline li").last).to_contain_text("succeeded")
+
+
+def test_the_tasks_page_filters_by_prompt_text(real_ledger: Ledger, page: Page) -> None:
+    add_task(real_ledger, 1, prompt="a red fox in the snow")
+    add_task(real_ledger, 2, prompt="a blue whale at dawn")
+    with ThreadedServer(real_ledger) as base:
+        page.goto(f"{base}/tasks")
+        expect(page.locator("#task-rows tr")).to_have_count(2, timeout=WAIT_MS)
+        page.fill("input[name=q]", "whale")
+        page.click("#filters button[type=submit]")
+        expect(page.locator("#task-rows tr")).to_have_count(1, timeout=WAIT_MS)
+        expect(page.locator("#task-rows tr")).to_contain_text("a blue whale at dawn")
+        expect(page).to_have_url(f"{base}/tasks?q=whale")
+
+
+def test_with_a_token_the_browser_signs_in_once(real_ledger: Ledger, page: Page) -> None:
+    add_task(real_ledger, 1)
+    with ThreadedServer(real_ledger, api_token=API_TOKEN) as base:
+        page.goto(f"{base}/")
+        expect(page).to_have_url(f"{base}/login?next=/")
+        page.fill("input[name=token]", API_TOKEN)
+        page.click("button[type=submit]")
+        expect(page).to_have_url(f"{base}/")
+        expect(card(page, "total")).to_have_text("1", timeout=WAIT_MS)  # type: ignore[arg-type]
+
+
+def test_the_dashboard_fits_a_phone(real_ledger: Ledger, page: Page, tmp_path: Path) -> None:
+    for n in range(1, 4):
+        add_task(
+            real_ledger, n, prompt=f"a very long prompt about mountains and rivers, number {n} " * 3
+        )
+    with ThreadedServer(real_ledger) as base:
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.goto(f"{base}/")
+        expect(card(page, "total")).to_have_text("3", timeout=WAIT_MS)  # type: ignore[arg-type]
+        # Nothing wider than the screen: no sideways scrolling on a phone.
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390
+        page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
