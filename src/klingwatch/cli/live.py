@@ -1,0 +1,331 @@
+"""How the engine's progress reaches a terminal.
+
+Three reporters share one small interface (:class:`Reporter`):
+
+* :class:`LiveView`: a Rich live display for a person at a terminal: per-batch progress bars with
+  ETA, counts by status, the latest changes, stuck and failed tasks with their reasons, alerts.
+* :class:`PlainReporter`: one line per change, for logs and pipes (stdout is not a terminal).
+* :class:`JsonReporter`: one JSON object per change (``--json``), for scripts.
+
+:func:`make_reporter` picks one. The engine calls :meth:`Reporter.changes` with what the ledger's
+door accepted, and :meth:`Reporter.tick` once per sweep so the live view can refresh from the
+ledger (reads are throttled; the ledger is never read more than a few times a second).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import IO, Protocol
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from klingwatch.clock import Clock, RealClock
+from klingwatch.store import Change, Ledger, LocalStatus
+
+__all__ = [
+    "JsonReporter",
+    "LiveView",
+    "PlainReporter",
+    "Reporter",
+    "describe_change",
+    "format_duration",
+    "make_reporter",
+]
+
+STATUS_STYLE: dict[LocalStatus, str] = {
+    LocalStatus.QUEUED: "bright_black",
+    LocalStatus.UNKNOWN: "magenta",
+    LocalStatus.SUBMITTED: "cyan",
+    LocalStatus.PROCESSING: "blue",
+    LocalStatus.SUCCEED: "green",
+    LocalStatus.FAILED: "red",
+    LocalStatus.REJECTED: "yellow",
+}
+
+
+class Reporter(Protocol):
+    """What the engine tells whoever is watching."""
+
+    def __enter__(self) -> Reporter: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def changes(self, changes: Sequence[Change]) -> None:
+        """Status changes the ledger just accepted."""
+        ...
+
+    def tick(self) -> None:
+        """Called once per engine sweep; a chance to refresh."""
+        ...
+
+
+def format_duration(seconds: float | None) -> str:
+    """``75`` -> ``1m15s``; ``None`` -> ``-``."""
+    if seconds is None:
+        return "-"
+    whole = max(0, round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def describe_change(change: Change, ledger: Ledger | None = None) -> str:
+    """``<external id>  submitted -> processing`` plus the reason of a failure or rejection."""
+    label = change.external_task_id
+    if change.task_id:
+        label += f" ({change.task_id})"
+    text = f"{label}  {change.old} -> {change.new}"
+    if change.new in (LocalStatus.FAILED, LocalStatus.REJECTED) and ledger is not None:
+        record = ledger.task(change.local_id)
+        if record is not None and record.status_msg:
+            text += f"  reason: {record.status_msg}"
+    return text
+
+
+class PlainReporter:
+    """One line per status change: ``HH:MM:SS  <task>  old -> new``."""
+
+    def __init__(
+        self, ledger: Ledger, *, clock: Clock | None = None, stream: IO[str] | None = None
+    ) -> None:
+        self._ledger = ledger
+        self._clock = clock or RealClock()
+        self._stream = stream or sys.stdout
+
+    def __enter__(self) -> PlainReporter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stream.flush()
+
+    def changes(self, changes: Sequence[Change]) -> None:
+        stamp = datetime.fromtimestamp(self._clock.time()).strftime("%H:%M:%S")
+        for change in changes:
+            if change.status_changed:
+                print(f"{stamp}  {describe_change(change, self._ledger)}", file=self._stream)
+        self._stream.flush()
+
+    def tick(self) -> None:
+        return None
+
+
+class JsonReporter:
+    """One JSON object per status change (JSON Lines)."""
+
+    def __init__(
+        self, ledger: Ledger, *, clock: Clock | None = None, stream: IO[str] | None = None
+    ) -> None:
+        self._ledger = ledger
+        self._clock = clock or RealClock()
+        self._stream = stream or sys.stdout
+
+    def __enter__(self) -> JsonReporter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stream.flush()
+
+    def changes(self, changes: Sequence[Change]) -> None:
+        at = self._clock.time()
+        for change in changes:
+            if not change.status_changed:
+                continue
+            record = self._ledger.task(change.local_id)
+            line = {
+                "at": round(at, 3),
+                "local_id": change.local_id,
+                "external_task_id": change.external_task_id,
+                "task_id": change.task_id,
+                "batch": record.batch if record else None,
+                "from": str(change.old),
+                "to": str(change.new),
+                "status_msg": record.status_msg if record else None,
+            }
+            self._stream.write(json.dumps(line) + "\n")
+        self._stream.flush()
+
+    def tick(self) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _BatchLine:
+    name: str
+    total: int
+    done: int
+    counts: dict[LocalStatus, int]
+    eta: float | None
+
+
+class LiveView:
+    """A Rich live display of the ledger, refreshed as the engine works."""
+
+    #: Seconds of real time between two reads of the ledger.
+    refresh_every = 0.25
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        batch: str | None = None,
+        console: Console | None = None,
+        clock: Clock | None = None,
+        recent: int = 8,
+    ) -> None:
+        self._ledger = ledger
+        self._batch = batch
+        self._console = console or Console()
+        self._clock = clock or RealClock()
+        self._recent: deque[tuple[float, str, LocalStatus]] = deque(maxlen=recent)
+        self._live = Live(console=self._console, auto_refresh=False, transient=False)
+        self._last_read = 0.0
+
+    def __enter__(self) -> LiveView:
+        self._live.start()
+        self.refresh(force=True)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.refresh(force=True)
+        self._live.stop()
+
+    def changes(self, changes: Sequence[Change]) -> None:
+        at = self._clock.time()
+        for change in changes:
+            if change.status_changed:
+                self._recent.append((at, describe_change(change, self._ledger), change.new))
+        self.refresh()
+
+    def tick(self) -> None:
+        self.refresh()
+
+    def refresh(self, *, force: bool = False) -> None:
+        now = time.monotonic()  # throttle on real time: it is about the reader's screen
+        if not force and now - self._last_read < self.refresh_every:
+            return
+        self._last_read = now
+        self._live.update(self.render(), refresh=True)
+
+    # -- rendering ------------------------------------------------------------------------------
+    def render(self) -> RenderableType:
+        """The whole view, read from the ledger now."""
+        parts: list[RenderableType] = [self._batches_table()]
+        alerts = self._ledger.alerts(active=True)
+        if alerts:
+            text = Text()
+            for alert in alerts:
+                text.append(f"! {alert.kind}: ", style="bold red")
+                text.append(alert.message + "\n")
+            parts.append(Panel(text, title="alerts", border_style="red"))
+        if self._recent:
+            recent = Table.grid(padding=(0, 2))
+            for at, line, status in self._recent:
+                stamp = datetime.fromtimestamp(at).strftime("%H:%M:%S")
+                recent.add_row(stamp, Text(line, style=STATUS_STYLE.get(status, "")))
+            parts.append(Panel(recent, title="latest changes", border_style="bright_black"))
+        trouble = self._trouble_table()
+        if trouble is not None:
+            parts.append(trouble)
+        return Group(*parts)
+
+    def _batch_lines(self) -> list[_BatchLine]:
+        lines: list[_BatchLine] = []
+        now = self._clock.time()
+        for batch in self._ledger.batches():
+            if self._batch is not None and batch.name != self._batch:
+                continue
+            total = sum(batch.counts.values())
+            if total == 0:
+                continue
+            done = sum(n for status, n in batch.counts.items() if status.is_final)
+            elapsed = max(now - batch.created_at, 1e-9)
+            # Rate since the batch was created; a rough ETA, honest about being rough.
+            eta = (total - done) / (done / elapsed) if 0 < done < total else None
+            lines.append(_BatchLine(batch.name, total, done, dict(batch.counts), eta))
+        return lines
+
+    def _batches_table(self) -> Table:
+        table = Table(title="klingwatch", expand=True, title_justify="left")
+        table.add_column("batch", no_wrap=True)
+        table.add_column("progress", ratio=2)
+        table.add_column("done", justify="right", no_wrap=True)
+        table.add_column("by status", ratio=3)
+        table.add_column("ETA", justify="right", no_wrap=True)
+        lines = self._batch_lines()
+        if not lines:
+            table.add_row("-", "", "", Text("no tasks yet", style="dim"), "")
+        for line in lines:
+            counts = Text()
+            for status in LocalStatus:
+                n = line.counts.get(status, 0)
+                if n:
+                    counts.append(f"{status} {n}  ", style=STATUS_STYLE[status])
+            eta = "done" if line.done == line.total else format_duration(line.eta)
+            table.add_row(
+                line.name,
+                ProgressBar(total=line.total, completed=line.done),
+                f"{line.done}/{line.total}",
+                counts,
+                eta,
+            )
+        return table
+
+    def _trouble_table(self) -> Table | None:
+        stuck = self._ledger.tasks(stuck=True, batch=self._batch, limit=5)
+        failed = self._ledger.tasks(
+            status=[LocalStatus.FAILED, LocalStatus.REJECTED], batch=self._batch, limit=5
+        )
+        if not stuck and not failed:
+            return None
+        table = Table(title="needs a look", expand=True, title_justify="left")
+        table.add_column("task", no_wrap=True)
+        table.add_column("status", no_wrap=True)
+        table.add_column("why")
+        for record in stuck:
+            table.add_row(
+                record.external_task_id, Text("stuck", "bold yellow"), record.stuck_reason
+            )
+        for record in failed:
+            style = STATUS_STYLE[record.status]
+            table.add_row(
+                record.external_task_id, Text(str(record.status), style), record.status_msg or ""
+            )
+        return table
+
+
+def make_reporter(
+    ledger: Ledger,
+    *,
+    json_lines: bool = False,
+    batch: str | None = None,
+    console: Console | None = None,
+    clock: Clock | None = None,
+) -> Reporter:
+    """JSON lines with ``--json``; a live view on a terminal; plain lines otherwise."""
+    console = console or Console()
+    if json_lines:
+        return JsonReporter(ledger, clock=clock, stream=console.file)
+    if console.is_terminal:
+        return LiveView(ledger, batch=batch, console=console, clock=clock)
+    return PlainReporter(ledger, clock=clock, stream=console.file)
