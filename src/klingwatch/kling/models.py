@@ -47,6 +47,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+_UNKNOWN_OUTPUTS_SEEN: set[str] = set()
+
 #: Kling deletes result files this long after a task ends.
 RESULT_RETENTION = timedelta(days=30)
 
@@ -283,8 +285,10 @@ class Task(BaseModel):
                 images.append(_item(Image, fields))
             elif kind == "audio":
                 audios.append(_audio(fields))
-            else:
-                logger.warning("task %s: skipping an output of unknown type %r", task_id, kind)
+            elif kind not in _UNKNOWN_OUTPUTS_SEEN:
+                # Once per type, not on every poll; the item stays in ``raw``.
+                _UNKNOWN_OUTPUTS_SEEN.add(kind)
+                logger.warning("task %s: output of unknown type %r left in raw", task_id, kind)
         billing = tuple(_item(Billing, b) for b in _dicts(data.get("billing")))
         unit_amounts = [b.amount for b in billing if b.amount is not None and b.is_unit]
         return cls(

@@ -46,12 +46,12 @@ from klingwatch.kling.requests import (
     LipSync,
     LipSyncInput,
     MultiImage2Video,
+    RequestModel,
     TasksRequest,
     TasksSettings,
     Text2Video,
     VideoExtend,
     VirtualTryOn,
-    _Request,
     problems_of,
 )
 
@@ -74,6 +74,7 @@ __all__ = [
     "LipSyncInput",
     "MultiImage2Video",
     "Product",
+    "RequestModel",
     "TasksRequest",
     "TasksSettings",
     "Text2Video",
@@ -147,7 +148,7 @@ class Product:
     path: str
     standard: ApiStandard
     family: Family
-    request_model: type[_Request]
+    request_model: type[RequestModel]
     timing: ExpectedTiming
     #: new standard only: the model in the path, and its allowed durations (empty: any)
     model: str | None = None
@@ -351,7 +352,7 @@ def _legacy(
     name: str,
     path: str,
     family: Family,
-    model: type[_Request],
+    model: type[RequestModel],
     timing: ExpectedTiming,
     default_model: str | None,
 ) -> Product:

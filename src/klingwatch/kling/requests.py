@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 __all__ = [
+    "IMAGE_MAX_BYTES",
     "LEGACY_PROMPT_MAX",
     "CameraConfig",
     "CameraControl",
@@ -48,6 +49,7 @@ __all__ = [
     "Text2Video",
     "VideoExtend",
     "VirtualTryOn",
+    "check_image",
     "problems_of",
 ]
 
