@@ -227,3 +227,14 @@ async def test_the_background_loop_delivers_on_its_own(
     finally:
         runner.cancel()
     assert receiver.statuses() == ["succeed"]
+
+
+async def test_a_task_that_never_queues_reports_no_submitted_stage(
+    make_app: SandboxFactory, clock: ManualClock
+) -> None:
+    receiver = Receiver()
+    no_queue = {"queue_p50": 0, "queue_p95": 0, "run_p50": 30, "run_p95": 30}
+    app = make(make_app, receiver, durations={"video": no_queue})
+    await create(app)
+    await run_to_end(app, clock)
+    assert receiver.statuses() == ["processing", "succeed"]

@@ -129,6 +129,8 @@ class CallbackDeliverer:
             for at, status in task.transitions():
                 if cfg.callbacks == "terminal" and not status.is_terminal:
                     continue
+                if task.status_at(at) is not status:
+                    continue  # a zero-length stage (no queue): nothing to report
                 self.counts["planned"] += 1
                 if rng.random() < cfg.callback_drop_rate:
                     self.counts["dropped"] += 1
