@@ -49,12 +49,14 @@ class KlingTruth:
 
     def __init__(self) -> None:
         self.states: dict[str, dict[str, Any]] = {}
+        #: states to answer first, one per get, before ``states`` (a lagging read replica)
+        self.stale: list[dict[str, Any]] = []
         self.gets = 0
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         task_id = request.url.path.rsplit("/", 1)[-1]
         self.gets += 1
-        data = self.states.get(task_id)
+        data = self.stale.pop(0) if self.stale else self.states.get(task_id)
         if data is None:
             return httpx.Response(
                 400, json={"code": 1201, "message": "Task not found", "request_id": "r"}
@@ -212,6 +214,23 @@ async def test_a_forged_unsigned_final_status_is_not_believed(
     assert task is not None
     assert task.status is LocalStatus.PROCESSING  # what Kling says, not what the caller said
     assert task.status_msg is None
+    assert kling.gets == 3  # asked again a few seconds apart, in case Kling's reads lagged
+    assert task.next_look_at == clock.time()  # and the poller looks next
+
+
+async def test_a_final_status_kling_reports_a_moment_later_is_confirmed(
+    make_app: AppFactory, ledger: Ledger, clock: ManualClock
+) -> None:
+    local = add_task(ledger, 1)
+    kling = KlingTruth()
+    kling.stale = [legacy_body(1, "processing")]
+    kling.states[kling_id(1)] = legacy_body(1, "succeed")
+    async with kling.client(clock) as client, client_of(make_app(client=client)) as http:
+        await http.post(URL, content=raw(legacy_body(1, "succeed")))
+    assert kling.gets == 2
+    task = ledger.task(local)
+    assert task is not None
+    assert task.status is LocalStatus.SUCCEED
 
 
 async def test_trusting_unsigned_callbacks_skips_the_get(

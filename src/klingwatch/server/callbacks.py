@@ -12,9 +12,10 @@ receiver answers fast and believes only what it may:
   passed to :meth:`Ledger.apply <klingwatch.store.Ledger.apply>`, whose rules make duplicates and
   late stale statuses harmless, and which keeps deliveries for unknown tasks as orphan events;
 * except that an *unsigned* delivery claiming a final status for a task still in flight is not
-  believed on its word: after answering 200 the receiver reads the task once from Kling and records
-  what Kling says (``KLINGWATCH_TRUST_UNSIGNED_CALLBACKS`` skips this). Without a Kling client it
-  asks the poller to look at the task now instead.
+  believed on its word: after answering 200 the receiver reads the task from Kling (once, or a
+  few times a few seconds apart while Kling does not agree yet) and records what Kling says
+  (``KLINGWATCH_TRUST_UNSIGNED_CALLBACKS`` skips this). Without a Kling client it asks the poller
+  to look at the task now instead.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ class CallbackReceiver:
     webhook_secret: str | None = None
     trust_unsigned: bool = False
     client: KlingClient | None = None
+    #: Nominal seconds to wait before each confirming get (the first at once).
+    confirm_delays: tuple[float, ...] = (0.0, 5.0, 20.0)
     count: Callable[[CallbackOutcome], None] = lambda outcome: None
 
     def token_matches(self, token: str) -> bool:
@@ -108,41 +111,65 @@ class CallbackReceiver:
         return (CallbackOutcome.APPLIED if change else CallbackOutcome.UNCHANGED), record
 
     async def confirm(self, record: TaskRecord, claimed: Task) -> CallbackOutcome:
-        """Read the task once from Kling and record what Kling says, not what the caller said."""
+        """Record what Kling says, not what the caller said.
+
+        The task is read from Kling; while Kling does not report the claimed final status (a
+        forgery, or Kling's reads lagging behind its callbacks) it is read again after each of
+        :attr:`confirm_delays`, and whatever Kling said is recorded. A claim never confirmed
+        leaves the task to the poller, which is asked to look at it now.
+        """
         if self.client is None:
             return self._defer(record, "no Kling client to confirm with")
-        try:
-            real = await self.client.get(record.product, claimed.id)
-        except KlingError as exc:
-            return self._defer(record, f"confirming get failed: {exc}")
-        now = self.clock.time()
-        if real.status == claimed.status:
-            obs = observe_task(
-                claimed,
-                source=Source.CALLBACK,
-                at=now,
-                local_id=record.local_id,
-                detail="unsigned callback, confirmed by get",
+        failure: KlingError | None = None
+        said: Task | None = None
+        for delay in self.confirm_delays:
+            if delay:
+                await self.clock.sleep(delay)
+            current = self.ledger.task(record.local_id)
+            if current is not None and current.status.is_final:
+                # Learned meanwhile (the poller, a later delivery): nothing left to confirm.
+                self.count(CallbackOutcome.UNCHANGED)
+                return CallbackOutcome.UNCHANGED
+            try:
+                said = await self.client.get(record.product, claimed.id)
+            except KlingError as exc:
+                failure = exc
+                continue
+            if said.status == claimed.status:
+                self.ledger.apply(
+                    observe_task(
+                        claimed,
+                        source=Source.CALLBACK,
+                        at=self.clock.time(),
+                        local_id=record.local_id,
+                        detail="unsigned callback, confirmed by get",
+                    )
+                )
+                self.count(CallbackOutcome.CONFIRMED)
+                return CallbackOutcome.CONFIRMED
+            self.ledger.apply(
+                observe_task(
+                    said,
+                    source=Source.GET,
+                    at=self.clock.time(),
+                    local_id=record.local_id,
+                    detail=f"unsigned callback claimed {claimed.status}; get says {said.status}",
+                )
             )
-            outcome = CallbackOutcome.CONFIRMED
-        else:
-            logger.warning(
-                "unsigned callback claimed task %s is %s; Kling says %s",
-                claimed.id,
-                claimed.status,
-                real.status,
-            )
-            obs = observe_task(
-                real,
-                source=Source.GET,
-                at=now,
-                local_id=record.local_id,
-                detail=f"unsigned callback claimed {claimed.status}; get says {real.status}",
-            )
-            outcome = CallbackOutcome.REFUTED
-        self.ledger.apply(obs)
-        self.count(outcome)
-        return outcome
+            if said.is_terminal:
+                break  # Kling's own final status differs: recorded; the claim is false
+        if said is None:
+            return self._defer(record, f"confirming get failed: {failure}")
+        logger.warning(
+            "unsigned callback claimed task %s is %s; Kling says %s",
+            claimed.id,
+            claimed.status,
+            said.status,
+        )
+        if not said.is_terminal:
+            self.ledger.schedule([(record.local_id, self.clock.time())])
+        self.count(CallbackOutcome.REFUTED)
+        return CallbackOutcome.REFUTED
 
     def _defer(self, record: TaskRecord, why: str) -> CallbackOutcome:
         logger.warning("task %s: %s; the poller will look at it next", record.local_id, why)
