@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import struct
+import zlib
 from typing import Any
 
 import pytest
@@ -20,9 +23,16 @@ from klingwatch.kling.products import (
 )
 
 URL = "https://cdn.example.com/in/cat.png"
-B64 = (  # a 1x1 PNG
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-)
+
+
+def _png(width: int, height: int) -> str:
+    """Raw Base64 of a PNG's signature and header chunk: all the validation reads."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return base64.b64encode(b"\x89PNG\r\n\x1a\n" + chunk).decode()
+
+
+B64 = _png(512, 512)
 
 
 def problem(product: str, request: Any) -> str:
@@ -586,6 +596,16 @@ RULES = [
     ("image2video", {"image": "not an image!"}, "image: must be an http(s) URL or raw Base64"),
     ("image2video", {"image": ""}, "image: image is empty; give an image URL or raw Base64"),
     ("image2video", {"image": "A" * (14 * 1024 * 1024)}, "Kling accepts at most 10 MB"),
+    (
+        "image2video",
+        {"image": _png(64, 400)},
+        "image: is 64x400 px; Kling needs at least 300 px on each side: use a larger image",
+    ),
+    (
+        "virtual-try-on",
+        {"human_image": URL, "cloth_image": base64.b64encode(b"GIF89a" + bytes(40)).decode()},
+        "cloth_image: is a GIF image; Kling takes jpg or png: convert it first",
+    ),
     (
         "image-to-video/kling-2.6",
         {"contents": [{"type": "first_frame", "url": "data:image/png;base64," + B64}]},

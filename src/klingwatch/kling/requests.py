@@ -28,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from klingwatch.kling.inputs import IMAGE_MAX_BYTES, check_image
+
 __all__ = [
     "IMAGE_MAX_BYTES",
     "LEGACY_PROMPT_MAX",
@@ -55,50 +57,12 @@ __all__ = [
 
 #: Prompt and negative-prompt limit of every legacy endpoint (characters).
 LEGACY_PROMPT_MAX = 2500
-#: Kling's limit on one image input (jpg/png).
-IMAGE_MAX_BYTES = 10 * 1024 * 1024
 _MAX_DYNAMIC_MASKS = 6
 _MAX_IMAGE_LIST = 4
 _CAMERA_AXES = ("horizontal", "vertical", "pan", "tilt", "roll", "zoom")
 
+
 # -- field rules -------------------------------------------------------------------------------
-_DATA_URL = re.compile(r"^data:", re.IGNORECASE)
-_HTTP_URL = re.compile(r"^https?://[^\s/?#]+", re.IGNORECASE)
-_B64 = re.compile(r"[A-Za-z0-9+/\-_\s]+={0,2}")
-_PATH_LIKE = re.compile(r"(^[./~\\]|^[A-Za-z]:\\|\.(jpe?g|png|webp|gif|bmp)$)", re.IGNORECASE)
-
-
-def check_image(value: str, field: str) -> str:
-    """An image input: an http(s) URL or raw Base64 (no ``data:`` prefix), at most 10 MB."""
-    text = value.strip()
-    if not text:
-        raise ValueError(f"{field} is empty; give an image URL or raw Base64")
-    if _DATA_URL.match(text):
-        prefix = text.split(",", 1)[0][:40]
-        raise ValueError(
-            f"starts with {prefix + ','!r}; Kling wants the raw Base64 only: remove everything "
-            "up to and including the first comma"
-        )
-    if _HTTP_URL.match(text):
-        return value
-    if _B64.fullmatch(text):
-        if len(text) < 16:
-            raise ValueError(f"{text!r} is too short to be an image; give a URL or raw Base64")
-        size = len(text) * 3 // 4
-        if size > IMAGE_MAX_BYTES:
-            raise ValueError(
-                f"is about {size / 1024 / 1024:.1f} MB of image data; Kling accepts at most "
-                "10 MB: shrink the image or give a URL"
-            )
-        return value
-    if _PATH_LIKE.search(text):
-        raise ValueError(
-            f"{text[:80]!r} looks like a local file path; give an http(s) URL or the file's "
-            "raw Base64 (e.g. base64 -w0 FILE)"
-        )
-    raise ValueError(f"must be an http(s) URL or raw Base64 image data, got {text[:80]!r}")
-
-
 def _no_bool(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError(f"must be a number, not {str(value).lower()}")
