@@ -117,7 +117,7 @@ def decide(state: TaskState, obs: Observation) -> Verdict:
     return Verdict(
         after,
         status_changed=after.status is not state.status,
-        fields_changed=_facts(after) != _facts(state),
+        fields_changed=after != state,
     )
 
 
@@ -176,7 +176,3 @@ def _max(a: int | None, b: int | None) -> int | None:
     if b is None:
         return a
     return max(a, b)
-
-
-def _facts(state: TaskState) -> tuple[Any, ...]:
-    return tuple(getattr(state, name) for name in STATE_FIELDS)

@@ -196,14 +196,15 @@ class Ledger:
             ids = self._ids_by_external(conn, list(first))
             fresh = [t for ext, t in first.items() if ext not in ids]
             added: set[int] = set()
+            stmt = (
+                self._insert(tasks)
+                .on_conflict_do_nothing(index_elements=["external_task_id"])
+                .returning(tasks.c.id, tasks.c.external_task_id)
+            )
             for part in chunks(fresh):
-                stmt = (
-                    self._insert(tasks)
-                    .values([_task_row(t, batch_id, now) for t in part])
-                    .on_conflict_do_nothing(index_elements=["external_task_id"])
-                    .returning(tasks.c.id, tasks.c.external_task_id)
-                )
-                for local_id, ext in conn.execute(stmt):
+                # executemany with RETURNING: one cached statement, batched by SQLAlchemy.
+                rows = conn.execute(stmt, [_task_row(t, batch_id, now) for t in part])
+                for local_id, ext in rows:
                     ids[ext] = local_id
                     added.add(local_id)
             missing = [ext for ext in first if ext not in ids]

@@ -73,7 +73,7 @@ tasks = Table(
     Column("processing_at", Double),
     Column("finished_at", Double),
     Column("detected_at", Double),
-    Column("result", JSON),
+    Column("result", JSON(none_as_null=True)),  # SQL NULL, not JSON 'null', when absent
     Column("units", String(50)),
     Column("polls", Integer, nullable=False, server_default=text("0")),
     Column("last_polled_at", Double),
