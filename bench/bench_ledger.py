@@ -31,21 +31,45 @@ def observations(tasks: int, total: int, rng: random.Random) -> list[Observation
         ext = f"bench-{i}"
         kling = f"8{i:017d}"
         steps: list[Observation] = [
-            Observation(LocalStatus.SUBMITTED, Source.CREATE, 1.0, external_task_id=ext,
-                        task_id=kling, kling_created_ms=BASE_MS, kling_updated_ms=BASE_MS)
-        ]  # fmt: skip
+            Observation(
+                LocalStatus.SUBMITTED,
+                Source.CREATE,
+                1.0,
+                external_task_id=ext,
+                task_id=kling,
+                kling_created_ms=BASE_MS,
+                kling_updated_ms=BASE_MS,
+            )
+        ]
         for n in range(per_task - 2):
             steps.append(
-                Observation(LocalStatus.PROCESSING, Source.LIST, 2.0 + n, task_id=kling,
-                            kling_updated_ms=BASE_MS + 30_000)
-            )  # fmt: skip
+                Observation(
+                    LocalStatus.PROCESSING,
+                    Source.LIST,
+                    2.0 + n,
+                    task_id=kling,
+                    kling_updated_ms=BASE_MS + 30_000,
+                )
+            )
         if rng.random() < 0.9:
-            final = Observation(LocalStatus.SUCCEED, Source.LIST, 100.0, task_id=kling,
-                                kling_updated_ms=BASE_MS + 90_000, units="1",
-                                result={"videos": [{"id": "v", "url": f"https://x/{kling}.mp4"}]})  # fmt: skip
+            final = Observation(
+                LocalStatus.SUCCEED,
+                Source.LIST,
+                100.0,
+                task_id=kling,
+                kling_updated_ms=BASE_MS + 90_000,
+                units="1",
+                result={"videos": [{"id": "v", "url": f"https://x/{kling}.mp4"}]},
+            )
         else:
-            final = Observation(LocalStatus.FAILED, Source.LIST, 100.0, task_id=kling,
-                                kling_updated_ms=BASE_MS + 90_000, status_msg="risk control")  # fmt: skip
+            final = Observation(
+                LocalStatus.FAILED,
+                Source.LIST,
+                100.0,
+                task_id=kling,
+                kling_updated_ms=BASE_MS + 90_000,
+                status_msg="risk control",
+            )
         steps.append(final)
         out.append(steps)
     # Interleave: a sweep sees many tasks at the same stage.
@@ -70,9 +94,12 @@ def main() -> None:
         with Ledger.open(url) as ledger:
             started = time.perf_counter()
             ledger.add_tasks(
-                "bench", [NewTask("text2video", {"prompt": f"p{i}"}, f"bench-{i}")
-                          for i in range(args.tasks)]
-            )  # fmt: skip
+                "bench",
+                [
+                    NewTask("text2video", {"prompt": f"p{i}"}, f"bench-{i}")
+                    for i in range(args.tasks)
+                ],
+            )
             added = time.perf_counter() - started
 
             changes = 0
@@ -83,8 +110,10 @@ def main() -> None:
             problems = ledger.verify()
 
         rate = len(reports) / elapsed
-        print(f"ledger: {url.split(':')[0]}  tasks: {args.tasks}  observations: {len(reports)}"
-              f"  batch: {args.batch}")  # fmt: skip
+        print(
+            f"ledger: {url.split(':')[0]}  tasks: {args.tasks}  observations: {len(reports)}"
+            f"  batch: {args.batch}"
+        )
         print(f"add_tasks: {args.tasks / added:,.0f} tasks/s")
         print(f"apply_many: {rate:,.0f} observations/s ({changes} changes, {elapsed:.2f} s)")
         print(f"consistency: {'ok' if not problems else f'{len(problems)} problems'}")

@@ -50,12 +50,19 @@ def _lifecycle(ext: str, *, queue_s: int, run_s: int, at: float) -> list[Observa
     started = created + queue_s * 1000
     done = started + run_s * 1000
     return [
-        Observation(S.SUBMITTED, Source.CREATE, at, external_task_id=ext,
-                    kling_created_ms=created, kling_updated_ms=created),
-        Observation(S.PROCESSING, Source.LIST, at + 1, external_task_id=ext,
-                    kling_updated_ms=started),
+        Observation(
+            S.SUBMITTED,
+            Source.CREATE,
+            at,
+            external_task_id=ext,
+            kling_created_ms=created,
+            kling_updated_ms=created,
+        ),
+        Observation(
+            S.PROCESSING, Source.LIST, at + 1, external_task_id=ext, kling_updated_ms=started
+        ),
         Observation(S.SUCCEED, Source.LIST, at + 2, external_task_id=ext, kling_updated_ms=done),
-    ]  # fmt: skip
+    ]
 
 
 def _finish(ledger: Ledger, ext: str, *, model: str, queue_s: int, run_s: int, at: float) -> None:

@@ -104,12 +104,26 @@ def test_a_whole_lifecycle_leaves_a_timeline(ledger: Ledger) -> None:
     [local_id] = ledger.add_tasks("b", [intent("e1")]).added
     created = 1_767_225_600_000
     steps = [
-        report(S.SUBMITTED, Source.CREATE, 10.0, external_task_id="e1", task_id="k1",
-               kling_created_ms=created, kling_updated_ms=created),
+        report(
+            S.SUBMITTED,
+            Source.CREATE,
+            10.0,
+            external_task_id="e1",
+            task_id="k1",
+            kling_created_ms=created,
+            kling_updated_ms=created,
+        ),
         report(S.PROCESSING, Source.LIST, 40.0, task_id="k1", kling_updated_ms=created + 20_000),
-        report(S.SUCCEED, Source.CALLBACK, 130.0, task_id="k1", kling_updated_ms=created + 110_000,
-               result={"videos": [{"id": "v", "url": "https://x/v.mp4"}]}, units="1.5"),
-    ]  # fmt: skip
+        report(
+            S.SUCCEED,
+            Source.CALLBACK,
+            130.0,
+            task_id="k1",
+            kling_updated_ms=created + 110_000,
+            result={"videos": [{"id": "v", "url": "https://x/v.mp4"}]},
+            units="1.5",
+        ),
+    ]
     changes = ledger.apply_many(steps)
     assert [(c.old, c.new, c.status_changed) for c in changes] == [
         (S.QUEUED, S.SUBMITTED, True),
@@ -138,8 +152,15 @@ def test_a_whole_lifecycle_leaves_a_timeline(ledger: Ledger) -> None:
 
 def test_repeated_and_late_reports_change_nothing(ledger: Ledger) -> None:
     ledger.add_tasks("b", [intent("e1")])
-    done = report(S.SUCCEED, Source.GET, 50.0, external_task_id="e1", task_id="k1",
-                  kling_updated_ms=9_000, result={"videos": []})  # fmt: skip
+    done = report(
+        S.SUCCEED,
+        Source.GET,
+        50.0,
+        external_task_id="e1",
+        task_id="k1",
+        kling_updated_ms=9_000,
+        result={"videos": []},
+    )
     assert ledger.apply(done) is not None
     assert ledger.apply(done) is None
     assert ledger.apply(report(S.PROCESSING, Source.LIST, 60.0, task_id="k1")) is None
@@ -154,9 +175,15 @@ def test_a_fact_only_change_is_reported_without_a_status_change(ledger: Ledger) 
     ledger.add_tasks("b", [intent("e1")])
     ledger.apply(report(S.SUCCEED, Source.LIST, 50.0, external_task_id="e1", kling_updated_ms=9))
     change = ledger.apply(
-        report(S.SUCCEED, Source.GET, 60.0, external_task_id="e1", task_id="k1",
-               result={"videos": [{"url": "u"}]})
-    )  # fmt: skip
+        report(
+            S.SUCCEED,
+            Source.GET,
+            60.0,
+            external_task_id="e1",
+            task_id="k1",
+            result={"videos": [{"url": "u"}]},
+        )
+    )
     assert change is not None
     assert change.status_changed is False
     assert change.task_id == "k1"
@@ -389,10 +416,12 @@ def test_downloads_are_one_row_per_file_replaced_on_retry(ledger: Ledger) -> Non
     ledger.record_download(
         a, 0, path=None, size=None, state="failed", error="503", at=1.0, **common
     )
-    ledger.record_download(a, 1, path="/d/b.mp4", size=5, state="complete", error=None, at=2.0,
-                           **common)  # fmt: skip
-    ledger.record_download(a, 0, path="/d/a.mp4", size=9, state="complete", error=None, at=3.0,
-                           **common)  # fmt: skip
+    ledger.record_download(
+        a, 1, path="/d/b.mp4", size=5, state="complete", error=None, at=2.0, **common
+    )
+    ledger.record_download(
+        a, 0, path="/d/a.mp4", size=9, state="complete", error=None, at=3.0, **common
+    )
     rows = ledger.downloads(a)
     assert [(d.index, d.state, d.path, d.size, d.error) for d in rows] == [
         (0, "complete", "/d/a.mp4", 9, None),
@@ -400,5 +429,6 @@ def test_downloads_are_one_row_per_file_replaced_on_retry(ledger: Ledger) -> Non
     ]
     assert ledger.downloads() == rows
     with pytest.raises(UnknownTask):
-        ledger.record_download(a + 5, 0, path=None, size=None, state="failed", error="x", at=1.0,
-                               **common)  # fmt: skip
+        ledger.record_download(
+            a + 5, 0, path=None, size=None, state="failed", error="x", at=1.0, **common
+        )

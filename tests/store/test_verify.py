@@ -33,8 +33,9 @@ def test_a_status_written_behind_the_doors_back_is_caught(ledger: Ledger) -> Non
     engine = create_engine(ledger.url)
     with engine.begin() as conn:
         conn.execute(text("UPDATE tasks SET status = 'failed' WHERE id = :i"), {"i": ids[1]})
-        conn.execute(text("DELETE FROM events WHERE local_id = :i AND from_status IS NULL"),
-                     {"i": ids[0]})  # fmt: skip
+        conn.execute(
+            text("DELETE FROM events WHERE local_id = :i AND from_status IS NULL"), {"i": ids[0]}
+        )
     engine.dispose()
     problems = ledger.verify()
     assert f"task {ids[1]}: status failed but its last event says queued" in problems
