@@ -353,7 +353,9 @@ class Poller:
         sweep.looked[record.local_id] = record
         if task is not None:
             sweep.observations.append(
-                observe_task(task, source=Source.RECOVERY, at=sweep.now, local_id=record.local_id)
+                observe_task(
+                    task, source=Source.RECOVERY, at=self.clock.time(), local_id=record.local_id
+                )
             )
             return
         sent = record.sent_at if record.sent_at is not None else record.queued_at
@@ -362,7 +364,7 @@ class Poller:
                 Observation(
                     status=LocalStatus.QUEUED,
                     source=Source.RECOVERY,
-                    at=sweep.now,
+                    at=self.clock.time(),
                     local_id=record.local_id,
                     detail="no task on Kling under this external_task_id; it may be sent again",
                 )
@@ -370,9 +372,10 @@ class Poller:
 
     # -- plumbing -------------------------------------------------------------------------
     def _saw(self, sweep: _Sweep, record: TaskRecord, task: Task, source: Source) -> None:
+        # Stamped when the answer arrived: that is when klingwatch learned it (detection lag).
         sweep.looked[record.local_id] = record
         sweep.observations.append(
-            observe_task(task, source=source, at=sweep.now, local_id=record.local_id)
+            observe_task(task, source=source, at=self.clock.time(), local_id=record.local_id)
         )
 
     async def _call(
