@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from klingwatch.clock import ManualClock
@@ -432,3 +434,36 @@ def test_downloads_are_one_row_per_file_replaced_on_retry(ledger: Ledger) -> Non
         ledger.record_download(
             a + 5, 0, path=None, size=None, state="failed", error="x", at=1.0, **common
         )
+
+
+def test_threads_and_a_second_process_writing_at_once_stay_consistent(
+    ledger: Ledger, ledger_url: str
+) -> None:
+    ids = ledger.add_tasks("b", [intent(f"e{i}") for i in range(60)]).added
+    errors: list[BaseException] = []
+
+    def walk(who: Ledger, part: list[int]) -> None:
+        try:
+            for local_id in part:
+                for status in (S.SUBMITTED, S.PROCESSING, S.SUCCEED):
+                    who.apply(report(status, Source.GET, 1.0, local_id=local_id))
+                    who.note_polled([local_id], 1.0)
+        except BaseException as exc:  # reported in the test's thread
+            errors.append(exc)
+
+    with Ledger.open(ledger_url) as other:
+        workers = [
+            threading.Thread(target=walk, args=(ledger, ids[0::3])),
+            threading.Thread(target=walk, args=(ledger, ids[1::3])),
+            threading.Thread(target=walk, args=(other, ids[2::3])),
+            # A second walker over the same tasks: its reports are all duplicates or stale.
+            threading.Thread(target=walk, args=(other, ids[0::3])),
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=120)
+    assert errors == []
+    assert ledger.counts()[S.SUCCEED] == 60
+    assert ledger.verify() == []
+    assert sum(len(ledger.events(i)) for i in ids) == 60 * 4

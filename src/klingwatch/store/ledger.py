@@ -38,7 +38,8 @@ from klingwatch.store.records import (
     Source,
     TaskRecord,
 )
-from klingwatch.store.schema import alerts, batches, downloads, events, meta, tasks
+from klingwatch.store.schema import alerts, batches, downloads, events, meta
+from klingwatch.store.schema import tasks as task_table
 from klingwatch.store.verify import find_inconsistencies
 
 __all__ = ["Ledger"]
@@ -164,8 +165,8 @@ class Ledger:
 
         def work(conn: Connection) -> list[BatchRecord]:
             counts: dict[int, dict[LocalStatus, int]] = {}
-            query = select(tasks.c.batch_id, tasks.c.status, func.count()).group_by(
-                tasks.c.batch_id, tasks.c.status
+            query = select(task_table.c.batch_id, task_table.c.status, func.count()).group_by(
+                task_table.c.batch_id, task_table.c.status
             )
             for batch_id, status, n in conn.execute(query):
                 counts.setdefault(batch_id, reads.zero_counts())[LocalStatus(status)] = n
@@ -182,13 +183,13 @@ class Ledger:
 
         return self._read(work)
 
-    def add_tasks(self, batch: str, new_tasks: Sequence[NewTask]) -> AddResult:
+    def add_tasks(self, batch: str, tasks: Sequence[NewTask]) -> AddResult:
         """Commit intents as ``queued`` (one creation event each), idempotently by
         ``external_task_id``: a task already in the ledger is reported in ``existing``, never
         added twice. The batch is created if new. Ids come back in input order."""
         now = self.clock.time()
         first: dict[str, NewTask] = {}
-        for task in new_tasks:
+        for task in tasks:
             first.setdefault(task.external_task_id, task)
 
         def work(conn: Connection) -> AddResult:
@@ -197,9 +198,9 @@ class Ledger:
             fresh = [t for ext, t in first.items() if ext not in ids]
             added: set[int] = set()
             stmt = (
-                self._insert(tasks)
+                self._insert(task_table)
                 .on_conflict_do_nothing(index_elements=["external_task_id"])
-                .returning(tasks.c.id, tasks.c.external_task_id)
+                .returning(task_table.c.id, task_table.c.external_task_id)
             )
             for part in chunks(fresh):
                 # executemany with RETURNING: one cached statement, batched by SQLAlchemy.
@@ -218,7 +219,7 @@ class Ledger:
                         if ids[t.external_task_id] in added
                     ],
                 )
-            order = [ids[t.external_task_id] for t in new_tasks]
+            order = [ids[t.external_task_id] for t in tasks]
             unique = list(dict.fromkeys(order))
             return AddResult(
                 added=[i for i in unique if i in added],
@@ -231,8 +232,8 @@ class Ledger:
     def _ids_by_external(conn: Connection, externals: Sequence[str]) -> dict[str, int]:
         found: dict[str, int] = {}
         for part in chunks(externals):
-            query = select(tasks.c.external_task_id, tasks.c.id).where(
-                tasks.c.external_task_id.in_(part)
+            query = select(task_table.c.external_task_id, task_table.c.id).where(
+                task_table.c.external_task_id.in_(part)
             )
             found.update((ext, local_id) for ext, local_id in conn.execute(query))
         return found
@@ -246,9 +247,11 @@ class Ledger:
 
         def work(conn: Connection) -> int:
             existing = conn.scalar(
-                select(tasks.c.id)
-                .where(or_(tasks.c.external_task_id == external, tasks.c.task_id == task_id))
-                .order_by(tasks.c.id)
+                select(task_table.c.id)
+                .where(
+                    or_(task_table.c.external_task_id == external, task_table.c.task_id == task_id)
+                )
+                .order_by(task_table.c.id)
                 .limit(1)
             )
             if existing is not None:
@@ -260,7 +263,7 @@ class Ledger:
                 now,
             )
             row.update(status=LocalStatus.SUBMITTED.value, task_id=task_id, submitted_at=now)
-            local_id = int(conn.scalar(insert(tasks).values(row).returning(tasks.c.id)))
+            local_id = int(conn.scalar(insert(task_table).values(row).returning(task_table.c.id)))
             conn.execute(
                 insert(events).values(
                     local_id=local_id,
@@ -334,27 +337,31 @@ class Ledger:
         self, query: Any, now: float, *, owner: str, lease_seconds: float, limit: int
     ) -> list[TaskRecord]:
         free = or_(
-            tasks.c.lease_until.is_(None), tasks.c.lease_until <= now, tasks.c.lease_owner == owner
+            task_table.c.lease_until.is_(None),
+            task_table.c.lease_until <= now,
+            task_table.c.lease_owner == owner,
         )
         pick = (
-            query.with_only_columns(tasks.c.id)
+            query.with_only_columns(task_table.c.id)
             .where(free)
             .limit(limit)
-            .with_for_update(skip_locked=True, of=tasks)
+            .with_for_update(skip_locked=True, of=task_table)
         )
 
         def work(conn: Connection) -> list[TaskRecord]:
             ids = list(conn.scalars(pick))
             for part in chunks(sorted(ids)):
                 conn.execute(
-                    update(tasks)
-                    .where(tasks.c.id.in_(part))
+                    update(task_table)
+                    .where(task_table.c.id.in_(part))
                     .values(lease_owner=owner, lease_until=now + lease_seconds)
                 )
             records = {
                 r.local_id: r
                 for part in chunks(ids)
-                for r in reads.task_records(conn, reads.TASK_SELECT.where(tasks.c.id.in_(part)))
+                for r in reads.task_records(
+                    conn, reads.TASK_SELECT.where(task_table.c.id.in_(part))
+                )
             }
             return [records[i] for i in ids]
 
@@ -367,8 +374,8 @@ class Ledger:
         def work(conn: Connection) -> None:
             for part in chunks(ids):
                 conn.execute(
-                    update(tasks)
-                    .where(tasks.c.id.in_(part), tasks.c.lease_owner == owner)
+                    update(task_table)
+                    .where(task_table.c.id.in_(part), task_table.c.lease_owner == owner)
                     .values(lease_owner=None, lease_until=None)
                 )
 
@@ -380,8 +387,8 @@ class Ledger:
         if not params:
             return
         stmt = (
-            update(tasks)
-            .where(tasks.c.id == bindparam("p_id"))
+            update(task_table)
+            .where(task_table.c.id == bindparam("p_id"))
             .values(next_look_at=bindparam("p_next"))
         )
         self._write(lambda conn: conn.execute(stmt, params))
@@ -393,9 +400,9 @@ class Ledger:
         def work(conn: Connection) -> None:
             for part in chunks(ids):
                 conn.execute(
-                    update(tasks)
-                    .where(tasks.c.id.in_(part))
-                    .values(polls=tasks.c.polls + 1, last_polled_at=at)
+                    update(task_table)
+                    .where(task_table.c.id.in_(part))
+                    .values(polls=task_table.c.polls + 1, last_polled_at=at)
                 )
 
         if ids:
@@ -411,9 +418,9 @@ class Ledger:
 
         def work(conn: Connection) -> None:
             result = conn.execute(
-                update(tasks)
-                .where(tasks.c.id == local_id)
-                .values(sent_at=at, send_attempts=tasks.c.send_attempts + 1)
+                update(task_table)
+                .where(task_table.c.id == local_id)
+                .values(sent_at=at, send_attempts=task_table.c.send_attempts + 1)
             )
             if result.rowcount == 0:
                 raise UnknownTask(local_id)
@@ -427,8 +434,8 @@ class Ledger:
 
         def work(conn: Connection) -> bool:
             row = conn.execute(
-                select(tasks.c.status, tasks.c.stuck, tasks.c.stuck_reason)
-                .where(tasks.c.id == local_id)
+                select(task_table.c.status, task_table.c.stuck, task_table.c.stuck_reason)
+                .where(task_table.c.id == local_id)
                 .with_for_update()
             ).first()
             if row is None:
@@ -439,12 +446,14 @@ class Ledger:
             if bool(row.stuck) == stuck:
                 if stuck and reason != row.stuck_reason:
                     conn.execute(
-                        update(tasks).where(tasks.c.id == local_id).values(stuck_reason=reason)
+                        update(task_table)
+                        .where(task_table.c.id == local_id)
+                        .values(stuck_reason=reason)
                     )
                 return False
             conn.execute(
-                update(tasks)
-                .where(tasks.c.id == local_id)
+                update(task_table)
+                .where(task_table.c.id == local_id)
                 .values(stuck=stuck, stuck_reason=reason if stuck else None)
             )
             detail = (
@@ -467,11 +476,11 @@ class Ledger:
     def active_count(self, family: str | None = None) -> int:
         """Slots in use: the summed ``slot_cost`` of unknown, submitted and processing tasks
         (an ``unknown`` task may hold a slot until its lookup says otherwise)."""
-        query = select(func.coalesce(func.sum(tasks.c.slot_cost), 0)).where(
-            tasks.c.status.in_(_ACTIVE)
+        query = select(func.coalesce(func.sum(task_table.c.slot_cost), 0)).where(
+            task_table.c.status.in_(_ACTIVE)
         )
         if family is not None:
-            query = query.where(tasks.c.family == family)
+            query = query.where(task_table.c.family == family)
         return self._read(lambda conn: int(conn.scalar(query) or 0))
 
     # -- reads -----------------------------------------------------------------------------
@@ -549,17 +558,17 @@ class Ledger:
             return cached
         generation = self._durations.generation
         query = select(
-            tasks.c.submitted_at,
-            tasks.c.processing_at,
-            tasks.c.finished_at,
-            tasks.c.kling_created_ms,
-            tasks.c.kling_processing_ms,
-        ).where(tasks.c.product == product, tasks.c.status == LocalStatus.SUCCEED.value)
+            task_table.c.submitted_at,
+            task_table.c.processing_at,
+            task_table.c.finished_at,
+            task_table.c.kling_created_ms,
+            task_table.c.kling_processing_ms,
+        ).where(task_table.c.product == product, task_table.c.status == LocalStatus.SUCCEED.value)
         if model is not None:
-            query = query.where(tasks.c.model == model)
+            query = query.where(task_table.c.model == model)
         if mode is not None:
-            query = query.where(tasks.c.mode == mode)
-        query = query.order_by(tasks.c.finished_at.desc()).limit(SAMPLE)
+            query = query.where(task_table.c.mode == mode)
+        query = query.order_by(task_table.c.finished_at.desc()).limit(SAMPLE)
         rows = self._read(lambda conn: list(conn.execute(query)))
         stats = summarize(Timing(*row) for row in rows)
         self._durations.put(key, stats, now, generation)
@@ -660,7 +669,7 @@ class Ledger:
         }
 
         def work(conn: Connection) -> None:
-            if conn.scalar(select(tasks.c.id).where(tasks.c.id == local_id)) is None:
+            if conn.scalar(select(task_table.c.id).where(task_table.c.id == local_id)) is None:
                 raise UnknownTask(local_id)
             stmt = self._insert(downloads).values(local_id=local_id, idx=index, **values)
             conn.execute(
@@ -681,16 +690,16 @@ class Ledger:
 
 def _due_query(now: float) -> Any:
     return reads.TASK_SELECT.where(
-        tasks.c.status.in_(_ACTIVE),
-        or_(tasks.c.next_look_at.is_(None), tasks.c.next_look_at <= now),
-    ).order_by(tasks.c.next_look_at.asc().nulls_first(), tasks.c.id)
+        task_table.c.status.in_(_ACTIVE),
+        or_(task_table.c.next_look_at.is_(None), task_table.c.next_look_at <= now),
+    ).order_by(task_table.c.next_look_at.asc().nulls_first(), task_table.c.id)
 
 
 def _queued_query(family: str | None) -> Any:
-    query = reads.TASK_SELECT.where(tasks.c.status == LocalStatus.QUEUED.value)
+    query = reads.TASK_SELECT.where(task_table.c.status == LocalStatus.QUEUED.value)
     if family is not None:
-        query = query.where(tasks.c.family == family)
-    return query.order_by(tasks.c.queued_at, tasks.c.id)
+        query = query.where(task_table.c.family == family)
+    return query.order_by(task_table.c.queued_at, task_table.c.id)
 
 
 def _task_row(task: NewTask, batch_id: int, now: float) -> dict[str, Any]:
