@@ -8,7 +8,6 @@ database failures surface as :class:`~klingwatch.store.errors.LedgerUnavailable`
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -73,12 +72,14 @@ class Ledger:
 
     @classmethod
     def open(cls, url: str | None = None, *, clock: Clock | None = None) -> Ledger:
-        """Connect to ``url`` (default: ``KLINGWATCH_DB``, else ``klingwatch.db`` in the working
-        directory) and migrate its schema to head. An up-to-date database opens without work."""
+        """Connect to ``url`` and migrate its schema to head (an up-to-date database opens
+        without work). Without a URL: the ``db`` setting (``KLINGWATCH_DB``, ``.env``,
+        ``klingwatch.toml``), else ``klingwatch.db`` in the working directory."""
         if url is None:
-            from klingwatch.settings import default_db_url
+            # Imported here: settings are only needed when no URL was given.
+            from klingwatch.settings import Settings
 
-            url = os.environ.get("KLINGWATCH_DB") or default_db_url()
+            url = Settings.load().db
         engine = create_ledger_engine(url)
         try:
             migrate(engine, url)
