@@ -128,8 +128,30 @@ def list_tasks(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> TaskPage:
     """Tasks matching every filter given, newest first."""
+    if model is None and since is None and until is None and not q:
+        # Every filter is the ledger's own: let it page, and count without reading rows.
+        page = state.ledger.tasks(
+            status=status or None,
+            batch=batch,
+            product=product,
+            stuck=stuck,
+            limit=limit,
+            offset=offset,
+            newest_first=True,
+        )
+        return TaskPage(
+            items=[TaskOut.of(r) for r in page],
+            total=count_tasks(state, status, batch, product, stuck, offset + len(page)),
+            limit=limit,
+            offset=offset,
+        )
     rows = state.ledger.tasks(
-        status=status or None, batch=batch, product=product, stuck=stuck, search=q or None
+        status=status or None,
+        batch=batch,
+        product=product,
+        stuck=stuck,
+        search=q or None,
+        newest_first=True,
     )
     needle = q.lower() if q else None
     picked = [
@@ -138,14 +160,32 @@ def list_tasks(
         if (model is None or r.model == model)
         and (since is None or r.queued_at >= since)
         and (until is None or r.queued_at < until)
-        # The ledger's search may look beyond the prompt; the API promises "text in the prompt".
+        # The ledger's search also matches ids and reasons; the API promises "text in the prompt".
         and (needle is None or needle in (prompt_of(r.request) or "").lower())
     ]
-    picked.sort(key=lambda r: r.local_id, reverse=True)
-    page = picked[offset : offset + limit]
     return TaskPage(
-        items=[TaskOut.of(r) for r in page], total=len(picked), limit=limit, offset=offset
+        items=[TaskOut.of(r) for r in picked[offset : offset + limit]],
+        total=len(picked),
+        limit=limit,
+        offset=offset,
     )
+
+
+def count_tasks(
+    state: AppState,
+    status: list[LocalStatus] | None,
+    batch: str | None,
+    product: str | None,
+    stuck: bool | None,
+    at_least: int,
+) -> int:
+    """How many tasks match, from the ledger's counts when they can say it."""
+    if product is None and stuck is None:
+        counts = state.ledger.counts(batch=batch)
+        wanted = status or list(LocalStatus)
+        return sum(counts.get(s, 0) for s in set(wanted))
+    ids = state.ledger.tasks(status=status or None, batch=batch, product=product, stuck=stuck)
+    return max(at_least, len(ids))
 
 
 @router.get("/tasks/{ref}", response_model=TaskDetail)

@@ -213,6 +213,7 @@ class OverviewCache:
     ) -> None:
         self._ledger = ledger
         self._clock = clock
+        self._base_age = max_age
         self._max_age = max_age
         self._downloaded = downloaded
         self._current: Overview | None = None
@@ -230,10 +231,14 @@ class OverviewCache:
                 and self._clock.monotonic() - self._built_mono < self._max_age
             )
             if not fresh:
+                began = self._clock.monotonic()
                 self._current = build_overview(
                     self._ledger, self._clock.time(), downloaded=self._downloaded
                 )
                 self._built_mono = self._clock.monotonic()
+                # A big ledger takes a while to count: never spend more than a fifth of the
+                # time counting, however busy the ledger is.
+                self._max_age = max(self._base_age, 5 * (self._built_mono - began))
             assert self._current is not None
             return self._current
 
