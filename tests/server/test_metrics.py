@@ -107,3 +107,44 @@ async def test_pause_alerts_and_client_requests_are_exported(
         (("method", "GET"), ("route", "/v1/videos/text2video/{id}")): 1
     }
     assert m["klingwatch_kling_responses_total"] == {(("code", "1302"), ("status", "429")): 1}
+
+
+async def test_results_kling_deletes_soon_and_not_downloaded_count_as_expiring(
+    make_app: AppFactory, ledger: Ledger, clock: ManualClock
+) -> None:
+    video = {"videos": [{"id": "v", "url": "http://media.test/v.mp4"}]}
+    old, kept, fresh = (add_task(ledger, n) for n in (1, 2, 3))
+    for local in (old, kept):
+        observe(
+            ledger,
+            local,
+            LocalStatus.SUCCEED,
+            clock.time(),
+            result=video,
+            kling_updated_ms=int(clock.time() * 1000),
+        )
+    ledger.record_download(
+        kept,
+        0,
+        url="http://media.test/v.mp4",
+        path="/d/v.mp4",
+        size=1,
+        sha256="x",
+        state="complete",
+        error=None,
+        at=clock.time(),
+    )
+    clock.advance(27 * 86400)  # three days before Kling deletes them
+    observe(
+        ledger,
+        fresh,
+        LocalStatus.SUCCEED,
+        clock.time(),
+        result=video,
+        kling_updated_ms=int(clock.time() * 1000),
+    )
+    async with client_of(make_app()) as http:
+        m = scrape((await http.get("/metrics")).text)
+        stats = (await http.get("/api/stats")).json()
+    assert m["klingwatch_downloads_expiring"][()] == 1
+    assert stats["expiring_downloads"] == 1

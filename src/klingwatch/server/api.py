@@ -30,10 +30,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
 from klingwatch.kling.errors import KlingError
+from klingwatch.monitor.expiry import expires_at
 from klingwatch.server import actions
 from klingwatch.server.auth import require_token
 from klingwatch.server.overview import (
-    RESULT_RETENTION,
     Overview,
     by_product,
     eta,
@@ -193,11 +193,7 @@ def get_task(ref: str, state: State) -> TaskDetail:
     """One task with its timeline (oldest first) and downloads."""
     r = find_task(state, ref)
     base = TaskOut.of(r).model_dump()
-    expires = (
-        r.finished_at + RESULT_RETENTION
-        if r.status is LocalStatus.SUCCEED and r.finished_at is not None
-        else None
-    )
+    expires = expires_at(r)
     return TaskDetail(
         **base,
         request=r.request,

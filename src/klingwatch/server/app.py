@@ -38,10 +38,6 @@ __all__ = ["create_app"]
 logger = logging.getLogger(__name__)
 
 
-def _downloaded(ledger: Ledger) -> set[int]:
-    return {d.local_id for d in ledger.downloads() if d.state == "complete"}
-
-
 def create_app(
     *,
     ledger: Ledger,
@@ -59,7 +55,7 @@ def create_app(
     clock = clock or RealClock()
     if client is None and monitor is not None:
         client = getattr(monitor, "client", None)
-    overview = OverviewCache(ledger, clock, downloaded=lambda: _downloaded(ledger))
+    overview = OverviewCache(ledger, clock, warn_days=settings.expiry_warn_days)
     holder: dict[str, AppState] = {}
     metrics = Metrics(
         ledger,

@@ -11,16 +11,14 @@ import logging
 import threading
 from bisect import bisect_left
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from klingwatch.clock import Clock
-from klingwatch.store import FINAL_STATUSES, Ledger, LocalStatus, TaskRecord
+from klingwatch.monitor.expiry import DEFAULT_WARN_DAYS, expires_at, is_collected
+from klingwatch.store import FINAL_STATUSES, DownloadRecord, Ledger, LocalStatus, TaskRecord
 
 __all__ = [
     "DURATION_BOUNDS",
-    "EXPIRY_WARNING",
-    "RESULT_RETENTION",
     "GroupDurations",
     "Overview",
     "OverviewCache",
@@ -31,10 +29,6 @@ logger = logging.getLogger(__name__)
 
 #: Histogram bounds (seconds) for queue, run and total times.
 DURATION_BOUNDS: tuple[float, ...] = (15, 30, 60, 120, 180, 300, 600, 1200, 1800, 3600, 7200)
-#: Kling deletes results this long after a task ends (KLING_PROTOCOL.md section 9).
-RESULT_RETENTION = 30 * 86400.0
-#: A succeeded task not yet downloaded within this long of its deletion counts as expiring.
-EXPIRY_WARNING = 3 * 86400.0
 #: Finishes in this window set a batch's recent rate (and so its ETA).
 RATE_WINDOW = 900.0
 
@@ -133,13 +127,20 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[rank]
 
 
-def build_overview(
-    ledger: Ledger, now: float, *, downloaded: Callable[[], set[int]] | None = None
-) -> Overview:
-    """Count everything from one read of the ledger's tasks."""
+def downloads_by_task(ledger: Ledger) -> dict[int, list[DownloadRecord]]:
+    """Every download record, by task."""
+    out: dict[int, list[DownloadRecord]] = defaultdict(list)
+    for d in ledger.downloads():
+        out[d.local_id].append(d)
+    return out
+
+
+def build_overview(ledger: Ledger, now: float, *, warn_days: float = DEFAULT_WARN_DAYS) -> Overview:
+    """Count everything from one read of the ledger's tasks (and one of its downloads)."""
     latest = ledger.recent_events(limit=1)
     ov = Overview(at=now, event_id=latest[0].id if latest else None)
-    complete = downloaded() if downloaded is not None else set()
+    downloads = downloads_by_task(ledger)
+    warn = warn_days * 86400.0
     for t in ledger.tasks():
         ov.counts[t.status] += 1
         ov.by_group[(t.status, t.product, t.model or "")] += 1
@@ -152,14 +153,19 @@ def build_overview(
         if t.stuck and not t.status.is_final:
             ov.stuck.append(t)
         if t.status in FINAL_STATUSES:
-            _finished(ov, batch, t, now, complete)
+            _finished(ov, batch, t, now)
+            deletion = expires_at(t)
+            if (
+                deletion is not None
+                and now < deletion <= now + warn
+                and not is_collected(t, downloads.get(t.local_id, ()))
+            ):
+                ov.expiring += 1
     ov.failed.sort(key=lambda t: t.finished_at or t.detected_at or 0.0, reverse=True)
     return ov
 
 
-def _finished(
-    ov: Overview, batch: BatchFigures, t: TaskRecord, now: float, complete: set[int]
-) -> None:
+def _finished(ov: Overview, batch: BatchFigures, t: TaskRecord, now: float) -> None:
     when = t.finished_at or t.detected_at
     if when is not None:
         ov.finishes.append((when, t.status))
@@ -182,12 +188,6 @@ def _finished(
         group.run.append(max(0.0, t.finished_at - t.processing_at))
     if start is not None and t.finished_at is not None:
         group.total.append(max(0.0, t.finished_at - start))
-    if (
-        t.finished_at is not None
-        and t.local_id not in complete
-        and t.finished_at + RESULT_RETENTION - now <= EXPIRY_WARNING
-    ):
-        ov.expiring += 1
 
 
 def eta(batch: BatchFigures, now: float) -> tuple[float | None, float | None]:
@@ -209,13 +209,13 @@ class OverviewCache:
         clock: Clock,
         *,
         max_age: float = 5.0,
-        downloaded: Callable[[], set[int]] | None = None,
+        warn_days: float = DEFAULT_WARN_DAYS,
     ) -> None:
         self._ledger = ledger
         self._clock = clock
         self._base_age = max_age
         self._max_age = max_age
-        self._downloaded = downloaded
+        self._warn_days = warn_days
         self._current: Overview | None = None
         self._built_mono = 0.0
         # /metrics is scraped from uvicorn's thread pool while the API runs on the event loop.
@@ -233,7 +233,7 @@ class OverviewCache:
             if not fresh:
                 began = self._clock.monotonic()
                 self._current = build_overview(
-                    self._ledger, self._clock.time(), downloaded=self._downloaded
+                    self._ledger, self._clock.time(), warn_days=self._warn_days
                 )
                 self._built_mono = self._clock.monotonic()
                 # A big ledger takes a while to count: never spend more than a fifth of the
