@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from klingwatch.cli.app import app
 from klingwatch.cli.common import DB_OPTION, clock_from, load_settings, make_client, open_ledger
 from klingwatch.cli.common import run_async as _run
+from klingwatch.monitor.download_worker import DownloadWorker
 from klingwatch.server.app import create_app
 from klingwatch.server.auth import check_bind
 from klingwatch.server.engine import build_engine
@@ -101,6 +102,8 @@ async def serve(settings: Settings, *, host: str, port: int, log_level: str = "i
         try:
             await _Server(config, web).serve()
         finally:
+            if monitor is not None:
+                await DownloadWorker.close_all(monitor.workers)
             if client is not None:
                 await client.aclose()
     typer.echo("klingwatch: stopped")

@@ -1,4 +1,5 @@
-"""The engine as ``klingwatch serve`` runs it: the poller plus the submitter, in the app's loop.
+"""The engine as ``klingwatch serve`` runs it: the poller, the submitter and the downloads, in the
+app's event loop.
 
 With a public URL, every task the submitter sends without a ``callback_url`` of its own gets
 ``<public-url>/callbacks/kling/<token>``, so Kling's callbacks reach this server (polling stays
@@ -72,7 +73,9 @@ def build_engine(
     clock: Clock,
     callback_url: str | None = None,
 ) -> Monitor:
-    """A :class:`Monitor` with a :class:`Submitter`, configured from ``settings``.
+    """A :class:`Monitor` with a :class:`Submitter` and a :class:`DownloadWorker` (which collects
+    batches that have a download folder, or all with ``KLINGWATCH_DOWNLOAD_DIR``), configured
+    from ``settings``.
 
     Signals are left to the web server (uvicorn), which stops the app, which stops the engine.
     """
