@@ -303,3 +303,61 @@ async def test_callback_outcomes_are_counted_for_metrics(
         'klingwatch_callback_deliveries_total{outcome="garbled"} 1.0',
         'klingwatch_callback_deliveries_total{outcome="wrong_token"} 1.0',
     }
+
+
+async def test_a_confirmed_final_status_keeps_what_kling_said_not_what_was_posted(
+    make_app: AppFactory, ledger: Ledger, clock: ManualClock
+) -> None:
+    local = add_task(ledger, 1)
+    kling = KlingTruth()
+    kling.states[kling_id(1)] = legacy_body(1, "succeed", url="http://kling.test/real.mp4")
+    forged = raw(legacy_body(1, "succeed", url="http://evil.test/fake.mp4"))
+    async with kling.client(clock) as client, client_of(make_app(client=client)) as http:
+        await http.post(URL, content=forged)
+    task = ledger.task(local)
+    assert task is not None
+    assert task.status is LocalStatus.SUCCEED
+    assert task.result is not None
+    assert task.result["videos"][0]["url"] == "http://kling.test/real.mp4"
+
+
+async def test_an_unsigned_delivery_cannot_tie_a_queued_task_to_a_made_up_kling_id(
+    make_app: AppFactory, ledger: Ledger, clock: ManualClock
+) -> None:
+    local = add_task(ledger, 1, submitted=False)
+    kling = KlingTruth()  # knows no task at all
+    async with kling.client(clock) as client, client_of(make_app(client=client)) as http:
+        answer = await http.post(URL, content=raw(legacy_body(1, "submitted")))
+    assert answer.json()["outcome"] == "confirming"
+    task = ledger.task(local)
+    assert task is not None
+    assert (task.status, task.task_id) == (LocalStatus.QUEUED, None)  # still to be sent
+
+
+async def test_an_unsigned_delivery_pairing_a_task_with_another_kling_task_is_refused(
+    make_app: AppFactory, ledger: Ledger, clock: ManualClock
+) -> None:
+    mine = add_task(ledger, 1, submitted=False)
+    kling = KlingTruth()
+    someone_elses = legacy_body(2, "processing", batch="other")
+    kling.states[kling_id(2)] = someone_elses
+    forged = legacy_body(2, "processing")  # Kling id of task 2, our external id b1-2 ...
+    forged["task_info"] = {"external_task_id": "b1-1"}  # ... claimed to be ours
+    async with kling.client(clock) as client, client_of(make_app(client=client)) as http:
+        await http.post(URL, content=raw(forged))
+    task = ledger.task(mine)
+    assert task is not None
+    assert (task.status, task.task_id) == (LocalStatus.QUEUED, None)
+
+
+async def test_a_callback_that_outruns_the_create_answer_is_confirmed_and_recorded(
+    make_app: AppFactory, ledger: Ledger, clock: ManualClock
+) -> None:
+    local = add_task(ledger, 1, submitted=False)
+    kling = KlingTruth()
+    kling.states[kling_id(1)] = legacy_body(1, "submitted")
+    async with kling.client(clock) as client, client_of(make_app(client=client)) as http:
+        await http.post(URL, content=raw(legacy_body(1, "submitted")))
+    task = ledger.task(local)
+    assert task is not None
+    assert (task.status, task.task_id) == (LocalStatus.SUBMITTED, kling_id(1))

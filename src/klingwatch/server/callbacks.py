@@ -11,11 +11,12 @@ receiver answers fast and believes only what it may:
 * everything else becomes an :class:`~klingwatch.store.Observation` (source ``callback``)
   passed to :meth:`Ledger.apply <klingwatch.store.Ledger.apply>`, whose rules make duplicates and
   late stale statuses harmless, and which keeps deliveries for unknown tasks as orphan events;
-* except that an *unsigned* delivery claiming a final status for a task still in flight is not
-  believed on its word: after answering 200 the receiver reads the task from Kling (once, or a
-  few times a few seconds apart while Kling does not agree yet) and records what Kling says
-  (``KLINGWATCH_TRUST_UNSIGNED_CALLBACKS`` skips this). Without a Kling client it asks the poller
-  to look at the task now instead.
+* except that an *unsigned* delivery claiming a final status for a task still in flight (or
+  pairing a task with a Kling id the ledger has not seen for it) is not believed on its word:
+  after answering 200 the receiver reads the task from Kling (once, or a few times a few seconds
+  apart while Kling does not agree yet) and records what Kling says, not what the delivery said
+  (``KLINGWATCH_TRUST_UNSIGNED_CALLBACKS`` skips this). Without a Kling client it asks the
+  poller to look at the task now instead.
 """
 
 from __future__ import annotations
@@ -102,7 +103,12 @@ class CallbackReceiver:
             # or a callback that outran the create answer.
             self.ledger.apply(observe_task(task, source=Source.CALLBACK, at=now, detail=how))
             return CallbackOutcome.ORPHAN, None
-        believe = signed or self.trust_unsigned or not task.is_terminal or record.status.is_final
+        # An unsigned delivery is taken on its word only when it cannot do harm: a progress
+        # report about the Kling task already paired with this row. A final status, or a pairing
+        # the ledger does not know yet (a forger could tie a queued task to another Kling id,
+        # and the task would never be sent), is checked with Kling first.
+        harmless = not task.is_terminal and record.task_id == task.id
+        believe = signed or self.trust_unsigned or harmless or record.status.is_final
         if not believe:
             return CallbackOutcome.CONFIRMING, record
         change = self.ledger.apply(
@@ -135,10 +141,21 @@ class CallbackReceiver:
             except KlingError as exc:
                 failure = exc
                 continue
-            if said.status == claimed.status:
+            if said.id != record.task_id and said.external_id != record.external_task_id:
+                # Kling's task by that id is some other task: the delivery paired them falsely.
+                logger.warning(
+                    "callback tied task %s to Kling task %s, which Kling says is %r's",
+                    record.local_id,
+                    said.id,
+                    said.external_id,
+                )
+                self.count(CallbackOutcome.REFUTED)
+                return CallbackOutcome.REFUTED
+            if said.status == claimed.status or not claimed.is_terminal:
+                # Recorded as Kling said it (results and reasons included), not as claimed.
                 self.ledger.apply(
                     observe_task(
-                        claimed,
+                        said,
                         source=Source.CALLBACK,
                         at=self.clock.time(),
                         local_id=record.local_id,
