@@ -47,7 +47,7 @@ def mixed_batches(draw: st.DrawFn) -> tuple[Lifecycle, list[list[Observation]]]:
 
 
 @settings(
-    max_examples=40,
+    max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -76,7 +76,7 @@ def test_shuffled_repeated_batches_end_where_the_ordered_reports_do(
 
 
 @settings(
-    max_examples=15,
+    max_examples=10,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -129,7 +129,7 @@ def shuffled(draw: st.DrawFn) -> tuple[Lifecycle, list[Observation]]:
     return life, draw(st.permutations(life.reports + extra))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(shuffled())
 def test_any_reordering_or_duplication_ends_in_the_ordered_final_state(
     case: tuple[Lifecycle, list[Observation]],
@@ -150,7 +150,7 @@ def test_any_reordering_or_duplication_ends_in_the_ordered_final_state(
     assert final.units == ordered.units
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(shuffled())
 def test_rank_never_falls_except_by_recovery(case: tuple[Lifecycle, list[Observation]]) -> None:
     _, mixed = case
@@ -166,7 +166,7 @@ def test_rank_never_falls_except_by_recovery(case: tuple[Lifecycle, list[Observa
         state = after
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(shuffled())
 def test_one_status_change_per_status_actually_moved_through(
     case: tuple[Lifecycle, list[Observation]],
