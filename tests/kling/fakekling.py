@@ -123,6 +123,8 @@ class FakeKling:
     script: list[httpx.Response | Exception] = field(default_factory=list)
     queue: float = 10.0
     run: float = 60.0
+    #: Where a legacy get finds an external id (UNSURE in the protocol): "path", "query", "both".
+    external_id_lookup: str = "both"
     lose_answers: int = 0  # serve the next N requests, then drop the connection
     skew: float = 0.0  # seconds the server's clock is ahead of the test clock
     page_limit_override: int | None = None  # POST /tasks: page size the server uses
@@ -244,6 +246,11 @@ class FakeKling:
                 ),
             )
         params = request.url.params
+        if "external_task_id" in params and self.external_id_lookup != "path":
+            for task in self.tasks.values():
+                if task.path == path and task.external_id == params["external_task_id"]:
+                    return httpx.Response(200, json=envelope(task.legacy(now)))
+            return error(400, 1201, "Task not found by id/external id")
         page, size = int(params.get("pageNum", 1)), int(params.get("pageSize", 30))
         mine = sorted(
             (t for t in self.tasks.values() if t.path == path),
@@ -255,7 +262,8 @@ class FakeKling:
     def _legacy_one(self, request: httpx.Request, path: str, key: str) -> httpx.Response:
         now = self.now
         for task in self.tasks.values():
-            if task.path == path and key in (task.id, task.external_id):
+            by_ext = self.external_id_lookup != "query" and key == task.external_id
+            if task.path == path and (key == task.id or by_ext):
                 return httpx.Response(200, json=envelope(task.legacy(now)))
         return error(400, 1201, "Task not found by id/external id")
 

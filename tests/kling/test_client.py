@@ -121,6 +121,31 @@ async def test_get_by_external_id_uses_the_same_path_slot_for_legacy_products() 
     assert [r.url.path for r in fake.requests] == ["/v1/videos/text2video/batch-9"]
 
 
+async def test_an_external_id_only_served_in_the_query_is_still_found() -> None:
+    fake = FakeKling(external_id_lookup="query")
+    made = fake.add(external_id="batch-q")
+    async with make_client(fake) as kling:
+        task = await kling.get_by_external_id("text2video", "batch-q")
+
+    assert task.id == made.id
+    assert [str(r.url.copy_with(scheme="https", host="k")) for r in fake.requests] == [
+        "https://k/v1/videos/text2video/batch-q",
+        "https://k/v1/videos/text2video?external_task_id=batch-q",
+    ]
+
+
+@pytest.mark.parametrize("lookup", ["path", "query", "both"])
+async def test_an_absent_external_id_is_not_found_whatever_the_server_supports(
+    lookup: str,
+) -> None:
+    fake = FakeKling(external_id_lookup=lookup)
+    fake.add(external_id="someone-else")  # what a server ignoring the query lists instead
+    async with make_client(fake) as kling:
+        with pytest.raises(TaskNotFound):
+            await kling.get_by_external_id("text2video", "never-sent")
+    assert len(fake.requests) == 2
+
+
 async def test_ids_are_quoted_into_one_path_segment() -> None:
     fake = FakeKling()
     async with make_client(fake) as kling:

@@ -206,8 +206,11 @@ class KlingClient:
         """The task created with ``external_task_id``; :class:`TaskNotFound` if there is none.
 
         Legacy products put the external id in the task id's path slot
-        (``GET <create path>/{external_task_id}``, as Kling's docs show); new-standard products
-        ask ``GET /tasks?external_task_ids=``.
+        (``GET <create path>/{external_task_id}``, as Kling's docs show). Whether Kling also or
+        instead takes ``?external_task_id=`` is not settled (KLING_PROTOCOL.md section 4), and a
+        false "not found" here would make a caller resend a create, so a path-slot "not found"
+        is confirmed with the query form before it is believed. New-standard products ask
+        ``GET /tasks?external_task_ids=``.
         """
         p = _product(product)
         if p.standard is ApiStandard.TASKS:
@@ -215,23 +218,35 @@ class KlingClient:
             if external_task_id not in found:
                 raise _not_found(f"no task with external id {external_task_id!r}")
             return found[external_task_id]
-        return await self._get_one(p, external_task_id, by="external_id")
+        try:
+            return await self._get_one(p, external_task_id, by="external_id")
+        except TaskNotFound:
+            return await self._get_one(p, external_task_id, by="external_id", in_query=True)
 
-    async def _get_one(self, p: Product, key: str, *, by: str) -> Task:
-        path = f"{p.path}/{_segment(key)}"
+    async def _get_one(self, p: Product, key: str, *, by: str, in_query: bool = False) -> Task:
+        if in_query:
+            path, route, params = p.path, f"{p.path}?external_task_id", {"external_task_id": key}
+        else:
+            path, route, params = f"{p.path}/{_segment(key)}", f"{p.path}/{{id}}", None
+        what = f"GET {path}"
+
+        def ours(task: Task) -> bool:
+            return (task.id if by == "id" else task.external_id) == key
 
         async def read() -> Task:
-            data = await self._exchange("GET", path, f"{p.path}/{{id}}", lookup=True)
+            data = await self._exchange("GET", path, route, params=params, lookup=True)
             if isinstance(data, list):
-                # Some servers answer a single get with a one-item list (or a page): pick ours.
-                for item in data:
-                    task = parse_task(item, f"GET {path}")
-                    if (task.id if by == "id" else task.external_id) == key:
+                # A one-item list, or (a server ignoring the query) a list page: pick ours.
+                for task in parse_tasks(data, what):
+                    if ours(task):
                         return task
                 raise _not_found(f"no task with {by.replace('_', ' ')} {key!r} in the answer")
-            return parse_task(data, f"GET {path}")
+            task = parse_task(data, what)
+            if in_query and task.external_id not in (None, key):
+                raise _not_found(f"{what} answered another task ({task.external_id!r})")
+            return task
 
-        return await self._read(read, f"GET {p.path}/{{id}}")
+        return await self._read(read, f"GET {route}")
 
     # -- reading many ------------------------------------------------------------------------
     async def list_page(self, product: str | Product, page: int = 1, size: int = 500) -> list[Task]:
