@@ -42,6 +42,7 @@ from klingwatch.cli.live import Reporter, make_reporter
 from klingwatch.clock import Clock
 from klingwatch.kling.client import KlingClient
 from klingwatch.monitor import gates
+from klingwatch.monitor.download_worker import DownloadWorker
 from klingwatch.monitor.estimate import ESTIMATE_NOTE, estimate_total, estimate_units
 from klingwatch.monitor.intake import (
     BatchFile,
@@ -192,6 +193,7 @@ def _monitor(
 ) -> Monitor:
     """The engine with the submitter plugged in, stopping once ``batch`` is done or paused."""
     monitor: Monitor
+    downloads = DownloadWorker.from_settings(settings, ledger=ledger, clock=clock, batch=batch)
 
     async def on_change(changes: list[Change]) -> None:
         reporter.changes(changes)
@@ -200,7 +202,7 @@ def _monitor(
         reporter.tick()
         counts = ledger.counts(batch=batch)
         done = not any(n for status, n in counts.items() if not status.is_final)
-        if done or gates.pause_state(ledger) is not None:
+        if (done and not downloads.busy()) or gates.pause_state(ledger) is not None:
             monitor.stop()
 
     monitor = Monitor(
@@ -215,6 +217,7 @@ def _monitor(
         ),
         stuck=StuckPolicy(threshold=settings.stuck_after),
         submitter=submitter,
+        workers=[downloads],
         on_change=on_change,
         on_sweep=on_sweep,
     )
@@ -252,6 +255,7 @@ async def _submit(
                         batch=found.batch,
                     )
                     await monitor.run()
+                    await DownloadWorker.close_all(monitor.workers)
             else:
                 await submitter.run_once()
             counts = ledger.counts(batch=found.batch)

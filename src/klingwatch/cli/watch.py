@@ -18,6 +18,7 @@ from klingwatch.cli.common import (
 from klingwatch.cli.live import Reporter, make_reporter
 from klingwatch.clock import Clock
 from klingwatch.kling.client import KlingClient
+from klingwatch.monitor.download_worker import DownloadWorker
 from klingwatch.monitor.poller import PollSettings, SweepReport
 from klingwatch.monitor.service import Monitor
 from klingwatch.monitor.stuck import StuckPolicy
@@ -56,6 +57,7 @@ def build_monitor(
             concurrency=settings.max_concurrency,
         ),
         stuck=StuckPolicy(threshold=settings.stuck_after),
+        workers=[DownloadWorker.from_settings(settings, ledger=ledger, clock=clock, batch=batch)],
         on_change=on_change,
         on_sweep=on_sweep,
         until_done=until_done,
@@ -83,6 +85,7 @@ async def _watch(settings: Settings, batch: str | None, until_done: bool, as_jso
                     until_done=until_done,
                 )
                 await monitor.run()
+                await DownloadWorker.close_all(monitor.workers)
         counts = ledger.counts(batch=batch)
     summary = "  ".join(f"{status.value} {n}" for status, n in counts.items() if n)
     return f"{monitor!r}\n{summary or 'no tasks'}"

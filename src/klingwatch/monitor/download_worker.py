@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import httpx
@@ -120,7 +120,7 @@ class DownloadWorker:
             return []
         if now < self._earliest_scan:
             # New successes, but the last scan was moments ago: take them next time.
-            self._pending = True
+            self._pending = self._opted_in()
             return []
         self._pending = False
         self._last_count = succeeded
@@ -142,6 +142,18 @@ class DownloadWorker:
 
     def _running(self) -> bool:
         return self._round is not None and not self._round.done()
+
+    def _opted_in(self) -> bool:
+        if self.download_dir is not None:
+            return True
+        return any(b.download_dir for b in self.ledger.batches() if self.batch in (None, b.name))
+
+    @staticmethod
+    async def close_all(workers: Iterable[object]) -> None:
+        """:meth:`aclose` every DownloadWorker among ``workers`` (e.g. ``monitor.workers``)."""
+        for worker in workers:
+            if isinstance(worker, DownloadWorker):
+                await worker.aclose()
 
     async def aclose(self) -> None:
         """Stop a running round (its partial files are kept and resumed next time)."""
