@@ -113,6 +113,14 @@ def test_a_different_task_id_for_a_known_task_is_ignored() -> None:
     assert not decide(state, obs(S.SUBMITTED, task_id="other")).changed
 
 
+def test_a_create_answer_arriving_after_the_callback_still_attaches_the_task_id() -> None:
+    state = decide(TaskState(status=S.QUEUED), obs(S.SUCCEED, Source.CALLBACK)).state
+    verdict = decide(state, obs(S.SUBMITTED, Source.CREATE, task_id="k1", kling_created_ms=5))
+    assert not verdict.status_changed
+    assert verdict.state.status is S.SUCCEED
+    assert (verdict.state.task_id, verdict.state.kling_created_ms) == ("k1", 5)
+
+
 def test_kling_empty_message_counts_as_no_message() -> None:
     after = decide(TaskState(status=S.PROCESSING), obs(S.SUCCEED, status_msg="")).state
     assert after.status_msg is None
