@@ -212,6 +212,7 @@ async def test_get_many_asks_twenty_ids_a_call_and_matches_by_id() -> None:
         found = await kling.get_many(ids)
 
     asked = [r.url.params["task_ids"].split(",") for r in fake.requests]
+    assert fake.requests[0].url.query.startswith(f"task_ids={ids[0]},{ids[1]},".encode())
     assert [len(chunk) for chunk in asked] == [20, 20, 5]
     assert [i for chunk in asked for i in chunk] == ids
     assert set(found) == {t.id for t in made}

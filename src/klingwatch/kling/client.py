@@ -307,10 +307,11 @@ class KlingClient:
         for start in range(0, len(wanted), MAX_IDS_PER_CALL):
             chunk = wanted[start : start + MAX_IDS_PER_CALL]
 
-            async def read(chunk: list[str] = chunk) -> list[Task]:
-                data = await self._exchange(
-                    "GET", "/tasks", "/tasks", params={param: ",".join(chunk)}
-                )
+            # Literal commas, as Kling's docs write the list (httpx would send %2C).
+            query = ",".join(quote(i, safe="") for i in chunk)
+
+            async def read(query: str = query) -> list[Task]:
+                data = await self._exchange("GET", f"/tasks?{param}={query}", "/tasks")
                 return parse_tasks(data, "GET /tasks")
 
             chunk_set = set(chunk)
