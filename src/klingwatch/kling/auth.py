@@ -10,7 +10,9 @@ Kling takes two kinds of credentials (KLING_PROTOCOL.md sections 1 and 10):
 
 When both are configured the API key is used. A ``401`` answering code 1003 (token not yet valid)
 or 1004 (expired) makes :class:`KlingAuth` sign a new token and send the request once more; that is
-safe even for a create, since Kling refused it before doing anything.
+safe even for a create, since Kling refused it before doing anything. If that answer's ``Date``
+header shows this machine's clock is off, tokens are signed with Kling's time from then on
+(re-signing with the same wrong clock would only be refused again).
 
 Secrets never appear in ``repr()``, logs or error messages.
 """
@@ -41,7 +43,7 @@ logger = logging.getLogger(__name__)
 #: Lifetime of a signed token (the protocol's ``exp = now + 1800``).
 TOKEN_LIFETIME = 1800
 #: A token is re-signed when less than this many seconds of its life remain. Generous, so a
-#: machine clock a little ahead of Kling's still never sends an expired token.
+#: machine clock running a little behind Kling's still never sends an expired token.
 TOKEN_REFRESH_MARGIN = 300
 #: ``nbf = now - 5``: tolerates a server clock slightly behind ours.
 NOT_BEFORE_SLACK = 5
