@@ -198,12 +198,13 @@ async def test_resume_lifts_a_pause_and_its_alert(
     )
     stats = (await http.get("/api/stats")).json()
     assert stats["paused"] is True
+    assert (stats["pause_code"], stats["pack_exhausted"]) == (1102, True)
     assert stats["pause_reason"] == "Account balance not enough"
     assert [a["kind"] for a in stats["alerts"]] == ["submissions_paused"]
     answer = (await http.post("/api/resume")).json()
     assert answer == {"paused": False, "cleared_alerts": ["submissions_paused"]}
     stats = (await http.get("/api/stats")).json()
-    assert (stats["paused"], stats["alerts"]) == (False, [])
+    assert (stats["paused"], stats["pack_exhausted"], stats["alerts"]) == (False, False, [])
 
 
 async def test_the_openapi_schema_lists_every_route(http: httpx.AsyncClient) -> None:

@@ -19,6 +19,7 @@ from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 from serverkit import API_TOKEN, add_task, settings
 
 from klingwatch.clock import RealClock
+from klingwatch.monitor import gates
 from klingwatch.server.app import create_app
 from klingwatch.store import Ledger, LocalStatus, Observation, Source
 
@@ -215,3 +216,25 @@ def test_the_dashboard_fits_a_phone(real_ledger: Ledger, page: Page, tmp_path: P
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390
         page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+
+
+def test_a_paused_account_shows_a_banner_that_resume_clears(
+    real_ledger: Ledger, page: Page
+) -> None:
+    add_task(real_ledger, 1)
+    with ThreadedServer(real_ledger) as base:
+        page.goto(f"{base}/")
+        expect(card(page, "total")).to_have_text("1", timeout=WAIT_MS)  # type: ignore[arg-type]
+        expect(page.locator("#alert-paused")).to_have_count(0)
+        gates.pause(
+            real_ledger,
+            gates.PauseState(reason="Account balance not enough", at=time.time(), code=1102),
+        )
+        # A pause writes no task event, so the page learns it on its next regular refresh.
+        page.reload()
+        banner = page.locator("#alert-paused")
+        expect(banner).to_contain_text("Resource pack exhausted", timeout=WAIT_MS)
+        expect(banner).to_contain_text("Account balance not enough")
+        banner.locator("button").click()
+        expect(page.locator("#alert-paused")).to_have_count(0, timeout=WAIT_MS)
+    assert gates.pause_state(real_ledger) is None

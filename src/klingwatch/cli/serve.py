@@ -24,7 +24,7 @@ from klingwatch.monitor.download_worker import DownloadWorker
 from klingwatch.server.app import create_app
 from klingwatch.server.auth import check_bind
 from klingwatch.server.engine import build_engine
-from klingwatch.server.state import callback_url
+from klingwatch.server.state import callback_token, callback_url
 from klingwatch.settings import Settings
 
 __all__ = ["serve_command"]
@@ -91,6 +91,11 @@ async def serve(settings: Settings, *, host: str, port: int, log_level: str = "i
             )
         if url:
             typer.echo(f"klingwatch: tasks sent from here get callbacks at {url}")
+        else:
+            path = f"/callbacks/kling/{callback_token(ledger, settings)}"
+            typer.echo(
+                f"klingwatch: callbacks are taken at {where}{path} (--public-url to send it)"
+            )
         config = uvicorn.Config(
             web,
             host=host,

@@ -33,6 +33,7 @@ from klingwatch.kling.errors import KlingError
 from klingwatch.monitor.expiry import expires_at
 from klingwatch.server import actions
 from klingwatch.server.auth import require_token
+from klingwatch.server.metrics import PACK_EXHAUSTED
 from klingwatch.server.overview import (
     Overview,
     by_product,
@@ -215,6 +216,7 @@ def stats(state: State) -> StatsOut:
     width, start, ok, bad = ov.throughput(ov.at)
     groups = sorted(ov.durations.items(), key=lambda kv: -len(kv[1].total))
     paused, reason = actions.paused(state)
+    code = actions.pause_code(state)
     return StatsOut(
         generated_at=ov.at,
         total=ov.total,
@@ -224,6 +226,8 @@ def stats(state: State) -> StatsOut:
         stuck=len(ov.stuck),
         paused=paused,
         pause_reason=reason,
+        pause_code=code,
+        pack_exhausted=paused and code == PACK_EXHAUSTED,
         alerts=[AlertOut.of(a) for a in state.ledger.alerts(active=True)],
         expiring_downloads=ov.expiring,
         durations=[

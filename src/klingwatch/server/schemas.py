@@ -287,6 +287,9 @@ class StatsOut(BaseModel):
     stuck: int
     paused: bool
     pause_reason: str | None
+    #: Kling's code that paused submissions (1102: the resource pack is exhausted).
+    pause_code: int | None
+    pack_exhausted: bool
     alerts: list[AlertOut]
     expiring_downloads: int
     durations: list[DurationGroup]

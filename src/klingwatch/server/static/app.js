@@ -121,9 +121,8 @@ function renderAlerts(stats) {
   box.replaceChildren();
   const items = [];
   if (stats.paused) {
-    const exhausted = stats.alerts.some((a) => /1102|exhausted|balance/i.test(a.message));
     items.push(h("div", { class: "alert bad", id: "alert-paused" },
-      h("strong", {}, exhausted ? "Resource pack exhausted" : "Submissions paused"),
+      h("strong", {}, stats.pack_exhausted ? "Resource pack exhausted" : "Submissions paused"),
       h("span", {}, stats.pause_reason || "sending is paused"),
       h("button", { type: "button", onclick: resume }, "Resume")));
   }
@@ -133,7 +132,7 @@ function renderAlerts(stats) {
       h("strong", {}, a.kind.replace(/_/g, " ")), h("span", {}, a.message),
       h("span", { class: "muted" }, a.count > 1 ? `${a.count}× · ${ago(a.last_at)}` : ago(a.at))));
   }
-  if (stats.expiring_downloads > 0) {
+  if (stats.expiring_downloads > 0 && !stats.alerts.some((a) => a.kind === "results_expiring")) {
     items.push(h("div", { class: "alert", id: "alert-expiring" }, h("strong", {}, "Downloads expiring"),
       h("span", {}, `${stats.expiring_downloads} succeeded task(s) not downloaded will be deleted by Kling soon`)));
   }
