@@ -68,6 +68,15 @@ async def test_new_standard_create_posts_to_product_and_model_with_options() -> 
     assert (task.status, task.external_id) == (TaskStatus.SUBMITTED, "n-1")
 
 
+async def test_a_create_answer_without_task_info_keeps_the_external_id_sent() -> None:
+    fake = FakeKling()
+    answer = {"task_id": "9", "task_status": "submitted", "created_at": 1, "updated_at": 1}
+    fake.script.append(httpx.Response(200, json=envelope(answer)))
+    async with make_client(fake) as kling:
+        task = await kling.create("text2video", {"prompt": "p"}, external_task_id="mine")
+    assert (task.id, task.external_id) == ("9", "mine")
+
+
 async def test_an_invalid_request_is_refused_before_anything_is_sent() -> None:
     fake = FakeKling()
     async with make_client(fake) as kling:

@@ -188,6 +188,9 @@ class KlingClient:
             self._require_api_key(f"creating a {p.name} task")
         data = await self._exchange("POST", p.path, p.path, json_body=body)
         task = parse_task(data, f"POST {p.path}")
+        if task.external_id is None and external_task_id is not None:
+            # Some answers leave task_info out; the id we sent is still the task's.
+            task = task.model_copy(update={"external_id": external_task_id})
         logger.info("created %s task %s (external id %s)", p.name, task.id, task.external_id)
         return task
 
