@@ -247,6 +247,8 @@ class KlingClient:
             task = parse_task(data, what)
             if in_query and task.external_id not in (None, key):
                 raise _not_found(f"{what} answered another task ({task.external_id!r})")
+            if by == "external_id" and task.external_id is None:
+                task = task.model_copy(update={"external_id": key})  # not echoed back
             return task
 
         return await self._read(read, f"GET {route}")
