@@ -224,7 +224,9 @@ class FakeKling:
         return None
 
     def _body(self, request: httpx.Request) -> dict[str, Any]:
-        return json.loads(request.content or b"{}")
+        body = json.loads(request.content or b"{}")
+        assert isinstance(body, dict)
+        return body
 
     def _legacy_collection(self, request: httpx.Request, path: str) -> httpx.Response:
         now = self.now
