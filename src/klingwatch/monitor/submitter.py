@@ -53,6 +53,7 @@ from klingwatch.kling.errors import (
     ConcurrencyLimited,
     ConfigurationError,
     KlingError,
+    NotFound,
     PermissionDenied,
     RateLimited,
     RequestValidationError,
@@ -77,6 +78,10 @@ logger = logging.getLogger(__name__)
 _FAMILIES: tuple[str, ...] = tuple(f.value for f in Family)
 #: Errors that stop every create until an operator acts (credentials, account, permission, setup).
 _PAUSING = (AuthenticationError, AccountError, PermissionDenied, ConfigurationError)
+#: Answers meaning "this server does not serve the /tasks style to these credentials".
+_STYLE_REFUSED = (AuthenticationError, PermissionDenied, NotFound, ConfigurationError)
+#: Statuses of tasks that hold a slot on Kling's side for sure.
+_HOLDING = (LocalStatus.SUBMITTED, LocalStatus.PROCESSING)
 #: Kling accepts at most this many ids per ``/tasks?external_task_ids=`` call.
 _MANY = 20
 
@@ -152,7 +157,9 @@ class Submitter:
     lower, and a family with neither is probed until the first 1303 teaches its limit.
     ``resume_after_1102`` (seconds) lets a 1102 pause lift by itself. ``lookup_delay`` is how long
     after an ambiguous send a lookup is trusted (the create may still be on its way through
-    Kling); ``lease`` must outlast one create request. Times are nominal seconds on ``clock``.
+    Kling); ``lease`` must outlast one create request. While work waits for a slot, the tasks
+    holding the slots are looked at at least every ``slot_watch`` seconds (``None``: leave it to
+    the cadence). Times are nominal seconds on ``clock``.
     """
 
     def __init__(
@@ -168,6 +175,7 @@ class Submitter:
         lookup_delay: float = 5.0,
         lease: float = 120.0,
         idle_interval: float = 5.0,
+        slot_watch: float | None = 2.0,
         batch_limit: int = 200,
         owner: str | None = None,
         rng: random.Random | None = None,
@@ -182,6 +190,7 @@ class Submitter:
         self.lookup_delay = lookup_delay
         self.lease = lease
         self.idle_interval = idle_interval
+        self.slot_watch = slot_watch
         self.batch_limit = batch_limit
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.stats = SubmitterStats()
@@ -194,6 +203,10 @@ class Submitter:
         self._wake = asyncio.Event()
         self._changes: list[Change] = []
         self._orphans_checked = False
+        self._limits: dict[str, int | None] = {}
+        self._stop_sending = False
+        self._watched: dict[str, float] = {}
+        self._tasks_refused = False
         #: creates sent by the last :meth:`run_once`
         self.last_sent = 0
 
@@ -203,12 +216,17 @@ class Submitter:
     # -- limits ----------------------------------------------------------------------------------
     def slot_limit(self, family: str) -> int | None:
         """The slot limit in force for ``family``: the lower of the setting and the learned one."""
+        return self._read_limit(family)
+
+    def _read_limit(self, family: str) -> int | None:
         known = [v for v in (self.slots.get(family), gates.learned_slots(self.ledger, family)) if v]
         return min(known) if known else None
 
     def free_slots(self, family: str) -> int | None:
         """Slots of ``family`` free now by the ledger's count (``None``: limit not known yet)."""
-        limit = self.slot_limit(family)
+        if family not in self._limits:
+            self._limits[family] = self._read_limit(family)
+        limit = self._limits[family]
         if limit is None:
             return None
         return max(0, limit - self.ledger.active_count(family))
@@ -261,16 +279,21 @@ class Submitter:
         self.last_sent = 0
         self._adopt_orphans()
         await self.recover()
-        if not self._paused():
-            for family in _FAMILIES:
+        # The flag and the learned limits are read once a pass (another process may change
+        # them); this process's own changes are tracked as it makes them.
+        self._limits = {}
+        self._stop_sending = self._paused()
+        waiting = {t.family for t in self.ledger.queued(limit=1)} if not self._stop_sending else ()
+        for family in _FAMILIES:
+            if self._stop_sending or not waiting:
+                break
+            if family in waiting or self.ledger.queued(family=family, limit=1):
                 self.last_sent += await self._send_family(family)
-                if self._paused():
-                    break
         changes, self._changes = self._changes, []
         return changes
 
     def busy(self) -> bool:
-        """True while a lookup of an ambiguous create is pending (queued work the engine sees)."""
+        """True while a lookup of an ambiguous create is pending."""
         return bool(self._retries)
 
     def paused(self) -> gates.PauseState | None:
@@ -305,10 +328,11 @@ class Submitter:
                 return sent
             task = self._next_sendable(family, now)
             if task is None:
+                self._watch_slots(family, now)
                 return sent
             await self._send(task)
             sent += 1
-            if self._paused():
+            if self._stop_sending:
                 return sent
 
     def _next_sendable(self, family: str, now: float) -> TaskRecord | None:
@@ -337,6 +361,31 @@ class Submitter:
                 self.ledger.release([task.local_id], owner=self.owner)
                 return None
             return task
+
+    def _watch_slots(self, family: str, now: float) -> None:
+        """Work is waiting for a slot of ``family``: have the engine look at the tasks holding
+        them at least every ``slot_watch`` seconds, so a freed slot is seen (and refilled) soon.
+
+        With an API key the engine reads every active task in one request, so this costs about
+        one request per ``slot_watch`` while the account is saturated.
+        """
+        if self.slot_watch is None:
+            return
+        # Once per half interval is enough: the engine's sweeps in between reschedule only the
+        # tasks they looked at.
+        if now < self._watched.get(family, 0.0) + self.clock.scaled(self.slot_watch) / 2:
+            return
+        if not self.ledger.queued(family=family, limit=1):
+            return
+        self._watched[family] = now
+        soon = now + self.clock.scaled(self.slot_watch)
+        looks = [
+            (task.local_id, soon)
+            for task in self.ledger.tasks(status=_HOLDING, limit=100_000)
+            if task.family == family and (task.next_look_at is None or task.next_look_at > soon)
+        ]
+        if looks:
+            self.ledger.schedule(looks)
 
     def _adopt_orphans(self) -> None:
         """Once per process: every queued task sent before without a known answer becomes
@@ -430,6 +479,7 @@ class Submitter:
             self._not_created(task)
             in_flight = self.ledger.active_count(task.family)
             limit = gates.learn_slots(self.ledger, task.family, in_flight)
+            self._limits[task.family] = self._read_limit(task.family)
             gate = self._gate(task.family)
             gate.streak += 1
             if in_flight <= 0 or (limit is not None and in_flight < limit):
@@ -447,6 +497,7 @@ class Submitter:
             return
         if isinstance(exc, _PAUSING):
             self.stats.pauses += 1
+            self._stop_sending = True
             self._not_created(task)
             code = getattr(exc, "code", None)
             after = self.resume_after_1102 if code == 1102 else None
@@ -530,7 +581,12 @@ class Submitter:
         """Look up every ``unknown`` task that is due; return how many were resolved."""
         now = self.clock.time()
         due: list[TaskRecord] = []
-        for task in self.ledger.tasks(status=LocalStatus.UNKNOWN, limit=10_000):
+        unknown = self.ledger.tasks(status=LocalStatus.UNKNOWN, limit=100_000)
+        # Tasks resolved by someone else (the engine's poller, a callback) need no lookup.
+        still = {t.local_id for t in unknown}
+        for local_id in [i for i in self._retries if i not in still]:
+            del self._retries[local_id]
+        for task in unknown:
             retry = self._retries.get(task.local_id)
             if retry is None:
                 # Unknown before this process started (or marked by someone else): give any
@@ -543,7 +599,7 @@ class Submitter:
                 due.append(task)
         if not due:
             return 0
-        if self.client.has_api_key:
+        if self.client.has_api_key and not self._tasks_refused:
             return await self._recover_many(due)
         resolved = 0
         for task in due:
@@ -572,6 +628,13 @@ class Submitter:
                 found = await self.client.get_many_by_external_id(
                     [t.external_task_id for t in chunk]
                 )
+            except _STYLE_REFUSED as exc:
+                # This server (or key) does not serve /tasks: look up one by one from now on.
+                logger.info("GET /tasks refused (%s); looking tasks up one by one", exc)
+                self._tasks_refused = True
+                for task in due[start:]:
+                    resolved += await self._recover_one(task)
+                return resolved
             except KlingError as exc:
                 for task in chunk:
                     self._lookup_failed(task, exc)

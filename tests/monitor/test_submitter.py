@@ -1,0 +1,459 @@
+"""The submitter: slots, every create answer, recovery, restarts, replicas. No task paid twice."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from submit_world import (
+    ScriptedKling,
+    all_final,
+    intents,
+    sandbox_config,
+    sandbox_world,
+)
+
+from klingwatch.clock import ManualClock
+from klingwatch.monitor import gates
+from klingwatch.monitor.submitter import Submitter, retry_task
+from klingwatch.sandbox import ChaosConfig
+from klingwatch.store import Ledger, LocalStatus, Source
+
+
+def slot_use(timeline: list[list[int]], limit: int) -> float:
+    """Share of the time from the first create to the last one (while work was queued) during
+    which every slot was busy, from the sandbox's ``[time ms, slots in use]`` timeline."""
+    start = timeline[0][0]
+    end = max(t for (_, before), (t, level) in itertools.pairwise(timeline) if level > before)
+    full = 0
+    for (t0, level), (t1, _) in itertools.pairwise(timeline):
+        if t0 >= end:
+            break
+        if level >= limit:
+            full += min(t1, end) - t0
+    return full / (end - start)
+
+
+# -- slots -------------------------------------------------------------------------------------
+async def test_never_more_in_flight_than_the_slot_setting_and_the_slots_stay_busy(
+    tmp_path: Path,
+) -> None:
+    # Realistic durations (about 10 s queued, 75 s running): the slot use figure depends on
+    # how long a task holds its slot compared with how soon its end is seen.
+    async with sandbox_world(tmp_path, sandbox_config(3, durations={})) as w:
+        w.queue(intents(30))
+        submitter = w.submitter(slots={"video": 3})
+        await w.monitor(submitter).run()
+        assert all_final(w.ledger)
+        slots = await w.truth("/sandbox/slots")
+        assert slots["peak"]["video"] == 3
+        assert not w.refusals()  # not a single 1303
+        assert set(w.creates_seen().values()) == {1}
+        assert len(w.creates_seen()) == 30
+        # While work was queued, every slot was busy almost all the time.
+        assert slot_use(slots["timeline"]["video"], 3) >= 0.95
+
+
+async def test_the_slot_limit_is_learned_from_one_1303_kept_and_never_exceeded(
+    tmp_path: Path,
+) -> None:
+    async with sandbox_world(tmp_path, sandbox_config(4)) as w:
+        w.queue(intents(60))
+        submitter = w.submitter()
+        assert submitter.slot_limit("video") is None
+        await w.monitor(submitter).run()
+        assert all_final(w.ledger)
+        assert submitter.slot_limit("video") == 4
+        assert w.ledger.get_meta("slots.video") == "4"
+        refused = w.refusals()[1303]
+        assert refused == 1  # the one that taught the limit; none of the 60 creates after it
+        assert (await w.truth("/sandbox/slots"))["peak"]["video"] == 4
+        # Every line is exactly one Kling task (the 1303'd create made none).
+        assert set((await w.tasks_per_external_id()).values()) == {1}
+        # A new process on the same ledger starts from the learned limit.
+        assert w.submitter().slot_limit("video") == 4
+
+
+async def test_a_lower_slot_setting_wins_over_the_learned_limit(tmp_path: Path) -> None:
+    async with sandbox_world(tmp_path, sandbox_config(4)) as w:
+        w.ledger.set_meta("slots.video", "4")
+        w.queue(intents(10))
+        submitter = w.submitter(slots={"video": 2})
+        assert submitter.slot_limit("video") == 2
+        await submitter.run_once()
+        assert w.ledger.active_count("video") == 2
+
+
+# -- ambiguous creates -------------------------------------------------------------------------
+async def test_created_then_5000_answers_still_make_exactly_one_task_per_line(
+    tmp_path: Path,
+) -> None:
+    chaos = ChaosConfig(created_then_5000=0.3)
+    async with sandbox_world(tmp_path, sandbox_config(3, chaos=chaos)) as w:
+        w.queue(intents(30))
+        submitter = w.submitter(slots={"video": 3})
+        await w.monitor(submitter).run()
+        assert all_final(w.ledger)
+        assert submitter.stats.ambiguous >= 5  # the chaos really hit
+        assert submitter.stats.found >= 5
+        per_line = await w.tasks_per_external_id()
+        assert len(per_line) == 30
+        assert set(per_line.values()) == {1}
+        assert set(w.creates_seen().values()) == {1}  # no create was ever sent twice
+        for task in w.ledger.tasks():
+            truth = await w.truth(f"/sandbox/tasks/{task.external_task_id}")
+            assert task.task_id == truth["task_id"]
+            assert task.status.value == truth["status"]
+
+
+# -- restarts: the crux of "never pay twice" ----------------------------------------------------
+async def test_a_create_that_landed_before_the_process_died_is_found_not_resent(
+    tmp_path: Path,
+) -> None:
+    async with sandbox_world(tmp_path, sandbox_config(3)) as w:
+        [local_id] = w.queue(intents(1))
+        # The old process: leased, marked sending, the create reached Kling... then SIGKILL.
+        [task] = w.ledger.claim_queued(
+            w.clock.time(), owner="dead-process", lease_seconds=120, limit=1
+        )
+        w.ledger.mark_sending(local_id, w.clock.time())
+        created = await w.client.create("text2video", task.request, external_task_id="line-0")
+        fresh = w.submitter(slots={"video": 3})
+        await fresh.run_once()
+        # While the dead process's lease runs, its task is left alone (it may still be sending).
+        assert w.ledger.task(local_id).status is LocalStatus.QUEUED  # type: ignore[union-attr]
+        w.clock.advance(121)
+        await fresh.run_once()  # now it is taken: turned unknown, to be looked up
+        assert w.ledger.task(local_id).status is LocalStatus.UNKNOWN  # type: ignore[union-attr]
+        await fresh.run_once()
+        record = w.ledger.task(local_id)
+        assert record is not None
+        truth = await w.truth("/sandbox/tasks/line-0")
+        assert record.task_id == created.id == truth["task_id"]
+        assert record.status.value == truth["status"]
+        assert fresh.stats.orphans == 1
+        assert fresh.stats.creates == 0
+        assert w.creates_seen()["line-0"] == 1
+        timeline = [(e.to_status, e.source) for e in w.ledger.events(local_id)]
+        assert timeline == [
+            (LocalStatus.QUEUED, Source.MANUAL),
+            (LocalStatus.UNKNOWN, Source.RECOVERY),
+            (record.status, Source.RECOVERY),
+        ]
+
+
+async def test_a_create_that_never_left_is_looked_up_then_sent_once(tmp_path: Path) -> None:
+    async with sandbox_world(tmp_path, sandbox_config(3)) as w:
+        [local_id] = w.queue(intents(1))
+        w.ledger.mark_sending(local_id, w.clock.time())  # died before the request left
+        fresh = w.submitter(slots={"video": 3})
+        for _ in range(3):
+            await fresh.run_once()
+            w.clock.advance(10)
+        record = w.ledger.task(local_id)
+        assert record is not None
+        assert record.status is LocalStatus.SUBMITTED
+        assert record.send_attempts == 2
+        assert w.creates_seen()["line-0"] == 1
+        assert fresh.stats.orphans == 1
+        assert fresh.stats.not_found == 1
+
+
+@pytest.mark.parametrize("api_key", [True, False], ids=["tasks-lookup", "legacy-lookup"])
+async def test_no_create_is_ever_sent_for_an_unknown_task(tmp_path: Path, api_key: bool) -> None:
+    clock = ManualClock()
+    kling = ScriptedKling(clock, script={"line-0": ["timeout"]}, lookups_fail=True)
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'l.db'}", clock=clock)
+    ledger.ensure_batch("b1")
+    ledger.add_tasks("b1", intents(1))
+    async with kling.client(api_key=api_key) as client:
+        submitter = Submitter(client=client, ledger=ledger, clock=clock, slots={"video": 5})
+        for _ in range(20):
+            await submitter.run_once()
+            clock.advance(60)
+        assert kling.status(ledger, "line-0") is LocalStatus.UNKNOWN
+        assert kling.creates["line-0"] == 1
+        assert kling.lookups["line-0"] >= 5  # it keeps trying, with backoff
+        # Once Kling answers lookups again, the task is sent: it never existed.
+        kling.lookups_fail = False
+        for _ in range(3):
+            await submitter.run_once()
+            clock.advance(60)
+        assert kling.status(ledger, "line-0") is LocalStatus.SUBMITTED
+        assert kling.creates["line-0"] == 2
+    ledger.close()
+
+
+async def test_lookups_fall_back_to_single_gets_when_the_server_refuses_tasks(
+    ledger: Ledger,
+) -> None:
+    ledger.add_tasks("b1", intents(2))
+    kling = ScriptedKling(
+        ManualClock(),
+        script={"line-0": ["created-then-500"], "line-1": ["timeout"]},
+        tasks_style=False,
+    )
+    await _run(kling, ledger, passes=4, step=10)
+    assert kling.status(ledger, "line-0") is LocalStatus.SUBMITTED  # found: not sent again
+    assert kling.creates["line-0"] == 1
+    assert kling.status(ledger, "line-1") is LocalStatus.SUBMITTED  # not found: sent again
+    assert kling.creates["line-1"] == 2
+
+
+# -- every create answer -------------------------------------------------------------------------
+async def _run(
+    kling: ScriptedKling, ledger: Ledger, passes: int, step: float = 5.0, **kw: object
+) -> Submitter:
+    async with kling.client() as client:
+        submitter = Submitter(client=client, ledger=ledger, clock=kling.clock, **kw)  # type: ignore[arg-type]
+        for _ in range(passes):
+            await submitter.run_once()
+            kling.clock.advance(step)
+    return submitter
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    led = Ledger.open(f"sqlite:///{tmp_path / 'l.db'}", clock=ManualClock())
+    led.ensure_batch("b1")
+    return led
+
+
+async def test_content_policy_and_bad_parameters_are_rejected_and_never_resent(
+    ledger: Ledger,
+) -> None:
+    ledger.add_tasks("b1", intents(3))
+    kling = ScriptedKling(
+        ManualClock(),
+        script={"line-0": [(400, 1301)], "line-1": [(400, 1200)], "line-2": [(404, 1203)]},
+    )
+    await _run(kling, ledger, passes=5, slots={"video": 5})
+    for ext in ("line-0", "line-1", "line-2"):
+        record = ledger.task(ext)
+        assert record is not None
+        assert record.status is LocalStatus.REJECTED
+        assert record.status_msg == "refused"
+        assert kling.creates[ext] == 1
+
+
+async def test_a_duplicate_external_id_answer_is_looked_up_not_rejected(ledger: Ledger) -> None:
+    ledger.add_tasks("b1", intents(1))
+    kling = ScriptedKling(ManualClock())
+    kling._task("line-0")  # created earlier by a process whose answer was lost
+    kling.script["line-0"] = [
+        (400, 1201, {}, "external_task_id 'line-0' already exists in this account"),
+    ]
+    await _run(kling, ledger, passes=4)
+    record = ledger.task("line-0")
+    assert record is not None
+    assert record.status is LocalStatus.SUBMITTED
+    assert record.task_id == kling.tasks["line-0"]["task_id"]
+
+
+async def test_pack_exhausted_pauses_everything_with_an_alert_until_resumed(
+    tmp_path: Path,
+) -> None:
+    # 1.5 units per 5 s std video: the third create answers 1102.
+    config = sandbox_config(5, unit_budget=Decimal(3), failure_rate=0.0)
+    async with sandbox_world(tmp_path, config) as w:
+        w.queue(intents(6))
+        submitter = w.submitter(slots={"video": 5})
+        for _ in range(5):
+            await submitter.run_once()
+            w.clock.advance(30)
+        assert w.refusals()[1102] == 1  # paused at once: no second attempt
+        assert submitter.stats.creates == 3
+        state = gates.pause_state(w.ledger)
+        assert state is not None
+        assert state.code == 1102
+        [alert] = w.ledger.alerts()
+        assert alert.kind == gates.PAUSE_ALERT
+        assert "1102" in alert.message
+        assert "klingwatch resume" in alert.message
+        counts = w.ledger.counts()
+        assert counts[LocalStatus.QUEUED] == 4  # nothing lost
+        assert gates.resume(w.ledger) == state
+        assert w.ledger.alerts() == []
+        await submitter.run_once()
+        assert submitter.stats.creates == 4  # it tried again (and paused again: still empty)
+        assert gates.pause_state(w.ledger) is not None
+
+
+async def test_a_1102_pause_may_lift_by_itself_after_a_delay(ledger: Ledger) -> None:
+    ledger.add_tasks("b1", intents(2))
+    kling = ScriptedKling(ManualClock(), script={"line-0": [(429, 1102)]})
+    async with kling.client() as client:
+        submitter = Submitter(
+            client=client, ledger=ledger, clock=kling.clock, resume_after_1102=600
+        )
+        await submitter.run_once()
+        assert submitter.paused() is not None
+        kling.clock.advance(599)
+        await submitter.run_once()
+        assert kling.creates["line-0"] == 1
+        kling.clock.advance(2)
+        await submitter.run_once()
+        assert submitter.paused() is None
+        assert kling.status(ledger, "line-0") is LocalStatus.SUBMITTED
+        assert kling.status(ledger, "line-1") is LocalStatus.SUBMITTED
+
+
+@pytest.mark.parametrize("code", [1100, 1101, 1103, 1304, 1002])
+async def test_account_and_credential_refusals_pause_without_auto_resume(
+    ledger: Ledger, code: int
+) -> None:
+    ledger.add_tasks("b1", intents(2))
+    status = {1103: 403, 1002: 401}.get(code, 429)
+    kling = ScriptedKling(ManualClock(), script={"line-0": [(status, code)]})
+    submitter = await _run(kling, ledger, passes=3, step=3600, resume_after_1102=1)
+    state = submitter.paused()
+    assert state is not None
+    assert state.code == code
+    assert state.resume_at is None
+    assert sum(kling.creates.values()) == 1
+    assert ledger.counts()[LocalStatus.QUEUED] == 2
+
+
+async def test_a_rate_limit_keeps_the_task_queued_and_honours_retry_after(
+    ledger: Ledger,
+) -> None:
+    ledger.add_tasks("b1", intents(1))
+    kling = ScriptedKling(ManualClock(), script={"line-0": [(429, 1302, {"Retry-After": "90"})]})
+    async with kling.client() as client:
+        submitter = Submitter(client=client, ledger=ledger, clock=kling.clock)
+        await submitter.run_once()
+        assert kling.status(ledger, "line-0") is LocalStatus.QUEUED
+        kling.clock.advance(80)
+        await submitter.run_once()
+        assert kling.creates["line-0"] == 1  # not before Retry-After
+        kling.clock.advance(15)
+        await submitter.run_once()
+        assert kling.creates["line-0"] == 2
+        assert kling.status(ledger, "line-0") is LocalStatus.SUBMITTED
+        assert submitter.stats.orphans == 0  # a refusal it saw needs no lookup
+
+
+async def test_maintenance_is_retried_with_backoff_and_without_a_lookup(ledger: Ledger) -> None:
+    ledger.add_tasks("b1", intents(1))
+    kling = ScriptedKling(ManualClock(), script={"line-0": [(503, 5001), (503, 5001)]})
+    await _run(kling, ledger, passes=30, step=1)
+    assert kling.status(ledger, "line-0") is LocalStatus.SUBMITTED
+    assert kling.creates["line-0"] == 3
+    assert kling.lookups["line-0"] == 0
+
+
+async def test_a_1303_with_nothing_in_flight_teaches_nothing_and_backs_off(
+    ledger: Ledger,
+) -> None:
+    ledger.add_tasks("b1", intents(1))
+    kling = ScriptedKling(ManualClock(), script={"line-0": [(429, 1303)]})
+    submitter = await _run(kling, ledger, passes=10, step=1)
+    assert submitter.slot_limit("video") is None
+    assert kling.status(ledger, "line-0") is LocalStatus.SUBMITTED
+    assert kling.creates["line-0"] == 2
+
+
+async def test_every_create_carries_the_external_id_and_callback_url(ledger: Ledger) -> None:
+    from klingwatch.store import NewTask
+
+    ledger.add_tasks(
+        "b1",
+        [
+            NewTask(
+                product="text2video",
+                request={"prompt": "a fox"},
+                external_task_id="cb-1",
+                callback_url="https://hooks.example/kling?token=t",
+            )
+        ],
+    )
+    seen: list[dict[str, object]] = []
+    kling = ScriptedKling(ManualClock())
+    inner = kling.handler
+
+    def spy(request):  # type: ignore[no-untyped-def]
+        import json
+
+        if request.method == "POST":
+            seen.append(json.loads(request.content))
+        return inner(request)
+
+    kling.handler = spy  # type: ignore[method-assign]
+    await _run(kling, ledger, passes=1)
+    assert seen == [
+        {
+            "prompt": "a fox",
+            "external_task_id": "cb-1",
+            "callback_url": "https://hooks.example/kling?token=t",
+        }
+    ]
+
+
+# -- replicas ------------------------------------------------------------------------------------
+async def test_two_replicas_on_one_ledger_never_send_the_same_task(tmp_path: Path) -> None:
+    chaos = ChaosConfig(latency_ms=1.0)  # every answer yields, so the replicas interleave
+    async with sandbox_world(tmp_path, sandbox_config(50, chaos=chaos)) as w:
+        w.queue(intents(30))
+        other_ledger = Ledger.open(w.db_url, clock=w.clock)
+        try:
+            a = w.submitter(owner="replica-a", slots={"video": 50})
+            b = Submitter(
+                client=w.client,
+                ledger=other_ledger,
+                clock=w.clock,
+                owner="replica-b",
+                slots={"video": 50},
+            )
+            await asyncio.gather(a.run_once(), b.run_once())
+        finally:
+            other_ledger.close()
+        assert a.stats.creates + b.stats.creates == 30
+        assert a.stats.creates > 0
+        assert b.stats.creates > 0
+        assert set(w.creates_seen().values()) == {1}
+
+
+# -- retries -------------------------------------------------------------------------------------
+def test_a_retry_is_a_new_task_with_a_new_id_linked_to_the_old_one(ledger: Ledger) -> None:
+    [first] = ledger.add_tasks("b1", intents(1)).added
+    original = ledger.task(first)
+    assert original is not None
+    r1 = retry_task(ledger, original)
+    r2 = retry_task(ledger, r1)
+    assert (r1.external_task_id, r2.external_task_id) == ("line-0-r1", "line-0-r2")
+    assert (r1.retry_of, r2.retry_of) == (first, r1.local_id)
+    assert r1.status is LocalStatus.QUEUED
+    assert r1.request == original.request
+    assert r1.batch == "b1"
+    again = retry_task(ledger, original)
+    assert again.external_task_id == "line-0-r3"
+
+
+def test_backoff_grows_is_jittered_capped_and_honours_retry_after() -> None:
+    import random
+
+    rng = random.Random(1)
+    waits = [gates.backoff_delay(n, base=2, cap=60, rng=rng) for n in range(1, 9)]
+    assert 1 <= waits[0] <= 2
+    assert 4 <= waits[2] <= 8
+    assert all(30 <= w <= 60 for w in waits[6:])
+    assert gates.backoff_delay(1, base=2, cap=60, rng=rng, retry_after=45) == 45
+
+
+def test_a_pause_flag_nobody_can_read_still_pauses(ledger: Ledger) -> None:
+    ledger.set_meta(gates.PAUSE_KEY, "{garbled")
+    state = gates.pause_state(ledger)
+    assert state is not None
+    assert "paused" in state.reason
+
+
+def test_learned_limits_only_go_down_and_can_be_forgotten(ledger: Ledger) -> None:
+    assert gates.learn_slots(ledger, "video", 0) is None
+    assert gates.learn_slots(ledger, "video", 6) == 6
+    assert gates.learn_slots(ledger, "video", 9) == 6
+    assert gates.learn_slots(ledger, "video", 4) == 4
+    assert gates.forget_slots(ledger) == {"video": 4}
+    assert gates.learned_slots(ledger, "video") is None
