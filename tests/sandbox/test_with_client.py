@@ -68,7 +68,7 @@ async def test_create_wait_succeed_with_a_key_pair(
     truth = app.state.sandbox.state.find(created.id)
     assert truth is not None
     assert done.updated_at is not None
-    assert round(done.updated_at.timestamp() * 1000) == round(truth.finished * 1000)
+    assert done.updated_ms == int(truth.finished * 1000)
 
 
 async def test_new_standard_create_and_wait(

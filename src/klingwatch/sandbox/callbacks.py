@@ -37,7 +37,7 @@ from klingwatch.kling.models import ApiStandard, TaskStatus
 from klingwatch.sandbox.config import SandboxConfig
 from klingwatch.sandbox.lifecycle import SandboxTask
 from klingwatch.sandbox.state import SandboxState
-from klingwatch.sandbox.wire import legacy_task, tasks_task
+from klingwatch.sandbox.wire import epoch_ms, legacy_task, tasks_task
 
 __all__ = ["CallbackDeliverer", "Delivery", "callback_body", "sign_headers"]
 
@@ -242,7 +242,7 @@ class CallbackDeliverer:
                 "attempt": attempt,
                 "duplicate": duplicate,
                 "outcome": outcome,
-                "at": round(self.clock.time() * 1000),
+                "at": epoch_ms(self.clock.time()),
             }
         )
 

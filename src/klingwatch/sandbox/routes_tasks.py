@@ -27,7 +27,7 @@ from klingwatch.sandbox.lifecycle import SandboxTask
 from klingwatch.sandbox.routes_v1 import routing_fields, validated
 from klingwatch.sandbox.runtime import Sandbox, kling_endpoint, read_json
 from klingwatch.sandbox.state import SandboxError
-from klingwatch.sandbox.wire import envelope, tasks_create_answer, tasks_task
+from klingwatch.sandbox.wire import envelope, epoch_ms, tasks_create_answer, tasks_task
 
 __all__ = ["MAX_IDS", "tasks_routes"]
 
@@ -112,13 +112,13 @@ def _decode_cursor(cursor: Any) -> int | None:
         raise SandboxError(1201, f"cursor {cursor!r} is not one this API returned") from None
 
 
-def _ms_param(body: dict[str, Any], key: str, default: float) -> float:
+def _ms_param(body: dict[str, Any], key: str, default: int) -> int:
     value = body.get(key)
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise SandboxError(1201, f"{key} must be epoch milliseconds (an integer), got {value!r}")
-    return float(value) / 1000.0
+    return int(value)
 
 
 def _filters(body: dict[str, Any]) -> tuple[set[TaskStatus] | None, set[Family] | None]:
@@ -155,10 +155,12 @@ async def _list(request: Request, sandbox: Sandbox) -> Response:
     body = await read_json(request) if raw.strip() else {}
     state = sandbox.state
     now = state.advance()
-    end = _ms_param(body, "end_time", now)
-    start = _ms_param(body, "start_time", now - sandbox.clock.scaled(30 * _DAY))
-    if start > end:
+    end_ms = _ms_param(body, "end_time", epoch_ms(now))
+    start_ms = _ms_param(body, "start_time", epoch_ms(now - sandbox.clock.scaled(30 * _DAY)))
+    if start_ms > end_ms:
         raise SandboxError(1201, "start_time is after end_time")
+    # Both bounds are inclusive in milliseconds, i.e. [start, end + 1 ms) in clock seconds.
+    start, end = start_ms / 1000, (end_ms + 1) / 1000
     limit = body.get("limit", _LIMIT_DEFAULT)
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= _LIMIT_MAX:
         raise SandboxError(1201, f"limit must be an integer within 1-{_LIMIT_MAX}, got {limit!r}")
@@ -206,7 +208,7 @@ def _candidates(
         return (
             t
             for t in active
-            if start <= t.created <= end
+            if start <= t.created < end
             and (cursor is None or (t.seq < cursor if newest else t.seq > cursor))
         )
     return state.in_range(start, end, cursor)

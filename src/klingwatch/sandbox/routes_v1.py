@@ -26,7 +26,7 @@ from klingwatch.kling.products import PRODUCTS, Family, Product
 from klingwatch.sandbox.lifecycle import SandboxTask, format_units
 from klingwatch.sandbox.runtime import Sandbox, kling_endpoint, not_found, read_json
 from klingwatch.sandbox.state import SandboxError
-from klingwatch.sandbox.wire import envelope, legacy_create_answer, legacy_task
+from klingwatch.sandbox.wire import envelope, epoch_ms, legacy_create_answer, legacy_task
 
 __all__ = ["legacy_routes"]
 
@@ -133,8 +133,8 @@ async def _costs(request: Request, sandbox: Sandbox) -> Response:
         spent = state.units_spent
     budget = sandbox.config.unit_budget
     total = budget if budget is not None else Decimal(1_000_000)
-    start_ms = round(state.started_at * 1000)
-    end_ms = round((state.started_at + sandbox.clock.scaled(365 * 86_400.0)) * 1000)
+    start_ms = epoch_ms(state.started_at)
+    end_ms = epoch_ms(state.started_at + sandbox.clock.scaled(365 * 86_400.0))
     packs = [
         {
             "resource_pack_name": f"Sandbox {family.value} pack",

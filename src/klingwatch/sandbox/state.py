@@ -240,9 +240,9 @@ class SandboxState:
         return [] if end <= 0 else tasks[max(0, end - size) : end][::-1]
 
     def in_range(self, start: float, end: float, before_seq: int | None) -> Iterator[SandboxTask]:
-        """Tasks created in ``[start, end]`` (seconds), in list order, from a cursor."""
+        """Tasks created in ``[start, end)`` (seconds), in list order, from a cursor."""
         lo = bisect.bisect_left(self._created_times, start)
-        hi = bisect.bisect_right(self._created_times, end)
+        hi = bisect.bisect_left(self._created_times, end)
         if self.config.list_order == "oldest":
             first = lo if before_seq is None else max(lo, before_seq + 1)
             yield from self.order[first:hi]

@@ -25,13 +25,9 @@ from starlette.routing import Route
 from klingwatch.kling.products import Family
 from klingwatch.sandbox.lifecycle import SandboxTask, format_units
 from klingwatch.sandbox.runtime import Sandbox, sandbox_of
-from klingwatch.sandbox.wire import json_response
+from klingwatch.sandbox.wire import epoch_ms, json_response
 
 __all__ = ["task_truth", "truth_routes"]
-
-
-def _ms(seconds: float) -> int:
-    return round(seconds * 1000)
 
 
 def task_truth(sandbox: Sandbox, task: SandboxTask, now: float) -> dict[str, Any]:
@@ -49,11 +45,11 @@ def task_truth(sandbox: Sandbox, task: SandboxTask, now: float) -> dict[str, Any
         "status": status.value,
         "outcome": task.outcome.value,
         "task_status_msg": task.fail_reason,
-        "created_at": _ms(task.created),
-        "started_at": _ms(task.started) if now >= task.started else None,
-        "finished_at": _ms(task.finished) if now >= task.finished else None,
-        "planned_started_at": _ms(task.started),
-        "planned_finished_at": _ms(task.finished),
+        "created_at": epoch_ms(task.created),
+        "started_at": epoch_ms(task.started) if now >= task.started else None,
+        "finished_at": epoch_ms(task.finished) if now >= task.finished else None,
+        "planned_started_at": epoch_ms(task.started),
+        "planned_finished_at": epoch_ms(task.finished),
         "slot_cost": task.slot_cost,
         "units": format_units(task.units),
         "creates_seen": sandbox.state.creates_seen.get(task.external_id, 0)
@@ -82,7 +78,7 @@ async def _stats(request: Request) -> Response:
             total += n
         by_status = Counter(t.status_at(now).value for t in state.order)
         body = {
-            "now": _ms(now),
+            "now": epoch_ms(now),
             "requests": {"total": total, "by_route": by_route, "by_code": dict(by_code)},
             "creates": {
                 "created": len(state.order),
@@ -160,7 +156,7 @@ def slot_timeline(sandbox: Sandbox, now: float) -> dict[str, list[list[int]]]:
         level, series = 0, []
         for when, delta in items:
             level += delta
-            series.append([_ms(when), level])
+            series.append([epoch_ms(when), level])
         out[family.value] = series
     return out
 
@@ -171,7 +167,7 @@ async def _slots(request: Request) -> Response:
     now = state.advance()
     with state.lock:
         body = {
-            "now": _ms(now),
+            "now": epoch_ms(now),
             "limits": {f.value: n for f, n in sandbox.config.slots.items()},
             "in_use": {f.value: n for f, n in state.in_use.items()},
             "peak": {f.value: n for f, n in state.peak.items()},

@@ -21,6 +21,7 @@ from klingwatch.sandbox.state import SandboxError, media_url
 
 __all__ = [
     "envelope",
+    "epoch_ms",
     "error_response",
     "json_response",
     "legacy_create_answer",
@@ -30,8 +31,13 @@ __all__ = [
 ]
 
 
-def _ms(seconds: float) -> int:
-    return round(seconds * 1000)
+def epoch_ms(seconds: float) -> int:
+    """Sandbox-clock seconds as Kling's epoch milliseconds.
+
+    Floored, never rounded up: a status seen at time t then never carries an ``updated_at`` later
+    than t, whichever way the reader rounds its own clock.
+    """
+    return int(seconds * 1000)
 
 
 def json_response(
@@ -74,8 +80,8 @@ def legacy_create_answer(task: SandboxTask) -> dict[str, Any]:
         "task_id": task.task_id,
         "task_status": TaskStatus.SUBMITTED.value,
         "task_info": _task_info(task),
-        "created_at": _ms(task.created),
-        "updated_at": _ms(task.created),
+        "created_at": epoch_ms(task.created),
+        "updated_at": epoch_ms(task.created),
     }
 
 
@@ -104,8 +110,8 @@ def legacy_task(task: SandboxTask, now: float) -> dict[str, Any]:
         "task_status_msg": task.fail_reason if status is TaskStatus.FAILED else "",
         "task_info": _task_info(task),
         "task_result": _legacy_result(task) if status is TaskStatus.SUCCEED else {},
-        "created_at": _ms(task.created),
-        "updated_at": _ms(task.updated_at(now)),
+        "created_at": epoch_ms(task.created),
+        "updated_at": epoch_ms(task.updated_at(now)),
     }
     if status.is_terminal:
         out["final_unit_deduction"] = (
@@ -120,8 +126,8 @@ def tasks_create_answer(task: SandboxTask) -> dict[str, Any]:
     return {
         "id": task.task_id,
         "status": TaskStatus.SUBMITTED.to_tasks_api(),
-        "create_time": _ms(task.created),
-        "update_time": _ms(task.created),
+        "create_time": epoch_ms(task.created),
+        "update_time": epoch_ms(task.created),
         "external_id": task.external_id,
     }
 
@@ -166,8 +172,8 @@ def tasks_task(task: SandboxTask, now: float) -> dict[str, Any]:
         "id": task.task_id,
         "status": status.to_tasks_api(),
         "message": task.fail_reason if status is TaskStatus.FAILED else "",
-        "create_time": _ms(task.created),
-        "update_time": _ms(task.updated_at(now)),
+        "create_time": epoch_ms(task.created),
+        "update_time": epoch_ms(task.updated_at(now)),
         "external_id": task.external_id,
         "outputs": _outputs(task) if succeeded else [],
         "billing": billing,
