@@ -16,6 +16,7 @@ from media_server import MediaServer, mp4_bytes, png_bytes, read_only_dir, serve
 from klingwatch.clock import ManualClock
 from klingwatch.monitor.downloads import Downloader, Summary
 from klingwatch.monitor.fetch import StorageError, part_path
+from klingwatch.monitor.layout import TemplateError
 from klingwatch.monitor.locks import lock_path
 from klingwatch.monitor.sidecar import read_sidecar
 from klingwatch.store import Ledger, LocalStatus, NewTask, Observation, Source, TaskRecord
@@ -390,3 +391,15 @@ async def test_a_file_another_process_is_downloading_is_left_to_it(
     assert "another process" in (summary.files[0].message or "")
     assert server.seen == []
     assert not video.exists()
+
+
+async def test_a_template_that_gives_two_files_one_path_is_refused_before_any_request(
+    server: MediaServer, ledger: Ledger, clock: ManualClock, tmp_path: Path
+) -> None:
+    tasks = [
+        succeeded(ledger, clock, f"spring-{i}", video_result(server, f"v{i}.mp4")) for i in range(2)
+    ]
+    async with downloader(ledger, clock, template="{batch}/{index}.{ext}") as dl:
+        with pytest.raises(TemplateError, match=r"same path .*add \{external_task_id\}"):
+            await dl.download(tasks, tmp_path)
+    assert server.seen == []
