@@ -238,3 +238,22 @@ def test_a_paused_account_shows_a_banner_that_resume_clears(
         banner.locator("button").click()
         expect(page.locator("#alert-paused")).to_have_count(0, timeout=WAIT_MS)
     assert gates.pause_state(real_ledger) is None
+
+
+def test_an_image_result_is_shown_as_an_image(real_ledger: Ledger, page: Page) -> None:
+    local = add_task(real_ledger, 1, product="image-generation", model="kling-v2")
+    with ThreadedServer(real_ledger) as base:
+        observe(
+            real_ledger,
+            local,
+            LocalStatus.SUCCEED,
+            result={"images": [{"index": 0, "url": f"{base}/static/favicon.svg"}]},
+        )
+        page.goto(f"{base}/task/{local}")
+        image = page.locator(".media img")
+        expect(image).to_have_attribute("src", f"{base}/static/favicon.svg", timeout=WAIT_MS)
+        expect(page.locator(".media video")).to_have_count(0)
+        # The image really loaded (the browser decoded it), not just an <img> tag.
+        page.wait_for_function(
+            "document.querySelector('.media img').naturalWidth > 0", timeout=WAIT_MS
+        )

@@ -140,9 +140,13 @@ function renderAlerts(stats) {
   box.hidden = items.length === 0;
 }
 
+async function refreshAlerts() {
+  try { renderAlerts(await api("/api/stats")); } catch (e) { console.error(e); }
+}
+
 async function resume() {
   try { await api("/api/resume", { method: "POST" }); } catch (e) { alert(e.message); }
-  refreshOverview();
+  if ($("view-overview").hidden) refreshAlerts(); else refreshOverview();
 }
 
 // ---- overview ------------------------------------------------------------------------------
@@ -341,6 +345,7 @@ function tookOf(t) {
 
 async function showTasks() {
   $("view-tasks").hidden = false;
+  refreshAlerts();
   const form = $("filters");
   const params = new URLSearchParams(location.search);
   const statusSel = form.elements.status;
@@ -409,6 +414,7 @@ function fact(label, value) {
 
 async function showTask(ref) {
   $("view-task").hidden = false;
+  refreshAlerts();
   let lastShown = null;
   async function load() {
     let t;
