@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
@@ -11,10 +12,10 @@ import pytest
 
 from klingwatch.clock import ManualClock
 from klingwatch.kling.client import KlingClient
-from klingwatch.kling.errors import ConcurrencyLimited, TaskNotFound
+from klingwatch.kling.errors import ConcurrencyLimited, KlingError, ServerError, TaskNotFound
 from klingwatch.kling.models import ApiStandard, TaskStatus
 from klingwatch.kling.products import Family
-from klingwatch.sandbox import SandboxConfig, create_app
+from klingwatch.sandbox import ChaosConfig, SandboxConfig, create_app
 
 AK, SK = "sandbox-ak", "sandbox-sk-0123456789abcdef0123456789"
 API_KEY = "sandbox-api-key"
@@ -134,3 +135,64 @@ async def test_tokens_keep_working_across_hours(sandbox_client: ClientFactory) -
         clock.advance(3600)
         await kling.get("text2video", created.id)
     assert set(kling.stats.by_outcome) == {("200", "0")}
+
+
+async def _truth(app: Any, path: str) -> Any:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://sandbox.test"
+    ) as http:
+        return (await http.get(path)).json()
+
+
+def _world(**config: Any) -> tuple[KlingClient, Any]:
+    clock = ManualClock()
+    app = create_app(
+        SandboxConfig(access_keys={AK: SK}, failure_rate=0, straggler_rate=0, **config),
+        clock=clock,
+    )
+    kling = KlingClient(
+        access_key=AK,
+        secret_key=SK,
+        base_url="http://sandbox.test",
+        transport=httpx.ASGITransport(app=app),
+        clock=clock,
+    )
+    return kling, app
+
+
+async def test_a_create_answered_5000_after_landing_is_recovered_not_resent() -> None:
+    kling, app = _world(chaos=ChaosConfig(created_then_5000=1.0))
+    async with kling:
+        with pytest.raises(ServerError) as info:
+            await kling.create("text2video", {"prompt": "a fox"}, external_task_id="amb-1")
+        assert info.value.may_exist
+        found = await kling.get_by_external_id("text2video", "amb-1")
+
+    truth = await _truth(app, "/sandbox/external/amb-1")
+    assert truth == {"external_task_id": "amb-1", "creates_seen": 1, "task_id": found.id}
+
+
+async def test_a_hostile_server_still_yields_one_task_and_its_result() -> None:
+    # (No "drop": a connection closed mid-answer needs a real socket, not ASGITransport.)
+    chaos = ChaosConfig(errors={1302: 0.1, 5000: 0.1, 5002: 0.05}, truncate=0.1)
+    kling, app = _world(chaos=chaos, seed=7)
+    async with kling:
+        task = None
+        for _ in range(20):  # the caller's side of an ambiguous create: look up, then resend
+            try:
+                task = await kling.create("text2video", {"prompt": "a fox"}, external_task_id="h")
+                break
+            except KlingError as exc:
+                if exc.may_exist:
+                    with contextlib.suppress(TaskNotFound):
+                        task = await kling.get_by_external_id("text2video", "h")
+                        break
+                elif not exc.retryable:
+                    raise
+        assert task is not None
+        done = await kling.wait("text2video", task.id, deadline=timedelta(hours=2))
+
+    assert done.status is TaskStatus.SUCCEED
+    truth = await _truth(app, "/sandbox/external/h")
+    assert truth["creates_seen"] == 1
+    assert truth["task_id"] == task.id
