@@ -9,17 +9,20 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from klingwatch.kling.products import Family
-from klingwatch.sandbox import SandboxConfig, serve_in_thread
+from klingwatch.sandbox import SandboxConfig, TimingSpec, serve_in_thread
 from klingwatch.store import Ledger
 
 KEY = "restart-test-key"
-SCALE = 0.05
+SCALE = 0.02
+# Pro tasks run 400-480 nominal seconds (8-10 s here): still in flight whenever the first
+# process is killed, however slowly this machine starts it. Std tasks end within seconds.
 CONFIG = SandboxConfig(
     api_keys=(KEY,),
     time_scale=SCALE,
@@ -27,13 +30,16 @@ CONFIG = SandboxConfig(
     straggler_rate=0.0,
     failure_rate=0.2,
     seed=11,
+    durations={
+        "text2video:kling-v2-6:pro": TimingSpec(queue_p50=2, queue_p95=4, run_p50=400, run_p95=480)
+    },
 )
 CHANGE = re.compile(r"^\d\d:\d\d:\d\d  \S+ \((\d+)\)  (\w+) -> (\w+)")
 
 
-def watch(env: dict[str, str]) -> subprocess.Popen[str]:
+def watch(env: dict[str, str], *flags: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", "from klingwatch.cli import main; main()", "watch", "--until-done"],
+        [sys.executable, "-c", "from klingwatch.cli import main; main()", "watch", *flags],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -41,11 +47,19 @@ def watch(env: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
-def finished(db: str) -> tuple[int, int]:
+def counts(db: str) -> tuple[int, int, int]:
+    """(tasks that ended, tasks, polls made) in the ledger."""
     with Ledger.open(db) as ledger:
-        counts = ledger.counts()
-    final = sum(n for status, n in counts.items() if status.is_final)
-    return final, sum(counts.values())
+        tasks = ledger.tasks()
+    return sum(t.status.is_final for t in tasks), len(tasks), sum(t.polls for t in tasks)
+
+
+def wait_for(condition: Callable[[], bool], process: subprocess.Popen[str], what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.05)
 
 
 @pytest.mark.slow
@@ -54,13 +68,6 @@ def test_watch_killed_mid_way_and_restarted_ends_every_task_true_without_duplica
 ) -> None:
     db = f"sqlite:///{tmp_path / 'ledger.db'}"
     with serve_in_thread(CONFIG) as url:
-        auth = {"Authorization": f"Bearer {KEY}"}
-        with httpx.Client(base_url=url, headers=auth) as http, Ledger.open(db) as ledger:
-            ledger.ensure_batch("b1")
-            for i in range(60):
-                body = {"prompt": f"cat {i}", "model_name": "kling-v2-6"}
-                task_id = http.post("/v1/videos/text2video", json=body).json()["data"]["task_id"]
-                ledger.adopt("b1", "text2video", task_id)
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("KLING", "COLUMNS"))},
             "KLING_API_BASE": url,
@@ -68,20 +75,31 @@ def test_watch_killed_mid_way_and_restarted_ends_every_task_true_without_duplica
             "KLINGWATCH_TIME_SCALE": str(SCALE),
             "KLINGWATCH_DB": db,
         }
+        auth = {"Authorization": f"Bearer {KEY}"}
+        with httpx.Client(base_url=url, headers=auth) as http, Ledger.open(db) as ledger:
+            ledger.ensure_batch("b1")
 
-        first = watch(env)
-        deadline = time.monotonic() + 60
-        while finished(db)[0] < 3:  # part of the work done, most of it still in flight
-            assert first.poll() is None, first.communicate()
-            assert time.monotonic() < deadline, "the engine made no progress"
-            time.sleep(0.05)
+            def create(i: int) -> None:
+                mode = "pro" if i % 3 == 0 else "std"
+                body = {"prompt": f"cat {i}", "model_name": "kling-v2-6", "mode": mode}
+                task_id = http.post("/v1/videos/text2video", json=body).json()["data"]["task_id"]
+                ledger.adopt("b1", "text2video", task_id)
+
+            # The first engine is started before the work arrives (a slow start on a loaded
+            # machine then cannot let everything finish before the kill).
+            create(0)
+            first = watch(env)
+            wait_for(lambda: counts(db)[2] > 0, first, "the first engine polls")
+            for i in range(1, 60):
+                create(i)
+            wait_for(lambda: counts(db)[0] >= 3, first, "some tasks ended")
         first.kill()
         out1, _ = first.communicate(timeout=10)
         assert first.returncode == -9
-        done_at_kill, total = finished(db)
+        done_at_kill, total, _ = counts(db)
         assert done_at_kill < total, "killed too late to test a restart"
 
-        second = watch(env)
+        second = watch(env, "--until-done")
         out2, err2 = second.communicate(timeout=120)
         assert second.returncode == 0, err2
 
