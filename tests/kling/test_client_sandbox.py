@@ -12,10 +12,16 @@ import pytest
 
 from klingwatch.clock import ManualClock
 from klingwatch.kling.client import KlingClient
-from klingwatch.kling.errors import ConcurrencyLimited, KlingError, ServerError, TaskNotFound
+from klingwatch.kling.errors import (
+    ConcurrencyLimited,
+    KlingConnectionError,
+    KlingError,
+    ServerError,
+    TaskNotFound,
+)
 from klingwatch.kling.models import ApiStandard, TaskStatus
 from klingwatch.kling.products import Family
-from klingwatch.sandbox import ChaosConfig, SandboxConfig, create_app
+from klingwatch.sandbox import ChaosConfig, SandboxConfig, create_app, serve_in_thread
 
 AK, SK = "sandbox-ak", "sandbox-sk-0123456789abcdef0123456789"
 API_KEY = "sandbox-api-key"
@@ -196,3 +202,19 @@ async def test_a_hostile_server_still_yields_one_task_and_its_result() -> None:
     truth = await _truth(app, "/sandbox/external/h")
     assert truth["creates_seen"] == 1
     assert truth["task_id"] == task.id
+
+
+async def test_a_connection_dropped_mid_answer_on_a_real_socket_may_exist() -> None:
+    # The real httpx transport against uvicorn: the sandbox sends headers, then hangs up.
+    config = SandboxConfig(access_keys={AK: SK}, failure_rate=0, chaos=ChaosConfig(drop=1.0))
+    with serve_in_thread(config) as url:
+        async with KlingClient(access_key=AK, secret_key=SK, base_url=url) as kling:
+            with pytest.raises(KlingConnectionError) as info:
+                await kling.create("text2video", {"prompt": "a fox"}, external_task_id="d-1")
+        async with httpx.AsyncClient(base_url=url) as http:
+            truth = (await http.get("/sandbox/external/d-1")).json()
+
+    assert info.value.may_exist
+    assert isinstance(info.value.__cause__, httpx.RemoteProtocolError | httpx.ReadError)
+    assert truth["creates_seen"] == 1  # it did land: only a lookup may tell
+    assert kling.stats.by_outcome == {("connection", ""): 1}
