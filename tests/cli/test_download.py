@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -29,11 +31,16 @@ FAST = {"queue_p50": 10.0, "queue_p95": 10.0, "run_p50": 60.0, "run_p95": 60.0}
 
 @dataclass
 class Kling:
-    """A sandbox on a socket, the media requests it saw, and the clock it runs on."""
+    """A sandbox on a socket, the media requests it saw, and the clock it runs on.
+
+    ``cuts[path]`` lists, for the next answers on that media path, after how many body bytes the
+    connection is dropped (a proxy in front of the sandbox cutting the transfer).
+    """
 
     base: str
     clock: ManualClock
-    media: list[str] = field(default_factory=list)
+    media: list[tuple[str, str | None]] = field(default_factory=list)
+    cuts: dict[str, list[int]] = field(default_factory=dict)
 
 
 @pytest.fixture
@@ -46,15 +53,38 @@ def kling() -> Iterator[Kling]:
         durations=dict.fromkeys(("video", "image"), FAST),
     )
     sandbox = create_app(config, clock=clock)
-    seen: list[str] = []
+    seen: list[tuple[str, str | None]] = []
+    cuts: dict[str, list[int]] = {}
 
-    async def counting(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/sandbox/media/"):
-            seen.append(scope["path"])
-        await sandbox(scope, receive, send)
+    async def proxy(scope: Any, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith("/sandbox/media/"):
+            await sandbox(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        seen.append((path, headers[b"range"].decode() if b"range" in headers else None))
+        plan = cuts.get(path)
+        if not plan:
+            await sandbox(scope, receive, send)
+            return
+        room = plan.pop(0)
 
-    with serve_in_thread(app=counting) as base:
-        yield Kling(base=base, clock=clock, media=seen)
+        async def cutting(message: Any) -> None:
+            nonlocal room
+            if message["type"] == "http.response.body":
+                body = message.get("body", b"")
+                if len(body) > room:
+                    await send(
+                        {"type": "http.response.body", "body": body[:room], "more_body": True}
+                    )
+                    raise ConnectionAbortedError("the proxy cut the connection")
+                room -= len(body)
+            await send(message)
+
+        await sandbox(scope, receive, cutting)
+
+    with serve_in_thread(app=proxy) as base:
+        yield Kling(base=base, clock=clock, media=seen, cuts=cuts)
 
 
 def make_batch(kling: Kling, db: str, *, videos: int = 2, image_tasks: int = 1) -> list[int]:
@@ -227,3 +257,47 @@ def test_an_unwritable_folder_stops_with_one_clear_error(
     assert len(errors) == 1
     assert "cannot write" in errors[0]
     assert kling.media == []
+
+
+def test_a_cut_transfer_is_completed_by_the_rerun_and_every_file_matches_its_sidecar(
+    kling: Kling, db: str, tmp_path: Path
+) -> None:
+    ids = make_batch(kling, db)
+    with Ledger.open(db) as ledger:
+        task = ledger.task(ids[0])
+        assert task is not None
+        assert task.result is not None
+        url = task.result["videos"][0]["url"]
+    path = httpx.URL(url).path
+    # The first answer is cut after 10 kB; the next five die at once, so this run gives up.
+    kling.cuts[path] = [10_000, 0, 0, 0, 0, 0]
+    out = tmp_path / "out"
+    fast = {"KLINGWATCH_TIME_SCALE": "0.001"}  # the retries' backoff, a thousandth as long
+    first = download(db, "--dir", str(out), env=fast)
+    assert first.exit_code == 1, first.output
+    [failed] = [ln for ln in first.stdout.splitlines() if ln.startswith("failed")]
+    assert "spring-0_0.mp4" in failed
+    assert "the partial file is kept" in failed
+    assert "3 downloaded" in first.stdout
+    assert not (out / "spring" / "spring-0_0.mp4").exists()
+    assert (out / "spring" / ".spring-0_0.mp4.part").stat().st_size == 10_000
+
+    before = len(kling.media)
+    second = download(db, "--dir", str(out), env=fast)
+    assert second.exit_code == 0, second.output
+    assert kling.media[before:] == [(path, "bytes=10000-")]
+    assert re.search(r"^downloaded +\S*spring-0_0\.mp4 .*\(resumed\)$", second.stdout, re.M)
+    assert "1 downloaded" in second.stdout
+    assert "3 skipped" in second.stdout
+    files = sorted(p for p in (out / "spring").iterdir() if not p.name.endswith(".json"))
+    assert [p.name for p in files] == [
+        "spring-0_0.mp4",
+        "spring-1_0.mp4",
+        "spring-2_0.png",
+        "spring-2_1.png",
+    ]
+    assert (out / "spring" / "spring-0_0.mp4").read_bytes() == sample_mp4()
+    for file in files:
+        side = json.loads(file.with_name(file.name + ".json").read_text())["file"]
+        data = file.read_bytes()
+        assert (side["size"], side["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
