@@ -51,6 +51,8 @@ async def test_an_injected_code_is_answered_instead_of_serving(
     assert "data" not in r.json()
     assert truth["tasks"]["total"] == 0
     assert truth["chaos"] == {"error:1302": 1}
+    # The ground truth counts the answer the client got.
+    assert truth["requests"]["by_route"] == {f"POST {T2V}": {"429 1302": 1}}
 
 
 async def test_created_then_5000_leaves_a_task_to_find(make_app: SandboxFactory) -> None:
@@ -60,7 +62,10 @@ async def test_created_then_5000_leaves_a_task_to_find(make_app: SandboxFactory)
         assert (r.status_code, r.json()["code"]) == (500, 5000)
         # Reads are not creates: the lookup by external id works and finds the task.
         found = await api.get(f"{T2V}/ghost")
+        stats = (await api.get("/sandbox/stats")).json()
     assert found.status_code == 200
+    assert stats["requests"]["by_route"][f"POST {T2V}"] == {"500 5000": 1}
+    assert stats["creates"]["created"] == 1
     assert found.json()["data"]["task_info"]["external_task_id"] == "ghost"
 
 
@@ -76,7 +81,9 @@ async def test_truncated_answers_are_cut_json(make_app: SandboxFactory) -> None:
     async with client_for(app) as api:
         r = await api.post(T2V, json={"prompt": "x", "external_task_id": "cut"})
         truth = (await api.get("/sandbox/external/cut")).json()
+        stats = (await api.get("/sandbox/stats")).json()
     assert r.status_code == 200
+    assert stats["requests"]["by_code"] == {"truncated": 1}
     with pytest.raises(json.JSONDecodeError):
         json.loads(r.content)
     assert truth["task_id"] is not None  # it was served, only the answer was cut

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 
 from klingwatch.clock import Clock, ManualClock, RealClock, ScaledClock
 from klingwatch.kling.models import ApiStandard
@@ -34,7 +35,7 @@ from klingwatch.sandbox.routes_tasks import tasks_routes
 from klingwatch.sandbox.routes_v1 import legacy_routes
 from klingwatch.sandbox.runtime import Sandbox
 from klingwatch.sandbox.state import SandboxError, SandboxState
-from klingwatch.sandbox.truth import truth_routes
+from klingwatch.sandbox.truth import RequestRecorder, truth_routes
 from klingwatch.sandbox.wire import error_response
 
 __all__ = ["create_app", "is_create_path"]
@@ -106,9 +107,13 @@ def create_app(
                     await runner
             await sandbox.callbacks.aclose()
 
+    routes: list[BaseRoute] = [*truth_routes(), *media_routes(), *legacy_routes(), *tasks_routes()]
     app = Starlette(
-        routes=[*truth_routes(), *media_routes(), *legacy_routes(), *tasks_routes()],
-        middleware=[Middleware(ChaosMiddleware, engine=chaos, is_create=is_create_path)],
+        routes=routes,
+        middleware=[
+            Middleware(RequestRecorder, sandbox=sandbox, routes=routes),
+            Middleware(ChaosMiddleware, engine=chaos, is_create=is_create_path),
+        ],
         exception_handlers={404: _unknown_route, 405: _unknown_route},
         lifespan=lifespan,
     )

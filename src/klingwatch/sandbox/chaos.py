@@ -31,8 +31,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from klingwatch.clock import Clock
 
+#: ASGI scope key where a route (or chaos, overriding it) leaves the answer's Kling code for the
+#: ground-truth recorder: an int, or "dropped"/"truncated".
+CODE_KEY = "klingwatch.sandbox.code"
+
 __all__ = [
     "CHAOS_PROFILES",
+    "CODE_KEY",
     "ERROR_STATUS",
     "ChaosConfig",
     "ChaosEngine",
@@ -223,11 +228,14 @@ class ChaosMiddleware:
             return
         logger.debug("chaos: %s on %s %s", fault, scope["method"], scope["path"])
         if fault.startswith("error:"):
-            await _send_error(send, int(fault.partition(":")[2]))
+            code = int(fault.partition(":")[2])
+            scope[CODE_KEY] = code
+            await _send_error(send, code)
             return
         status, headers, body = await _capture(self.app, scope, receive)
         if fault == "created":
             if status == 200:
+                scope[CODE_KEY] = 5000
                 await _send_error(send, 5000)
             else:  # nothing was created: pass the real refusal through
                 await _replay(send, status, headers, body)
@@ -238,8 +246,10 @@ class ChaosMiddleware:
                 (b"content-length", str(max(len(body), 1)).encode()),
             ]
             await send({"type": "http.response.start", "status": status, "headers": start_headers})
+            scope[CODE_KEY] = "dropped"
             # Returning without the body makes the server close the connection mid-answer.
             return
+        scope[CODE_KEY] = "truncated"
         cut = body[: max(1, len(body) // 2)]
         await _replay(send, status, headers, cut)
 

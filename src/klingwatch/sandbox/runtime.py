@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from klingwatch.clock import Clock
 from klingwatch.sandbox.auth import authenticate
+from klingwatch.sandbox.chaos import CODE_KEY
 from klingwatch.sandbox.config import SandboxConfig
 from klingwatch.sandbox.state import SandboxError, SandboxState
 from klingwatch.sandbox.wire import error_response
@@ -26,7 +27,19 @@ if TYPE_CHECKING:
     from klingwatch.sandbox.callbacks import CallbackDeliverer
     from klingwatch.sandbox.chaos import ChaosEngine
 
-__all__ = ["Handler", "Sandbox", "kling_endpoint", "not_found", "read_json", "sandbox_of"]
+__all__ = [
+    "CODE_KEY",
+    "ROUTE_KEY",
+    "Handler",
+    "Sandbox",
+    "kling_endpoint",
+    "not_found",
+    "read_json",
+    "sandbox_of",
+]
+
+#: ASGI scope key where a Kling route leaves its name for the ground-truth recorder.
+ROUTE_KEY = "klingwatch.sandbox.route"
 
 
 @dataclass
@@ -79,7 +92,9 @@ def kling_endpoint(
         except SandboxError as exc:
             response = error_response(exc)
             code = exc.code
-        sandbox.state.record(route, response.status_code, code)
+        # The recorder (outermost middleware) counts the answer as finally sent, after chaos.
+        request.scope[ROUTE_KEY] = route
+        request.scope[CODE_KEY] = code
         return response
 
     endpoint.__name__ = route

@@ -78,7 +78,8 @@ class SandboxState:
         self.in_use: dict[Family, int] = dict.fromkeys(Family, 0)
         self.peak: dict[Family, int] = dict.fromkeys(Family, 0)
         self.units_spent = Decimal(0)
-        self.requests: Counter[tuple[str, int, int | None]] = Counter()
+        #: (route, HTTP status, Kling code or "dropped"/"truncated") of every answer sent
+        self.requests: Counter[tuple[str, int, int | str | None]] = Counter()
         self.create_refusals: Counter[int] = Counter()
         self.started_at = self.clock.time()
         self.last_costs_read: float | None = None
@@ -262,7 +263,7 @@ class SandboxState:
                 if single:
                     task.single_reads += 1
 
-    def record(self, route: str, status: int, code: int | None) -> None:
+    def record(self, route: str, status: int, code: int | str | None) -> None:
         with self.lock:
             self.requests[(route, status, code)] += 1
 

@@ -16,18 +16,20 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from klingwatch.kling.products import Family
 from klingwatch.sandbox.lifecycle import SandboxTask, format_units
-from klingwatch.sandbox.runtime import Sandbox, sandbox_of
+from klingwatch.sandbox.runtime import CODE_KEY, ROUTE_KEY, Sandbox, sandbox_of
 from klingwatch.sandbox.wire import epoch_ms, json_response
 
-__all__ = ["task_truth", "truth_routes"]
+__all__ = ["RequestRecorder", "task_truth", "truth_routes"]
 
 
 def task_truth(sandbox: Sandbox, task: SandboxTask, now: float) -> dict[str, Any]:
@@ -200,3 +202,42 @@ def truth_routes() -> list[Route]:
         Route("/sandbox/callbacks", _callbacks, methods=["GET"]),
         Route("/sandbox/reset", _reset, methods=["POST"]),
     ]
+
+
+class RequestRecorder:
+    """Outermost middleware: counts every Kling API answer as it was finally sent.
+
+    The route handler names its route and code in the scope; chaos overrides the code when it
+    replaces, drops or cuts the answer. A request chaos answered before any route ran is named by
+    matching ``routes``. The sandbox's own ``/sandbox/...`` routes are not counted.
+    """
+
+    def __init__(self, app: ASGIApp, sandbox: Sandbox, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self.sandbox = sandbox
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/sandbox/"):
+            await self.app(scope, receive, send)
+            return
+        status = 0
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            route = scope.get(ROUTE_KEY) or self._route_of(scope)
+            self.sandbox.state.record(route, status, scope.get(CODE_KEY))
+
+    def _route_of(self, scope: Scope) -> str:
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return str(getattr(route, "name", None) or scope["path"])
+        return f"{scope['method']} (unknown route)"
