@@ -652,6 +652,13 @@ RULES = [
         "options.callback_url: must be an http(s) URL, got 'ftp://me'",
     ),
     ("text2video", ["prompt"], "a request must be a JSON object, got list"),
+    # routing fields
+    (
+        "image-generation",
+        {"prompt": "p", "callback_url": "me.example/cb"},
+        "callback_url: must be an http(s) URL, got 'me.example/cb'",
+    ),
+    ("lip-sync", {"external_task_id": "", "input": {}}, "external_task_id: is empty; give a value"),
 ]
 
 

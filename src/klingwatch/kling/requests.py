@@ -157,6 +157,16 @@ def _legacy_version(model: str) -> tuple[int, int] | None:
     return int(match[1]), int(match[2] or 0)
 
 
+CallbackUrl = Annotated[str, Field(pattern=r"^https?://")]
+ExternalId = Annotated[str, Field(min_length=1)]
+
+
+class _Routed(RequestModel):
+    # Every legacy create takes these at the top level (the new standard: in ``options``).
+    callback_url: CallbackUrl | None = None
+    external_task_id: ExternalId | None = None
+
+
 # -- legacy video ------------------------------------------------------------------------------
 class CameraConfig(RequestModel):
     """Camera movement: exactly one axis non-zero, each within [-10, 10]."""
@@ -194,7 +204,7 @@ class CameraControl(RequestModel):
         return self
 
 
-class _LegacyVideo(RequestModel):
+class _LegacyVideo(_Routed):
     prompt: LegacyPrompt | None = None
     negative_prompt: LegacyPrompt | None = None
     model_name: Annotated[str, Field(min_length=1)] | None = None
@@ -302,7 +312,7 @@ class MultiImage2Video(_LegacyVideo):
         return value
 
 
-class VideoExtend(RequestModel):
+class VideoExtend(_Routed):
     """``POST /v1/videos/video-extend``: continue an earlier video task's video."""
 
     video_id: Annotated[str, Field(min_length=1)]
@@ -343,7 +353,7 @@ class LipSyncInput(RequestModel):
         return self
 
 
-class LipSync(RequestModel):
+class LipSync(_Routed):
     """``POST /v1/videos/lip-sync``."""
 
     input: LipSyncInput
@@ -365,7 +375,7 @@ class EffectsInput(RequestModel):
         return self
 
 
-class Effects(RequestModel):
+class Effects(_Routed):
     """``POST /v1/videos/effects``."""
 
     effect_scene: Annotated[str, Field(min_length=1)]
@@ -373,7 +383,7 @@ class Effects(RequestModel):
 
 
 # -- legacy images -----------------------------------------------------------------------------
-class ImageGeneration(RequestModel):
+class ImageGeneration(_Routed):
     """``POST /v1/images/generations``; ``n`` images take ``n`` concurrency slots."""
 
     prompt: RequiredPrompt
@@ -388,7 +398,7 @@ class ImageGeneration(RequestModel):
     aspect_ratio: Literal["16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9"] | None = None
 
 
-class VirtualTryOn(RequestModel):
+class VirtualTryOn(_Routed):
     """``POST /v1/images/kolors-virtual-try-on``."""
 
     model_name: Annotated[str, Field(min_length=1)] | None = None
@@ -437,8 +447,8 @@ class ContentPart(RequestModel):
 class TasksOptions(RequestModel):
     """``options`` of a new-standard create: routing fields and the watermark switch."""
 
-    callback_url: Annotated[str, Field(pattern=r"^https?://")] | None = None
-    external_task_id: Annotated[str, Field(min_length=1)] | None = None
+    callback_url: CallbackUrl | None = None
+    external_task_id: ExternalId | None = None
 
 
 _SETTINGS_KEYS = ("resolution", "aspect_ratio", "duration", "audio", "multi_shot")
