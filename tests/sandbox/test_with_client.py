@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -12,7 +13,7 @@ from starlette.applications import Starlette
 
 from klingwatch.clock import ManualClock
 from klingwatch.kling.client import KlingClient
-from klingwatch.kling.errors import ConcurrencyLimited, ServerError, TaskNotFound
+from klingwatch.kling.errors import ConcurrencyLimited, RateLimited, ServerError, TaskNotFound
 from klingwatch.kling.models import ApiStandard, TaskStatus
 from klingwatch.sandbox import ChaosConfig, create_app
 
@@ -121,3 +122,41 @@ async def test_reading_many_lists_and_pages_agree(
     auto_clock.advance(3600)
     done = await client.list_tasks(status=[TaskStatus.SUCCEED], limit=7)
     assert len(done) == 25
+
+
+async def test_ground_truth_agrees_with_what_the_client_saw(
+    connect: ClientFactory, auto_clock: ManualClock
+) -> None:
+    app = sandbox_app(
+        auto_clock,
+        slots={"video": 40},
+        failure_rate=0.3,
+        chaos=ChaosConfig(errors={1302: 0.2, 5002: 0.05}),
+        seed=3,
+    )
+    client = connect(app)
+    ids = []
+    for i in range(20):
+        # Chaos refuses some creates before anything is created.
+        with contextlib.suppress(ServerError, RateLimited):
+            ids.append((await client.create("text2video", {"prompt": f"p{i}"})).id)
+    finals = {task_id: await client.wait("text2video", task_id) for task_id in ids}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://sandbox.test"
+    ) as http:
+        truth = {t["task_id"]: t for t in (await http.get("/sandbox/tasks")).json()["tasks"]}
+        stats = (await http.get("/sandbox/stats")).json()
+    assert set(truth) == set(ids)
+    assert {t.status.value for t in finals.values()} == {"succeed", "failed"}
+    for task_id, task in finals.items():
+        assert task.status.value == truth[task_id]["outcome"]
+        assert task.status_msg == truth[task_id]["task_status_msg"]
+        assert task.updated_ms == truth[task_id]["finished_at"]
+    # Request for request, answer for answer, the two sides count the same.
+    seen = client.stats.snapshot()
+    assert seen["requests"] == stats["requests"]["total"]
+    sent = {
+        route: sum(answers.values()) for route, answers in stats["requests"]["by_route"].items()
+    }
+    assert seen["by_route"] == sent
+    assert seen["by_outcome"]["429 1302"] == stats["requests"]["by_code"]["1302"]
