@@ -46,7 +46,7 @@ from klingwatch.kling.errors import (
 from klingwatch.kling.models import Task, TaskStatus
 from klingwatch.monitor.budget import RequestBudget
 from klingwatch.monitor.cadence import Cadence
-from klingwatch.monitor.observe import observe_task
+from klingwatch.monitor.observe import STATUS_MAP, observe_task
 from klingwatch.monitor.stuck import StuckDetector, Verdict
 from klingwatch.store import Change, Ledger, LocalStatus, Observation, Source, TaskRecord
 
@@ -80,8 +80,12 @@ class PollSettings:
     not_found_grace: float = 300.0
     #: an ``unknown`` task is sent again only when a lookup this long after sending finds nothing
     recover_grace: float = 30.0
-    #: look up ``unknown`` tasks by external_task_id (the submitter may do it instead)
+    #: look up ``unknown`` tasks by external_task_id (off when a submitter does it)
     recover_unknown: bool = True
+    #: replicas sharing one ledger: this one's name; due tasks are then leased to it
+    owner: str | None = None
+    #: how long a lease on due tasks lasts
+    lease_seconds: float = 120.0
 
 
 @dataclass(slots=True)
@@ -114,6 +118,8 @@ class _Sweep:
     observations: list[Observation] = field(default_factory=list)
     #: tasks Kling said it does not know
     missing: list[TaskRecord] = field(default_factory=list)
+    #: tasks Kling answered about (found or not): the ones that count as polled
+    read: set[int] = field(default_factory=set)
 
 
 class Poller:
@@ -172,7 +178,14 @@ class Poller:
         return sweep.report
 
     def _due(self, now: float) -> list[TaskRecord]:
-        return self.ledger.due(now, limit=self.settings.due_limit)
+        if self.settings.owner is None:
+            return self.ledger.due(now, limit=self.settings.due_limit)
+        return self.ledger.claim_due(
+            now,
+            owner=self.settings.owner,
+            lease_seconds=self.clock.scaled(self.settings.lease_seconds),
+            limit=self.settings.due_limit,
+        )
 
     async def _read_known(self, sweep: _Sweep, due: list[TaskRecord]) -> None:
         if self.uses_tasks_api:
@@ -198,7 +211,14 @@ class Poller:
     def _active(self) -> list[TaskRecord]:
         """Every active task with a Kling id (this batch only, when the poller has one)."""
         rows = self.ledger.tasks(status=_ACTIVE, batch=self.batch)
-        return [t for t in rows if t.task_id is not None]
+        owner, now = self.settings.owner, self.clock.time()
+        return [
+            t
+            for t in rows
+            if t.task_id is not None
+            # With leases, tasks another replica holds are its business.
+            and (owner is None or t.lease_owner in (None, owner) or (t.lease_until or 0) <= now)
+        ]
 
     async def _list_active(self, sweep: _Sweep, active: list[TaskRecord]) -> list[TaskRecord]:
         """POST /tasks for every active task; returns the known-active ones it did not list."""
@@ -245,6 +265,7 @@ class Poller:
             if task is None:
                 sweep.missing.append(record)
                 sweep.looked[record.local_id] = record
+                sweep.read.add(record.local_id)
             else:
                 self._saw(sweep, record, task, Source.GET)
 
@@ -308,6 +329,7 @@ class Poller:
         except _NotFound:
             sweep.missing.append(record)
             sweep.looked[record.local_id] = record
+            sweep.read.add(record.local_id)
         except _Skip:
             return
         else:
@@ -351,6 +373,7 @@ class Poller:
 
     def _recovered(self, sweep: _Sweep, record: TaskRecord, task: Task | None) -> None:
         sweep.looked[record.local_id] = record
+        sweep.read.add(record.local_id)
         if task is not None:
             sweep.observations.append(
                 observe_task(
@@ -372,8 +395,18 @@ class Poller:
 
     # -- plumbing -------------------------------------------------------------------------
     def _saw(self, sweep: _Sweep, record: TaskRecord, task: Task, source: Source) -> None:
-        # Stamped when the answer arrived: that is when klingwatch learned it (detection lag).
         sweep.looked[record.local_id] = record
+        sweep.read.add(record.local_id)
+        if (
+            STATUS_MAP[task.status] is record.status
+            and task.updated_ms == record.kling_updated_ms
+            and task.id == record.task_id
+            and record.kling_created_ms is not None
+        ):
+            # Nothing new (the common case for a listed active task): the door would change
+            # nothing, so spare it the work; the look still counts.
+            return
+        # Stamped when the answer arrived: that is when klingwatch learned it (detection lag).
         sweep.observations.append(
             observe_task(task, source=source, at=self.clock.time(), local_id=record.local_id)
         )
@@ -434,7 +467,7 @@ class Poller:
             verdict = lost.get(local_id) or self.stuck.judge(view, now)
             if verdict.stuck != record.stuck:
                 self.ledger.set_stuck(local_id, verdict.stuck, verdict.reason, now)
-        polled = [i for i, r in sweep.looked.items() if r.task_id is not None or i in latest]
+        polled = sorted(sweep.read)
         if polled:
             self.ledger.note_polled(polled, now)
         if looks:

@@ -30,6 +30,7 @@ import random
 import signal
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
 from klingwatch.clock import Clock
@@ -123,6 +124,9 @@ class Monitor:
             rng=rng,
         )
         poll = poll or PollSettings()
+        if submitter is not None and poll.recover_unknown:
+            # The submitter looks up its own ambiguous creates; one lookup per task is enough.
+            poll = replace(poll, recover_unknown=False)
         self.budget = RequestBudget(
             clock=self.clock,
             requests_per_second=poll.requests_per_second,
