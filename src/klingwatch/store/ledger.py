@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from klingwatch.clock import Clock, RealClock
-from klingwatch.store import reads
+from klingwatch.store import intents, leases, reads
 from klingwatch.store.apply import apply_observations, chunks
 from klingwatch.store.database import WRITE_OPTION, create_ledger_engine, describe, migrate
 from klingwatch.store.durations import SAMPLE, DurationCache, Timing, summarize
@@ -129,10 +127,6 @@ class Ledger:
         except OperationalError as exc:
             raise LedgerUnavailable(self.url, describe(exc)) from exc
 
-    def _insert(self, table: Any) -> Any:
-        """The dialect's INSERT, which knows ON CONFLICT."""
-        return pg_insert(table) if self.dialect == "postgresql" else sqlite_insert(table)
-
     # -- intents ---------------------------------------------------------------------------
 
     def ensure_batch(self, name: str, *, download_dir: str | None = None) -> BatchRecord:
@@ -140,7 +134,7 @@ class Ledger:
         now = self.clock.time()
 
         def work(conn: Connection) -> BatchRecord:
-            self._batch_id(conn, name, now)
+            intents.batch_id(conn, name, now)
             if download_dir is not None:
                 conn.execute(
                     update(batches).where(batches.c.name == name).values(download_dir=download_dir)
@@ -149,17 +143,6 @@ class Ledger:
             return BatchRecord(row["name"], row["created_at"], row["download_dir"])
 
         return self._write(work)
-
-    def _batch_id(self, conn: Connection, name: str, now: float) -> int:
-        stmt = (
-            self._insert(batches)
-            .values(name=name, created_at=now)
-            .on_conflict_do_nothing(index_elements=["name"])
-        )
-        conn.execute(stmt)
-        batch_id = conn.scalar(select(batches.c.id).where(batches.c.name == name))
-        assert batch_id is not None  # inserted just above, or already there
-        return int(batch_id)
 
     def batches(self) -> list[BatchRecord]:
         """Every batch, oldest first, with its task counts by status."""
@@ -189,95 +172,14 @@ class Ledger:
         ``external_task_id``: a task already in the ledger is reported in ``existing``, never
         added twice. The batch is created if new. Ids come back in input order."""
         now = self.clock.time()
-        first: dict[str, NewTask] = {}
-        for task in tasks:
-            first.setdefault(task.external_task_id, task)
-
-        def work(conn: Connection) -> AddResult:
-            batch_id = self._batch_id(conn, batch, now)
-            ids = self._ids_by_external(conn, list(first))
-            fresh = [t for ext, t in first.items() if ext not in ids]
-            added: set[int] = set()
-            stmt = (
-                self._insert(task_table)
-                .on_conflict_do_nothing(index_elements=["external_task_id"])
-                .returning(task_table.c.id, task_table.c.external_task_id)
-            )
-            for part in chunks(fresh):
-                # executemany with RETURNING: one cached statement, batched by SQLAlchemy.
-                rows = conn.execute(stmt, [_task_row(t, batch_id, now) for t in part])
-                for local_id, ext in rows:
-                    ids[ext] = local_id
-                    added.add(local_id)
-            missing = [ext for ext in first if ext not in ids]
-            ids.update(self._ids_by_external(conn, missing))  # inserted meanwhile by another
-            if added:
-                conn.execute(
-                    insert(events),
-                    [
-                        _creation_event(ids[t.external_task_id], now, LocalStatus.QUEUED, t)
-                        for t in fresh
-                        if ids[t.external_task_id] in added
-                    ],
-                )
-            order = [ids[t.external_task_id] for t in tasks]
-            unique = list(dict.fromkeys(order))
-            return AddResult(
-                added=[i for i in unique if i in added],
-                existing=[i for i in unique if i not in added],
-            )
-
-        return self._write(work)
-
-    @staticmethod
-    def _ids_by_external(conn: Connection, externals: Sequence[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        for part in chunks(externals):
-            query = select(task_table.c.external_task_id, task_table.c.id).where(
-                task_table.c.external_task_id.in_(part)
-            )
-            found.update((ext, local_id) for ext, local_id in conn.execute(query))
-        return found
+        return self._write(lambda conn: intents.add_tasks(conn, batch, tasks, now))
 
     def adopt(self, batch: str, product: str, task_id: str, *, family: str = "video") -> int:
         """Track a task created elsewhere (``klingwatch track``): status ``submitted``, external
         id ``adopted-<task_id>``. Idempotent: a Kling task already in the ledger (adopted or sent
         by klingwatch) returns its existing local id."""
         now = self.clock.time()
-        external = f"adopted-{task_id}"
-
-        def work(conn: Connection) -> int:
-            existing = conn.scalar(
-                select(task_table.c.id)
-                .where(
-                    or_(task_table.c.external_task_id == external, task_table.c.task_id == task_id)
-                )
-                .order_by(task_table.c.id)
-                .limit(1)
-            )
-            if existing is not None:
-                return int(existing)
-            batch_id = self._batch_id(conn, batch, now)
-            row = _task_row(
-                NewTask(product=product, request={}, external_task_id=external, family=family),
-                batch_id,
-                now,
-            )
-            row.update(status=LocalStatus.SUBMITTED.value, task_id=task_id, submitted_at=now)
-            local_id = int(conn.scalar(insert(task_table).values(row).returning(task_table.c.id)))
-            conn.execute(
-                insert(events).values(
-                    local_id=local_id,
-                    at=now,
-                    from_status=None,
-                    to_status=LocalStatus.SUBMITTED.value,
-                    source=Source.MANUAL.value,
-                    detail=f"adopted Kling task {task_id}",
-                )
-            )
-            return local_id
-
-        return self._write(work)
+        return self._write(lambda conn: intents.adopt(conn, batch, product, task_id, family, now))
 
     # -- the one door ----------------------------------------------------------------------
 
@@ -307,7 +209,7 @@ class Ledger:
     def due(self, now: float, *, limit: int = 1000) -> list[TaskRecord]:
         """Active tasks (unknown/submitted/processing) whose next look is due (never looked at
         counts as due), the longest-waiting first."""
-        query = _due_query(now).limit(limit)
+        query = leases.due_query(now).limit(limit)
         return self._read(lambda conn: reads.task_records(conn, query))
 
     def claim_due(
@@ -317,8 +219,12 @@ class Ledger:
         so several replicas split the work: tasks leased to someone else are skipped (and, on
         PostgreSQL, rows another replica is claiming right now, ``FOR UPDATE SKIP LOCKED``).
         An expired lease is free to take. On SQLite, with one owner, this is :meth:`due`."""
-        query = _due_query(now)
-        return self._claim(query, now, owner=owner, lease_seconds=lease_seconds, limit=limit)
+        query = leases.due_query(now)
+        return self._write(
+            lambda conn: leases.claim(
+                conn, query, now, owner=owner, lease_seconds=lease_seconds, limit=limit
+            )
+        )
 
     def claim_queued(
         self,
@@ -331,56 +237,18 @@ class Ledger:
     ) -> list[TaskRecord]:
         """Like :meth:`queued`, leased to ``owner`` as :meth:`claim_due` does: the submitter's
         way of making sure two replicas never send the same queued task at once."""
-        query = _queued_query(family)
-        return self._claim(query, now, owner=owner, lease_seconds=lease_seconds, limit=limit)
-
-    def _claim(
-        self, query: Any, now: float, *, owner: str, lease_seconds: float, limit: int
-    ) -> list[TaskRecord]:
-        free = or_(
-            task_table.c.lease_until.is_(None),
-            task_table.c.lease_until <= now,
-            task_table.c.lease_owner == owner,
+        query = leases.queued_query(family)
+        return self._write(
+            lambda conn: leases.claim(
+                conn, query, now, owner=owner, lease_seconds=lease_seconds, limit=limit
+            )
         )
-        pick = (
-            query.with_only_columns(task_table.c.id)
-            .where(free)
-            .limit(limit)
-            .with_for_update(skip_locked=True, of=task_table)
-        )
-
-        def work(conn: Connection) -> list[TaskRecord]:
-            ids = list(conn.scalars(pick))
-            for part in chunks(sorted(ids)):
-                conn.execute(
-                    update(task_table)
-                    .where(task_table.c.id.in_(part))
-                    .values(lease_owner=owner, lease_until=now + lease_seconds)
-                )
-            records = {
-                r.local_id: r
-                for part in chunks(ids)
-                for r in reads.task_records(
-                    conn, reads.TASK_SELECT.where(task_table.c.id.in_(part))
-                )
-            }
-            return [records[i] for i in ids]
-
-        return self._write(work)
 
     def release(self, local_ids: Iterable[int], *, owner: str) -> None:
         """Give up ``owner``'s leases on these tasks (others may claim them at once)."""
         ids = sorted(set(local_ids))
-
-        def work(conn: Connection) -> None:
-            for part in chunks(ids):
-                conn.execute(
-                    update(task_table)
-                    .where(task_table.c.id.in_(part), task_table.c.lease_owner == owner)
-                    .values(lease_owner=None, lease_until=None)
-                )
-
-        self._write(work)
+        if ids:
+            self._write(lambda conn: leases.release(conn, ids, owner=owner))
 
     def schedule(self, looks: Iterable[tuple[int, float]]) -> None:
         """Set each task's next look time: ``(local_id, next_look_at)`` pairs."""
@@ -411,7 +279,7 @@ class Ledger:
 
     def queued(self, *, family: str | None = None, limit: int = 100) -> list[TaskRecord]:
         """Tasks waiting to be sent, oldest intent first."""
-        query = _queued_query(family).limit(limit)
+        query = leases.queued_query(family).limit(limit)
         return self._read(lambda conn: reads.task_records(conn, query))
 
     def mark_sending(self, local_id: int, at: float) -> None:
@@ -593,7 +461,7 @@ class Ledger:
             if value is None:
                 conn.execute(meta.delete().where(meta.c.key == key))
                 return
-            stmt = self._insert(meta).values(key=key, value=value)
+            stmt = intents.dialect_insert(conn, meta).values(key=key, value=value)
             conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
 
         self._write(work)
@@ -672,7 +540,9 @@ class Ledger:
         def work(conn: Connection) -> None:
             if conn.scalar(select(task_table.c.id).where(task_table.c.id == local_id)) is None:
                 raise UnknownTask(local_id)
-            stmt = self._insert(downloads).values(local_id=local_id, idx=index, **values)
+            stmt = intents.dialect_insert(conn, downloads).values(
+                local_id=local_id, idx=index, **values
+            )
             conn.execute(
                 stmt.on_conflict_do_update(index_elements=["local_id", "idx"], set_=values)
             )
@@ -687,51 +557,3 @@ class Ledger:
         return self._read(
             lambda conn: [reads.download_record(r) for r in conn.execute(query).mappings()]
         )
-
-
-def _due_query(now: float) -> Any:
-    return reads.TASK_SELECT.where(
-        task_table.c.status.in_(_ACTIVE),
-        or_(task_table.c.next_look_at.is_(None), task_table.c.next_look_at <= now),
-    ).order_by(task_table.c.next_look_at.asc().nulls_first(), task_table.c.id)
-
-
-def _queued_query(family: str | None) -> Any:
-    query = reads.TASK_SELECT.where(task_table.c.status == LocalStatus.QUEUED.value)
-    if family is not None:
-        query = query.where(task_table.c.family == family)
-    return query.order_by(task_table.c.queued_at, task_table.c.id)
-
-
-def _task_row(task: NewTask, batch_id: int, now: float) -> dict[str, Any]:
-    return {
-        "batch_id": batch_id,
-        "external_task_id": task.external_task_id,
-        "product": task.product,
-        "family": task.family,
-        "request": dict(task.request),
-        "model": task.model,
-        "mode": task.mode,
-        "duration": task.duration,
-        "slot_cost": task.slot_cost,
-        "status": LocalStatus.QUEUED.value,
-        "queued_at": now,
-        "callback_url": task.callback_url,
-        "retry_of": task.retry_of,
-        "source_line": task.source_line,
-        "task_id": None,
-        "submitted_at": None,
-    }
-
-
-def _creation_event(
-    local_id: int, now: float, status: LocalStatus, task: NewTask
-) -> dict[str, Any]:
-    return {
-        "local_id": local_id,
-        "at": now,
-        "from_status": None,
-        "to_status": status.value,
-        "source": Source.MANUAL.value,
-        "detail": f"added from {task.source_line}" if task.source_line else "added",
-    }
