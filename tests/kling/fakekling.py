@@ -121,6 +121,8 @@ class FakeKling:
     requests: list[httpx.Request] = field(default_factory=list)
     times: list[float] = field(default_factory=list)  # test-clock time of each request
     script: list[httpx.Response | Exception] = field(default_factory=list)
+    #: Like ``script``, but served to creates only (reads are answered normally).
+    create_script: list[httpx.Response | Exception] = field(default_factory=list)
     queue: float = 10.0
     run: float = 60.0
     #: Where a legacy get finds an external id (UNSURE in the protocol): "path", "query", "both".
@@ -167,6 +169,12 @@ class FakeKling:
             )
         )
         self.times.append(self.clock.time())
+        creating = request.method == "POST" and request.url.path != "/tasks"
+        if creating and self.create_script:
+            canned = self.create_script.pop(0)
+            if isinstance(canned, Exception):
+                raise canned
+            return canned
         if self.script:
             canned = self.script.pop(0)
             if isinstance(canned, Exception):

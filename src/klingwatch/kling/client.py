@@ -8,6 +8,9 @@
         done = await kling.wait("text2video", task.id, deadline=timedelta(minutes=30))
         print(done.status, done.result_urls)
 
+        # or both at once, an ambiguous create recovered by external id:
+        done = await kling.create_and_wait("text2video", {"prompt": "a fox in snow"})
+
 What it promises:
 
 * Everything raised is a :class:`~klingwatch.kling.errors.KlingError`; httpx errors are translated
@@ -29,6 +32,7 @@ from __future__ import annotations
 import inspect
 import logging
 import random
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -43,6 +47,7 @@ from klingwatch.kling.envelope import parse_task, parse_tasks, peek, unwrap
 from klingwatch.kling.errors import (
     BadResponse,
     ConfigurationError,
+    InvalidRequest,
     KlingConnectionError,
     KlingError,
     KlingTimeout,
@@ -55,7 +60,7 @@ from klingwatch.kling.retry import RetryPolicy, is_retryable_read, retry_read
 from klingwatch.kling.stats import ClientStats
 from klingwatch.settings import Settings
 
-__all__ = ["DEFAULT_WAIT_DEADLINE", "MAX_IDS_PER_CALL", "KlingClient"]
+__all__ = ["DEFAULT_WAIT_DEADLINE", "MAX_CREATE_SENDS", "MAX_IDS_PER_CALL", "KlingClient"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +69,9 @@ MAX_IDS_PER_CALL = 20
 #: How long :meth:`KlingClient.wait` waits when no deadline is given. Generous: tasks have been
 #: seen running for over an hour, and a wait that gives up early calls a live task dead.
 DEFAULT_WAIT_DEADLINE = timedelta(hours=3)
+#: :meth:`KlingClient.create_and_wait` sends one create at most this many times (each resend
+#: only after a lookup by external id found nothing).
+MAX_CREATE_SENDS = 3
 #: A ``POST /tasks`` listing stops following cursors after this many pages.
 MAX_LIST_PAGES = 1000
 #: Legacy list pages: ``pageNum`` 1-1000, ``pageSize`` 1-500.
@@ -387,6 +395,58 @@ class KlingClient:
         else:
             raise BadResponse(f"POST /tasks still had more after {MAX_LIST_PAGES} pages")
         return list(tasks.values())
+
+    async def create_and_wait(
+        self,
+        product: str | Product,
+        request: Mapping[str, Any],
+        *,
+        external_task_id: str | None = None,
+        callback_url: str | None = None,
+        deadline: float | timedelta | None = None,
+        on_update: OnUpdate | None = None,
+    ) -> Task:
+        """:meth:`create`, then :meth:`wait`; an ambiguous create is recovered, never doubled.
+
+        Every send carries an external id (``external_task_id``, else a fresh ``kw-<uuid>``).
+        When a create's answer is lost (``may_exist``), the task is looked up by that id and
+        sent again only if the lookup finds nothing, at most :data:`MAX_CREATE_SENDS` times in
+        all. Errors that say the task was not created (validation, content policy, 1303, ...)
+        are raised as they are.
+        """
+        p = _product(product)
+        external_id = external_task_id or f"kw-{uuid.uuid4().hex}"
+        task = await self._create_recovering(p, request, external_id, callback_url)
+        return await self.wait(p, task.id, deadline=deadline, on_update=on_update)
+
+    async def _create_recovering(
+        self, p: Product, request: Mapping[str, Any], external_id: str, callback_url: str | None
+    ) -> Task:
+        for send in range(1, MAX_CREATE_SENDS + 1):
+            try:
+                return await self.create(
+                    p, request, external_task_id=external_id, callback_url=callback_url
+                )
+            except KlingError as exc:
+                # After a resend, 400/1201 may mean "that external id exists": an earlier send
+                # landed after all. Either way, only a lookup can say.
+                if not (exc.may_exist or (send > 1 and isinstance(exc, InvalidRequest))):
+                    raise
+                try:
+                    return await self.get_by_external_id(p, external_id)
+                except TaskNotFound:
+                    if send == MAX_CREATE_SENDS:
+                        raise exc from exc.__cause__  # keep its own cause (an httpx error)
+                    logger.warning(
+                        "create of %s failed (%s) and no task has external id %s: sending again",
+                        p.name,
+                        type(exc).__name__,
+                        external_id,
+                    )
+                except KlingError as lookup_exc:
+                    exc.add_note(f"the lookup by external id {external_id!r} failed: {lookup_exc}")
+                    raise exc from exc.__cause__  # the lookup error stays as __context__
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- waiting -----------------------------------------------------------------------------
     async def wait(
