@@ -123,6 +123,12 @@ class Draw:
     reason: str
 
 
+def _settings(request: dict[str, Any]) -> dict[str, Any]:
+    """The new standard's ``settings`` object ({} for legacy requests)."""
+    value = request.get("settings")
+    return value if isinstance(value, dict) else {}
+
+
 def units_for(product: Product, request: dict[str, Any]) -> Decimal:
     """Resource-pack units a task of this request deducts when it succeeds."""
     if product.family is Family.IMAGE:
@@ -131,8 +137,7 @@ def units_for(product: Product, request: dict[str, Any]) -> Decimal:
         return Decimal(1)
     if product.name == "lip-sync":
         return Decimal("0.5")
-    settings = request.get("settings") if isinstance(request.get("settings"), dict) else {}
-    assert isinstance(settings, dict)
+    settings = _settings(request)
     quality = request.get("mode") or settings.get("resolution")
     base = {"pro": Decimal("2.5"), "1080p": Decimal("2.5"), "4k": Decimal(5)}.get(
         str(quality), Decimal("1.5")
@@ -223,8 +228,7 @@ class Lifecycle:
         """The produced video's length as Kling writes it ("5.1")."""
         if product.name == "video-extend":
             return f"{self._rng.choice((4.1, 4.6, 5.1))}"
-        settings = request.get("settings") if isinstance(request.get("settings"), dict) else {}
-        assert isinstance(settings, dict)
+        settings = _settings(request)
         raw = request.get("duration", settings.get("duration"))
         if raw is None and isinstance(request.get("input"), dict):
             raw = request["input"].get("duration")
