@@ -107,3 +107,17 @@ async def test_uncollected_results_near_deletion_raise_the_expiry_alert(tmp_path
         [alert] = [a for a in w.ledger.alerts() if a.kind == EXPIRY_ALERT]
         assert "1 succeeded task(s) are not downloaded" in alert.message
         assert "t0 on 2026-01-31 00:01 UTC" in alert.message
+
+
+async def test_a_template_that_collides_stops_downloads_with_an_alert(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        w.ledger.ensure_batch("b1", download_dir=str(tmp_path / "dl"))
+        await w.submit(4)
+        await w.monitor(until_done=True).run()
+        assert len(w.ledger.tasks(status=LocalStatus.SUCCEED)) >= 2
+        worker = worker_for(w, template="{batch}.{ext}")
+        await worker.run_once()
+        await worker.wait()
+        [alert] = [a for a in w.ledger.alerts() if a.kind == DOWNLOAD_ALERT]
+        assert "the same path" in alert.message
+        assert not (tmp_path / "dl").exists()

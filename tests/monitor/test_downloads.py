@@ -403,3 +403,20 @@ async def test_a_template_that_gives_two_files_one_path_is_refused_before_any_re
         with pytest.raises(TemplateError, match=r"same path .*add \{external_task_id\}"):
             await dl.download(tasks, tmp_path)
     assert server.seen == []
+
+
+async def test_a_file_of_another_task_is_never_taken_nor_overwritten(
+    server: MediaServer, ledger: Ledger, clock: ManualClock, tmp_path: Path
+) -> None:
+    first = succeeded(ledger, clock, "spring-1", video_result(server, "v0.mp4"))
+    second = succeeded(ledger, clock, "spring-2", video_result(server, "v1.mp4"))
+    async with downloader(ledger, clock, template="{batch}.{ext}") as dl:
+        await dl.download([first], tmp_path)
+        clash = await dl.download([second], tmp_path)
+    [outcome] = clash.files
+    assert outcome.outcome == "failed"
+    assert "already holds the file of task" in (outcome.message or "")
+    assert (tmp_path / "spring.mp4").read_bytes() == VIDEOS["v0.mp4"]
+    assert server.requests_for("v1.mp4") == []
+    [rec] = ledger.downloads(second.local_id)
+    assert rec.state == "failed"

@@ -26,7 +26,7 @@ from klingwatch.clock import Clock
 from klingwatch.monitor.downloads import Downloader, Summary
 from klingwatch.monitor.expiry import DEFAULT_WARN_DAYS, collection, expires_at, format_when
 from klingwatch.monitor.fetch import Opener, RetryPolicy, open_part
-from klingwatch.monitor.layout import DEFAULT_TEMPLATE, PathTemplate
+from klingwatch.monitor.layout import DEFAULT_TEMPLATE, PathTemplate, TemplateError
 from klingwatch.settings import Settings
 from klingwatch.store import Change, Ledger, LocalStatus, TaskRecord
 
@@ -212,6 +212,8 @@ class DownloadWorker:
                 self.ledger.clear_alerts(DOWNLOAD_ALERT)
         except asyncio.CancelledError:
             raise
+        except TemplateError as exc:  # two files, one path: nothing is fetched until it is fixed
+            self._stop(str(exc))
         except Exception as exc:  # a bug or a ledger outage must not take the engine down
             self.last_error = exc
             logger.exception("download round failed")

@@ -27,7 +27,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 
@@ -52,7 +52,7 @@ from klingwatch.monitor.layout import (
 )
 from klingwatch.monitor.locks import FileBusy, destination_lock
 from klingwatch.monitor.media import HEAD_BYTES, accepts
-from klingwatch.monitor.sidecar import sidecar_path, write_sidecar
+from klingwatch.monitor.sidecar import read_sidecar, sidecar_path, write_sidecar
 from klingwatch.store import Ledger
 from klingwatch.store.records import DownloadRecord, TaskRecord
 
@@ -174,12 +174,14 @@ class Downloader:
         """
         plan = self.plan(tasks, _absolute(root))
         known = {(d.local_id, d.index): d for d in self.ledger.downloads()} if plan else {}
+        # Which file each path on disk belongs to, so a file is never taken for another's.
+        owners = {d.path: (d.local_id, d.index) for d in known.values() if d.state == "complete"}
         summary = Summary()
         stop = asyncio.Event()
 
         async def one(task: TaskRecord, file: ResultFile, dest: Path) -> None:
             record = known.get((task.local_id, file.ledger_index))
-            result = await self._one(task, file, dest, record, stop)
+            result = await self._one(task, file, dest, record, owners.get(str(dest)), stop)
             if result is None:
                 return
             summary.files.append(result)
@@ -204,6 +206,7 @@ class Downloader:
         file: ResultFile,
         dest: Path,
         record: DownloadRecord | None,
+        owner: tuple[int, int] | None,
         stop: asyncio.Event,
     ) -> FileOutcome | None:
         """One file's outcome; ``None`` when a storage failure elsewhere stopped the run first."""
@@ -216,7 +219,7 @@ class Downloader:
                     return None
                 # Another caller may have finished this file while we waited for the lock.
                 record = self._fresh_record(task, file) or record
-                return await self._collect(task, file, dest, record)
+                return await self._collect(task, file, dest, record, owner)
         except FileBusy as exc:
             return FileOutcome(task, file, dest, "busy", message=str(exc))
         except StorageError as exc:
@@ -234,9 +237,14 @@ class Downloader:
             raise err from exc
 
     async def _collect(
-        self, task: TaskRecord, file: ResultFile, dest: Path, record: DownloadRecord | None
+        self,
+        task: TaskRecord,
+        file: ResultFile,
+        dest: Path,
+        record: DownloadRecord | None,
+        owner: tuple[int, int] | None = None,
     ) -> FileOutcome:
-        done = await self._already_complete(task, file, dest, record)
+        done = await self._already_complete(task, file, dest, record, owner)
         if done is not None:
             return done
         now = self.clock.time()
@@ -272,13 +280,30 @@ class Downloader:
         )
 
     async def _already_complete(
-        self, task: TaskRecord, file: ResultFile, dest: Path, record: DownloadRecord | None
+        self,
+        task: TaskRecord,
+        file: ResultFile,
+        dest: Path,
+        record: DownloadRecord | None,
+        owner: tuple[int, int] | None,
     ) -> FileOutcome | None:
-        """The ``skipped`` outcome when ``dest`` already holds this file whole, else ``None``."""
+        """The ``skipped`` outcome when ``dest`` already holds this file whole, else ``None``.
+
+        A file at ``dest`` that belongs to another task (by the ledger or by its sidecar) is
+        never overwritten nor taken for this one: that is a ``failed`` outcome.
+        """
         found = await asyncio.to_thread(_inspect, dest)
         if found is None:
             return None
-        size, digest, head, has_sidecar = found
+        size, digest, head, sidecar = found
+        other = _other_owner(task, file, owner, sidecar)
+        if other is not None:
+            message = (
+                f"{dest} already holds the file of {other}; use a template with "
+                "{external_task_id} and {index} so that every file gets its own name"
+            )
+            self._record(task, file, dest, "failed", error=message)
+            return FileOutcome(task, file, dest, "failed", message=message)
         if record is not None and record.state == "complete" and record.path == str(dest):
             if record.size != size or record.sha256 != digest:
                 logger.warning("%s does not match its ledger record; downloading it again", dest)
@@ -289,7 +314,7 @@ class Downloader:
         else:
             # A complete file the ledger does not know (an older ledger, another machine).
             self._record(task, file, dest, "complete", size=size, sha256=digest)
-        if not has_sidecar:
+        if sidecar is None:
             self._write_sidecar(task, file, dest, size, digest, self.clock.time(), None)
         return FileOutcome(task, file, dest, "skipped", size=size, sha256=digest)
 
@@ -371,8 +396,32 @@ def _absolute(root: Path | str) -> Path:
     return Path(root).expanduser().absolute()
 
 
-def _inspect(path: Path) -> tuple[int, str, bytes, bool] | None:
-    """An existing file's size, sha256, first bytes, and whether it has a sidecar."""
+def _other_owner(
+    task: TaskRecord,
+    file: ResultFile,
+    owner: tuple[int, int] | None,
+    sidecar: dict[str, Any] | None,
+) -> str | None:
+    """Who else the file on disk belongs to, if not to (``task``, ``file``)."""
+    if owner is not None and owner != (task.local_id, file.ledger_index):
+        return f"task {owner[0]} (file {owner[1]})"
+    if sidecar is None:
+        return None
+    try:
+        theirs = (
+            sidecar["task"]["external_task_id"],
+            sidecar["file"]["index"],
+            sidecar["file"]["variant"] or "",
+        )
+    except (KeyError, TypeError):
+        return None  # not a sidecar of ours: the file's own bytes decide
+    if theirs != (task.external_task_id, file.index, file.variant):
+        return f"task {theirs[0]} (file {theirs[1]})"
+    return None
+
+
+def _inspect(path: Path) -> tuple[int, str, bytes, dict[str, Any] | None] | None:
+    """An existing file's size, sha256, first bytes, and its sidecar (if it has one)."""
     hasher = hashlib.sha256()
     head = b""
     try:
@@ -384,4 +433,8 @@ def _inspect(path: Path) -> tuple[int, str, bytes, bool] | None:
                 hasher.update(block)
     except FileNotFoundError:
         return None
-    return size, hasher.hexdigest(), head, sidecar_path(path).exists()
+    try:
+        sidecar = read_sidecar(path)
+    except (OSError, ValueError):
+        sidecar = None
+    return size, hasher.hexdigest(), head, sidecar
