@@ -199,3 +199,14 @@ async def test_an_unwritable_folder_stops_with_a_clear_error(
                 server.url("a.mp4"), folder / "a.mp4", "video"
             )
         assert names(folder) == []
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/a.mp4", "http://[::1/a.mp4", "a.mp4"])
+async def test_a_url_that_cannot_be_fetched_fails_at_once(
+    client: httpx.AsyncClient, clock: ManualClock, tmp_path: Path, url: str
+) -> None:
+    start = clock.time()
+    with pytest.raises(TransferFailed, match="cannot be fetched"):
+        await fetcher(client, clock).fetch(url, tmp_path / "a.mp4", "video")
+    assert clock.time() == start  # no retry, no backoff
+    assert names(tmp_path) == []

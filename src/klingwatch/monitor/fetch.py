@@ -276,9 +276,13 @@ class Fetcher:
                         os.fsync(fh.fileno())
                 except OSError as exc:
                     raise self._local_error(exc, dest, url) from exc
-        except httpx.TransportError as exc:
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            raise TransferFailed(f"{url} cannot be fetched: {exc}", url=url) from None
+        except httpx.TransportError as exc:  # refused, reset, cut mid-body, timed out
             grew = _size(part) > offset
             raise _Transient(f"{type(exc).__name__}: {exc}", progressed=grew) from None
+        except httpx.HTTPError as exc:  # too many redirects, undecodable body
+            raise TransferFailed(f"{url} could not be downloaded: {exc}", url=url) from None
         if total is not None and written < total:
             raise _Transient(
                 f"the connection ended at byte {written} of {total}", progressed=written > offset
