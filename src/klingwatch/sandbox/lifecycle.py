@@ -24,7 +24,7 @@ from klingwatch.kling.models import ApiStandard, TaskStatus
 from klingwatch.kling.products import Family, Product
 from klingwatch.sandbox.config import SandboxConfig, TimingSpec
 
-__all__ = ["Draw", "Lifecycle", "SandboxTask", "units_for"]
+__all__ = ["Draw", "Lifecycle", "SandboxTask", "format_units", "units_for"]
 
 # Failure reasons seen on the live API (task_status_msg of a failed task).
 _CONTENT_REASONS = (
