@@ -86,7 +86,7 @@ async def test_an_expiry_answer_without_a_date_still_gets_one_fresh_signature() 
     fake.script.append(error(401, 1004, "token expired"))
     async with make_client(fake) as kling:
         got = await kling.get("text2video", task.id)
-        assert "tokens_signed=2" in repr(kling._auth)
+        assert "tokens_signed=2" in repr(kling.auth)
 
     assert got.id == task.id
     assert len(fake.requests) == 2

@@ -14,7 +14,7 @@
 What it promises:
 
 * Everything raised is a :class:`~klingwatch.kling.errors.KlingError`; httpx errors are translated
-  at one boundary (:meth:`KlingClient._exchange`) and chained.
+  at one boundary (:class:`~klingwatch.kling.session.Session`) and chained.
 * **Reads are retried** (:mod:`klingwatch.kling.retry`) on 1302, 5000-5002, dropped connections,
   timeouts and garbled answers, honouring ``Retry-After``. **Creates are never retried**, except
   the one re-sign on 1003/1004 that :class:`~klingwatch.kling.auth.KlingAuth` does (Kling refused
@@ -35,7 +35,7 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -43,20 +43,19 @@ import httpx
 from klingwatch.clock import Clock, RealClock, ScaledClock, to_ms
 from klingwatch.kling import pacing
 from klingwatch.kling.auth import Credentials, KlingAuth
-from klingwatch.kling.envelope import parse_task, parse_tasks, peek, unwrap
+from klingwatch.kling.envelope import parse_task, parse_tasks
 from klingwatch.kling.errors import (
     BadResponse,
     ConfigurationError,
     InvalidRequest,
-    KlingConnectionError,
     KlingError,
-    KlingTimeout,
     TaskNotFound,
     WaitTimeout,
 )
 from klingwatch.kling.models import ApiStandard, Task, TaskStatus
 from klingwatch.kling.products import Family, Product, get_product
-from klingwatch.kling.retry import RetryPolicy, is_retryable_read, retry_read
+from klingwatch.kling.retry import RetryPolicy, is_retryable_read
+from klingwatch.kling.session import Session
 from klingwatch.kling.stats import ClientStats
 from klingwatch.settings import Settings
 
@@ -77,8 +76,6 @@ MAX_LIST_PAGES = 1000
 #: Legacy list pages: ``pageNum`` 1-1000, ``pageSize`` 1-500.
 MAX_PAGE_NUM, MAX_PAGE_SIZE = 1000, 500
 
-_ROUTE = "klingwatch_route"  # request extension naming the route template, for stats and logs
-_T = TypeVar("_T")
 
 OnUpdate = Callable[[Task], Awaitable[None] | None]
 
@@ -117,8 +114,6 @@ class KlingClient:
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
     ) -> None:
-        if transport is not None and http_client is not None:
-            raise ConfigurationError("give KlingClient a transport or an http_client, not both")
         explicit = any(v is not None for v in (access_key, secret_key, api_key))
         if settings is None and not (explicit and base_url is not None):
             settings = Settings.load()
@@ -133,22 +128,20 @@ class KlingClient:
                 f"KLING_API_BASE must be an http(s) URL such as "
                 f"https://api-singapore.klingai.com, got {base!r}"
             )
-        self.base_url = base.rstrip("/")
         if clock is None:
             scale = settings.time_scale if settings is not None else 1.0
             clock = RealClock() if scale == 1.0 else ScaledClock(scale)
+        self._session = Session(
+            base_url=base,
+            auth=KlingAuth(credentials, clock=clock),
+            clock=clock,
+            retry=retry if retry is not None else RetryPolicy(),
+            transport=transport,
+            http_client=http_client,
+            timeout=timeout,
+        )
         self._clock = clock
-        self._auth = KlingAuth(credentials, clock=clock)
-        self._retry = retry if retry is not None else RetryPolicy()
         self._rng = random.Random()
-        self.stats = ClientStats()
-        if http_client is None:
-            http_client = httpx.AsyncClient(transport=transport, timeout=timeout)
-            self._owns_http = True
-        else:
-            self._owns_http = False
-        http_client.event_hooks.setdefault("response", []).append(self._on_response)
-        self._http = http_client
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def __aenter__(self) -> KlingClient:
@@ -159,13 +152,26 @@ class KlingClient:
 
     async def aclose(self) -> None:
         """Close the HTTP connections (unless the ``http_client`` was given by the caller)."""
-        if self._owns_http:
-            await self._http.aclose()
+        await self._session.aclose()
+
+    @property
+    def base_url(self) -> str:
+        return self._session.base_url
+
+    @property
+    def stats(self) -> ClientStats:
+        """Requests sent, by route and by outcome (HTTP status and Kling code), and retries."""
+        return self._session.stats
+
+    @property
+    def auth(self) -> KlingAuth:
+        """The ``httpx.Auth`` in use (its repr and counters show no secret)."""
+        return self._session.auth
 
     @property
     def has_api_key(self) -> bool:
         """True when an API key is configured, so the new-standard ``/tasks`` calls work."""
-        return self._auth.uses_api_key
+        return self._session.auth.uses_api_key
 
     @property
     def clock(self) -> Clock:
@@ -194,7 +200,7 @@ class KlingClient:
         body = p.body(request, external_task_id=external_task_id, callback_url=callback_url)
         if p.standard is ApiStandard.TASKS:
             self._require_api_key(f"creating a {p.name} task")
-        data = await self._exchange("POST", p.path, p.path, json_body=body)
+        data = await self._session.exchange("POST", p.path, p.path, json_body=body)
         task = parse_task(data, f"POST {p.path}")
         if task.external_id is None and external_task_id is not None:
             # Some answers leave task_info out; the id we sent is still the task's.
@@ -245,7 +251,7 @@ class KlingClient:
             return (task.id if by == "id" else task.external_id) == key
 
         async def read() -> Task:
-            data = await self._exchange("GET", path, route, params=params, lookup=True)
+            data = await self._session.exchange("GET", path, route, params=params, lookup=True)
             if isinstance(data, list):
                 # A one-item list, or (a server ignoring the query) a list page: pick ours.
                 for task in parse_tasks(data, what):
@@ -259,7 +265,7 @@ class KlingClient:
                 task = task.model_copy(update={"external_id": key})  # not echoed back
             return task
 
-        return await self._read(read, f"GET {route}")
+        return await self._session.read(read, f"GET {route}")
 
     # -- reading many ------------------------------------------------------------------------
     async def list_page(self, product: str | Product, page: int = 1, size: int = 500) -> list[Task]:
@@ -276,10 +282,10 @@ class KlingClient:
 
         async def read() -> list[Task]:
             params = {"pageNum": page, "pageSize": size}
-            data = await self._exchange("GET", p.path, p.path, params=params)
+            data = await self._session.exchange("GET", p.path, p.path, params=params)
             return parse_tasks(data, f"GET {p.path}")
 
-        return await self._read(read, f"GET {p.path}")
+        return await self._session.read(read, f"GET {p.path}")
 
     async def iter_tasks(self, product: str | Product, *, size: int = 500) -> AsyncIterator[Task]:
         """Every task of a legacy product, page by page until a short or empty page.
@@ -324,11 +330,11 @@ class KlingClient:
             query = ",".join(quote(i, safe="") for i in chunk)
 
             async def read(query: str = query) -> list[Task]:
-                data = await self._exchange("GET", f"/tasks?{param}={query}", "/tasks")
+                data = await self._session.exchange("GET", f"/tasks?{param}={query}", "/tasks")
                 return parse_tasks(data, "GET /tasks")
 
             chunk_set = set(chunk)
-            for task in await self._read(read, "GET /tasks"):
+            for task in await self._session.read(read, "GET /tasks"):
                 k = key(task)
                 if k is not None and k in chunk_set:
                     found[k] = task
@@ -372,14 +378,14 @@ class KlingClient:
             page_body = dict(body)
 
             async def read(page_body: dict[str, Any] = page_body) -> dict[str, Any]:
-                data = await self._exchange("POST", "/tasks", "/tasks", json_body=page_body)
+                data = await self._session.exchange("POST", "/tasks", "/tasks", json_body=page_body)
                 if not isinstance(data, dict) or not isinstance(data.get("result"), list):
                     raise BadResponse(
                         f"POST /tasks: expected data {{result: [...]}}, got {data!r:.200}"
                     )
                 return {**data, "result": parse_tasks(data["result"], "POST /tasks")}
 
-            page = await self._read(read, "POST /tasks")
+            page = await self._session.read(read, "POST /tasks")
             for task in page["result"]:
                 tasks[task.id] = task
             cursor = page.get("next_cursor")
@@ -511,91 +517,6 @@ class KlingClient:
         if task.created_at is None:
             return elapsed
         return max(0.0, (self._clock.time() - task.created_at.timestamp()) / self._clock.scale)
-
-    # -- the one HTTP boundary ---------------------------------------------------------------
-    async def _read(self, send: Callable[[], Awaitable[_T]], what: str) -> _T:
-        def count(_: KlingError) -> None:
-            self.stats.retries += 1
-
-        return await retry_read(
-            send, policy=self._retry, clock=self._clock, what=what, rng=self._rng, on_retry=count
-        )
-
-    async def _exchange(
-        self,
-        method: str,
-        path: str,
-        route: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json_body: Any = None,
-        lookup: bool = False,
-    ) -> Any:
-        """Send one request; return the envelope's ``data`` or raise the matching KlingError."""
-        try:
-            request = self._http.build_request(
-                method,
-                self.base_url + path,
-                params=params,
-                json=json_body,
-                extensions={_ROUTE: (id(self), route)},
-            )
-        except httpx.InvalidURL as exc:
-            raise ConfigurationError(f"bad Kling URL {self.base_url + path!r}: {exc}") from exc
-        try:
-            response = await self._http.send(request, auth=self._auth)
-        except httpx.TimeoutException as exc:
-            self._failed(method, path, route, "timeout", exc)
-            # A connect or pool timeout means nothing was sent; anything later is ambiguous.
-            sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
-            raise KlingTimeout(
-                f"{method} {path}: no answer from {self.base_url} in time "
-                f"({type(exc).__name__}); check the network, or raise the timeout",
-                may_exist=sent,
-            ) from exc
-        except httpx.ConnectError as exc:
-            self._failed(method, path, route, "connection", exc)
-            raise KlingConnectionError(
-                f"{method} {path}: cannot connect to {self.base_url} ({exc}); check "
-                "KLING_API_BASE and the network",
-                may_exist=False,
-            ) from exc
-        except httpx.TransportError as exc:
-            self._failed(method, path, route, "connection", exc)
-            raise KlingConnectionError(
-                f"{method} {path}: the connection to {self.base_url} failed before the answer "
-                f"was complete ({type(exc).__name__}: {exc})"
-            ) from exc
-        return unwrap(response, f"{method} {path}", lookup=lookup, now=self._clock.time())
-
-    def _failed(self, method: str, path: str, route: str, kind: str, exc: Exception) -> None:
-        self.stats.record(method, route, (kind, ""))
-        logger.debug("%s %s -> %s (%s)", method, path, kind, type(exc).__name__)
-
-    async def _on_response(self, response: httpx.Response) -> None:
-        """httpx response hook: count and log every exchange (auth re-sends included).
-
-        Only this client's own requests count: a shared ``http_client`` may carry others
-        (downloads, another KlingClient) whose bodies must not be read here.
-        """
-        request = response.request
-        tag = request.extensions.get(_ROUTE)
-        if not (isinstance(tag, tuple) and tag[0] == id(self)):
-            return
-        route = str(tag[1])
-        await response.aread()
-        envelope = peek(response.content)
-        code = "" if envelope is None else str(envelope["code"])
-        request_id = None if envelope is None else envelope.get("request_id")
-        self.stats.record(request.method, route, (str(response.status_code), code))
-        logger.debug(
-            "%s %s -> HTTP %d code=%s request_id=%s",
-            request.method,
-            request.url.path,
-            response.status_code,
-            code or "-",
-            request_id or "-",
-        )
 
     def _require_api_key(self, what: str) -> None:
         if not self.has_api_key:
