@@ -7,6 +7,7 @@ import hashlib
 import sys
 from asyncio.subprocess import PIPE
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from klingwatch.monitor.layout import TemplateError
 from klingwatch.monitor.locks import lock_path
 from klingwatch.monitor.sidecar import read_sidecar
 from klingwatch.store import Ledger, LocalStatus, NewTask, Observation, Source, TaskRecord
+from klingwatch.store.errors import UnknownTask
 
 DAY = 86_400.0
 VIDEOS = {f"v{i}.mp4": mp4_bytes(300_000 + i * 1000, seed=i) for i in range(4)}
@@ -420,3 +422,13 @@ async def test_a_file_of_another_task_is_never_taken_nor_overwritten(
     assert server.requests_for("v1.mp4") == []
     [rec] = ledger.downloads(second.local_id)
     assert rec.state == "failed"
+
+
+async def test_a_ledger_error_is_raised_as_itself_not_as_a_group(
+    server: MediaServer, ledger: Ledger, clock: ManualClock, tmp_path: Path
+) -> None:
+    task = succeeded(ledger, clock, "spring-1", video_result(server, "v0.mp4"))
+    ghost = replace(task, local_id=999)  # a task the ledger does not hold
+    async with downloader(ledger, clock) as dl:
+        with pytest.raises(UnknownTask):
+            await dl.download([ghost], tmp_path)

@@ -193,8 +193,13 @@ class Downloader:
             async with asyncio.TaskGroup() as group:
                 for task, file, dest in plan:
                     group.create_task(one(task, file, dest))
-        except* StorageError as errors:
-            first = errors.exceptions[0]
+        except BaseExceptionGroup as group:
+            # One clear error, not a group: a storage stop is reported in the summary, anything
+            # else (the ledger unreachable, a bug) is raised as itself.
+            for exc in group.exceptions:
+                if not isinstance(exc, StorageError):
+                    raise exc from None
+            first = group.exceptions[0]
             assert isinstance(first, StorageError)
             summary.stopped = first
             logger.error("downloads stopped: %s", first)
