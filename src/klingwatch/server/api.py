@@ -274,14 +274,17 @@ def event_page(state: AppState, after_id: int | None, limit: int) -> EventPage:
 
 
 def with_tasks(state: AppState, events: list[EventRecord]) -> list[EventOut]:
-    cache: dict[int, TaskRecord | None] = {}
+    """Events with the task each is about (external id, product, batch: they never change, so
+    they are remembered across calls and every open stream does not re-read them)."""
     out = []
     for e in events:
         task = None
         if e.local_id is not None:
-            if e.local_id not in cache:
-                cache[e.local_id] = state.ledger.task(e.local_id)
-            task = cache[e.local_id]
+            task = state.task_labels.get(e.local_id)
+            if task is None:
+                task = state.ledger.task(e.local_id)
+                if task is not None:
+                    state.remember_task(task)
         out.append(EventOut.of(e, task))
     return out
 

@@ -13,7 +13,7 @@ from klingwatch.server.callbacks import CallbackReceiver
 from klingwatch.server.metrics import Metrics
 from klingwatch.server.overview import DURATION_BOUNDS, OverviewCache
 from klingwatch.settings import Settings
-from klingwatch.store import Ledger
+from klingwatch.store import Ledger, TaskRecord
 
 __all__ = ["CALLBACK_TOKEN_META", "AppState", "callback_token", "callback_url"]
 
@@ -63,6 +63,14 @@ class AppState:
     stream_interval: float = 1.0
     duration_bounds: tuple[float, ...] = DURATION_BOUNDS
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Tasks seen by the change stream, by local id (only their fixed fields are read).
+    task_labels: dict[int, TaskRecord] = field(default_factory=dict)
+
+    def remember_task(self, task: TaskRecord, *, limit: int = 20_000) -> None:
+        """Keep ``task`` for :attr:`task_labels`, forgetting the oldest beyond ``limit``."""
+        if len(self.task_labels) >= limit:
+            self.task_labels.pop(next(iter(self.task_labels)))
+        self.task_labels[task.local_id] = task
 
     @property
     def api_token(self) -> str | None:
