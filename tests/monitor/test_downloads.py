@@ -432,3 +432,41 @@ async def test_a_ledger_error_is_raised_as_itself_not_as_a_group(
     async with downloader(ledger, clock) as dl:
         with pytest.raises(UnknownTask):
             await dl.download([ghost], tmp_path)
+
+
+async def test_watermarked_variants_are_collected_beside_the_files_when_asked(
+    server: MediaServer, ledger: Ledger, clock: ManualClock, tmp_path: Path
+) -> None:
+    result = {
+        "videos": [{"id": "v", "url": server.url("v0.mp4"), "watermark_url": server.url("v1.mp4")}]
+    }
+    task = succeeded(ledger, clock, "spring-1", result)
+    async with downloader(ledger, clock) as plain:
+        assert outcomes(await plain.download([task], tmp_path)) == [
+            ("spring-1_0.mp4", "downloaded")
+        ]
+    async with downloader(ledger, clock, watermark=True) as marked:
+        assert outcomes(await marked.download([task], tmp_path)) == [
+            ("spring-1_0.mp4", "skipped"),
+            ("spring-1_0_watermark.mp4", "downloaded"),
+        ]
+    assert (tmp_path / "spring" / "spring-1_0_watermark.mp4").read_bytes() == VIDEOS["v1.mp4"]
+    side = read_sidecar(tmp_path / "spring" / "spring-1_0_watermark.mp4")["file"]
+    assert (side["variant"], side["url"]) == ("watermark", server.url("v1.mp4"))
+    assert sorted(r.index for r in ledger.downloads(task.local_id)) == [0, 1000]
+
+
+async def test_a_file_whose_sidecar_names_another_task_is_left_alone(
+    server: MediaServer, ledger: Ledger, clock: ManualClock, tmp_path: Path
+) -> None:
+    # Collected into the same folder from another ledger: only the sidecar says whose it is.
+    other = tmp_path / "other.db"
+    with Ledger.open(f"sqlite:///{other}", clock=clock) as elsewhere:
+        theirs = succeeded(elsewhere, clock, "autumn-1", video_result(server, "v2.mp4"))
+        async with downloader(elsewhere, clock, template="clip.{ext}") as dl:
+            await dl.download([theirs], tmp_path)
+    mine = succeeded(ledger, clock, "spring-1", video_result(server, "v0.mp4"))
+    async with downloader(ledger, clock, template="clip.{ext}") as dl:
+        summary = await dl.download([mine], tmp_path)
+    assert "already holds the file of task autumn-1" in (summary.files[0].message or "")
+    assert (tmp_path / "clip.mp4").read_bytes() == VIDEOS["v2.mp4"]
