@@ -31,6 +31,8 @@ COMMAND_MODULES = (
     "export",
     "serve",
     "submit",
+    "retry",
+    "resume",
     "download",
     "poll",
 )

@@ -16,6 +16,7 @@ from klingwatch.cli.common import (
     print_table,
 )
 from klingwatch.cli.export import export_record
+from klingwatch.cli.retry import lineage_lines
 from klingwatch.store.errors import UnknownTask
 
 
@@ -37,6 +38,7 @@ def show_command(
             raise UnknownTask(ref)
         events = ledger.events(task.local_id)
         downloads = ledger.downloads(task.local_id)
+        retries = lineage_lines(ledger, task)
     record = export_record(task, downloads)
     if as_json:
         record["request"] = task.request
@@ -50,6 +52,7 @@ def show_command(
             }
             for e in events
         ]
+        record["lineage"] = retries
         print_json(record)
         return
     out = console()
@@ -58,6 +61,8 @@ def show_command(
         f"batch {task.batch}  ·  {task.product} {task.model or ''} {task.mode or ''}  ·  "
         f"[bold]{task.status.value}[/bold]" + (f"  ({task.status_msg})" if task.status_msg else "")
     )
+    for line in retries:
+        out.print(line)
     if task.stuck:
         out.print(f"[yellow]stuck:[/yellow] {task.stuck_reason}")
     out.print(

@@ -47,6 +47,10 @@ def _setting(request: Mapping[str, Any], key: str) -> Any:
 
 def estimate_units(product: str, request: Mapping[str, Any]) -> Decimal:
     """Roughly how many units one task of ``request`` costs (see :data:`ESTIMATE_NOTE`)."""
+    return _units(product, request).normalize()
+
+
+def _units(product: str, request: Mapping[str, Any]) -> Decimal:
     prod = get_product(product)
     if prod.family is Family.IMAGE:
         return Decimal("0.25") * prod.slot_cost(request)
@@ -63,7 +67,7 @@ def estimate_units(product: str, request: Mapping[str, Any]) -> Decimal:
         seconds = Decimal(str(_setting(request, "duration") or 5))
     except ArithmeticError:
         seconds = Decimal(5)
-    return (per_5s * seconds / 5).normalize()
+    return per_5s * seconds / 5
 
 
 def estimate_total(items: Iterable[tuple[str, Mapping[str, Any]]]) -> Decimal:
