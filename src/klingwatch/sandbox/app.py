@@ -65,6 +65,12 @@ async def _unknown_route(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    # A sandbox bug still answers the way Kling fails, so clients exercise their 5000 path.
+    logger.exception("sandbox error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(SandboxError(5000, "Server internal error"))
+
+
 def create_app(
     config: SandboxConfig | None = None,
     *,
@@ -114,7 +120,7 @@ def create_app(
             Middleware(RequestRecorder, sandbox=sandbox, routes=routes),
             Middleware(ChaosMiddleware, engine=chaos, is_create=is_create_path),
         ],
-        exception_handlers={404: _unknown_route, 405: _unknown_route},
+        exception_handlers={404: _unknown_route, 405: _unknown_route, Exception: _internal_error},
         lifespan=lifespan,
     )
     app.state.sandbox = sandbox
