@@ -566,3 +566,58 @@ def test_epoch_milliseconds_become_aware_utc_and_back(ms: int) -> None:
     assert task.created_at is not None
     assert task.created_at.tzinfo is UTC
     assert task.created_ms == ms
+
+
+_keys = st.sampled_from(
+    [
+        "task_result",
+        "videos",
+        "images",
+        "audios",
+        "outputs",
+        "billing",
+        "type",
+        "url",
+        "duration",
+        "amount",
+        "index",
+        "task_info",
+        "parent_video",
+        "external_task_id",
+        "created_at",
+        "update_time",
+        "final_unit_deduction",
+        "charge_type",
+        "currency",
+        "message",
+    ]
+) | st.text(max_size=4)
+_any_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=8)
+    | st.sampled_from(["video", "image", "audio", "unit", "cash", "1.5"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_keys, inner, max_size=5),
+    max_leaves=15,
+)
+# Objects that look like a task (an id of some type plus anything), so parsing goes deep.
+_task_like = st.tuples(
+    st.sampled_from(["task_id", "id"]),
+    st.text(min_size=1, max_size=5) | st.integers() | st.none(),
+    st.sampled_from(["succeed", "succeeded", "processing", "failed", "queued", None]),
+    st.dictionaries(_keys, _any_json, max_size=8),
+).map(lambda t: {**t[3], t[0]: t[1], "task_status": t[2], "status": t[2]})
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_task_like | _any_json)
+def test_any_json_is_a_task_or_a_clear_error_never_a_crash(payload: Any) -> None:
+    try:
+        task = Task.from_payload(payload)
+    except BadResponse:  # UnknownTaskStatus included
+        return
+    assert Task.from_payload(task.to_legacy_dict()).id == task.id
+    assert Task.from_payload(task.to_tasks_dict()).id == task.id
+    assert Task.from_callback(json.dumps(task.to_tasks_dict())).id == task.id

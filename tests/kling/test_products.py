@@ -350,6 +350,7 @@ RULES = [
         {"prompt": "p"},
         "image2video needs image (or image_tail): a URL or raw Base64",
     ),
+    ("image2video", {"image": None}, "image2video needs image (or image_tail)"),
     (
         "multi-image2video",
         {"prompt": "p"},
@@ -409,6 +410,11 @@ RULES = [
         "text-to-video/kling-3.0",
         {"prompt": "p", "duration": 5.5},
         "settings.duration: must be a whole number of seconds (1 or more), got 5.5",
+    ),
+    (
+        "text-to-video/kling-3.0",
+        {"prompt": "p", "duration": "inf"},
+        "settings.duration: must be a whole number of seconds (1 or more), got 'inf'",
     ),
     (
         "text-to-video/kling-3.0",
@@ -915,3 +921,45 @@ def test_any_new_standard_duration_outside_the_models_range_is_refused(
     else:
         with pytest.raises(RequestValidationError, match=r"settings\.duration: "):
             product.validate(request)
+
+
+# Field names every product knows, so the fuzzing reaches the rules and not only the extras.
+_known_keys = sorted(
+    {name for p in PRODUCTS.values() for name in p.request_model.model_fields}
+    | {"duration", "resolution", "audio", "mode", "n", "image", "images", "config", "type"}
+)
+_fuzz_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=8)
+    | st.sampled_from(["5", "10", "inf", "nan", URL, B64, "data:x,y", "on", "simple"]),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(_known_keys) | st.text(max_size=4), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(list(PRODUCTS.values())),
+    st.dictionaries(st.sampled_from(_known_keys), _fuzz_json, max_size=6),
+)
+def test_any_json_object_validates_or_is_refused_never_crashes(
+    product: Product, request: dict[str, Any]
+) -> None:
+    refused: RequestValidationError | None = None
+    try:
+        body = product.validate(request)
+    except RequestValidationError as exc:
+        refused = exc
+    if refused is not None:
+        assert refused.problems
+        assert all(isinstance(msg, str) and msg for _, msg in refused.problems)
+        return
+    assert product.validate(body) == body
+    assert product.slot_cost(body) >= 1
+    assert product.expected_timing(body).run_p95 > 0

@@ -22,6 +22,7 @@ what to change; the request models live in :mod:`klingwatch.kling.requests`.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -281,7 +282,7 @@ class Product:
                 return 1
             try:
                 return max(1, int(n or 1))
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 return 1
         return 1
 
@@ -303,6 +304,8 @@ class Product:
         try:
             seconds = float(duration) if duration is not None else 5.0
         except (TypeError, ValueError):
+            seconds = 5.0
+        if not math.isfinite(seconds):
             seconds = 5.0
         if seconds > 5:
             # A 10 s video runs ~1.6x a 5 s one, not 2x: part of the run is fixed overhead.

@@ -12,6 +12,7 @@ Every message says what to change: it reaches users as ``FILE:LINE: <field>: <me
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, ClassVar, Literal
@@ -119,19 +120,21 @@ def _whole_seconds(value: Any) -> Any:
         number = float(value)
     except ValueError:
         raise ValueError(f"must be a whole number of seconds, got {value!r}") from None
-    if number != number or number != int(number) or number < 1:
+    if not math.isfinite(number) or number != int(number) or number < 1:
         raise ValueError(f"must be a whole number of seconds (1 or more), got {value!r}")
     return int(number)
 
 
-def _image_field(value: str, info: ValidationInfo) -> str:
-    return check_image(value, info.field_name or "image")
+def _image_field(value: str | None, info: ValidationInfo) -> str | None:
+    return None if value is None else check_image(value, info.field_name or "image")
 
 
 Unit = Annotated[float, BeforeValidator(_no_bool), AfterValidator(_between(0, 1))]
 Axis = Annotated[float, BeforeValidator(_no_bool), AfterValidator(_between(-10, 10))]
 LegacyPrompt = Annotated[str, AfterValidator(_max_chars(LEGACY_PROMPT_MAX))]
-RequiredPrompt = Annotated[str, AfterValidator(_not_blank), AfterValidator(_max_chars(2500))]
+RequiredPrompt = Annotated[
+    str, AfterValidator(_not_blank), AfterValidator(_max_chars(LEGACY_PROMPT_MAX))
+]
 LegacyDuration = Annotated[str | None, BeforeValidator(_legacy_duration)]
 ImageInput = Annotated[str, AfterValidator(lambda v: check_image(v, "image"))]
 Mode = Literal["std", "pro"]
@@ -144,9 +147,6 @@ class RequestModel(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True, str_strip_whitespace=False)
     #: What a request must contain, for listings, when the required fields do not say it all.
     needs: ClassVar[tuple[str, ...]] = ()
-
-
-_Request = RequestModel  # the name the first version used
 
 
 def _legacy_version(model: str) -> tuple[int, int] | None:
