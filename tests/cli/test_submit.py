@@ -256,3 +256,22 @@ def test_retry_by_id_of_a_succeeded_task_and_refusals(
     assert err == "error: no batch named 'nope' in the ledger (see `klingwatch status`)\n"
     code, _, err = cli(monkeypatch, capsys, "retry", "--ids", "9999")
     assert "no task '9999' in the ledger" in err
+
+
+@pytest.mark.slow
+def test_watch_sends_what_submit_left_queued(
+    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Path("six.txt").write_text("".join(f"a fox, take {i}\n" for i in range(6)))
+    with serve_in_thread(_sandbox(slots={Family.VIDEO: 2})) as url:
+        monkeypatch.setenv("KLING_API_KEY", API_KEY)
+        monkeypatch.setenv("KLING_API_BASE", url)
+        monkeypatch.setenv("KLINGWATCH_TIME_SCALE", "0.01")
+        monkeypatch.setenv("KLINGWATCH_SLOTS_VIDEO", "2")
+        code, out, err = cli(monkeypatch, capsys, "submit", "six.txt")
+        assert code == 0, err
+        assert "2 sent now" in out
+        code, out, err = cli(monkeypatch, capsys, "watch", "--until-done", "--json")
+        assert code == 0, err
+    with Ledger.open(f"sqlite:///{env}", clock=ManualClock()) as ledger:
+        assert ledger.counts(batch="six")[LocalStatus.SUCCEED] == 6

@@ -16,6 +16,7 @@ from klingwatch.cli.common import (
     run_async,
 )
 from klingwatch.cli.live import Reporter, make_reporter
+from klingwatch.cli.submit import make_submitter
 from klingwatch.clock import Clock
 from klingwatch.kling.client import KlingClient
 from klingwatch.monitor.download_worker import DownloadWorker
@@ -47,6 +48,11 @@ def build_monitor(
     def on_sweep(_: SweepReport) -> None:
         reporter.tick()
 
+    # Queued tasks are sent as slots free up. With --batch the poller reads only that batch, so
+    # slots held by other batches could never be seen to free: no sending then.
+    submitter = (
+        None if batch else make_submitter(settings, client=client, ledger=ledger, clock=clock)
+    )
     return Monitor(
         client=client,
         ledger=ledger,
@@ -57,6 +63,7 @@ def build_monitor(
             concurrency=settings.max_concurrency,
         ),
         stuck=StuckPolicy(threshold=settings.stuck_after),
+        submitter=submitter,
         workers=[DownloadWorker.from_settings(settings, ledger=ledger, clock=clock, batch=batch)],
         on_change=on_change,
         on_sweep=on_sweep,
