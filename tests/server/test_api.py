@@ -220,3 +220,25 @@ async def test_the_openapi_schema_lists_every_route(http: httpx.AsyncClient) -> 
         "/api/resume",
     } <= paths
     assert (await http.get("/docs")).status_code == 200
+
+
+async def test_throughput_shows_the_shortest_window_holding_the_days_work(
+    http: httpx.AsyncClient, ledger: Ledger, clock: ManualClock
+) -> None:
+    ids = [add_task(ledger, n) for n in range(1, 4)]
+    finish(ledger, ids[0], LocalStatus.FAILED, clock.time(), "content risk")
+    clock.advance(200)
+    finish(ledger, ids[1], LocalStatus.SUCCEED, clock.time())
+    clock.advance(280)
+    finish(ledger, ids[2], LocalStatus.SUCCEED, clock.time())
+    clock.advance(20)
+    tp = (await http.get("/api/stats")).json()["throughput"]
+    # 500 s of work: a 10-minute window of 30 buckets of 20 s, ending now.
+    assert (tp["bucket_seconds"], tp["start"]) == (20.0, clock.time() - 600)
+    assert (sum(tp["succeeded"]), sum(tp["failed"])) == (2, 1)
+    assert tp["failed"][5] == 1  # 500 s ago
+    assert tp["succeeded"][15] == 1  # 300 s ago
+    assert tp["succeeded"][29] == 1  # 20 s ago
+    clock.advance(2 * 3600)
+    later = (await http.get("/api/stats")).json()["throughput"]
+    assert later["bucket_seconds"] == 6 * 3600 / 30

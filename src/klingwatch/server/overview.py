@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 #: Histogram bounds (seconds) for queue, run and total times.
 DURATION_BOUNDS: tuple[float, ...] = (15, 30, 60, 120, 180, 300, 600, 1200, 1800, 3600, 7200)
+#: Throughput windows, seconds: the shortest that holds the last day's finishes is shown.
+WINDOWS: tuple[float, ...] = (600.0, 1800.0, 3600.0, 6 * 3600.0, 86400.0)
 #: Finishes in this window set a batch's recent rate (and so its ETA).
 RATE_WINDOW = 900.0
 
@@ -88,19 +90,21 @@ class Overview:
     ) -> tuple[float, float, list[int], list[int]]:
         """``(bucket_seconds, start, succeeded[], failed[])`` over a window that shows something.
 
-        The window is the last hour when anything finished in it, else the last day, else the
-        last 30 days: an idle dashboard still shows yesterday's work.
+        The window is the shortest of 10 min, 30 min, 1 h, 6 h and 24 h that holds every finish
+        of the last day (so a fast run is not one bar, and a day's work fits); with nothing
+        finished in a day, the last 30 days: an idle dashboard still shows last week's work.
         """
-        newest = max((t for t, _ in self.finishes), default=None)
-        span = 3600.0
-        if newest is not None and now - newest > 3600.0:
-            span = 86400.0 if now - newest <= 86400.0 else 30 * 86400.0
+        recent = [now - t for t, _ in self.finishes if 0 <= now - t <= 86400.0]
+        span = 30 * 86400.0
+        if recent:
+            oldest = max(recent)
+            span = next(w for w in WINDOWS if w >= oldest)
         width = span / buckets
         start = now - span
         ok = [0] * buckets
         bad = [0] * buckets
         for when, status in self.finishes:
-            if when <= start or when > now:
+            if when < start or when > now:
                 continue
             i = min(buckets - 1, int((when - start) // width))
             if status is LocalStatus.SUCCEED:
