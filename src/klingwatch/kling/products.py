@@ -164,7 +164,7 @@ class Product:
         return self.path if self.standard is ApiStandard.LEGACY else "/tasks"
 
     def validate(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        """Check a request; return the body to send (without routing fields).
+        """Check a request; return the body to send (:meth:`body` adds the routing fields).
 
         The body is the request as written, normalized where Kling is particular (a legacy
         ``duration`` of ``5`` becomes ``"5"``; new-standard ``duration``/``resolution``/... given
@@ -194,6 +194,9 @@ class Product:
 
     def _check_legacy(self, out: dict[str, Any]) -> list[tuple[str, str]]:
         model = out.get("model_name")
+        # Only video models moved to the new standard; images stay on /v1/images.
+        if self.family is not Family.VIDEO:
+            return []
         if isinstance(model, str) and re.fullmatch(r"kling-(\d+\.\d+|o\d)(-[a-z0-9.]+)?", model):
             kind = "image-to-video" if self.name == "image2video" else "text-to-video"
             return [

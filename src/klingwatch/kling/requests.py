@@ -218,7 +218,7 @@ class _LegacyVideo(_Routed):
         if self.cfg_scale is not None and version is not None and version[0] == 2:
             raise ValueError(
                 f"cfg_scale is not supported by {self.model_name}; remove it "
-                "(only kling-v1 models take it)"
+                "(kling-v2 models do not take it)"
             )
         return self
 
