@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import httpx
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sandboxkit import SandboxFactory, client_for
 
 from klingwatch.clock import ManualClock, ScaledClock
+from klingwatch.kling.models import TaskStatus
+from klingwatch.kling.products import Family, get_product
 from klingwatch.sandbox import SandboxConfig, create_app
+from klingwatch.sandbox.state import SandboxError, SandboxState
 
 T2V = "/v1/videos/text2video"
 IMG = "/v1/images/generations"
@@ -103,3 +110,65 @@ async def test_durations_follow_the_registry_and_scale_with_the_clock() -> None:
     median_ms = totals[len(totals) // 2]
     # Registry: std video queues ~10 s and runs ~75 s at p50; scaled by 0.01 -> ~850 ms.
     assert 500 < median_ms < 1300
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    ops=st.lists(
+        st.one_of(
+            st.tuples(
+                st.just("create"),
+                st.sampled_from(["text2video", "image-generation"]),
+                st.integers(1, 4),
+            ),
+            st.tuples(st.just("advance"), st.just(""), st.integers(0, 120)),
+        ),
+        max_size=60,
+    )
+)
+def test_slots_budget_and_statuses_stay_consistent(ops: list[tuple[str, str, int]]) -> None:
+    clock = ManualClock(auto_advance=False)
+    config = SandboxConfig(
+        slots={"video": 3, "image": 5}, unit_budget=Decimal(20), failure_rate=0.3, seed=5
+    )
+    state = SandboxState(config, clock)
+    last_seen: dict[str, int] = {}
+    rank = {
+        TaskStatus.SUBMITTED: 0,
+        TaskStatus.PROCESSING: 1,
+        TaskStatus.SUCCEED: 2,
+        TaskStatus.FAILED: 2,
+    }
+    for op, product_name, n in ops:
+        if op == "advance":
+            clock.advance(n)
+        else:
+            product = get_product(product_name)
+            request = {"prompt": "x", "n": n} if product.family is Family.IMAGE else {"prompt": "x"}
+            before = dict(state.in_use)
+            refused: int | None = None
+            try:
+                state.create(product, request, external_id=None, callback_url=None, base_url="")
+            except SandboxError as exc:
+                refused = exc.code
+            over = (
+                before[product.family] + product.slot_cost(request) > config.slots[product.family]
+            )
+            assert refused in ((1303, 1102) if over else (None, 1102))
+        now = state.advance()
+        for family in Family:
+            live = sum(t.slot_cost for t in state.order if t.family is family and now < t.finished)
+            assert state.in_use[family] == live <= config.slots[family]
+        charged = sum(
+            (
+                t.units
+                for t in state.order
+                if not (t.outcome is TaskStatus.FAILED and now >= t.finished)
+            ),
+            Decimal(0),
+        )
+        assert state.units_spent == charged <= Decimal(20)
+        for t in state.order:
+            r = rank[t.status_at(now)]
+            assert r >= last_seen.get(t.task_id, 0)
+            last_seen[t.task_id] = r
