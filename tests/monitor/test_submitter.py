@@ -457,3 +457,20 @@ def test_learned_limits_only_go_down_and_can_be_forgotten(ledger: Ledger) -> Non
     assert gates.learn_slots(ledger, "video", 4) == 4
     assert gates.forget_slots(ledger) == {"video": 4}
     assert gates.learned_slots(ledger, "video") is None
+
+
+async def test_run_sends_pass_after_pass_until_stopped(ledger: Ledger) -> None:
+    ledger.add_tasks("b1", intents(3))
+    kling = ScriptedKling(ManualClock(), script={"line-0": [(429, 1302, {"Retry-After": "30"})]})
+    stop = asyncio.Event()
+    async with kling.client() as client:
+        submitter = Submitter(client=client, ledger=ledger, clock=kling.clock, slots={"video": 5})
+        runner = asyncio.create_task(submitter.run(stop))
+        for _ in range(200):
+            await asyncio.sleep(0)
+            if ledger.counts()[LocalStatus.SUBMITTED] == 3:
+                break
+        stop.set()
+        await asyncio.wait_for(runner, timeout=5)
+    assert ledger.counts()[LocalStatus.SUBMITTED] == 3
+    assert kling.creates["line-0"] == 2  # after its Retry-After, on the clock

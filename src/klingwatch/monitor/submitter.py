@@ -37,6 +37,7 @@ The engine runs it: :meth:`Submitter.run_once` (one pass; what tests call) or :m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -176,7 +177,6 @@ class Submitter:
         lease: float = 120.0,
         idle_interval: float = 5.0,
         slot_watch: float | None = 2.0,
-        batch_limit: int = 200,
         owner: str | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -191,7 +191,6 @@ class Submitter:
         self.lease = lease
         self.idle_interval = idle_interval
         self.slot_watch = slot_watch
-        self.batch_limit = batch_limit
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.stats = SubmitterStats()
         self._rng = rng or random.Random()
@@ -251,6 +250,8 @@ class Submitter:
             finally:
                 for fut in (sleeper, waker, stopper):
                     fut.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await fut
 
     def next_pass_in(self) -> float:
         """Nominal seconds until something is due (a backoff ends, a lookup, an auto-resume)."""
