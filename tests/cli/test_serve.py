@@ -17,8 +17,6 @@ from klingwatch.clock import RealClock
 from klingwatch.sandbox import SandboxConfig, TimingSpec, serve_in_thread
 from klingwatch.store import Ledger, NewTask
 
-pytestmark = pytest.mark.slow
-
 CLI = [sys.executable, "-c", "from klingwatch.cli import main; main()"]
 
 
@@ -41,6 +39,7 @@ def wait_for(check: object, what: str, timeout: float = 60.0) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.slow
 def test_serve_runs_the_engine_takes_callbacks_and_stops_cleanly(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'ledger.db'}"
     with Ledger.open(db, clock=RealClock()) as ledger:
@@ -105,3 +104,19 @@ def test_serve_runs_the_engine_takes_callbacks_and_stops_cleanly(tmp_path: Path)
     assert len(sent_to) == 1
     assert sent_to.pop().startswith(f"{base}/callbacks/kling/")
     assert truth["counts"]["delivered"] >= 6
+
+
+def test_serve_refuses_an_open_api_beyond_loopback(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KLINGWATCH_API_TOKEN")}
+    done = subprocess.run(
+        [*CLI, "serve", "--host", "0.0.0.0", "--db", f"sqlite:///{tmp_path / 'l.db'}"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 3
+    assert done.stderr.startswith("error: refusing to serve on 0.0.0.0 without an API token")
+    assert "KLINGWATCH_API_TOKEN" in done.stderr
+    assert "Traceback" not in done.stderr
