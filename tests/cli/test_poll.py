@@ -144,6 +144,19 @@ def test_poll_json_prints_one_object_per_change_then_the_task(
     assert final["result_urls"] == ["https://cdn/222.mp4"]
 
 
+def test_poll_by_external_id_looks_the_task_up_first(
+    kling: tuple[TinyKling, str], env: pytest.MonkeyPatch
+) -> None:
+    fake, url = kling
+    fake.tasks["batch-7"] = Script(("processing", "processing", "succeed"))
+    env.setenv("KLING_API_BASE", url)
+
+    code, out, _ = run("batch-7", "--external")
+
+    assert code == 0
+    assert out.splitlines()[-1] == "https://cdn/batch-7.mp4"
+
+
 def test_a_failed_task_exits_1_with_the_reason(
     kling: tuple[TinyKling, str], env: pytest.MonkeyPatch
 ) -> None:
