@@ -15,8 +15,16 @@ import pytest
 from typer.testing import CliRunner
 
 from klingwatch.cli import app
-from klingwatch.cli.sandbox import parse_slots
+from klingwatch.cli.sandbox import parse_settings, parse_slots
 from klingwatch.kling.products import Family
+
+
+def test_set_takes_any_config_field() -> None:
+    assert parse_settings(["callback_drop_rate=0.1", "list-order=oldest", 'api_keys=["a"]']) == {
+        "callback_drop_rate": 0.1,
+        "list_order": "oldest",
+        "api_keys": ["a"],
+    }
 
 
 def test_slots_parse_per_family() -> None:
@@ -31,6 +39,8 @@ def test_slots_parse_per_family() -> None:
         (["--slots", "audio=2"], "family=count"),
         (["--webhook-secret", "plain"], "whsec_"),
         (["--access-key", "ak-only"], "--secret-key"),
+        (["--set", "no_such=1"], "name=value"),
+        (["--set", "callback_drop_rate=2"], "callback_drop_rate"),
     ],
 )
 def test_bad_options_get_one_clear_line(args: list[str], words: str) -> None:

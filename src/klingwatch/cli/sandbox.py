@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -15,7 +16,15 @@ from klingwatch.sandbox.chaos import CHAOS_PROFILES, parse_chaos
 from klingwatch.sandbox.config import SandboxConfig
 from klingwatch.sandbox.server import serve
 
-__all__ = ["parse_slots", "sandbox_command"]
+__all__ = ["parse_settings", "parse_slots", "sandbox_command"]
+
+
+SET_OPTION: Any = typer.Option(
+    None,
+    "--set",
+    help="Any other SandboxConfig field as name=value (JSON values allowed), e.g. "
+    "--set callback_drop_rate=0.1 --set list_order=oldest.",
+)
 
 
 def parse_slots(spec: str | None) -> dict[Family, int]:
@@ -32,6 +41,25 @@ def parse_slots(spec: str | None) -> dict[Family, int]:
                 f"{item!r}: use family=count with family one of {families} (e.g. video=5)",
                 param_hint="--slots",
             ) from None
+    return out
+
+
+def parse_settings(items: list[str]) -> dict[str, Any]:
+    """``--set name=value`` items as config fields; values are JSON when they parse as JSON."""
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in SandboxConfig.model_fields:
+            raise typer.BadParameter(
+                f"{item!r}: use name=value with a SandboxConfig field name "
+                "(see docs/sandbox.md), e.g. callback_drop_rate=0.1",
+                param_hint="--set",
+            )
+        try:
+            out[name] = json.loads(raw)
+        except ValueError:
+            out[name] = raw
     return out
 
 
@@ -86,6 +114,7 @@ def sandbox_command(
     api_key: str | None = typer.Option(
         None, "--api-key", envvar="KLING_API_KEY", help="API key accepted (new standard too)."
     ),
+    extra: list[str] | None = SET_OPTION,
 ) -> None:
     """Run a Kling sandbox: both API standards, callbacks, chaos, ground truth on /sandbox/."""
     if bool(access_key) != bool(secret_key):
@@ -115,6 +144,7 @@ def sandbox_command(
         "chaos": chaos_config,
         "not_found": not_found,
     }
+    fields.update(parse_settings(extra or []))
     try:
         config = SandboxConfig(**fields)
     except ValidationError as exc:
