@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -103,6 +104,14 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
+def _closed_port() -> int:
+    """A loopback port nobody listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
 def run(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(app, ["poll", *args])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
@@ -192,7 +201,7 @@ def test_the_deadline_exits_2(kling: tuple[TinyKling, str], env: pytest.MonkeyPa
         (["404"], {}, "no task with that id"),
         (["1"], {"KLING_API_KEY": "wrong"}, "KLING_API_KEY"),
         (["1"], {"KLING_API_KEY": None}, "KLING_ACCESS_KEY"),
-        (["1"], {"KLING_API_BASE": "http://127.0.0.1:9"}, "cannot connect"),
+        (["1"], {"KLING_API_BASE": "closed-port"}, "cannot connect"),
     ],
     ids=["bad-deadline", "unknown-product", "unknown-task", "bad-key", "no-key", "unreachable"],
 )
@@ -206,6 +215,8 @@ def test_errors_are_one_clear_line_and_exit_3(
     _, url = kling
     env.setenv("KLING_API_BASE", url)
     for name, value in env_changes.items():
+        if value == "closed-port":
+            value = f"http://127.0.0.1:{_closed_port()}"
         if value is None:
             env.delenv(name)
         else:
