@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 from serverkit import (
     CALLBACK_TOKEN,
     SECRET,
@@ -24,6 +26,13 @@ from klingwatch.kling.client import KlingClient
 from klingwatch.store import Ledger, LocalStatus
 
 URL = f"/callbacks/kling/{CALLBACK_TOKEN}"
+
+
+@pytest.fixture
+def ledger(ledger_url: str, clock: ManualClock) -> Iterator[Ledger]:
+    """The receiver's rules hold on both ledgers: a SQLite file and PostgreSQL."""
+    with Ledger.open(ledger_url, clock=clock) as opened:
+        yield opened
 
 
 def signed_headers(
