@@ -26,6 +26,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -275,7 +276,7 @@ class Downloader:
             self._record(task, file, dest, "failed", error=str(exc))
             return FileOutcome(task, file, dest, "failed", message=str(exc))
         at = self.clock.time()
-        self._write_sidecar(task, file, dest, got.size, got.sha256, at, got.content_type)
+        await self._write_sidecar(task, file, dest, got.size, got.sha256, at, got.content_type)
         self._record(task, file, dest, "complete", size=got.size, sha256=got.sha256, at=at)
         logger.info(
             "downloaded %s (%d bytes%s)", dest, got.size, ", resumed" if got.resumed else ""
@@ -320,7 +321,7 @@ class Downloader:
             # A complete file the ledger does not know (an older ledger, another machine).
             self._record(task, file, dest, "complete", size=size, sha256=digest)
         if sidecar is None:
-            self._write_sidecar(task, file, dest, size, digest, self.clock.time(), None)
+            await self._write_sidecar(task, file, dest, size, digest, self.clock.time(), None)
         return FileOutcome(task, file, dest, "skipped", size=size, sha256=digest)
 
     def _fresh_record(self, task: TaskRecord, file: ResultFile) -> DownloadRecord | None:
@@ -329,7 +330,7 @@ class Downloader:
                 return rec
         return None
 
-    def _write_sidecar(
+    async def _write_sidecar(
         self,
         task: TaskRecord,
         file: ResultFile,
@@ -339,16 +340,20 @@ class Downloader:
         at: float,
         content_type: str | None,
     ) -> None:
+        events = self.ledger.events(task.local_id)
         try:
-            write_sidecar(
-                dest,
-                task=task,
-                file=file,
-                events=self.ledger.events(task.local_id),
-                size=size,
-                sha256=sha256,
-                downloaded_at=at,
-                content_type=content_type,
+            await asyncio.to_thread(
+                partial(
+                    write_sidecar,
+                    dest,
+                    task=task,
+                    file=file,
+                    events=events,
+                    size=size,
+                    sha256=sha256,
+                    downloaded_at=at,
+                    content_type=content_type,
+                )
             )
         except OSError as exc:
             err = storage_error(exc, sidecar_path(dest), file.url)

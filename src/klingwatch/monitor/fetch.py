@@ -23,6 +23,7 @@ Errors (all :class:`~klingwatch.kling.errors.KlingError`, so the CLI prints one 
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import hashlib
 import logging
@@ -273,7 +274,9 @@ class Fetcher:
                         fh.seek(start)
                         written = await self._stream(resp, fh, hasher, start, total, url)
                         fh.flush()
-                        os.fsync(fh.fileno())
+                        # Durable before it gets its final name; in a thread, so other
+                        # transfers go on meanwhile (fsync is most of a small file's cost).
+                        await asyncio.to_thread(os.fsync, fh.fileno())
                 except OSError as exc:
                     raise self._local_error(exc, dest, url) from exc
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
@@ -295,8 +298,7 @@ class Fetcher:
                 f"{url} did not answer a {kind} file (it starts with {head[:8]!r})", url=url
             )
         try:
-            os.replace(part, dest)
-            _fsync_dir(dest.parent)
+            await asyncio.to_thread(_publish, part, dest)
         except OSError as exc:
             raise self._local_error(exc, dest, url) from exc
         return Fetched(
@@ -390,6 +392,11 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
+
+
+def _publish(part: Path, dest: Path) -> None:
+    os.replace(part, dest)
+    _fsync_dir(dest.parent)
 
 
 def _fsync_dir(folder: Path) -> None:
