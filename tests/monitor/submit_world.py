@@ -96,7 +96,10 @@ class SandboxWorld:
 
 
 @contextlib.asynccontextmanager
-async def sandbox_world(tmp_path: Path, config: SandboxConfig) -> AsyncIterator[SandboxWorld]:
+async def sandbox_world(
+    tmp_path: Path, config: SandboxConfig, *, url: str | None = None
+) -> AsyncIterator[SandboxWorld]:
+    """The sandbox, a client on it and a ledger (``url``, else a SQLite file in ``tmp_path``)."""
     clock = ManualClock()
     app = create_app(config, clock=clock)
     client = KlingClient(
@@ -106,7 +109,7 @@ async def sandbox_world(tmp_path: Path, config: SandboxConfig) -> AsyncIterator[
         clock=clock,
         retry=RetryPolicy(),
     )
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    url = url or f"sqlite:///{tmp_path / 'ledger.db'}"
     ledger = Ledger.open(url, clock=clock)
     try:
         yield SandboxWorld(clock=clock, app=app, ledger=ledger, client=client, db_url=url)

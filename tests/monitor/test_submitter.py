@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -111,9 +112,9 @@ async def test_created_then_5000_answers_still_make_exactly_one_task_per_line(
 
 # -- restarts: the crux of "never pay twice" ----------------------------------------------------
 async def test_a_create_that_landed_before_the_process_died_is_found_not_resent(
-    tmp_path: Path,
+    tmp_path: Path, ledger_url: str
 ) -> None:
-    async with sandbox_world(tmp_path, sandbox_config(3)) as w:
+    async with sandbox_world(tmp_path, sandbox_config(3), url=ledger_url) as w:
         [local_id] = w.queue(intents(1))
         # The old process: leased, marked sending, the create reached Kling... then SIGKILL.
         [task] = w.ledger.claim_queued(
@@ -145,8 +146,10 @@ async def test_a_create_that_landed_before_the_process_died_is_found_not_resent(
         ]
 
 
-async def test_a_create_that_never_left_is_looked_up_then_sent_once(tmp_path: Path) -> None:
-    async with sandbox_world(tmp_path, sandbox_config(3)) as w:
+async def test_a_create_that_never_left_is_looked_up_then_sent_once(
+    tmp_path: Path, ledger_url: str
+) -> None:
+    async with sandbox_world(tmp_path, sandbox_config(3), url=ledger_url) as w:
         [local_id] = w.queue(intents(1))
         w.ledger.mark_sending(local_id, w.clock.time())  # died before the request left
         fresh = w.submitter(slots={"video": 3})
@@ -216,10 +219,12 @@ async def _run(
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    led = Ledger.open(f"sqlite:///{tmp_path / 'l.db'}", clock=ManualClock())
+def ledger(ledger_url: str) -> Iterator[Ledger]:
+    """A ledger with batch ``b1``, on SQLite and on PostgreSQL."""
+    led = Ledger.open(ledger_url, clock=ManualClock())
     led.ensure_batch("b1")
-    return led
+    yield led
+    led.close()
 
 
 async def test_content_policy_and_bad_parameters_are_rejected_and_never_resent(
@@ -393,9 +398,11 @@ async def test_every_create_carries_the_external_id_and_callback_url(ledger: Led
 
 
 # -- replicas ------------------------------------------------------------------------------------
-async def test_two_replicas_on_one_ledger_never_send_the_same_task(tmp_path: Path) -> None:
+async def test_two_replicas_on_one_ledger_never_send_the_same_task(
+    tmp_path: Path, ledger_url: str
+) -> None:
     chaos = ChaosConfig(latency_ms=1.0)  # every answer yields, so the replicas interleave
-    async with sandbox_world(tmp_path, sandbox_config(50, chaos=chaos)) as w:
+    async with sandbox_world(tmp_path, sandbox_config(50, chaos=chaos), url=ledger_url) as w:
         w.queue(intents(30))
         other_ledger = Ledger.open(w.db_url, clock=w.clock)
         try:
