@@ -73,7 +73,9 @@ async def test_created_then_5000_passes_real_refusals_through(make_app: SandboxF
     app = make_app(chaos=ChaosConfig(created_then_5000=1.0))
     async with client_for(app) as api:
         r = await api.post(T2V, json={"prompt": ""})
+        stats = (await api.get("/sandbox/stats")).json()
     assert (r.status_code, r.json()["code"]) == (400, 1201)
+    assert stats["chaos"] == {}
 
 
 async def test_truncated_answers_are_cut_json(make_app: SandboxFactory) -> None:

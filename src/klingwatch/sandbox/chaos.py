@@ -179,6 +179,11 @@ class ChaosEngine:
             self._rng = random.Random(f"chaos:{self._seed}")
             self.counts.clear()
 
+    def count(self, fault: str) -> None:
+        """Note a fault that was applied (``counts`` feeds the ground truth)."""
+        with self._lock:
+            self.counts[fault] += 1
+
     def draw(self, create: bool) -> tuple[str | None, float]:
         """Pick at most one fault for a request, and its latency in real seconds."""
         cfg = self.config
@@ -193,7 +198,6 @@ class ChaosEngine:
             for name, rate in choices:
                 edge += rate
                 if u < edge:
-                    self.counts[name] += 1
                     return name, latency / 1000.0
         return None, latency / 1000.0
 
@@ -229,12 +233,14 @@ class ChaosMiddleware:
         logger.debug("chaos: %s on %s %s", fault, scope["method"], scope["path"])
         if fault.startswith("error:"):
             code = int(fault.partition(":")[2])
+            engine.count(fault)
             scope[CODE_KEY] = code
             await _send_error(send, code)
             return
         status, headers, body = await _capture(self.app, scope, receive)
         if fault == "created":
             if status == 200:
+                engine.count(fault)
                 scope[CODE_KEY] = 5000
                 await _send_error(send, 5000)
             else:  # nothing was created: pass the real refusal through
@@ -246,9 +252,11 @@ class ChaosMiddleware:
                 (b"content-length", str(max(len(body), 1)).encode()),
             ]
             await send({"type": "http.response.start", "status": status, "headers": start_headers})
+            engine.count(fault)
             scope[CODE_KEY] = "dropped"
             # Returning without the body makes the server close the connection mid-answer.
             return
+        engine.count(fault)
         scope[CODE_KEY] = "truncated"
         cut = body[: max(1, len(body) // 2)]
         await _replay(send, status, headers, cut)
