@@ -45,7 +45,7 @@ async def test_never_more_in_flight_than_the_slot_setting_and_the_slots_stay_bus
     # Realistic durations (about 10 s queued, 75 s running): the slot use figure depends on
     # how long a task holds its slot compared with how soon its end is seen.
     async with sandbox_world(tmp_path, sandbox_config(3, durations={})) as w:
-        w.queue(intents(30))
+        w.queue(intents(18))
         submitter = w.submitter(slots={"video": 3})
         await w.monitor(submitter).run()
         assert all_final(w.ledger)
@@ -53,7 +53,7 @@ async def test_never_more_in_flight_than_the_slot_setting_and_the_slots_stay_bus
         assert slots["peak"]["video"] == 3
         assert not w.refusals()  # not a single 1303
         assert set(w.creates_seen().values()) == {1}
-        assert len(w.creates_seen()) == 30
+        assert len(w.creates_seen()) == 18
         # While work was queued, every slot was busy almost all the time.
         assert slot_use(slots["timeline"]["video"], 3) >= 0.95
 
@@ -62,7 +62,7 @@ async def test_the_slot_limit_is_learned_from_one_1303_kept_and_never_exceeded(
     tmp_path: Path,
 ) -> None:
     async with sandbox_world(tmp_path, sandbox_config(4)) as w:
-        w.queue(intents(60))
+        w.queue(intents(40))
         submitter = w.submitter()
         assert submitter.slot_limit("video") is None
         await w.monitor(submitter).run()
@@ -70,7 +70,7 @@ async def test_the_slot_limit_is_learned_from_one_1303_kept_and_never_exceeded(
         assert submitter.slot_limit("video") == 4
         assert w.ledger.get_meta("slots.video") == "4"
         refused = w.refusals()[1303]
-        assert refused == 1  # the one that taught the limit; none of the 60 creates after it
+        assert refused == 1  # the one that taught the limit; none of the 40 creates after it
         assert (await w.truth("/sandbox/slots"))["peak"]["video"] == 4
         # Every line is exactly one Kling task (the 1303'd create made none).
         assert set((await w.tasks_per_external_id()).values()) == {1}
