@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,8 +22,9 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def ledger(tmp_path: Path, clock: ManualClock) -> Iterator[Ledger]:
-    with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}", clock=clock) as opened:
+def ledger(ledger_url: str, clock: ManualClock) -> Iterator[Ledger]:
+    """A real ledger: a SQLite file, and again on PostgreSQL (``ledger_url`` runs both)."""
+    with Ledger.open(ledger_url, clock=clock) as opened:
         yield opened
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import pytest
 from serverkit import (
     CALLBACK_TOKEN,
     SECRET,
@@ -26,13 +24,6 @@ from klingwatch.kling.client import KlingClient
 from klingwatch.store import Ledger, LocalStatus
 
 URL = f"/callbacks/kling/{CALLBACK_TOKEN}"
-
-
-@pytest.fixture
-def ledger(ledger_url: str, clock: ManualClock) -> Iterator[Ledger]:
-    """The receiver's rules hold on both ledgers: a SQLite file and PostgreSQL."""
-    with Ledger.open(ledger_url, clock=clock) as opened:
-        yield opened
 
 
 def signed_headers(

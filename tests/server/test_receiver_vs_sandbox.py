@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import httpx
@@ -19,13 +19,6 @@ from klingwatch.server.app import create_app
 from klingwatch.store import Ledger, NewTask
 
 CALLBACK_URL = f"http://klingwatch.test/callbacks/kling/{CALLBACK_TOKEN}"
-
-
-@pytest.fixture
-def ledger(ledger_url: str, clock: ManualClock) -> Iterator[Ledger]:
-    """The receiver's rules hold on both ledgers: a SQLite file and PostgreSQL."""
-    with Ledger.open(ledger_url, clock=clock) as opened:
-        yield opened
 
 
 Scope = MutableMapping[str, Any]
