@@ -63,6 +63,7 @@ def png_bytes(width: int = 64, height: int = 48, seed: int = 2) -> bytes:
 class Seen:
     path: str
     range: str | None
+    encoding: str | None = None
 
 
 @dataclass
@@ -98,7 +99,7 @@ class MediaServer:
         assert scope["type"] == "http"
         path: str = scope["path"]
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        self.seen.append(Seen(path, headers.get("range")))
+        self.seen.append(Seen(path, headers.get("range"), headers.get("accept-encoding")))
         name = path.removeprefix("/media/")
         if name in self.html:
             page = b"<!DOCTYPE html><html><body>Please log in</body></html>"

@@ -210,3 +210,11 @@ async def test_a_url_that_cannot_be_fetched_fails_at_once(
         await fetcher(client, clock).fetch(url, tmp_path / "a.mp4", "video")
     assert clock.time() == start  # no retry, no backoff
     assert names(tmp_path) == []
+
+
+async def test_media_is_asked_for_without_content_encoding(
+    server: MediaServer, client: httpx.AsyncClient, clock: ManualClock, tmp_path: Path
+) -> None:
+    server.cut_after["a.mp4"] = [50_000]
+    await fetcher(client, clock).fetch(server.url("a.mp4"), tmp_path / "a.mp4", "video")
+    assert [s.encoding for s in server.requests_for("a.mp4")] == ["identity", "identity"]

@@ -220,7 +220,7 @@ def _json(summary: Summary, soon: list[TaskRecord]) -> dict[str, Any]:
                 "resumed": f.resumed,
                 "message": f.message,
             }
-            for f in summary.files
+            for f in sorted(summary.files, key=lambda f: (f.task.local_id, f.file.ledger_index))
         ],
         "downloaded": summary.count("downloaded"),
         "skipped": summary.count("skipped"),

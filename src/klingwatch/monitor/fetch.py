@@ -236,7 +236,10 @@ class Fetcher:
     async def _attempt(
         self, url: str, part: Path, dest: Path, kind: MediaKind, offset: int
     ) -> Fetched:
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        # Identity encoding: byte offsets (Range, Content-Length) then count the file's own bytes.
+        headers = {"Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
         written = offset
         try:
             async with self._client.stream("GET", url, headers=headers) as resp:
