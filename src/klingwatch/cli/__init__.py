@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "resume",
     "download",
     "poll",
+    "doctor",
 )
 for _name in COMMAND_MODULES:
     importlib.import_module(f"klingwatch.cli.{_name}")
