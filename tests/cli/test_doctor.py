@@ -19,6 +19,7 @@ from klingwatch.clock import ManualClock
 from klingwatch.sandbox import SandboxConfig
 from klingwatch.sandbox.server import serve_in_thread
 from klingwatch.settings import Settings
+from klingwatch.store import Ledger
 
 AK = "ak-doctor"
 SK = "sk-doctor-secret-long-enough-for-hs256-signing"
@@ -103,10 +104,8 @@ def test_clock_check_reads_the_date_header() -> None:
 
 def test_an_existing_ledger_is_opened_and_counted(workdir: Path) -> None:
     db = f"sqlite:///{workdir / 'ledger.db'}"
-    from klingwatch.store import Ledger
-
     Ledger.open(db).close()
-    code, checks = doctor("--db", db)
+    _, checks = doctor("--db", db)
     assert checks["ledger"]["outcome"] == "ok"
     assert "reachable and migrated, 0 tasks" in checks["ledger"]["detail"]
 
