@@ -301,3 +301,36 @@ def test_a_cut_transfer_is_completed_by_the_rerun_and_every_file_matches_its_sid
         side = json.loads(file.with_name(file.name + ".json").read_text())["file"]
         data = file.read_bytes()
         assert (side["size"], side["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
+
+
+@pytest.mark.slow
+def test_submit_with_download_waits_for_the_files_of_the_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = SandboxConfig(
+        api_keys=(API_KEY,),
+        time_scale=0.01,
+        failure_rate=0.0,
+        straggler_rate=0.0,
+        durations={"video": FAST},
+    )
+    monkeypatch.chdir(tmp_path)
+    Path("foxes.txt").write_text("".join(f"a fox, take {i}\n" for i in range(4)))
+    with serve_in_thread(config) as url:
+        env = {
+            "KLING_API_KEY": API_KEY,
+            "KLING_API_BASE": url,
+            "KLINGWATCH_TIME_SCALE": "0.01",
+            "KLINGWATCH_DB": f"sqlite:///{tmp_path / 'ledger.db'}",
+        }
+        done = CliRunner().invoke(
+            app, ["submit", "foxes.txt", "--download", "clips", "--wait", "--json"], env=env
+        )
+        assert done.exit_code == 0, done.output
+    videos = sorted((tmp_path / "clips" / "foxes").glob("*.mp4"))
+    assert len(videos) == 4
+    for video in videos:
+        assert video.read_bytes() == sample_mp4()
+        side = json.loads(video.with_name(video.name + ".json").read_text())
+        assert side["file"]["sha256"] == hashlib.sha256(sample_mp4()).hexdigest()
+        assert side["request"]["prompt"].startswith("a fox, take")
