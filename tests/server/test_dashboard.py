@@ -21,6 +21,7 @@ from serverkit import API_TOKEN, add_task, settings
 from klingwatch.clock import RealClock
 from klingwatch.monitor import gates
 from klingwatch.server.app import create_app
+from klingwatch.server.runner import AppServer
 from klingwatch.store import Ledger, LocalStatus, Observation, Source
 
 pytestmark = pytest.mark.browser
@@ -40,16 +41,16 @@ WAIT_MS = 10_000  # how long a page may take to show a change (it usually takes 
 
 
 class ThreadedServer:
-    """uvicorn on 127.0.0.1, port 0, in a thread."""
+    """The app under uvicorn on 127.0.0.1, port 0, in a thread."""
 
     def __init__(self, ledger: Ledger, **overrides: object) -> None:
         app = create_app(
             ledger=ledger, settings=settings(**overrides), clock=RealClock(), stream_interval=0.2
         )
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=1
+            app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=5
         )
-        self.server = uvicorn.Server(config)
+        self.server = AppServer(config, app)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> str:
@@ -59,12 +60,12 @@ class ThreadedServer:
             if not self.thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("uvicorn did not start")
             time.sleep(0.02)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
+        return f"http://127.0.0.1:{self.server.port}"
 
     def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
+        self.server.request_stop()
         self.thread.join(timeout=20)
+        assert not self.thread.is_alive()
 
 
 @pytest.fixture
@@ -94,11 +95,16 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext
 
 @pytest.fixture
 def page(browser: BrowserContext) -> Iterator[Page]:
+    """A fresh tab; the test fails if the page's script threw or logged an error."""
     opened = browser.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda exc: errors.append(f"uncaught: {exc}"))
+    opened.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     try:
         yield opened
     finally:
         opened.close()
+    assert errors == []
 
 
 def observe(ledger: Ledger, local_id: int, status: LocalStatus, **kw: object) -> None:

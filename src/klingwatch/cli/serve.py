@@ -3,19 +3,11 @@ process, until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import signal
-import socket
-import threading
-from collections.abc import Iterator
-from types import FrameType
 from typing import Any
 
 import typer
 import uvicorn
-from fastapi import FastAPI
 
 from klingwatch.cli.app import app
 from klingwatch.cli.common import DB_OPTION, clock_from, load_settings, make_client, open_ledger
@@ -24,6 +16,7 @@ from klingwatch.monitor.download_worker import DownloadWorker
 from klingwatch.server.app import create_app
 from klingwatch.server.auth import check_bind
 from klingwatch.server.engine import build_engine
+from klingwatch.server.runner import AppServer
 from klingwatch.server.state import callback_token, callback_url
 from klingwatch.settings import Settings
 
@@ -31,42 +24,8 @@ __all__ = ["serve_command"]
 
 logger = logging.getLogger(__name__)
 
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-#: Seconds uvicorn waits for open connections (live dashboards) before closing them.
+#: Seconds uvicorn waits for open connections before closing them.
 GRACEFUL_SECONDS = 5
-
-
-class _Server(uvicorn.Server):
-    """uvicorn, telling the app at the first signal so open live streams end at once."""
-
-    def __init__(self, config: uvicorn.Config, web: FastAPI) -> None:
-        super().__init__(config)
-        self._web = web
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
-        self._loop = asyncio.get_running_loop()
-        await super().serve(sockets)
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # uvicorn re-raises the signal after a graceful stop, which would kill the process
-        # before the ledger and client are closed; here a signal means "stop cleanly, exit 0".
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _SIGNALS}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._web.state.klingwatch.stopping.set)
-        super().handle_exit(sig, frame)
 
 
 async def serve(settings: Settings, *, host: str, port: int, log_level: str = "info") -> None:
@@ -105,7 +64,7 @@ async def serve(settings: Settings, *, host: str, port: int, log_level: str = "i
             timeout_graceful_shutdown=GRACEFUL_SECONDS,
         )
         try:
-            await _Server(config, web).serve()
+            await AppServer(config, web).serve()
         finally:
             if monitor is not None:
                 await DownloadWorker.close_all(monitor.workers)

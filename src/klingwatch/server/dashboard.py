@@ -88,7 +88,8 @@ def task_page(request: Request, ref: str) -> Response:
 _LOGIN = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>klingwatch · sign in</title><link rel="stylesheet" href="/static/app.css"></head>
+<title>klingwatch · sign in</title><link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/static/app.css"></head>
 <body class="login"><form method="post" action="/login" class="card login-card">
 <h1><span class="logo">◉</span> klingwatch</h1>
 <p>This dashboard needs the API token (<code>KLINGWATCH_API_TOKEN</code>).</p>
