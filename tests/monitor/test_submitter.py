@@ -25,17 +25,16 @@ from klingwatch.store import Ledger, LocalStatus, Source
 
 
 def slot_use(timeline: list[list[int]], limit: int) -> float:
-    """Share of the time from the first create to the last one (while work was queued) during
-    which every slot was busy, from the sandbox's ``[time ms, slots in use]`` timeline."""
+    """Slot utilisation while work was queued (from the first create to the last one): busy
+    slot-seconds over available slot-seconds, from the sandbox's ``[time ms, in use]`` timeline."""
     start = timeline[0][0]
     end = max(t for (_, before), (t, level) in itertools.pairwise(timeline) if level > before)
-    full = 0
+    busy = 0
     for (t0, level), (t1, _) in itertools.pairwise(timeline):
         if t0 >= end:
             break
-        if level >= limit:
-            full += min(t1, end) - t0
-    return full / (end - start)
+        busy += min(level, limit) * (min(t1, end) - t0)
+    return busy / ((end - start) * limit)
 
 
 # -- slots -------------------------------------------------------------------------------------
@@ -54,8 +53,8 @@ async def test_never_more_in_flight_than_the_slot_setting_and_the_slots_stay_bus
         assert not w.refusals()  # not a single 1303
         assert set(w.creates_seen().values()) == {1}
         assert len(w.creates_seen()) == 18
-        # While work was queued, every slot was busy almost all the time.
-        assert slot_use(slots["timeline"]["video"], 3) >= 0.95
+        # While work was queued, the slots were busy (a freed one is refilled within ~2 s).
+        assert slot_use(slots["timeline"]["video"], 3) >= 0.97
 
 
 async def test_the_slot_limit_is_learned_from_one_1303_kept_and_never_exceeded(
