@@ -92,6 +92,19 @@ async def test_get_many_by_id_skips_unknown_ids(api: httpx.AsyncClient, clock: M
     assert task["billing"] == [{"charge_type": "unit", "amount": "1.5", "package_type": "video"}]
 
 
+async def test_get_many_order_is_not_the_asked_order_unless_configured(
+    make_app: SandboxFactory,
+) -> None:
+    orders = {}
+    for order in ("shuffled", "asked"):
+        async with client_for(make_app(many_order=order, slots={"video": 20})) as api:
+            ids = [(await create(api))["id"] for _ in range(12)]
+            data = (await api.get("/tasks", params={"task_ids": ",".join(ids)})).json()["data"]
+        assert sorted(t["id"] for t in data) == sorted(ids)
+        orders[order] = [t["id"] for t in data] == ids
+    assert orders == {"shuffled": False, "asked": True}
+
+
 async def test_get_many_by_external_id(api: httpx.AsyncClient) -> None:
     created = await create(api, ext="e-a")
     data = (await api.get("/tasks", params={"external_task_ids": "e-a,e-missing"})).json()["data"]

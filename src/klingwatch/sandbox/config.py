@@ -88,6 +88,9 @@ class SandboxConfig(BaseModel):
     not_found: Literal["1201", "1203"] = "1201"
     #: Order of legacy list pages and ``POST /tasks`` results.
     list_order: Literal["newest", "oldest"] = "newest"
+    #: Order of ``GET /tasks?task_ids=`` results, which Kling does not promise: shuffled by
+    #: default so a client that relies on it fails here, not live.
+    many_order: Literal["shuffled", "asked"] = "shuffled"
 
     # -- callbacks --------------------------------------------------------------------------
     #: ``"all"``: submitted, processing and the end; ``"terminal"``: the end only.

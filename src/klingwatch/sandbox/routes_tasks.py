@@ -91,8 +91,12 @@ async def _get_many(request: Request, sandbox: Sandbox) -> Response:
         task = find(ident)
         if task is not None:
             found[task.task_id] = task
-    state.note_reads(found.values(), single=True)
-    return envelope([tasks_task(t, now) for t in found.values()])
+    tasks = list(found.values())
+    if sandbox.config.many_order == "shuffled":
+        with state.lock:
+            state.order_rng.shuffle(tasks)
+    state.note_reads(tasks, single=True)
+    return envelope([tasks_task(t, now) for t in tasks])
 
 
 def _encode_cursor(seq: int) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import logging
+import random
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -82,6 +83,8 @@ class SandboxState:
         self.requests: Counter[tuple[str, int, int | str | None]] = Counter()
         self.create_refusals: Counter[int] = Counter()
         self.started_at = self.clock.time()
+        #: seeded dice for orders Kling does not promise
+        self.order_rng = random.Random(f"order:{self.config.seed}")
         self.last_costs_read: float | None = None
 
     def reset(self) -> None:
