@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -195,3 +196,15 @@ def test_signed_callbacks_arrive_over_real_sockets() -> None:
     headers, body = got[0]
     verify_signature(secret, headers, body)
     assert task_id.encode() in body
+
+
+def test_a_busy_port_is_one_clear_error() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with (
+            pytest.raises(RuntimeError, match=f"did not start on 127.0.0.1:{port}"),
+            serve_in_thread(make_config(), port=port, log_level="critical"),
+        ):
+            pass
