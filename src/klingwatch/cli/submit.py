@@ -267,7 +267,7 @@ async def _submit(
         "batch": found.batch,
         "added": len(added.added),
         "already_queued": len(added.existing),
-        "sent_now": submitter.stats.creates,
+        "sent_now": submitter.stats.created + submitter.stats.ambiguous,
         "counts": {status.value: n for status, n in counts.items() if n},
         "paused": None if paused is None else paused.reason,
         "video_slot_limit": limit,
@@ -341,13 +341,16 @@ def submit_command(
 ) -> None:
     """Validate FILE, queue every line in the ledger, and send.
 
-    Nothing is queued while any line is invalid: each one is reported as FILE:LINE: what to fix.
-    Each line gets an external_task_id (its own, or derived from batch and content), so running
-    the same command again adds nothing and nothing is ever paid twice.
+    Nothing is queued while any line is invalid: each is reported as FILE:LINE: what to fix.
 
-    Without --wait, submit sends what the free concurrency slots allow right now and leaves the
-    rest queued: run `klingwatch watch` to send it as slots free up and follow every task to its
-    end. With --wait, submit runs that engine itself until the batch is done.
+    Each line gets an external_task_id (its own, or derived from batch and content):
+    running the same command again adds nothing, and nothing is paid twice.
+
+    Without --wait: sends what the free concurrency slots allow now and leaves the rest queued;
+    `klingwatch watch` sends it as slots free up and follows every task to its end.
+
+    With --wait: runs that engine itself until every task of the batch is final, or until
+    Kling pauses sending (then `klingwatch resume`).
     """
     found = read_batch(
         file, batch=batch, product=product, defaults=parse_assignments(assignments or [])
