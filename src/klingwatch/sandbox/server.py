@@ -77,7 +77,8 @@ def serve_in_thread(
     if not server.started:
         server.should_exit = True
         thread.join(timeout=5)
-        raise RuntimeError(f"sandbox server did not start on {host}:{port}: {failure or 'timeout'}")
+        why = "it exited (port in use? see the uvicorn log)" if failure else "timed out"
+        raise RuntimeError(f"sandbox server did not start on {host}:{port}: {why}")
     sock = server.servers[0].sockets[0]
     bound_host, bound_port = sock.getsockname()[:2]
     url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
