@@ -263,3 +263,25 @@ def test_an_image_result_is_shown_as_an_image(real_ledger: Ledger, page: Page) -
         page.wait_for_function(
             "document.querySelector('.media img').naturalWidth > 0", timeout=WAIT_MS
         )
+
+
+def test_retrying_a_failed_task_from_its_page_opens_the_new_task(
+    real_ledger: Ledger, page: Page
+) -> None:
+    local = add_task(real_ledger, 1, prompt="a glass of water on a wobbly table")
+    observe(
+        real_ledger, local, LocalStatus.FAILED, status_msg="Task failed due to an internal error"
+    )
+    with ThreadedServer(real_ledger) as base:
+        page.goto(f"{base}/task/{local}")
+        expect(page.locator(".reason-box")).to_have_text(
+            "Task failed due to an internal error", timeout=WAIT_MS
+        )
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Retry").click()
+        expect(page.locator(".task-head .badge").first).to_have_text("queued", timeout=WAIT_MS)
+        expect(page.locator(".prompt-text")).to_have_text("a glass of water on a wobbly table")
+        expect(page.locator("#task .facts")).to_contain_text(f"Retry of#{local}")
+    retries = [t for t in real_ledger.tasks() if t.retry_of == local]
+    assert [t.status for t in retries] == [LocalStatus.QUEUED]
+    assert page.url.endswith(f"/task/{retries[0].local_id}")

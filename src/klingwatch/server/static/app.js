@@ -454,7 +454,10 @@ async function showTask(ref) {
         badge(e.to_status), " ", h("span", { class: "muted" }, `${e.source} · ${clock(e.at)}`)),
       e.detail ? h("div", { class: "detail" }, e.detail) : null));
     const final = ["succeed", "failed", "rejected"].includes(t.status);
-    const retryBtn = final ? h("button", { type: "button", class: "ghost", onclick: async () => {
+    // Retrying spends units: offered for failures only (the API also takes a succeeded task).
+    const retryable = t.status === "failed" || t.status === "rejected";
+    const retryBtn = retryable ? h("button", { type: "button", class: "ghost", onclick: async () => {
+      if (!confirm(`Queue task #${t.local_id} again as a new task? Retrying spends units.`)) return;
       try {
         const out = await api(`/api/tasks/${t.local_id}/retry`, { method: "POST" });
         location.href = `/task/${out.task.local_id}`;
