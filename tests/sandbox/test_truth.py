@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 from sandboxkit import SandboxFactory, client_for
 
@@ -93,3 +95,20 @@ async def test_reset_forgets_everything(api: httpx.AsyncClient) -> None:
     again = (await api.post(T2V, json={"prompt": "x", "external_task_id": "r"})).json()["data"]
     # The seed starts over: the same run gets the same ids.
     assert again["task_id"] == first["task_id"]
+
+
+async def test_tasks_page_with_offset_and_limit(api: httpx.AsyncClient) -> None:
+    for _ in range(5):
+        await api.post(T2V, json={"prompt": "x"})
+    every = (await api.get("/sandbox/tasks")).json()
+    page = (await api.get("/sandbox/tasks", params={"offset": 3, "limit": 10})).json()
+    assert (page["count"], page["offset"]) == (5, 3)
+    assert page["tasks"] == every["tasks"][3:]
+
+
+async def test_config_is_shown_without_secrets(api: httpx.AsyncClient) -> None:
+    shown = (await api.get("/sandbox/config")).json()
+    assert shown["access_keys"] == ["ak-test"]
+    assert shown["api_keys"] == 1
+    assert shown["slots"] == {"video": 5, "image": 10, "try_on": 2}
+    assert "sk-test" not in json.dumps(shown)

@@ -4,7 +4,8 @@
 ``GET /sandbox/stats``            requests served by route and answer, creates, tasks by status,
                                   units, callbacks, injected faults
 ``GET /sandbox/tasks``            every task's true timeline (``?status=``, ``?product=``,
-                                  ``?external_task_id=`` filter)
+                                  ``?external_task_id=`` filter; ``?offset=&limit=`` page)
+``GET /sandbox/config``           the configuration (secrets left out)
 ``GET /sandbox/tasks/{id}``       one task (by task id or external id)
 ``GET /sandbox/external/{id}``    how many creates carried an external id, and what they made
 ``GET /sandbox/slots``            limits, slots in use now, peak, and usage over time
@@ -98,6 +99,14 @@ async def _stats(request: Request) -> Response:
     return json_response(body)
 
 
+def _int_query(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    try:
+        return max(0, int(raw)) if raw is not None else default
+    except ValueError:
+        return default
+
+
 async def _tasks(request: Request) -> Response:
     sandbox = sandbox_of(request)
     state = sandbox.state
@@ -108,15 +117,27 @@ async def _tasks(request: Request) -> Response:
         params.get("product"),
         params.get("external_task_id"),
     )
+    offset = _int_query(request, "offset", 0)
+    limit = _int_query(request, "limit", len(state.order))
     with state.lock:
-        tasks = [
-            task_truth(sandbox, t, now)
+        matching = [
+            t
             for t in state.order
             if (product is None or t.product.name == product)
             and (ext is None or t.external_id == ext)
             and (status is None or t.status_at(now).value == status)
         ]
-    return json_response({"count": len(tasks), "tasks": tasks})
+        tasks = [task_truth(sandbox, t, now) for t in matching[offset : offset + limit]]
+    return json_response({"count": len(matching), "offset": offset, "tasks": tasks})
+
+
+async def _config(request: Request) -> Response:
+    config = sandbox_of(request).config
+    shown = config.model_dump(mode="json", exclude={"access_keys", "api_keys", "webhook_secret"})
+    shown["access_keys"] = sorted(config.access_keys)  # the public halves only
+    shown["api_keys"] = len(config.api_keys)
+    shown["webhook_secret"] = bool(config.webhook_secret)
+    return json_response(shown)
 
 
 async def _task(request: Request) -> Response:
@@ -195,6 +216,7 @@ async def _reset(request: Request) -> Response:
 def truth_routes() -> list[Route]:
     return [
         Route("/sandbox/stats", _stats, methods=["GET"]),
+        Route("/sandbox/config", _config, methods=["GET"]),
         Route("/sandbox/tasks", _tasks, methods=["GET"]),
         Route("/sandbox/tasks/{task_id}", _task, methods=["GET"]),
         Route("/sandbox/external/{external_id}", _external, methods=["GET"]),
