@@ -255,7 +255,10 @@ class RequestRecorder:
             await self.app(scope, receive, watch)
         finally:
             route = scope.get(ROUTE_KEY) or self._route_of(scope)
-            self.sandbox.state.record(route, status, scope.get(CODE_KEY))
+            code = scope.get(CODE_KEY)
+            if status == 0:  # the handler failed: the app's error handler answers 500/5000
+                status, code = 500, 5000
+            self.sandbox.state.record(route, status, code)
 
     def _route_of(self, scope: Scope) -> str:
         for route in self.routes:
