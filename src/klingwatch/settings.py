@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     slots_video: int | None = _env("KLINGWATCH_SLOTS_VIDEO", "slots_video", None, ge=1)
     slots_image: int | None = _env("KLINGWATCH_SLOTS_IMAGE", "slots_image", None, ge=1)
     slots_try_on: int | None = _env("KLINGWATCH_SLOTS_TRY_ON", "slots_try_on", None, ge=1)
+    #: seconds after a 1102 (pack exhausted) pause when sending resumes by itself; unset: never
+    resume_after_1102: float | None = _env(
+        "KLINGWATCH_RESUME_AFTER_1102", "resume_after_1102", None, gt=0
+    )
 
     # -- the web face --------------------------------------------------------------------------
     public_url: str | None = _env("KLINGWATCH_PUBLIC_URL", "public_url")

@@ -77,7 +77,13 @@ def make_submitter(
     settings: Settings, *, client: KlingClient, ledger: Ledger, clock: Clock
 ) -> Submitter:
     """The submitter as ``submit``, ``watch`` and ``serve`` run it, configured from settings."""
-    return Submitter(client=client, ledger=ledger, clock=clock, slots=slot_settings(settings))
+    return Submitter(
+        client=client,
+        ledger=ledger,
+        clock=clock,
+        slots=slot_settings(settings),
+        resume_after_1102=settings.resume_after_1102,
+    )
 
 
 def to_new_task(line: IntakeLine, *, callback_url: str | None = None) -> NewTask:
