@@ -134,6 +134,7 @@ async def test_stats_and_stuck_match_the_ledger(
     assert stats["slots_in_use"] == {"video": 2}
     assert stats["by_product"] == {"text2video": {"kling-v2-6": {"submitted": 2, "succeed": 1}}}
     assert stats["durations"][0]["n"] == 1
+    assert stats["engine"] is None  # no engine and no Kling client in this app
     stuck = (await http.get("/api/stuck")).json()
     assert [(t["local_id"], t["stuck_reason"]) for t in stuck] == [
         (ids[1], "processing for 3x its p95")

@@ -100,6 +100,8 @@ async def test_pause_alerts_and_client_requests_are_exported(
         client.stats.record("GET", "/v1/videos/text2video/{id}", ("429", "1302"))
         async with client_of(make_app(client=client)) as http:
             m = scrape((await http.get("/metrics")).text)
+            engine = (await http.get("/api/stats")).json()["engine"]
+    assert (engine["running"], engine["requests"]) == (False, 1)
     assert m["klingwatch_submissions_paused"][()] == 1
     assert m["klingwatch_pack_exhausted"][()] == 1
     assert m["klingwatch_alert_active"] == {(("kind", "submissions_paused"),): 1}

@@ -46,6 +46,7 @@ from klingwatch.server.schemas import (
     BatchOut,
     DownloadOut,
     DurationGroup,
+    EngineOut,
     EventOut,
     EventPage,
     ResumeOut,
@@ -247,6 +248,24 @@ def stats(state: State) -> StatsOut:
         ],
         throughput=ThroughputOut(bucket_seconds=width, start=start, succeeded=ok, failed=bad),
         callbacks=dict(state.metrics.callback_counts),
+        engine=engine_out(state),
+    )
+
+
+def engine_out(state: AppState) -> EngineOut | None:
+    """The engine's counters (``None`` when this process runs no engine and no client)."""
+    monitor, client = state.monitor, state.client
+    if monitor is None and client is None:
+        return None
+    stats = client.stats if client is not None else None
+    return EngineOut(
+        running=monitor is not None and not getattr(monitor, "stopping", True),
+        requests=stats.requests if stats is not None else 0,
+        retries=stats.retries if stats is not None else 0,
+        sweeps=getattr(monitor, "sweeps", 0),
+        looks=getattr(monitor, "looks", 0),
+        changes=getattr(monitor, "changes", 0),
+        errors=getattr(monitor, "errors", 0),
     )
 
 

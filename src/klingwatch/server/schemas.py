@@ -22,6 +22,7 @@ __all__ = [
     "BatchOut",
     "DownloadOut",
     "DurationGroup",
+    "EngineOut",
     "EventOut",
     "EventPage",
     "MediaOut",
@@ -277,6 +278,18 @@ class ThroughputOut(BaseModel):
     failed: list[int]
 
 
+class EngineOut(BaseModel):
+    """What this process's engine and Kling client did since it started."""
+
+    running: bool
+    requests: int = Field(description="HTTP requests sent to Kling (retries included)")
+    retries: int
+    sweeps: int
+    looks: int = Field(description="task statuses read")
+    changes: int
+    errors: int
+
+
 class StatsOut(BaseModel):
     generated_at: float
     total: int
@@ -295,6 +308,7 @@ class StatsOut(BaseModel):
     durations: list[DurationGroup]
     throughput: ThroughputOut
     callbacks: dict[str, int]
+    engine: EngineOut | None
 
 
 class TrackIn(BaseModel):

@@ -294,7 +294,8 @@ function renderDurations(groups) {
 function renderEngine(stats) {
   const facts = [
     ["Slots in use", Object.entries(stats.slots_in_use).map(([f, n]) => `${f} ${n}`).join(" · ") || "0"],
-    ["Submissions", stats.paused ? "paused" : "sending"],
+    ["Submissions", stats.paused ? "paused" : stats.engine && stats.engine.running ? "sending" : "not running here"],
+    ["Requests to Kling", stats.engine ? `${fmtInt(stats.engine.requests)} (${fmtInt(stats.engine.looks)} looks, ${fmtInt(stats.engine.errors)} errors)` : "no engine in this process"],
     ["Callbacks", Object.entries(stats.callbacks).map(([k, n]) => `${k} ${n}`).join(" · ") || "none yet"],
     ["Expiring downloads", fmtInt(stats.expiring_downloads)],
     ["Products", Object.keys(stats.by_product).join(", ") || "—"],
