@@ -7,6 +7,7 @@ does. Prints one JSON object: wall seconds to create everything and to see every
 requests served, and what the ground truth says.
 
     .venv/bin/python bench/sandbox_throughput.py --tasks 1000 --time-scale 0.01 --slots 1000
+    .venv/bin/python bench/sandbox_throughput.py --server process   # server in its own process
 
 The result depends on ``--slots``: with Kling's usual 5 video slots, 1000 tasks of ~85 s take
 1000 / 5 x 85 s x 0.01 = 170 s at best, whatever the server's speed.
@@ -16,8 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import socket
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -74,6 +80,44 @@ async def wait_all(http: httpx.AsyncClient, ids: list[str], concurrency: int) ->
     return rounds
 
 
+@contextlib.contextmanager
+def sandbox_server(config: SandboxConfig, mode: str) -> Iterator[str]:
+    """The sandbox's base URL: in a thread of this process, or as ``klingwatch sandbox`` in its
+    own process (the client then has the interpreter to itself)."""
+    if mode == "thread":
+        with serve_in_thread(config) as url:
+            yield url
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [
+        sys.executable,
+        "-c",
+        "from klingwatch.cli import main; main()",
+        "sandbox",
+        f"--port={port}",
+        f"--time-scale={config.time_scale}",
+        f"--seed={config.seed}",
+        f"--slots=video={config.slots[Family.VIDEO]}",
+        f"--api-key={API_KEY}",
+        f"--set=straggler_rate={config.straggler_rate}",
+    ]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                httpx.get(f"{url}/sandbox/stats", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     config = SandboxConfig(
         api_keys=(API_KEY,),
@@ -82,7 +126,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         slots={Family.VIDEO: args.slots},
         straggler_rate=args.straggler_rate,
     )
-    with serve_in_thread(config) as url:
+    with sandbox_server(config, args.server) as url:
         limits = httpx.Limits(max_connections=args.concurrency)
         async with httpx.AsyncClient(
             base_url=url,
@@ -103,6 +147,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "time_scale": args.time_scale,
         "video_slots": args.slots,
         "concurrency": args.concurrency,
+        "server": args.server,
         "straggler_rate": args.straggler_rate,
         "create_seconds": round(t1 - t0, 3),
         "all_terminal_seconds": round(t2 - t0, 3),
@@ -128,6 +173,12 @@ def main() -> None:
         help="share of tasks running 5-20x longer (the sandbox default; 0 to leave them out)",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--server",
+        choices=("thread", "process"),
+        default="thread",
+        help="serve_in_thread (as tests and the demo do) or `klingwatch sandbox` in a process",
+    )
     print(json.dumps(asyncio.run(run(parser.parse_args())), indent=2))
 
 
