@@ -156,11 +156,12 @@ class Submitter:
     ``slots`` maps a pack family (``video``, ``image``, ``try_on``) to the account's concurrency
     limit when known in advance; a limit learned from a 1303 (kept in the ledger) is used when
     lower, and a family with neither is probed until the first 1303 teaches its limit.
-    ``resume_after_1102`` (seconds) lets a 1102 pause lift by itself. ``lookup_delay`` is how long
-    after an ambiguous send a lookup is trusted (the create may still be on its way through
-    Kling); ``lease`` must outlast one create request. While work waits for a slot, the tasks
-    holding the slots are looked at at least every ``slot_watch`` seconds (``None``: leave it to
-    the cadence). Times are nominal seconds on ``clock``.
+    ``resume_after_1102`` (seconds) lets a 1102 pause lift by itself. An ambiguous create is
+    first looked up ``lookup_delay`` seconds after it was sent, and a "not found" is believed
+    (the task sent again) only ``not_found_after`` seconds after it was sent, since Kling may not
+    show a task it has just created. ``lease`` must outlast one create request. While work
+    waits for a slot, the tasks holding the slots are looked at at least every ``slot_watch``
+    seconds (``None``: leave it to the cadence). Times are nominal seconds on ``clock``.
     """
 
     def __init__(
@@ -174,6 +175,7 @@ class Submitter:
         backoff_base: float = 2.0,
         backoff_cap: float = 120.0,
         lookup_delay: float = 5.0,
+        not_found_after: float = 30.0,
         lease: float = 120.0,
         idle_interval: float = 5.0,
         slot_watch: float | None = 2.0,
@@ -188,6 +190,7 @@ class Submitter:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.lookup_delay = lookup_delay
+        self.not_found_after = not_found_after
         self.lease = lease
         self.idle_interval = idle_interval
         self.slot_watch = slot_watch
@@ -663,6 +666,13 @@ class Submitter:
         )
 
     def _missing(self, task: TaskRecord) -> None:
+        now = self.clock.time()
+        sent = task.sent_at if task.sent_at is not None else task.queued_at
+        trusted_from = sent + self.clock.scaled(self.not_found_after)
+        if now < trusted_from:
+            # Kling may not show a task it has just created: ask again once "not found" means it.
+            self._retries[task.local_id] = _Retry(at=trusted_from)
+            return
         self.stats.not_found += 1
         self._retries.pop(task.local_id, None)
         change = self._apply(
