@@ -228,3 +228,32 @@ async def test_account_costs_reports_units_and_is_rate_limited(
     assert video["remaining_quantity"] == 8.5
     assert (second.status_code, second.json()["code"]) == (429, 1302)
     assert third.status_code == 200
+
+
+async def test_the_refuse_marker_answers_a_content_policy_refusal(api: httpx.AsyncClient) -> None:
+    r = await api.post(T2V, json={"prompt": "a storm [sandbox:refuse]", "external_task_id": "x"})
+    assert r.status_code == 400
+    body = r.json()
+    assert body["code"] == 1301
+    assert "data" not in body
+    assert (await api.get(f"{T2V}/x")).status_code == 400  # nothing was created
+
+
+async def test_the_fail_marker_makes_a_task_that_fails_with_a_reason(
+    api: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    task_id = (await create(api, prompt="a storm [sandbox:fail]"))["task_id"]
+    clock.advance(3600)
+    data = (await api.get(f"{T2V}/{task_id}")).json()["data"]
+    assert data["task_status"] == "failed"
+    assert "risky content" in data["task_status_msg"]
+    assert data["task_result"] == {}
+
+
+async def test_markers_can_be_turned_off(make_app: SandboxFactory, clock: ManualClock) -> None:
+    app = make_app(refuse_marker=None, fail_marker=None)
+    async with client_for(app) as api:
+        task_id = (await create(api, prompt="[sandbox:refuse] [sandbox:fail]"))["task_id"]
+        clock.advance(3600)
+        data = (await api.get(f"{T2V}/{task_id}")).json()["data"]
+    assert data["task_status"] == "succeed"

@@ -77,6 +77,12 @@ class SandboxConfig(BaseModel):
     failure_rate: float = Field(default=0.05, ge=0, le=1)
     #: Share of tasks that run 5-20 times longer than usual (seen live: over an hour).
     straggler_rate: float = Field(default=0.005, ge=0, le=1)
+    #: A prompt containing this marker is refused at create by the "content check" (400/1301),
+    #: so a pipeline's handling of policy refusals can be tried on purpose. ``None``: off.
+    refuse_marker: str | None = "[sandbox:refuse]"
+    #: A prompt containing this marker makes a task that is accepted, runs, then fails with a
+    #: content-risk reason (HTTP 200, reason in ``task_status_msg``). ``None``: off.
+    fail_marker: str | None = "[sandbox:fail]"
     #: Timing overrides, most specific key first: ``"text2video:kling-v2-6:pro"``,
     #: ``"text2video:kling-v2-6"``, ``"text2video"``, ``"video"``. Else the product registry's.
     durations: dict[str, TimingSpec] = Field(default_factory=dict)

@@ -24,7 +24,7 @@ from klingwatch.kling.models import ApiStandard, TaskStatus
 from klingwatch.kling.products import Family, Product
 from klingwatch.sandbox.config import SandboxConfig, TimingSpec
 
-__all__ = ["Draw", "Lifecycle", "SandboxTask", "format_units", "units_for"]
+__all__ = ["Draw", "Lifecycle", "SandboxTask", "format_units", "prompt_text", "units_for"]
 
 # Failure reasons seen on the live API (task_status_msg of a failed task).
 _CONTENT_REASONS = (
@@ -123,6 +123,15 @@ class Draw:
     reason: str
 
 
+def prompt_text(request: dict[str, Any]) -> str:
+    """Every prompt of a request, either standard (``prompt`` or ``contents[]`` prompt parts)."""
+    texts = [str(request.get("prompt") or ""), str(request.get("negative_prompt") or "")]
+    for part in request.get("contents") or []:
+        if isinstance(part, dict) and part.get("type") == "prompt":
+            texts.append(str(part.get("text") or ""))
+    return "\n".join(texts)
+
+
 def _settings(request: dict[str, Any]) -> dict[str, Any]:
     """The new standard's ``settings`` object ({} for legacy requests)."""
     value = request.get("settings")
@@ -204,6 +213,9 @@ class Lifecycle:
             run *= rng.uniform(5.0, 20.0)
         failed = rng.random() < self.config.failure_rate
         reason = self._reason(product, request) if failed else ""
+        marker = self.config.fail_marker
+        if marker and marker in prompt_text(request):
+            failed, reason = True, _CONTENT_REASONS[2]
         if failed:
             # Refusals by the content check come early; other failures at any point.
             run *= rng.uniform(0.1, 1.0)

@@ -27,7 +27,7 @@ from klingwatch.kling.models import TaskStatus
 from klingwatch.kling.products import Family, Product
 from klingwatch.sandbox.chaos import ERROR_STATUS
 from klingwatch.sandbox.config import SandboxConfig
-from klingwatch.sandbox.lifecycle import Lifecycle, SandboxTask, units_for
+from klingwatch.sandbox.lifecycle import Lifecycle, SandboxTask, prompt_text, units_for
 
 __all__ = ["SandboxError", "SandboxState"]
 
@@ -145,6 +145,9 @@ class SandboxState:
             raise SandboxError(
                 1201, f"external_task_id {external_id!r} already exists in this account"
             )
+        marker = self.config.refuse_marker
+        if marker and marker in prompt_text(request):
+            raise SandboxError(1301, "Failure to pass the risk control system")
         parent = self._parent_video(product, request, now)
         units = units_for(product, request)
         budget = self.config.unit_budget
