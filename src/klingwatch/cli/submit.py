@@ -187,7 +187,7 @@ def _print_plan(plan: dict[str, Any], found: BatchFile) -> None:
 
 
 # -- the real thing ----------------------------------------------------------------------------
-def _monitor(
+def batch_monitor(
     settings: Settings,
     *,
     client: KlingClient,
@@ -253,7 +253,7 @@ async def _submit(
                 with make_reporter(
                     ledger, json_lines=as_json, batch=found.batch, console=console(), clock=clock
                 ) as reporter:
-                    monitor = _monitor(
+                    monitor = batch_monitor(
                         settings,
                         client=client,
                         ledger=ledger,
