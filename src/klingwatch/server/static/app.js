@@ -273,6 +273,15 @@ function renderThroughput(tp) {
   $("throughput").replaceChildren(svg);
   const total = tp.succeeded.reduce((a, b) => a + b, 0) + tp.failed.reduce((a, b) => a + b, 0);
   $("throughput-window").textContent = `${total} finished · last ${dur(span)} · per ${dur(tp.bucket_seconds)}`;
+  const ok = tp.succeeded.reduce((a, b) => a + b, 0);
+  const perHour = total / (span / 3600);
+  const facts = [
+    ["Succeeded", fmtInt(ok)],
+    ["Failed", fmtInt(total - ok)],
+    ["Success rate", total ? `${Math.round((100 * ok) / total)}%` : "—"],
+    ["Per hour", perHour >= 10 ? fmtInt(Math.round(perHour)) : perHour.toFixed(1)],
+  ];
+  $("throughput-facts").replaceChildren(...facts.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v))));
 }
 
 function renderDurations(groups) {
