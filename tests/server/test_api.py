@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import httpx
-from serverkit import add_task, kling_id
+from serverkit import AppFactory, add_task, client_of, kling_id, legacy_body
 
 from klingwatch.clock import ManualClock
+from klingwatch.kling.client import KlingClient
 from klingwatch.monitor import gates
 from klingwatch.store import Ledger, LocalStatus, Observation, Source
 
@@ -189,6 +190,36 @@ async def test_track_adopts_a_task_created_elsewhere(
     unknown = await http.post("/api/track", json={"task_id": "1", "product": "text2music"})
     assert unknown.status_code == 422
     assert "text2music" in unknown.json()["detail"]
+
+
+async def test_with_a_kling_client_track_reads_the_task_first(
+    make_app: AppFactory, ledger: Ledger, clock: ManualClock
+) -> None:
+    def kling(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/870000000000000009"):
+            data = legacy_body(9, "processing")
+            data["task_id"] = "870000000000000009"
+            return httpx.Response(200, json={"code": 0, "message": "SUCCEED", "data": data})
+        return httpx.Response(400, json={"code": 1201, "message": "Task not found"})
+
+    transport = httpx.MockTransport(kling)
+    async with (
+        KlingClient(
+            access_key="ak",
+            secret_key="sk",
+            base_url="http://kling.test",
+            transport=transport,
+            clock=clock,
+        ) as client,
+        client_of(make_app(client=client)) as http,
+    ):
+        found = await http.post("/api/track", json={"task_id": "870000000000000009"})
+        missing = await http.post("/api/track", json={"task_id": "870000000000000404"})
+    assert found.status_code == 201
+    assert found.json()["task"]["status"] == "processing"  # as Kling said, not just "submitted"
+    assert missing.status_code == 404
+    assert "Kling has no such task" in missing.json()["detail"]
+    assert [t.task_id for t in ledger.tasks()] == ["870000000000000009"]
 
 
 async def test_resume_lifts_a_pause_and_its_alert(

@@ -11,9 +11,10 @@ import logging
 from klingwatch.kling.errors import KlingError
 from klingwatch.kling.products import get_product
 from klingwatch.monitor import gates
+from klingwatch.monitor.observe import observe_task
 from klingwatch.server.schemas import TrackIn
 from klingwatch.server.state import AppState
-from klingwatch.store import TaskRecord
+from klingwatch.store import Source, TaskRecord
 
 __all__ = ["ActionRefused", "pause_code", "paused", "resume", "retry", "track"]
 
@@ -48,9 +49,22 @@ async def retry(state: AppState, record: TaskRecord) -> TaskRecord:
 
 
 async def track(state: AppState, body: TrackIn) -> TaskRecord:
-    """Adopt a task created elsewhere; the poller reads it on its next pass."""
+    """Adopt a task created elsewhere, as ``klingwatch track`` does.
+
+    With a Kling client the task is read once first: a task Kling does not know raises
+    :class:`~klingwatch.kling.errors.TaskNotFound`, and one it knows is recorded as Kling says.
+    """
     product = get_product(body.product)  # raises a KlingError naming the known products
-    local_id = state.ledger.adopt(body.batch, product.name, body.task_id, family=body.family)
+    found = None
+    if state.client is not None:
+        found = await state.client.get(product.name, body.task_id)
+    local_id = state.ledger.adopt(
+        body.batch, product.name, body.task_id, family=product.family.value
+    )
+    if found is not None:
+        state.ledger.apply(
+            observe_task(found, source=Source.GET, at=state.clock.time(), local_id=local_id)
+        )
     record = state.ledger.task(local_id)
     assert record is not None
     logger.info("tracking Kling task %s as #%d", body.task_id, local_id)

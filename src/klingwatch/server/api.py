@@ -29,7 +29,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
-from klingwatch.kling.errors import KlingError
+from klingwatch.kling.errors import KlingError, TaskNotFound
 from klingwatch.monitor.expiry import expires_at
 from klingwatch.server import actions
 from klingwatch.server.auth import require_token
@@ -357,9 +357,12 @@ async def retry(ref: str, state: State) -> RetryOut:
 
 @router.post("/track", response_model=TrackOut, status_code=201)
 async def track(body: TrackIn, state: State) -> TrackOut:
-    """Follow a task created elsewhere (by its Kling ``task_id``)."""
+    """Follow a task created elsewhere (by its Kling ``task_id``); it is read once on Kling
+    first when this server has Kling credentials (404 if Kling does not know it)."""
     try:
         record = await actions.track(state, body)
+    except TaskNotFound as exc:
+        raise HTTPException(status_code=404, detail=f"Kling has no such task: {exc}") from None
     except KlingError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
     return TrackOut(local_id=record.local_id, task=TaskOut.of(record))

@@ -317,7 +317,6 @@ class TrackIn(BaseModel):
     task_id: str = Field(min_length=1)
     product: str = Field(default="text2video", description="the product that created it")
     batch: str = Field(default="tracked", min_length=1)
-    family: str = "video"
 
 
 class TrackOut(BaseModel):
