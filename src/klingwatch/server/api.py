@@ -259,13 +259,13 @@ def engine_out(state: AppState) -> EngineOut | None:
         return None
     stats = client.stats if client is not None else None
     return EngineOut(
-        running=monitor is not None and not getattr(monitor, "stopping", True),
+        running=state.engine is not None and not state.engine.done(),
         requests=stats.requests if stats is not None else 0,
         retries=stats.retries if stats is not None else 0,
-        sweeps=getattr(monitor, "sweeps", 0),
-        looks=getattr(monitor, "looks", 0),
-        changes=getattr(monitor, "changes", 0),
-        errors=getattr(monitor, "errors", 0),
+        sweeps=monitor.sweeps if monitor is not None else 0,
+        looks=monitor.looks if monitor is not None else 0,
+        changes=monitor.changes if monitor is not None else 0,
+        errors=monitor.errors if monitor is not None else 0,
     )
 
 

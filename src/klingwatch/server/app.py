@@ -21,6 +21,7 @@ from klingwatch import __version__
 from klingwatch.clock import Clock, RealClock
 from klingwatch.kling.client import KlingClient
 from klingwatch.kling.webhooks import sign
+from klingwatch.monitor.service import Monitor
 from klingwatch.server import actions
 from klingwatch.server.api import router as api_router
 from klingwatch.server.callbacks import CallbackOutcome, CallbackReceiver
@@ -31,7 +32,7 @@ from klingwatch.server.metrics import Metrics
 from klingwatch.server.overview import OverviewCache
 from klingwatch.server.state import AppState, callback_token
 from klingwatch.settings import Settings
-from klingwatch.store import Ledger
+from klingwatch.store import Ledger, LedgerError
 
 __all__ = ["create_app"]
 
@@ -42,7 +43,7 @@ def create_app(
     *,
     ledger: Ledger,
     settings: Settings,
-    monitor: Any = None,
+    monitor: Monitor | None = None,
     clock: Clock | None = None,
     client: KlingClient | None = None,
     stream_interval: float = 1.0,
@@ -54,7 +55,7 @@ def create_app(
     """
     clock = clock or RealClock()
     if client is None and monitor is not None:
-        client = getattr(monitor, "client", None)
+        client = monitor.client
     overview = OverviewCache(ledger, clock, warn_days=settings.expiry_warn_days)
     holder: dict[str, AppState] = {}
     metrics = Metrics(
@@ -94,15 +95,15 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine: asyncio.Task[Any] | None = None
         if monitor is not None:
-            engine = asyncio.create_task(monitor.run(), name="klingwatch-monitor")
+            state.engine = asyncio.create_task(monitor.run(), name="klingwatch-engine")
+            state.engine.add_done_callback(_engine_ended)
         try:
             yield
         finally:
             state.stopping.set()
-            if engine is not None:
-                await _stop_engine(monitor, engine)
+            if monitor is not None and state.engine is not None:
+                await _stop_engine(monitor, state.engine)
 
     app = FastAPI(
         title="klingwatch",
@@ -118,8 +119,18 @@ def create_app(
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
-        ledger.get_meta(CALLBACK_PROBE)  # the ledger answers, or this raises (500)
-        return JSONResponse({"status": "ok", "version": __version__})
+        """200 while the ledger answers and the engine (if any) runs; 503 saying what is wrong."""
+        body: dict[str, Any] = {"status": "ok", "version": __version__, "engine": "none"}
+        try:
+            ledger.get_meta(HEALTH_PROBE)
+        except LedgerError as exc:
+            body.update(status="ledger unavailable", error=str(exc))
+        if state.engine is not None:
+            body["engine"] = "running"
+            if state.engine.done() and not state.stopping.is_set():
+                failure = None if state.engine.cancelled() else state.engine.exception()
+                body.update(status="engine stopped", engine="stopped", error=repr(failure))
+        return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus() -> Response:
@@ -129,21 +140,21 @@ def create_app(
 
 
 #: A meta key nobody writes: reading it proves the ledger answers.
-CALLBACK_PROBE = "server.healthz"
+HEALTH_PROBE = "server.healthz"
 
 
-async def _stop_engine(monitor: Any, engine: asyncio.Task[Any]) -> None:
-    stop = getattr(monitor, "stop", None)
-    if callable(stop):
-        result = stop()
-        if asyncio.iscoroutine(result):
-            await result
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(engine), timeout=10.0)
+def _engine_ended(task: asyncio.Task[None]) -> None:
+    # Said at once, not at shutdown: the dashboard keeps serving, /healthz turns 503.
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("the engine stopped with an error", exc_info=task.exception())
+
+
+async def _stop_engine(monitor: Monitor, engine: asyncio.Task[None]) -> None:
+    """Ask the engine to finish its iteration; cancel it if it does not within 10 s."""
+    monitor.stop()
+    with contextlib.suppress(asyncio.TimeoutError, Exception):
+        await asyncio.wait_for(asyncio.shield(engine), timeout=10.0)
     if not engine.done():
         engine.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await engine
-        except Exception:
-            logger.exception("the engine stopped with an error")

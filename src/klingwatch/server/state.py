@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
 
 from klingwatch.clock import Clock
 from klingwatch.kling.client import KlingClient
+from klingwatch.monitor.service import Monitor
 from klingwatch.server.callbacks import CallbackReceiver
 from klingwatch.server.metrics import Metrics
 from klingwatch.server.overview import DURATION_BOUNDS, OverviewCache
@@ -57,12 +57,14 @@ class AppState:
     callbacks: CallbackReceiver
     overview: OverviewCache
     metrics: Metrics
-    monitor: Any = None
+    monitor: Monitor | None = None
     client: KlingClient | None = None
     #: Seconds between two reads of the ledger by an open event stream.
     stream_interval: float = 1.0
     duration_bounds: tuple[float, ...] = DURATION_BOUNDS
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The engine's task while the app runs it.
+    engine: asyncio.Task[None] | None = None
     #: Tasks seen by the change stream, by local id (only their fixed fields are read).
     task_labels: dict[int, TaskRecord] = field(default_factory=dict)
 
