@@ -19,7 +19,7 @@ from submit_world import (
 
 from klingwatch.clock import ManualClock
 from klingwatch.monitor import gates
-from klingwatch.monitor.submitter import Submitter, retry_task
+from klingwatch.monitor.submitter import Submitter
 from klingwatch.sandbox import ChaosConfig
 from klingwatch.store import Ledger, LocalStatus, Source
 
@@ -426,49 +426,6 @@ async def test_two_replicas_on_one_ledger_never_send_the_same_task(
         assert a.stats.creates > 0
         assert b.stats.creates > 0
         assert set(w.creates_seen().values()) == {1}
-
-
-# -- retries -------------------------------------------------------------------------------------
-def test_a_retry_is_a_new_task_with_a_new_id_linked_to_the_old_one(ledger: Ledger) -> None:
-    [first] = ledger.add_tasks("b1", intents(1)).added
-    original = ledger.task(first)
-    assert original is not None
-    r1 = retry_task(ledger, original)
-    r2 = retry_task(ledger, r1)
-    assert (r1.external_task_id, r2.external_task_id) == ("line-0-r1", "line-0-r2")
-    assert (r1.retry_of, r2.retry_of) == (first, r1.local_id)
-    assert r1.status is LocalStatus.QUEUED
-    assert r1.request == original.request
-    assert r1.batch == "b1"
-    again = retry_task(ledger, original)
-    assert again.external_task_id == "line-0-r3"
-
-
-def test_backoff_grows_is_jittered_capped_and_honours_retry_after() -> None:
-    import random
-
-    rng = random.Random(1)
-    waits = [gates.backoff_delay(n, base=2, cap=60, rng=rng) for n in range(1, 9)]
-    assert 1 <= waits[0] <= 2
-    assert 4 <= waits[2] <= 8
-    assert all(30 <= w <= 60 for w in waits[6:])
-    assert gates.backoff_delay(1, base=2, cap=60, rng=rng, retry_after=45) == 45
-
-
-def test_a_pause_flag_nobody_can_read_still_pauses(ledger: Ledger) -> None:
-    ledger.set_meta(gates.PAUSE_KEY, "{garbled")
-    state = gates.pause_state(ledger)
-    assert state is not None
-    assert "paused" in state.reason
-
-
-def test_learned_limits_only_go_down_and_can_be_forgotten(ledger: Ledger) -> None:
-    assert gates.learn_slots(ledger, "video", 0) is None
-    assert gates.learn_slots(ledger, "video", 6) == 6
-    assert gates.learn_slots(ledger, "video", 9) == 6
-    assert gates.learn_slots(ledger, "video", 4) == 4
-    assert gates.forget_slots(ledger) == {"video": 4}
-    assert gates.learned_slots(ledger, "video") is None
 
 
 async def test_run_sends_pass_after_pass_until_stopped(ledger: Ledger) -> None:

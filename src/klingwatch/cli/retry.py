@@ -17,7 +17,7 @@ from klingwatch.cli.app import app
 from klingwatch.cli.common import DB_OPTION, JSON_OPTION, console, open_ledger, print_json
 from klingwatch.cli.common import print_table as _print_table
 from klingwatch.kling.errors import KlingError
-from klingwatch.monitor.submitter import retry_task
+from klingwatch.monitor.retries import retry_task
 from klingwatch.store import Ledger, LocalStatus, TaskRecord
 
 __all__ = ["RetryRefused", "lineage", "lineage_lines", "pick_retries"]

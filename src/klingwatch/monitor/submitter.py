@@ -18,20 +18,20 @@ Submitting is where money is spent, so every step is ordered to survive a crash 
      says why, nothing is lost; ``klingwatch resume`` (or, for 1102, an optional delay) resumes;
    * 5000/5002, timeouts, dropped connections, garbage, "external id already used": ``unknown``.
 
-4. **Recovery**: an ``unknown`` task is looked up by its external id (``get_by_external_id``, or
-   20 at a time with ``get_many_by_external_id`` when an API key is set). Found: its real status
-   is applied (source ``recovery``). Not found: back to ``queued`` (source ``recovery``), so it
-   may be sent again. Lookup failed: stays ``unknown``, tried again later with backoff. **A create
-   is never sent for an ``unknown`` task.**
+4. **Recovery** (:mod:`klingwatch.monitor.recovery`): an ``unknown`` task is looked up by its
+   external id. Found: its real status is applied. Not found, once the send is old enough for
+   Kling to show the task: back to ``queued``, so it may be sent again. Lookup failed: stays
+   ``unknown``, tried again with backoff. **A create is never sent for an ``unknown`` task.**
 
 5. **Restart**: a ``queued`` task with ``send_attempts > 0`` whose last answer this process did not
-   see (its create may have left just before the process died) is an *orphan*: it is turned
-   ``unknown`` and looked up like any other before it can be sent again. Only tasks whose "not
-   created" this process saw itself (1303, 1302, 5001, a lookup that found nothing) are resent
-   without a lookup.
+   see (its create may have left just before the process died) is an *orphan*: once its lease has
+   run out it is turned ``unknown`` and looked up like any other before it can be sent again.
+   Only tasks whose "not created" is known (a refusal this process saw: 1303, 1302, 5001; or a
+   recovery lookup that found nothing since the last send, by anyone) are resent without one.
 
-The engine runs it: :meth:`Submitter.run_once` (one pass; what tests call) or :meth:`Submitter.run`
-(the loop, woken early by :meth:`Submitter.wake` when a slot frees).
+The engine runs it as its submitter worker (``Monitor(submitter=Submitter(...))``): after each
+sweep, which may have seen tasks end and slots free, :meth:`Submitter.run_once` makes one pass and
+returns the status changes it caused. :meth:`Submitter.run` is a stand-alone loop.
 """
 
 from __future__ import annotations
@@ -41,9 +41,8 @@ import contextlib
 import logging
 import os
 import random
-import re
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -54,17 +53,17 @@ from klingwatch.kling.errors import (
     ConcurrencyLimited,
     ConfigurationError,
     KlingError,
-    NotFound,
     PermissionDenied,
     RateLimited,
     RequestValidationError,
-    TaskNotFound,
 )
 from klingwatch.kling.models import Task
 from klingwatch.kling.products import Family
 from klingwatch.monitor import gates
-from klingwatch.monitor.observe import observe_create, observe_create_error, observe_task
-from klingwatch.store import Change, Ledger, LocalStatus, NewTask, Observation, Source, TaskRecord
+from klingwatch.monitor.observe import observe_create, observe_create_error
+from klingwatch.monitor.recovery import LookupClient, Recovery, RecoveryStats
+from klingwatch.monitor.retries import retry_external_id, retry_task
+from klingwatch.store import Change, Ledger, LocalStatus, Observation, Source, TaskRecord
 
 __all__ = [
     "SubmitClient",
@@ -79,19 +78,12 @@ logger = logging.getLogger(__name__)
 _FAMILIES: tuple[str, ...] = tuple(f.value for f in Family)
 #: Errors that stop every create until an operator acts (credentials, account, permission, setup).
 _PAUSING = (AuthenticationError, AccountError, PermissionDenied, ConfigurationError)
-#: Answers meaning "this server does not serve the /tasks style to these credentials".
-_STYLE_REFUSED = (AuthenticationError, PermissionDenied, NotFound, ConfigurationError)
 #: Statuses of tasks that hold a slot on Kling's side for sure.
 _HOLDING = (LocalStatus.SUBMITTED, LocalStatus.PROCESSING)
-#: Kling accepts at most this many ids per ``/tasks?external_task_ids=`` call.
-_MANY = 20
 
 
-class SubmitClient(Protocol):
+class SubmitClient(LookupClient, Protocol):
     """What the submitter needs of :class:`klingwatch.kling.client.KlingClient`."""
-
-    @property
-    def has_api_key(self) -> bool: ...
 
     async def create(
         self,
@@ -102,13 +94,9 @@ class SubmitClient(Protocol):
         callback_url: str | None = None,
     ) -> Task: ...
 
-    async def get_by_external_id(self, product: str, external_task_id: str) -> Task: ...
-
-    async def get_many_by_external_id(self, ids: Sequence[str]) -> dict[str, Task]: ...
-
 
 @dataclass(slots=True)
-class SubmitterStats:
+class SubmitterStats(RecoveryStats):
     """Counters of what the submitter did (creates by outcome, lookups by outcome)."""
 
     creates: int = 0
@@ -120,10 +108,6 @@ class SubmitterStats:
     ambiguous: int = 0
     pauses: int = 0
     orphans: int = 0
-    lookups: int = 0
-    found: int = 0
-    not_found: int = 0
-    lookup_errors: int = 0
 
     def __str__(self) -> str:
         return (
@@ -132,14 +116,6 @@ class SubmitterStats:
             f"ambiguous={self.ambiguous} orphans={self.orphans} lookups={self.lookups} "
             f"found={self.found} not_found={self.not_found}"
         )
-
-
-@dataclass(slots=True)
-class _Retry:
-    """When a task's next recovery lookup is due, and how many failed so far."""
-
-    at: float
-    failures: int = 0
 
 
 @dataclass(slots=True)
@@ -189,8 +165,6 @@ class Submitter:
         self.resume_after_1102 = resume_after_1102
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
-        self.lookup_delay = lookup_delay
-        self.not_found_after = not_found_after
         self.lease = lease
         self.idle_interval = idle_interval
         self.slot_watch = slot_watch
@@ -199,7 +173,6 @@ class Submitter:
         self._rng = rng or random.Random()
         # Tasks whose last send this process saw refused ("not created"): resendable as they are.
         self._cleared: set[int] = set()
-        self._retries: dict[int, _Retry] = {}
         self._gates: dict[str, _Gate] = {}
         self._everyone = _Gate()
         self._wake = asyncio.Event()
@@ -208,9 +181,19 @@ class Submitter:
         self._limits: dict[str, int | None] = {}
         self._stop_sending = False
         self._watched: dict[str, float] = {}
-        self._tasks_refused = False
         #: creates sent by the last :meth:`run_once`
         self.last_sent = 0
+        self.recovery = Recovery(
+            client=client,
+            ledger=ledger,
+            clock=clock,
+            apply=self._apply,
+            cleared=self._cleared.add,
+            backoff=self._backoff,
+            stats=self.stats,
+            lookup_delay=lookup_delay,
+            not_found_after=not_found_after,
+        )
 
     def __repr__(self) -> str:
         return f"Submitter(owner={self.owner!r}, {self.stats})"
@@ -261,7 +244,9 @@ class Submitter:
         now = self.clock.time()
         per_second = self.clock.scaled(1.0) or 1.0
         waits = [g.not_before - now for g in (self._everyone, *self._gates.values())]
-        waits += [r.at - now for r in self._retries.values()]
+        lookup = self.recovery.next_due()
+        if lookup is not None:
+            waits.append(lookup - now)
         paused = gates.pause_state(self.ledger)
         if paused is not None and paused.resume_at is not None:
             waits.append(paused.resume_at - now)
@@ -282,7 +267,7 @@ class Submitter:
         self._changes = []
         self.last_sent = 0
         self._adopt_orphans()
-        await self.recover()
+        await self.recovery.run()
         # The flag and the learned limits are read once a pass (another process may change
         # them); this process's own changes are tracked as it makes them.
         self._limits = {}
@@ -298,7 +283,7 @@ class Submitter:
 
     def busy(self) -> bool:
         """True while a lookup of an ambiguous create is pending."""
-        return bool(self._retries)
+        return self.recovery.pending
 
     def paused(self) -> gates.PauseState | None:
         """Why sending is paused, or ``None``."""
@@ -441,10 +426,7 @@ class Submitter:
                 "mid-send): look it up by external_task_id before any resend",
             )
         )
-        sent_at = task.sent_at if task.sent_at is not None else now
-        self._retries[task.local_id] = _Retry(
-            at=max(now, sent_at + self.clock.scaled(self.lookup_delay))
-        )
+        self.recovery.schedule(task, answered=False)
 
     async def _send(self, task: TaskRecord) -> None:
         now = self.clock.time()
@@ -566,7 +548,7 @@ class Submitter:
                 detail=detail,
             )
         )
-        self._retries[task.local_id] = _Retry(at=self._later(self.lookup_delay))
+        self.recovery.schedule(task, answered=True)
         logger.info(
             "create of %s is ambiguous (%s); will look it up", task.external_task_id, detail
         )
@@ -579,158 +561,3 @@ class Submitter:
             rng=self._rng,
             retry_after=retry_after,
         )
-
-    # -- recovery --------------------------------------------------------------------------------
-    async def recover(self) -> int:
-        """Look up every ``unknown`` task that is due; return how many were resolved."""
-        now = self.clock.time()
-        due: list[TaskRecord] = []
-        unknown = self.ledger.tasks(status=LocalStatus.UNKNOWN, limit=100_000)
-        # Tasks resolved by someone else (the engine's poller, a callback) need no lookup.
-        still = {t.local_id for t in unknown}
-        for local_id in [i for i in self._retries if i not in still]:
-            del self._retries[local_id]
-        for task in unknown:
-            retry = self._retries.get(task.local_id)
-            if retry is None:
-                # Unknown before this process started (or marked by someone else): give any
-                # create still on its way time to land before trusting a "not found".
-                sent_at = task.sent_at if task.sent_at is not None else now
-                retry = self._retries[task.local_id] = _Retry(
-                    at=max(now, sent_at + self.clock.scaled(self.lookup_delay))
-                )
-            if retry.at <= now:
-                due.append(task)
-        if not due:
-            return 0
-        if self.client.has_api_key and not self._tasks_refused:
-            return await self._recover_many(due)
-        resolved = 0
-        for task in due:
-            resolved += await self._recover_one(task)
-        return resolved
-
-    async def _recover_one(self, task: TaskRecord) -> int:
-        self.stats.lookups += 1
-        try:
-            found = await self.client.get_by_external_id(task.product, task.external_task_id)
-        except TaskNotFound:
-            self._missing(task)
-            return 1
-        except KlingError as exc:
-            self._lookup_failed(task, exc)
-            return 0
-        self._found(task, found)
-        return 1
-
-    async def _recover_many(self, due: list[TaskRecord]) -> int:
-        resolved = 0
-        for start in range(0, len(due), _MANY):
-            chunk = due[start : start + _MANY]
-            self.stats.lookups += 1
-            try:
-                found = await self.client.get_many_by_external_id(
-                    [t.external_task_id for t in chunk]
-                )
-            except _STYLE_REFUSED as exc:
-                # This server (or key) does not serve /tasks: look up one by one from now on.
-                logger.info("GET /tasks refused (%s); looking tasks up one by one", exc)
-                self._tasks_refused = True
-                for task in due[start:]:
-                    resolved += await self._recover_one(task)
-                return resolved
-            except KlingError as exc:
-                for task in chunk:
-                    self._lookup_failed(task, exc)
-                continue
-            for task in chunk:
-                hit = found.get(task.external_task_id)
-                if hit is None:
-                    self._missing(task)
-                else:
-                    self._found(task, hit)
-                resolved += 1
-        return resolved
-
-    def _found(self, task: TaskRecord, found: Task) -> None:
-        self.stats.found += 1
-        self._retries.pop(task.local_id, None)
-        self._apply(
-            observe_task(
-                found,
-                source=Source.RECOVERY,
-                at=self.clock.time(),
-                local_id=task.local_id,
-                detail="found by external_task_id after an ambiguous create",
-            )
-        )
-
-    def _missing(self, task: TaskRecord) -> None:
-        now = self.clock.time()
-        sent = task.sent_at if task.sent_at is not None else task.queued_at
-        trusted_from = sent + self.clock.scaled(self.not_found_after)
-        if now < trusted_from:
-            # Kling may not show a task it has just created: ask again once "not found" means it.
-            self._retries[task.local_id] = _Retry(at=trusted_from)
-            return
-        self.stats.not_found += 1
-        self._retries.pop(task.local_id, None)
-        change = self._apply(
-            Observation(
-                status=LocalStatus.QUEUED,
-                source=Source.RECOVERY,
-                at=self.clock.time(),
-                local_id=task.local_id,
-                detail="not found by external_task_id: it was never created; may be sent again",
-            )
-        )
-        if change is not None and change.new is LocalStatus.QUEUED:
-            self._cleared.add(task.local_id)
-
-    def _lookup_failed(self, task: TaskRecord, exc: KlingError) -> None:
-        self.stats.lookup_errors += 1
-        retry = self._retries.setdefault(task.local_id, _Retry(at=0.0))
-        retry.failures += 1
-        retry.at = self._later(self._backoff(retry.failures, getattr(exc, "retry_after", None)))
-        logger.warning("lookup of %s failed (%s); will try again", task.external_task_id, exc)
-
-
-# -- retries ---------------------------------------------------------------------------------------
-_RETRY_SUFFIX = re.compile(r"-r(\d+)$")
-
-
-def retry_external_id(ledger: Ledger, external_task_id: str) -> str:
-    """The next free ``<root>-r<k>`` id for a retry of ``external_task_id``."""
-    root = _RETRY_SUFFIX.sub("", external_task_id)
-    k = 1
-    while ledger.task(f"{root}-r{k}") is not None:
-        k += 1
-    return f"{root}-r{k}"
-
-
-def retry_task(ledger: Ledger, record: TaskRecord, *, at: float | None = None) -> TaskRecord:
-    """Queue a new task with ``record``'s request, a new external id, linked by ``retry_of``.
-
-    The new task is in ``record``'s batch; the submitter sends it when a slot frees. ``at`` is
-    accepted for callers that pass the clock's time (the ledger stamps its own).
-    """
-    del at
-    new = NewTask(
-        product=record.product,
-        request=record.request,
-        external_task_id=retry_external_id(ledger, record.external_task_id),
-        model=record.model,
-        mode=record.mode,
-        duration=record.duration,
-        family=record.family,
-        slot_cost=record.slot_cost,
-        callback_url=record.callback_url,
-        retry_of=record.local_id,
-        source_line=record.source_line,
-    )
-    result = ledger.add_tasks(record.batch, [new])
-    local_id = (result.added or result.existing)[0]
-    created = ledger.task(local_id)
-    assert created is not None
-    logger.info("task %s retries %s as %s", local_id, record.local_id, new.external_task_id)
-    return created
