@@ -36,6 +36,7 @@ COMMAND_MODULES = (
     "download",
     "poll",
     "doctor",
+    "demo",
 )
 for _name in COMMAND_MODULES:
     importlib.import_module(f"klingwatch.cli.{_name}")
