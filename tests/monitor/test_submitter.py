@@ -211,6 +211,29 @@ async def test_lookups_fall_back_to_single_gets_when_the_server_refuses_tasks(
     assert kling.creates["line-1"] == 2
 
 
+async def test_a_refusal_seen_here_does_not_cover_a_later_send_by_another_replica(
+    ledger: Ledger,
+) -> None:
+    [local_id] = ledger.add_tasks("b1", intents(1)).added
+    kling = ScriptedKling(ManualClock(), script={"line-0": [(429, 1303)]})
+    async with kling.client() as client:
+        here = Submitter(client=client, ledger=ledger, clock=kling.clock, owner="here")
+        await here.run_once()  # 1303 with nothing in flight: not created, known here
+        assert kling.creates["line-0"] == 1
+        # Another replica takes it, sends it (Kling creates it), and dies before the answer.
+        ledger.claim_queued(kling.clock.time(), owner="there", lease_seconds=60, limit=1)
+        ledger.mark_sending(local_id, kling.clock.time())
+        kling._task("line-0")
+        for _ in range(6):
+            kling.clock.advance(30)
+            await here.run_once()
+    assert kling.creates["line-0"] == 1  # looked up, never sent again
+    assert kling.status(ledger, "line-0") is LocalStatus.SUBMITTED
+    record = ledger.task(local_id)
+    assert record is not None
+    assert record.task_id == kling.tasks["line-0"]["task_id"]
+
+
 # -- every create answer -------------------------------------------------------------------------
 async def _run(
     kling: ScriptedKling, ledger: Ledger, passes: int, step: float = 5.0, **kw: object

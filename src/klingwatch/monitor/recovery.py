@@ -77,8 +77,9 @@ class Recovery:
     """Looks ``unknown`` tasks up by external id and applies what it learns.
 
     ``apply`` is the ledger's door (the submitter's, which also collects the changes);
-    ``cleared`` receives the local id of every task found never to have been created (safe to
-    send again without another lookup); ``backoff(attempt, retry_after)`` gives nominal seconds.
+    ``cleared(local_id, send_attempts)`` hears of every task found never to have been created
+    (safe to send again without another lookup, as long as nobody has sent it since);
+    ``backoff(attempt, retry_after)`` gives nominal seconds.
     """
 
     def __init__(
@@ -88,7 +89,7 @@ class Recovery:
         ledger: Ledger,
         clock: Clock,
         apply: Callable[[Observation], Change | None],
-        cleared: Callable[[int], None],
+        cleared: Callable[[int, int], None],
         backoff: Callable[[int, float | None], float],
         stats: RecoveryStats,
         lookup_delay: float = 5.0,
@@ -227,8 +228,8 @@ class Recovery:
                 detail="not found by external_task_id: it was never created; may be sent again",
             )
         )
-        if change is not None and change.new is LocalStatus.QUEUED:
-            self._cleared(task.local_id)
+        if change is not None and change.status_changed and change.new is LocalStatus.QUEUED:
+            self._cleared(task.local_id, task.send_attempts)
 
     def _lookup_failed(self, task: TaskRecord, exc: KlingError) -> None:
         self.stats.lookup_errors += 1

@@ -172,7 +172,9 @@ class Submitter:
         self.stats = SubmitterStats()
         self._rng = rng or random.Random()
         # Tasks whose last send this process saw refused ("not created"): resendable as they are.
-        self._cleared: set[int] = set()
+        # local id -> the send attempt whose "not created" is known; valid only while the row's
+        # send_attempts still says so (another replica may have sent it since).
+        self._cleared: dict[int, int] = {}
         self._gates: dict[str, _Gate] = {}
         self._everyone = _Gate()
         self._wake = asyncio.Event()
@@ -188,7 +190,7 @@ class Submitter:
             ledger=ledger,
             clock=clock,
             apply=self._apply,
-            cleared=self._cleared.add,
+            cleared=self._cleared.__setitem__,
             backoff=self._backoff,
             stats=self.stats,
             lookup_delay=lookup_delay,
@@ -396,7 +398,7 @@ class Submitter:
         Either this process saw the refusal (1303, 1302, ...), or the task's last event is a
         recovery lookup that found nothing after it was last sent (by anyone, before a restart).
         """
-        if task.local_id in self._cleared:
+        if self._cleared.get(task.local_id) == task.send_attempts:
             return True
         events = self.ledger.events(task.local_id)
         last = events[-1] if events else None
@@ -431,7 +433,7 @@ class Submitter:
     async def _send(self, task: TaskRecord) -> None:
         now = self.clock.time()
         self.ledger.mark_sending(task.local_id, now)
-        self._cleared.discard(task.local_id)
+        self._cleared.pop(task.local_id, None)
         self.stats.creates += 1
         try:
             created = await self.client.create(
@@ -520,7 +522,8 @@ class Submitter:
         logger.info("create of %s deferred: %s", task.external_task_id, exc)
 
     def _not_created(self, task: TaskRecord) -> None:
-        self._cleared.add(task.local_id)
+        # ``task`` was read before mark_sending counted this attempt.
+        self._cleared[task.local_id] = task.send_attempts + 1
 
     def _reject(self, task: TaskRecord, reason: str, now: float) -> None:
         self.stats.rejected += 1
