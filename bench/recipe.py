@@ -7,11 +7,15 @@ every prompt submitted at once, then sequential single-task GETs. Two cadences:
 * ``sweep``: every 15 s, walk all active tasks with one GET each (the batch recipe).
 * ``per-task``: each task on its own timer: 10 s, growing x1.2 after 5 polls, at most 30 s.
 
-A create answered 1303 (no free slot) is sent again on the next sweep, as these loops do.
-All timings are nominal seconds multiplied by ``--time-scale``, like the sandbox's.
+Every prompt is sent at once; a create answered 1303 (no free slot) is sent again on the next
+sweep, in order, and a pass of resends stops at its first 1303 (the loop waits for the next sweep
+instead of resending every waiting prompt into a full account; resending all of them would only
+add refused requests to the baseline's count). All timings are nominal seconds multiplied by
+``--time-scale``, like the sandbox's.
 
-Prints one JSON object: requests sent, creates answered 1303, and per task the Kling
-``updated_at`` of the final status and the moment the loop saw it (both Unix ms).
+Prints one JSON object: requests sent, creates answered 1303, seconds spent inside HTTP calls
+(``busy_seconds``: when it nears ``wall_seconds`` the sequential loop cannot keep its cadence),
+and per task the Kling ``updated_at`` of the final status and the moment the loop saw it (Unix ms).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ class Recipe:
         self.requests = 0
         self.answers_1303 = 0
         self.creates = 0
+        self.busy = 0.0
 
     def headers(self) -> dict[str, str]:
         now = int(time.time())
@@ -52,20 +57,23 @@ class Recipe:
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
         self.requests += 1
         self.creates += 1
+        started = time.perf_counter()
         answer = self.session.post(
             self.base_url + PATH, json=body, headers=self.headers(), timeout=30
         ).json()
+        self.busy += time.perf_counter() - started
         if answer.get("code") == 1303:
             self.answers_1303 += 1
         return dict(answer)
 
     def get(self, task_id: str) -> dict[str, Any]:
         self.requests += 1
-        return dict(
-            self.session.get(
-                f"{self.base_url}{PATH}/{task_id}", headers=self.headers(), timeout=30
-            ).json()
-        )
+        started = time.perf_counter()
+        answer = self.session.get(
+            f"{self.base_url}{PATH}/{task_id}", headers=self.headers(), timeout=30
+        ).json()
+        self.busy += time.perf_counter() - started
+        return dict(answer)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -83,10 +91,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.time()
     deadline = started + args.timeout
 
-    def submit_pending() -> None:
+    def submit_pending(first: bool = False) -> None:
         nonlocal pending
         still: list[dict[str, Any]] = []
-        for body in pending:
+        for index, body in enumerate(pending):
             answer = recipe.create(body)
             if answer.get("code") == 0:
                 task_id = answer["data"]["task_id"]
@@ -94,6 +102,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 polls[task_id] = 0
             elif answer.get("code") in (1303, 1302, 5000, 5001, 5002):
                 still.append(body)
+                if answer.get("code") == 1303 and not first:
+                    # The account is full: keep the rest for the next sweep.
+                    still.extend(pending[index + 1 :])
+                    break
             else:
                 seen[f"rejected-{len(seen)}"] = {"status": "rejected", "code": answer.get("code")}
         pending = still
@@ -110,7 +122,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
             active.pop(task_id, None)
 
-    submit_pending()
+    submit_pending(first=True)
     if args.cadence == "sweep":
         while (active or pending) and time.time() < deadline:
             time.sleep(sweep_every)
@@ -139,7 +151,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             look(task_id)
             if task_id in active:
                 polls[task_id] += 1
-                grow = 1.2 ** max(0, polls[task_id] - 5)
+                grow = 1.2 ** max(0, polls[task_id] - 4)  # the 6th wait is 12 s
                 interval = min(interval_base * grow, 30.0 * args.time_scale)
                 heapq.heappush(queue, (time.time() + interval, task_id))
     return {
@@ -148,6 +160,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "requests": recipe.requests,
         "creates": recipe.creates,
         "answers_1303": recipe.answers_1303,
+        "busy_seconds": round(recipe.busy, 3),
         "wall_seconds": round(time.time() - started, 3),
         "unfinished": len(active) + len(pending),
         "final": seen,
