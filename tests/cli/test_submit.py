@@ -177,6 +177,9 @@ def test_submit_wait_stops_and_says_so_when_the_pack_runs_out(
         assert counts[LocalStatus.QUEUED] == 3
         assert gates.pause_state(ledger) is not None
 
+    code, out, err = cli(monkeypatch, capsys, "status")
+    assert code == 0, err
+    assert "alert: submissions paused (code 1102)" in out
     code, out, err = cli(monkeypatch, capsys, "resume")
     assert code == 0, err
     assert "resumed: submissions had been paused since" in out
@@ -184,6 +187,8 @@ def test_submit_wait_stops_and_says_so_when_the_pack_runs_out(
     assert "3 tasks are queued" in out
     code, out, _ = cli(monkeypatch, capsys, "resume")
     assert "submissions were not paused" in out
+    code, out, _ = cli(monkeypatch, capsys, "status", "--json")
+    assert json.loads(out)["alerts"] == []
 
 
 # -- retry -----------------------------------------------------------------------------------------

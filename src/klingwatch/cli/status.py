@@ -93,8 +93,9 @@ def status_command(
     """Counts by status, stuck tasks, the oldest task in flight and a rough ETA."""
     with open_ledger(db) as ledger:
         status = gather(ledger, batch=batch, now=wall_time())
+        alerts = [alert.message for alert in ledger.alerts()]  # e.g. submissions paused
     if as_json:
-        print_json(asdict(status))
+        print_json({**asdict(status), "alerts": alerts})
         return
     out = console()
     title = f"batch {batch}" if batch else "all batches"
@@ -103,6 +104,8 @@ def status_command(
         "  ".join(f"{name} {n}" for name, n in status.counts.items() if n)
         or "no tasks yet (add some with klingwatch submit or klingwatch track)"
     )
+    for message in alerts:
+        out.print(f"[bold red]alert:[/bold red] {message}")
     if status.stuck:
         out.print(f"[yellow]stuck {status.stuck}[/yellow] (klingwatch stuck)")
     if status.oldest_active is not None:
