@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: test check format demo bench bench-quick clean
+.PHONY: test check format docs demo bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ check: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
+
+## docs: regenerate docs/cli.md from the commands (a test checks it is current)
+docs: $(STAMP)
+	$(BIN)/python -m klingwatch.cli.reference > docs/cli.md
 
 ## demo: a batch run end to end against the offline sandbox (no Kling account needed)
 demo: $(STAMP)

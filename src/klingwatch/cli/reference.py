@@ -27,7 +27,8 @@ def _option_row(param: Any) -> str:
         if param.show_default is not False and default not in (None, False, (), []):
             shown = f" (default: `{default}`)"
         return f"| {names} | {help_text}{shown} |"
-    return f"| `{param.human_readable_name}` | argument |"
+    help_text = (getattr(param, "help", None) or "").replace("\n", " ").replace("|", "\\|")
+    return f"| `{str(param.name).upper()}` | {help_text or 'argument'} |"
 
 
 def _command_section(name: str, command: Any) -> list[str]:
