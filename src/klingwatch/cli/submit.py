@@ -62,6 +62,10 @@ __all__ = ["make_submitter", "slot_settings", "to_new_task"]
 
 logger = logging.getLogger(__name__)
 
+#: Exit code of ``submit --wait`` when Kling paused sending before the batch was done (the code
+#: ``klingwatch`` uses for every error it can explain).
+_EXIT_PAUSED = 3
+
 
 def slot_settings(settings: Settings) -> dict[str, int]:
     """The slot limits configured per pack family (``KLINGWATCH_SLOTS_VIDEO``, ...)."""
@@ -356,7 +360,7 @@ def submit_command(
     `klingwatch watch` sends it as slots free up and follows every task to its end.
 
     With --wait: runs that engine itself until every task of the batch is final, or until
-    Kling pauses sending (then `klingwatch resume`).
+    Kling pauses sending (exit code 3; fix the cause, then `klingwatch resume`).
     """
     found = read_batch(
         file, batch=batch, product=product, defaults=parse_assignments(assignments or [])
@@ -392,6 +396,9 @@ def submit_command(
         print_json(summary)
     else:
         _report(summary, wait=wait)
+    if wait and summary["paused"]:
+        # --wait promised a finished batch; a script must be able to tell it did not get one.
+        raise typer.Exit(code=_EXIT_PAUSED)
 
 
 def _estimate(found: BatchFile) -> Decimal:
