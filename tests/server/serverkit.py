@@ -25,8 +25,20 @@ def settings(**overrides: Any) -> Settings:
     return Settings.load(**base)
 
 
-def client_of(app: FastAPI, **kw: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test", **kw)
+def client_of(app: FastAPI, *, settle: bool = True, **kw: Any) -> httpx.AsyncClient:
+    """A client of ``app`` over ASGI.
+
+    With ``settle`` each answer is handed back only once the callback confirmations it started
+    (which run after the answer, in tasks of their own) have ended, so tests see their effect.
+    """
+
+    async def wait_for_confirmations(response: httpx.Response) -> None:
+        await app.state.klingwatch.callbacks.drain()
+
+    hooks = {"response": [wait_for_confirmations]} if settle else {}
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test", event_hooks=hooks, **kw
+    )
 
 
 def add_task(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -199,6 +200,38 @@ async def test_an_unsigned_final_status_is_confirmed_with_one_get(
     assert task is not None
     assert task.status is LocalStatus.SUCCEED
     assert ledger.events(local)[-1].detail == "unsigned callback, confirmed by get"
+
+
+async def test_the_answer_does_not_wait_for_the_confirming_get(
+    make_app: AppFactory, ledger: Ledger, clock: ManualClock
+) -> None:
+    local = add_task(ledger, 1)
+    release = asyncio.Event()
+
+    async def slow_kling(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        data = legacy_body(1, "succeed")
+        return httpx.Response(200, json={"code": 0, "message": "SUCCEED", "data": data})
+
+    async with KlingClient(
+        access_key="ak",
+        secret_key="sk",
+        base_url="http://kling.test",
+        transport=httpx.MockTransport(slow_kling),
+        clock=clock,
+    ) as client:
+        app = make_app(client=client)
+        async with client_of(app, settle=False) as http:
+            answer = await http.post(URL, content=raw(legacy_body(1, "succeed")))
+            assert (answer.status_code, answer.json()["outcome"]) == (200, "confirming")
+            task = ledger.task(local)
+            assert task is not None
+            assert task.status is LocalStatus.SUBMITTED  # not believed before Kling says so
+            release.set()
+            await app.state.klingwatch.callbacks.drain()
+    task = ledger.task(local)
+    assert task is not None
+    assert task.status is LocalStatus.SUCCEED
 
 
 async def test_a_forged_unsigned_final_status_is_not_believed(

@@ -95,6 +95,7 @@ class World:
                 return
             self.clock.advance(2)
             await self.sandbox.callbacks.deliver_due()
+            await self.app.state.klingwatch.callbacks.drain()  # confirmations run after answers
         raise AssertionError("callbacks still pending after 2000 s")
 
     async def assert_ledger_is_true(self) -> None:

@@ -102,6 +102,7 @@ def create_app(
             yield
         finally:
             state.stopping.set()
+            await receiver.aclose()
             if monitor is not None and state.engine is not None:
                 await _stop_engine(monitor, state.engine)
 

@@ -21,13 +21,14 @@ receiver answers fast and believes only what it may:
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from klingwatch.clock import Clock
@@ -76,6 +77,33 @@ class CallbackReceiver:
     #: Nominal seconds to wait before each confirming get (the first at once).
     confirm_delays: tuple[float, ...] = (0.0, 5.0, 20.0)
     count: Callable[[CallbackOutcome], None] = lambda outcome: None
+
+    _pending: set[asyncio.Task[CallbackOutcome]] = field(
+        default_factory=set, init=False, repr=False
+    )
+
+    def start_confirm(self, record: TaskRecord, claimed: Task) -> None:
+        """Confirm in a task of its own, so neither this answer nor the next delivery on the
+        same connection waits for Kling."""
+        job = asyncio.create_task(self.confirm(record, claimed), name=f"confirm-{claimed.id}")
+        self._pending.add(job)
+        job.add_done_callback(self._confirmed)
+
+    def _confirmed(self, job: asyncio.Task[CallbackOutcome]) -> None:
+        self._pending.discard(job)
+        if not job.cancelled() and job.exception() is not None:
+            logger.error("confirming a callback failed", exc_info=job.exception())
+
+    async def drain(self) -> None:
+        """Wait until every confirmation in progress has ended."""
+        while self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Cancel confirmations in progress (the poller reads those tasks anyway)."""
+        for job in list(self._pending):
+            job.cancel()
+        await asyncio.gather(*self._pending, return_exceptions=True)
 
     def token_matches(self, token: str) -> bool:
         return hmac.compare_digest(token.encode(), self.token.encode())
@@ -203,7 +231,7 @@ def _refuse(status_code: int, error: str, detail: str) -> JSONResponse:
 
 
 @router.post("/callbacks/kling/{token}", include_in_schema=False)
-async def kling_callback(token: str, request: Request, background: BackgroundTasks) -> JSONResponse:
+async def kling_callback(token: str, request: Request) -> JSONResponse:
     """Receive one Kling callback (see the module docstring for what is believed)."""
     receiver: CallbackReceiver = request.app.state.klingwatch.callbacks
     if not receiver.token_matches(token):
@@ -226,5 +254,5 @@ async def kling_callback(token: str, request: Request, background: BackgroundTas
     outcome, record = receiver.accept(task, signed=signed)
     receiver.count(outcome)
     if outcome is CallbackOutcome.CONFIRMING and record is not None:
-        background.add_task(receiver.confirm, record, task)
+        receiver.start_confirm(record, task)
     return JSONResponse({"ok": True, "task_id": task.id, "outcome": outcome.value})
