@@ -255,6 +255,7 @@ def _summary(
         "batch_file": str(batch_file.resolve()),
         "ledger": db,
         "requests": client.stats.requests,
+        "requests_by_route": client.stats.snapshot()["by_route"],
         "next": [
             f"klingwatch status --db {db}",
             f"klingwatch show {EXTEND_SOURCE} --db {db}",
@@ -292,9 +293,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
         f"{summary['files']} files ({summary['bytes'] / 1e6:.1f} MB) with JSON sidecars in "
         f"{summary['downloads']}"
     )
-    out.print(
-        f"Kling requests made: {summary['requests']}; the batch file: {summary['batch_file']}"
-    )
+    routes = ", ".join(f"{n} {route}" for route, n in summary["requests_by_route"].items())
+    out.print(f"Kling requests made: {summary['requests']} ({routes})")
+    out.print(f"the batch file: {summary['batch_file']}")
     out.print("next:")
     for line in summary["next"]:
         out.print(f"  {line}", soft_wrap=True)
