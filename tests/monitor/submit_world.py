@@ -61,11 +61,9 @@ class SandboxWorld:
         return Submitter(client=self.client, ledger=self.ledger, clock=self.clock, **kw)
 
     def monitor(self, submitter: Submitter, **kw: Any) -> Monitor:
-        """The engine as ``submit --wait`` runs it: the submitter recovers ambiguous creates,
-        and a pass comes at least every 2 s while work waits for a slot."""
+        """The engine as ``submit --wait`` runs it (the submitter recovers ambiguous creates)."""
         kw.setdefault("handle_signals", False)
         kw.setdefault("until_done", True)
-        kw.setdefault("idle_interval", 2.0)
         kw.setdefault("poll", PollSettings(recover_unknown=False))
         return Monitor(
             client=self.client, ledger=self.ledger, clock=self.clock, submitter=submitter, **kw

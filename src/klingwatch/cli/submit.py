@@ -230,8 +230,6 @@ def batch_monitor(
         workers=[downloads],
         on_change=on_change,
         on_sweep=on_sweep,
-        # A pass at least every 2 s (nominal) while work waits: a freed slot is refilled soon.
-        idle_interval=2.0,
     )
     return monitor
 
