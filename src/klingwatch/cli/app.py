@@ -9,5 +9,6 @@ app = typer.Typer(
     help="Submit, track and collect Kling AI generation tasks.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
     add_completion=False,
 )
