@@ -111,6 +111,10 @@ def test_detect_format_prefers_the_extension() -> None:
     assert detect_format("x.csv", "hello") is FileFormat.CSV
     assert detect_format("x.txt", '{"prompt": "a"}') is FileFormat.TEXT
     assert detect_format("x", "prompt\n") is FileFormat.TEXT  # one column is just a prompt
+    assert detect_format("x.json", '[{"prompt": "a"}]') is FileFormat.JSON
+    assert detect_format("x.json", '{"prompt": "a"}') is FileFormat.JSONL
+    assert detect_format("-", ' [{"prompt": "a"}]') is FileFormat.JSON
+    assert detect_format("x.jsonl", '["a"]') is FileFormat.JSONL
 
 
 # -- defaults -----------------------------------------------------------------------------------
@@ -317,3 +321,28 @@ def test_a_missing_file_is_one_line(tmp_path: Path) -> None:
     missing = str(tmp_path / "nope.jsonl")
     with pytest.raises(IntakeError, match=r"nope.jsonl: no such file; check the path$"):
         read_batch(missing)
+
+
+def test_a_json_array_of_requests_is_read_with_each_items_line(write: Writer) -> None:
+    name = write(
+        "list.json",
+        '[\n  {"prompt": "a fox"},\n  {\n    "prompt": "a cat",\n    "mode": "pro"\n  },\n'
+        '  "a dog",\n  {"mode": "pro"}\n]\n',
+    )
+    batch = read_batch(name)
+    assert batch.format is FileFormat.JSON
+    assert [(x.line, x.request) for x in batch.lines] == [
+        (2, {"prompt": "a fox"}),
+        (3, {"prompt": "a cat", "mode": "pro"}),
+    ]
+    first, second = (str(p) for p in batch.problems)
+    assert first == 'list.json:7: expected a JSON object such as {"prompt": "..."}, got a string'
+    assert second.startswith("list.json:8: text2video: prompt: ")
+
+
+def test_a_broken_json_array_names_the_line(write: Writer) -> None:
+    name = write("broken.json", '[\n  {"prompt": "a fox"},\n  {"prompt": }\n]\n')
+    assert _messages(name) == [
+        "broken.json:3: not valid JSON (Expecting value at column 14); the file must be one "
+        'JSON array of request objects such as [{"prompt": "a red fox running"}]'
+    ]

@@ -3,7 +3,8 @@
 A batch file is one of:
 
 * **JSONL** (``.jsonl``/``.ndjson``/``.json``, or content whose first line starts with ``{``): one
-  request object per line, with optional ``product`` and ``external_task_id`` keys;
+  request object per line, with optional ``product`` and ``external_task_id`` keys; a file that
+  is one JSON array of such objects is read too (each item's line is where it starts);
 * **CSV** (``.csv``, or a first line that is a header such as ``prompt,duration,mode``): a header
   row of request fields (dotted names such as ``settings.duration`` nest); cells are parsed
   sensibly: numbers become numbers, ``true``/``false`` booleans, a cell starting with ``{`` or
@@ -97,6 +98,7 @@ class FileFormat(StrEnum):
     """How a batch file is read."""
 
     JSONL = "jsonl"
+    JSON = "json"
     CSV = "csv"
     TEXT = "text"
 
@@ -271,14 +273,20 @@ def parse_assignments(items: Sequence[str]) -> dict[str, Any]:
 
 # -- formats --------------------------------------------------------------------------------------
 def detect_format(file: str, text: str) -> FileFormat:
-    """By extension (``.jsonl``/``.ndjson``/``.json``, ``.csv``, ``.txt``), else by content."""
+    """By extension (``.jsonl``/``.ndjson``/``.json``, ``.csv``, ``.txt``), else by content
+    (a ``.json`` file or content starting with ``[`` is a JSON array)."""
     suffix = Path(file).suffix.lower() if file != "-" else ""
-    if suffix in (".jsonl", ".ndjson", ".json"):
+    is_array = text.lstrip("\ufeff \t\r\n").startswith("[")
+    if suffix in (".jsonl", ".ndjson"):
         return FileFormat.JSONL
+    if suffix == ".json":
+        return FileFormat.JSON if is_array else FileFormat.JSONL
     if suffix == ".csv":
         return FileFormat.CSV
     if suffix in (".txt", ".text"):
         return FileFormat.TEXT
+    if is_array:
+        return FileFormat.JSON
     for line in text.splitlines():
         stripped = line.strip().lstrip("\ufeff")
         if not stripped or stripped.startswith("#"):
@@ -321,6 +329,47 @@ def _jsonl_rows(text: str) -> Iterator[_Raw]:
             )
             continue
         yield number, value, None
+
+
+_BETWEEN_ITEMS = re.compile(r"[\s,]*")
+
+
+def _json_array_rows(text: str) -> Iterator[_Raw]:
+    """A JSON array of request objects; each item's line is where it starts."""
+    body = text.lstrip("\ufeff")
+    try:
+        items = json.loads(body)
+    except ValueError as exc:
+        line, col, msg = (
+            getattr(exc, "lineno", 1),
+            getattr(exc, "colno", 0),
+            getattr(exc, "msg", exc),
+        )
+        yield (
+            line,
+            None,
+            f"not valid JSON ({msg} at column {col}); the file must be one JSON array of "
+            'request objects such as [{"prompt": "a red fox running"}]',
+        )
+        return
+    if not isinstance(items, list):
+        yield 1, None, f"expected a JSON array of request objects, got a {_json_type(items)}"
+        return
+    decoder = json.JSONDecoder()
+    pos = body.index("[") + 1
+    for _ in items:
+        pos = _BETWEEN_ITEMS.match(body, pos).end()  # type: ignore[union-attr]
+        value, end = decoder.raw_decode(body, pos)
+        line = body.count("\n", 0, pos) + 1
+        if isinstance(value, dict):
+            yield line, value, None
+        else:
+            yield (
+                line,
+                None,
+                f'expected a JSON object such as {{"prompt": "..."}}, got a {_json_type(value)}',
+            )
+        pos = end
 
 
 def _json_type(value: Any) -> str:
@@ -406,7 +455,12 @@ def _text_rows(text: str) -> Iterator[_Raw]:
         yield number, {"prompt": prompt}, None
 
 
-_READERS = {FileFormat.JSONL: _jsonl_rows, FileFormat.CSV: _csv_rows, FileFormat.TEXT: _text_rows}
+_READERS = {
+    FileFormat.JSONL: _jsonl_rows,
+    FileFormat.JSON: _json_array_rows,
+    FileFormat.CSV: _csv_rows,
+    FileFormat.TEXT: _text_rows,
+}
 
 
 # -- reading a batch ------------------------------------------------------------------------------
