@@ -109,14 +109,20 @@ def test_time_scale_shrinks_every_interval() -> None:
     assert fast.policy.floor == pytest.approx(0.02)
 
 
-def test_learned_timing_replaces_cold_start_once_enough_tasks_finished() -> None:
-    quick = Timing(Percentiles(1, 2, 3), Percentiles(4, 8, 12), samples=50)
-    few = Timing(Percentiles(1, 2, 3), Percentiles(4, 8, 12), samples=2)
+def test_learned_timing_outweighs_the_cold_start_as_tasks_finish() -> None:
     task = FakeTask()
-    learned = Cadence(policy=NO_JITTER, learned=lambda p, m, mode: quick)
-    unsure = Cadence(policy=NO_JITTER, learned=lambda p, m, mode: few)
-    assert learned.timing(task, 0.0) == quick
-    assert unsure.timing(task, 0.0) == product_cold_start()(task)
+    cold = product_cold_start()(task)
+
+    def learned(samples: int) -> Timing:
+        return Timing(Percentiles(1, 2, 3), Percentiles(4, 8, 12), samples=samples)
+
+    def run_p95(samples: int) -> float:
+        cadence = Cadence(policy=NO_JITTER, learned=lambda p, m, mode: learned(samples))
+        return cadence.timing(task, 0.0).run.p95
+
+    assert run_p95(2) == cold.run.p95  # too few to say anything
+    assert run_p95(20) == pytest.approx((8 + cold.run.p95) / 2)  # as much as the prior
+    assert run_p95(100_000) == pytest.approx(8, rel=1e-2)
 
 
 def test_learned_timings_are_cached_per_kind_for_a_while() -> None:

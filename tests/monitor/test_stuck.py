@@ -4,7 +4,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from klingwatch.monitor.cadence import Cadence, Percentiles, Timing
+from klingwatch.monitor.cadence import Cadence, CadencePolicy, Percentiles, Timing
 from klingwatch.monitor.stuck import StuckDetector, StuckPolicy, format_age
 
 LEARNED = Timing(Percentiles(5, 10, 20), Percentiles(60, 90, 120), samples=100)
@@ -27,7 +27,9 @@ class FakeTask:
 
 
 def detector(policy: StuckPolicy | None = None, scale: float = 1.0) -> StuckDetector:
-    cadence = Cadence(learned=lambda *kind: LEARNED, scale=scale)
+    # prior_weight=0: judge by what was learned alone, so the figures below are exact.
+    exact = CadencePolicy(prior_weight=0)
+    cadence = Cadence(policy=exact, learned=lambda *kind: LEARNED, scale=scale)
     return StuckDetector(cadence, policy or StuckPolicy(min_age=60))
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "Percentiles",
     "Timing",
     "TimingSource",
+    "blend",
     "expected_looks",
     "interval_for",
     "phase_of",
@@ -91,6 +92,19 @@ class Timing:
         return cls(queue.times(scale), run.times(scale), samples=0)
 
 
+def blend(learned: Timing, prior: Timing, prior_weight: float) -> Timing:
+    """``learned`` pulled towards ``prior`` as if the prior were ``prior_weight`` more samples."""
+    w = learned.samples / (learned.samples + prior_weight) if prior_weight > 0 else 1.0
+
+    def mix(a: Percentiles, b: Percentiles) -> Percentiles:
+        # A convex mix of two ordered triples is ordered.
+        return Percentiles(
+            w * a.p50 + (1 - w) * b.p50, w * a.p95 + (1 - w) * b.p95, w * a.p99 + (1 - w) * b.p99
+        )
+
+    return Timing(mix(learned.queue, prior.queue), mix(learned.run, prior.run), learned.samples)
+
+
 #: Learned timing for (product, model, mode), or ``None`` when too little is known.
 TimingSource = Callable[[str, str | None, str | None], Timing | None]
 
@@ -116,7 +130,11 @@ class CadencePolicy:
     #: +/- fraction of random jitter applied to every interval
     jitter: float = 0.1
     #: learned timings from fewer finished tasks than this are ignored (cold start instead)
-    min_samples: int = 5
+    min_samples: int = 3
+    #: the cold-start default weighs as much as this many finished tasks when blended with
+    #: what was learned: early in a batch only the fastest tasks have finished, and trusting
+    #: them alone would call every other task late and back off from it
+    prior_weight: float = 20.0
 
     def __post_init__(self) -> None:
         if not 0 < self.floor <= self.ceiling:
@@ -233,7 +251,8 @@ class Cadence:
     """Decides each task's next look, from learned timings with a cold-start fallback.
 
     ``learned`` is asked for (product, model, mode) timings and cached for ``cache_ttl`` clock
-    seconds; ``cold_start`` gives the default for a task when nothing (or too little) is learned (by
+    seconds, then blended with the cold start (see :attr:`CadencePolicy.prior_weight`);
+    ``cold_start`` gives the default for a task when nothing (or too little) is learned (by
     default the product registry's expectations, scaled).
     ``rng`` drives the jitter; pass ``random.Random(seed)`` for repeatable schedules.
     """
@@ -267,9 +286,10 @@ class Cadence:
             else:
                 learned = self._learned(*key)
                 self._cache[key] = (now, learned)
+        prior = self._cold_start(task)
         if learned is not None and learned.samples >= self.policy.min_samples:
-            return learned
-        return self._cold_start(task)
+            return blend(learned, prior, self.policy.prior_weight)
+        return prior
 
     def interval(self, task: LookedTask, now: float) -> float:
         """Seconds from ``now`` until the next look at ``task`` (jittered, clamped)."""

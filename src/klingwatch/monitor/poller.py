@@ -76,6 +76,9 @@ class PollSettings:
     max_pages: int = 20
     #: due tasks taken per sweep at most
     due_limit: int = 10_000
+    #: tasks due within this long are read with the ones due now: a look a moment early
+    #: costs nothing, a sweep of its own costs a request
+    coalesce: float = 3.0
     #: Kling may not list a brand-new task yet: "not found" younger than this is not news
     not_found_grace: float = 300.0
     #: an ``unknown`` task is sent again only when a lookup this long after sending finds nothing
@@ -152,6 +155,9 @@ class Poller:
         self.batch = batch
         #: set once a server refused the /tasks style; the legacy style is used from then on
         self.tasks_refused = False
+        # Next look of every active task this poller knows of, so the engine sleeps exactly
+        # until the earliest one (filled from the ledger on the first sweep, after a restart).
+        self._next: dict[int, float] | None = None
 
     @property
     def uses_tasks_api(self) -> bool:
@@ -162,8 +168,10 @@ class Poller:
     async def sweep(self) -> SweepReport:
         """Read every due task once, apply what was learned, reschedule each one."""
         now = self.clock.time()
-        due = [t for t in self._due(now) if self.batch is None or t.batch == self.batch]
+        horizon = now + self.clock.scaled(self.settings.coalesce)
+        due = [t for t in self._due(horizon) if self.batch is None or t.batch == self.batch]
         sweep = _Sweep(now=now, report=SweepReport(due=len(due)))
+        self._forget_passed(horizon, {t.local_id for t in due})
         if not due:
             return sweep.report
         lost = [t for t in due if t.task_id is None]
@@ -473,7 +481,32 @@ class Poller:
         if looks:
             self.ledger.schedule(looks)
             sweep.report.next_look = min(at for _, at in looks)
+        known = self._known_looks()
+        for local_id in sweep.looked:
+            known.pop(local_id, None)
+        known.update(looks)
         sweep.report.looked = len(sweep.looked)
+
+    def next_due(self) -> float | None:
+        """When the earliest known active task is next due (clock seconds), if any."""
+        known = self._known_looks()
+        return min(known.values()) if known else None
+
+    def _known_looks(self) -> dict[int, float]:
+        if self._next is None:
+            now = self.clock.time()
+            self._next = {
+                t.local_id: t.next_look_at if t.next_look_at is not None else now
+                for t in self.ledger.tasks(status=_ACTIVE, batch=self.batch)
+            }
+        return self._next
+
+    def _forget_passed(self, now: float, due: set[int]) -> None:
+        """Drop looks that came due but were not handed out: the task ended some other way
+        (a callback, another replica) or someone else rescheduled it."""
+        known = self._known_looks()
+        for local_id in [i for i, at in known.items() if at <= now and i not in due]:
+            del known[local_id]
 
     def _lost(self, sweep: _Sweep) -> dict[int, Verdict]:
         """Tasks Kling says it does not know although they are old enough to be listed.

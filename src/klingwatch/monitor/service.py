@@ -215,9 +215,9 @@ class Monitor:
     async def _pause(self, busy: bool) -> None:
         now = self.clock.time()
         wake = now + self.clock.scaled(self.idle_interval)
-        report = self.last_report
-        if report is not None and report.next_look is not None:
-            wake = min(wake, report.next_look)
+        next_due = self.poller.next_due()
+        if next_due is not None:
+            wake = min(wake, next_due)
         if busy and self.workers:
             # Something just moved: a submitter may have a freed slot to fill.
             wake = min(wake, now + self.cadence.policy.floor)
