@@ -188,3 +188,34 @@ def _always(status: int, code: int) -> Any:
         return failing
 
     return wrap
+
+
+async def test_tasks_due_within_seconds_of_each_other_are_read_together(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        ids = await w.submit(20)
+        now = w.clock.time()
+        w.ledger.schedule((local_id, now + 0.1 * n) for n, local_id in enumerate(ids))
+        p = poller(w, coalesce=3.0)
+        report = await p.sweep()
+        assert report.styles == {"tasks-ids": 1}
+        assert report.looked == 20
+        assert p.next_due() == min(t.next_look_at or 0 for t in w.ledger.tasks())
+
+
+async def test_the_next_due_look_survives_a_restart(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        ids = await w.submit(3)
+        soon = w.clock.time() + 42
+        w.ledger.schedule((local_id, soon + n) for n, local_id in enumerate(ids))
+        assert poller(w).next_due() == soon  # a new poller reads it from the ledger
+
+
+async def test_with_an_owner_due_tasks_are_leased_to_it(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        await w.submit(5)
+        await poller(w, owner="replica-a").sweep()
+        assert {t.lease_owner for t in w.ledger.tasks()} == {"replica-a"}
+        # Another replica skips what replica-a holds, even once it comes due again.
+        await w.clock.sleep(10)
+        report = await poller(w, owner="replica-b", coalesce=0).sweep()
+        assert report.due == 0

@@ -52,6 +52,8 @@ def gather(ledger: Ledger, *, batch: str | None, now: float) -> Status:
     if in_flight:
         first = in_flight[0]
         since = first.sent_at if first.sent_at is not None else first.queued_at
+        if first.kling_created_ms is not None:
+            since = first.kling_created_ms / 1000.0
         oldest = {
             "local_id": first.local_id,
             "external_task_id": first.external_task_id,
