@@ -43,7 +43,8 @@ from klingwatch.kling.errors import (
     TaskNotFound,
     TokenExpired,
 )
-from klingwatch.kling.models import Task, TaskStatus
+from klingwatch.kling.models import ApiStandard, Task, TaskStatus
+from klingwatch.kling.products import get_product
 from klingwatch.monitor.budget import RequestBudget
 from klingwatch.monitor.cadence import Cadence
 from klingwatch.monitor.observe import STATUS_MAP, observe_task
@@ -302,8 +303,10 @@ class Poller:
         remaining = {t.task_id or "": t for t in due}
         page = 0
         # A page costs one request and can replace one single get per due task on it, so it is
-        # worth walking only while at least two due tasks are still unfound.
-        while len(remaining) > 1 and page < self.settings.max_pages:
+        # worth walking only while at least two due tasks are still unfound. New-standard
+        # products have no legacy list.
+        pages = self.settings.max_pages if _has_legacy_list(product) else 0
+        while len(remaining) > 1 and page < pages:
             page += 1
             try:
                 tasks = await self._call(
@@ -534,6 +537,13 @@ class _Skip(Exception):
 
 class _NotFound(Exception):
     """Kling does not know the task read."""
+
+
+def _has_legacy_list(product: str) -> bool:
+    try:
+        return get_product(product).standard is ApiStandard.LEGACY
+    except KeyError:
+        return False
 
 
 def _created(record: TaskRecord) -> int:
