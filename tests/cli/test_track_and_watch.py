@@ -98,3 +98,9 @@ def test_watch_until_done_prints_each_change_and_ends_true(sandbox: str) -> None
     exported = json.loads(CliRunner().invoke(app, ["export"]).stdout)
     assert {r["task_id"]: r["status"] for r in exported} == true
     assert all(r["detected_at"] >= r["kling_updated_at"] for r in exported)
+
+
+def test_watch_names_an_unknown_batch(sandbox: str) -> None:
+    result = CliRunner().invoke(app, ["watch", "--batch", "nope"])
+    assert result.exit_code == 2
+    assert "no batch named 'nope'" in result.output

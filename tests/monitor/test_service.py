@@ -160,3 +160,41 @@ async def test_a_batch_filter_watches_only_that_batch(tmp_path: Path) -> None:
         await w.monitor(batch="mine", until_done=True).run()
         assert all(t.status.is_final for t in w.ledger.tasks(batch="mine"))
         assert all(t.polls == 0 for t in w.ledger.tasks(batch="other"))
+
+
+class CountingWorker:
+    """A worker that has work for its first ``rounds`` runs (as a submitter would)."""
+
+    def __init__(self, rounds: int) -> None:
+        self.rounds = rounds
+        self.runs = 0
+
+    async def run_once(self) -> list[Change]:
+        self.runs += 1
+        return []
+
+    def busy(self) -> bool:
+        return self.runs < self.rounds
+
+
+async def test_workers_run_after_every_sweep_and_keep_until_done_waiting(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        worker = CountingWorker(rounds=7)
+        monitor = w.monitor(until_done=True, workers=[worker])
+        await monitor.run()
+        assert worker.runs == 7
+        assert monitor.iterations == 7
+
+
+async def test_queued_tasks_keep_the_engine_waiting_only_when_a_submitter_sends_them(
+    tmp_path: Path,
+) -> None:
+    from klingwatch.store import NewTask
+
+    async with world(tmp_path) as w:
+        w.ledger.ensure_batch("b1")
+        w.ledger.add_tasks("b1", [NewTask("text2video", {"prompt": "x"}, "q1")])
+        alone = w.monitor(until_done=True)
+        await alone.run()
+        assert alone.iterations == 1
+        assert w.monitor(submitter=CountingWorker(rounds=0)).done() is False
