@@ -48,7 +48,7 @@ class Usage:
 
 
 def start(
-    argv: Sequence[str], *, env: Mapping[str, str], stdout: IO[Any], stderr: IO[Any]
+    argv: Sequence[str], *, env: Mapping[str, str], stdout: IO[Any], stderr: IO[Any] | int
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` in its own process group with ``env`` added to this process's environment."""
     log.info("start: %s", " ".join(argv))

@@ -73,6 +73,23 @@ def table(rows: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def short_table(results: dict[str, Any]) -> list[str]:
+    """One line per run: the few figures the README shows."""
+    lines = [
+        "| workload | contestant | req/task | reads/task | p95 lag (nominal s) | slot use |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, rows in group(results["runs"]).items():
+        for name, r in rows.items():
+            done = "" if r["finished"] == r["workload"]["tasks"] else f" ({r['finished']} final)"
+            lines.append(
+                f"| {label} | {name}{done} | {_f(r['requests_per_task'], 2)} | "
+                f"{_f(r['reads_per_task'], 2)} | {_f(r['lag_nominal']['p95'])} | "
+                f"{_f(100 * r['slot_utilisation'], 0)} % |"
+            )
+    return lines
+
+
 def _verdict(met: bool, text: str) -> str:
     return f"- **{'met' if met else 'MISSED'}**: {text}"
 
@@ -314,3 +331,5 @@ if __name__ == "__main__":
     source = Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results/results.json")
     data = json.loads(source.read_text())
     print(write(data, source.parent, source.stem))
+    if "--short" in sys.argv:
+        print("\n".join(short_table(data)))
