@@ -82,6 +82,7 @@ class World:
                 product, request, external_task_id=intent.external_task_id
             )
             self.ledger.apply(observe_create(task, local_id=local_id, at=self.clock.time()))
+            self.clock.advance(0.01)  # creates take a moment, so creation times differ
         return ids
 
     async def truth(self) -> dict[str, dict[str, Any]]:

@@ -74,6 +74,20 @@ async def test_the_page_walk_stops_at_the_oldest_due_task(tmp_path: Path) -> Non
         assert {t.local_id for t in w.ledger.tasks() if t.polls} >= set(old)
 
 
+async def test_the_page_walk_stops_once_pages_are_older_than_every_unfound_task(
+    tmp_path: Path,
+) -> None:
+    async with world(tmp_path, api_key=False) as w:
+        await w.submit(60)
+        w.ledger.ensure_batch("b1")
+        # Two tasks Kling does not list (unknown ids), newer than everything on page 1.
+        ghosts = [w.ledger.adopt("b1", "text2video", f"99999999999999999{n}") for n in (1, 2)]
+        w.ledger.schedule((i, w.clock.time() + 10_000) for i in range(1, 61))
+        report = await poller(w, page_size=20).sweep()
+        assert report.styles == {"legacy-page": 1, "get": 2}
+        assert all(w.ledger.task(i).polls == 1 for i in ghosts)  # type: ignore[union-attr]
+
+
 async def test_the_page_walk_is_capped_and_the_rest_read_singly(tmp_path: Path) -> None:
     async with world(tmp_path, api_key=False) as w:
         old = await w.submit(3, prefix="old")
@@ -219,3 +233,18 @@ async def test_with_an_owner_due_tasks_are_leased_to_it(tmp_path: Path) -> None:
         await w.clock.sleep(10)
         report = await poller(w, owner="replica-b", coalesce=0).sweep()
         assert report.due == 0
+
+
+async def test_oldest_first_pages_are_walked_without_the_age_shortcut(tmp_path: Path) -> None:
+    from engine_world import CONFIG
+
+    oldest_first = CONFIG.model_copy(update={"list_order": "oldest"})
+    async with world(tmp_path, api_key=False, config=oldest_first) as w:
+        await w.submit(30, prefix="old")
+        await w.clock.sleep(1)
+        new = await w.submit(10, prefix="new")
+        w.ledger.schedule((i, w.clock.time() + 10_000) for i in range(1, 41) if i not in new)
+        report = await poller(w, page_size=10).sweep()
+        # The ten newest are on the 4th page of an oldest-first list; no single gets needed.
+        assert report.styles == {"legacy-page": 4}
+        assert all(w.ledger.task(i).polls == 1 for i in new)  # type: ignore[union-attr]

@@ -322,13 +322,7 @@ class Poller:
                 record = remaining.pop(task.id, None) or active.get(task.id)
                 if record is not None and record.product == product:
                     self._saw(sweep, record, task, Source.LIST)
-            oldest_due = min(_created(t) for t in remaining.values()) if remaining else None
-            oldest_seen = min((t.created_ms for t in tasks if t.created_ms), default=None)
-            if len(tasks) < self.settings.page_size or (
-                # Newest first: once a page reaches past the oldest unfound task, more pages
-                # cannot contain the rest (they are read singly below).
-                oldest_due is not None and oldest_seen is not None and oldest_seen < oldest_due
-            ):
+            if len(tasks) < self.settings.page_size or _walked_past(tasks, remaining.values()):
                 break
         await asyncio.gather(*(self._get_one(sweep, record) for record in remaining.values()))
 
@@ -537,6 +531,18 @@ class _Skip(Exception):
 
 class _NotFound(Exception):
     """Kling does not know the task read."""
+
+
+def _walked_past(page: list[Task], unfound: Iterable[TaskRecord]) -> bool:
+    """Whether a newest-first page already reaches past the oldest unfound task, so later pages
+    cannot hold the rest. The order is not documented: a page that is not newest first never
+    stops the walk (the page cap and the single gets still bound the cost)."""
+    created = [t.created_ms for t in page if t.created_ms is not None]
+    oldest_due = min((_created(t) for t in unfound), default=None)
+    newest_first = created[:1] > created[-1:] and created == sorted(created, reverse=True)
+    if not newest_first or oldest_due is None:
+        return False
+    return created[-1] < oldest_due
 
 
 def _has_legacy_list(product: str) -> bool:
