@@ -13,11 +13,13 @@ from klingwatch.cli.common import (
     JSON_OPTION,
     console,
     format_age,
+    load_settings,
     open_ledger,
     print_json,
     wall_time,
 )
 from klingwatch.monitor.cadence import Cadence, phase_of
+from klingwatch.monitor.expiry import DEFAULT_WARN_DAYS, collection, expires_at, format_when
 from klingwatch.monitor.service import learned_timing
 from klingwatch.store import ACTIVE_STATUSES, Ledger, LocalStatus
 
@@ -37,9 +39,17 @@ class Status:
     oldest_active: dict[str, Any] | None
     #: seconds until everything in flight and queued is expected done (learned p50s); rough
     eta_seconds: float | None
+    #: results not yet downloaded that Kling deletes within the warning window (soonest first)
+    expiring: list[dict[str, Any]]
+    #: succeeded tasks whose results Kling has already deleted before they were collected
+    results_lost: int
+    #: downloads: result files in all, complete on disk, expired, failed
+    files: dict[str, int]
 
 
-def gather(ledger: Ledger, *, batch: str | None, now: float) -> Status:
+def gather(
+    ledger: Ledger, *, batch: str | None, now: float, warn_days: float = DEFAULT_WARN_DAYS
+) -> Status:
     """Counts by SQL; only in-flight tasks (few: Kling's slots bound them) are read for the ETA."""
     counts = ledger.counts(batch=batch)
     active = sum(counts.get(s, 0) for s in ACTIVE_STATUSES)
@@ -75,6 +85,7 @@ def gather(ledger: Ledger, *, batch: str | None, now: float) -> Status:
             waves = math.ceil(queued / max(1, active))
             left += waves * per_task
         eta = round(max(left, 0.0), 1)
+    collected = collection(ledger, now, warn_days, batch=batch)
     return Status(
         batch=batch,
         total=sum(counts.values()),
@@ -83,6 +94,22 @@ def gather(ledger: Ledger, *, batch: str | None, now: float) -> Status:
         stuck=stuck,
         oldest_active=oldest,
         eta_seconds=eta,
+        expiring=[
+            {
+                "external_task_id": task.external_task_id,
+                "task_id": task.task_id,
+                "deleted_at": when,
+            }
+            for task in collected.expiring
+            if (when := expires_at(task)) is not None
+        ],
+        results_lost=collected.lost,
+        files={
+            "total": collected.files,
+            "complete": collected.files_complete,
+            "expired": collected.files_expired,
+            "failed": collected.files_failed,
+        },
     )
 
 
@@ -93,8 +120,9 @@ def status_command(
     db: str | None = DB_OPTION,
 ) -> None:
     """Counts by status, stuck tasks, the oldest task in flight and a rough ETA."""
-    with open_ledger(db) as ledger:
-        status = gather(ledger, batch=batch, now=wall_time())
+    settings = load_settings(db)
+    with open_ledger(db, settings=settings) as ledger:
+        status = gather(ledger, batch=batch, now=wall_time(), warn_days=settings.expiry_warn_days)
         alerts = [alert.message for alert in ledger.alerts()]  # e.g. submissions paused
     if as_json:
         print_json({**asdict(status), "alerts": alerts})
@@ -118,3 +146,21 @@ def status_command(
         )
     if status.eta_seconds is not None:
         out.print(f"ETA ~{format_age(status.eta_seconds)} (from learned durations)")
+    if status.expiring:
+        first = status.expiring[0]
+        out.print(
+            f"[bold yellow]{len(status.expiring)} tasks' results not downloaded yet are deleted "
+            f"by Kling soon[/bold yellow] (first: {first['external_task_id']} on "
+            f"{format_when(first['deleted_at'])}); run klingwatch download"
+        )
+    if status.results_lost:
+        out.print(
+            f"[red]{status.results_lost} tasks' results were deleted by Kling before they "
+            "were downloaded[/red]"
+        )
+    files = status.files
+    if files["total"]:
+        line = f"files: {files['complete']}/{files['total']} downloaded"
+        if files["expired"] or files["failed"]:
+            line += f", {files['expired']} expired, {files['failed']} failed"
+        out.print(line)
