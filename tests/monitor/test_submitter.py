@@ -97,8 +97,10 @@ async def test_created_then_5000_answers_still_make_exactly_one_task_per_line(
         submitter = w.submitter(slots={"video": 3})
         await w.monitor(submitter).run()
         assert all_final(w.ledger)
-        assert submitter.stats.ambiguous >= 5  # the chaos really hit
-        assert submitter.stats.found >= 5
+        # The chaos really hit (about 9 of 30 on average; the draws depend on unseeded jitter,
+        # so only "it happened" is certain: fewer than 5 hits happens in ~3% of runs).
+        assert submitter.stats.ambiguous >= 1
+        assert submitter.stats.found >= 1
         per_line = await w.tasks_per_external_id()
         assert len(per_line) == 30
         assert set(per_line.values()) == {1}

@@ -54,11 +54,11 @@ from klingwatch.monitor.intake import (
 from klingwatch.monitor.poller import PollSettings, SweepReport
 from klingwatch.monitor.service import Monitor
 from klingwatch.monitor.stuck import StuckPolicy
-from klingwatch.monitor.submitter import Submitter
+from klingwatch.monitor.submitter import Submitter, slot_limits
 from klingwatch.settings import Settings
 from klingwatch.store import Change, Ledger, LocalStatus, NewTask
 
-__all__ = ["make_submitter", "slot_settings", "to_new_task"]
+__all__ = ["batch_monitor", "make_submitter", "to_new_task"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,27 +67,11 @@ logger = logging.getLogger(__name__)
 _EXIT_PAUSED = 3
 
 
-def slot_settings(settings: Settings) -> dict[str, int]:
-    """The slot limits configured per pack family (``KLINGWATCH_SLOTS_VIDEO``, ...)."""
-    given = {
-        "video": settings.slots_video,
-        "image": settings.slots_image,
-        "try_on": settings.slots_try_on,
-    }
-    return {family: n for family, n in given.items() if n}
-
-
 def make_submitter(
     settings: Settings, *, client: KlingClient, ledger: Ledger, clock: Clock
 ) -> Submitter:
     """The submitter as ``submit``, ``watch`` and ``serve`` run it, configured from settings."""
-    return Submitter(
-        client=client,
-        ledger=ledger,
-        clock=clock,
-        slots=slot_settings(settings),
-        resume_after_1102=settings.resume_after_1102,
-    )
+    return Submitter.from_settings(settings, client=client, ledger=ledger, clock=clock)
 
 
 def to_new_task(line: IntakeLine, *, callback_url: str | None = None) -> NewTask:
@@ -121,7 +105,7 @@ def _what(request: Mapping[str, Any]) -> str:
 
 def _plan(found: BatchFile, settings: Settings) -> dict[str, Any]:
     slots = found.slots_needed()
-    configured = slot_settings(settings)
+    configured = slot_limits(settings)
     return {
         "batch": found.batch,
         "file": found.file,

@@ -63,6 +63,7 @@ from klingwatch.monitor import gates
 from klingwatch.monitor.observe import observe_create, observe_create_error
 from klingwatch.monitor.recovery import LookupClient, Recovery, RecoveryStats
 from klingwatch.monitor.retries import retry_external_id, retry_task
+from klingwatch.settings import Settings
 from klingwatch.store import Change, Ledger, LocalStatus, Observation, Source, TaskRecord
 
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
     "SubmitterStats",
     "retry_external_id",
     "retry_task",
+    "slot_limits",
 ]
 
 logger = logging.getLogger(__name__)
@@ -93,6 +95,16 @@ class SubmitClient(LookupClient, Protocol):
         external_task_id: str | None = None,
         callback_url: str | None = None,
     ) -> Task: ...
+
+
+def slot_limits(settings: Settings) -> dict[str, int]:
+    """The slot limits configured per pack family (``KLINGWATCH_SLOTS_VIDEO``, ...)."""
+    given = {
+        "video": settings.slots_video,
+        "image": settings.slots_image,
+        "try_on": settings.slots_try_on,
+    }
+    return {family: n for family, n in given.items() if n}
 
 
 @dataclass(slots=True)
@@ -139,6 +151,19 @@ class Submitter:
     waits for a slot, the tasks holding the slots are looked at at least every ``slot_watch``
     seconds (``None``: leave it to the cadence). Times are nominal seconds on ``clock``.
     """
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, client: SubmitClient, ledger: Ledger, clock: Clock
+    ) -> Submitter:
+        """The submitter as ``submit``, ``watch``, ``serve`` and ``demo`` run it."""
+        return cls(
+            client=client,
+            ledger=ledger,
+            clock=clock,
+            slots=slot_limits(settings),
+            resume_after_1102=settings.resume_after_1102,
+        )
 
     def __init__(
         self,

@@ -79,17 +79,8 @@ def build_engine(
 
     Signals are left to the web server (uvicorn), which stops the app, which stops the engine.
     """
-    slots = {
-        family: limit
-        for family, limit in (
-            ("video", settings.slots_video),
-            ("image", settings.slots_image),
-            ("try_on", settings.slots_try_on),
-        )
-        if limit
-    }
-    submitter = Submitter(
-        client=CallbackClient(client, callback_url), ledger=ledger, clock=clock, slots=slots
+    submitter = Submitter.from_settings(
+        settings, client=CallbackClient(client, callback_url), ledger=ledger, clock=clock
     )
     if callback_url:
         logger.info("tasks sent from here carry a callback URL on %s", settings.public_url)
