@@ -48,3 +48,17 @@ def test_ms_round_trip() -> None:
     assert when.tzinfo is not None
     assert to_ms(when) == 1722769557708
     assert to_datetime(None) is None
+
+
+def test_durations_read_the_way_people_write_them() -> None:
+    from klingwatch.clock import format_duration
+
+    assert [format_duration(s) for s in (0, 4.6, 95, 3600, 7300)] == [
+        "0s",
+        "5s",
+        "1m35s",
+        "1h00m",
+        "2h01m",
+    ]
+    assert format_duration(3725, precise=True) == "1h02m05s"
+    assert format_duration(-3) == "0s"

@@ -21,7 +21,15 @@ import time
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "ManualClock", "RealClock", "ScaledClock", "to_datetime", "to_ms"]
+__all__ = [
+    "Clock",
+    "ManualClock",
+    "RealClock",
+    "ScaledClock",
+    "format_duration",
+    "to_datetime",
+    "to_ms",
+]
 
 
 @runtime_checkable
@@ -164,3 +172,19 @@ def to_ms(when: datetime | float) -> int:
     if isinstance(when, datetime):
         return round(when.timestamp() * 1000)
     return round(when * 1000)
+
+
+def format_duration(seconds: float, *, precise: bool = False) -> str:
+    """A duration for people: ``5`` -> ``5s``, ``95`` -> ``1m35s``, ``7300`` -> ``2h01m``.
+
+    ``precise=True`` keeps the seconds past an hour too (``3725`` -> ``1h02m05s``), for elapsed
+    times printed one under another.
+    """
+    whole = max(0, round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{secs:02d}s" if precise else f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"

@@ -24,7 +24,8 @@ from starlette.routing import Route
 from typer.testing import CliRunner
 
 from klingwatch.cli import app
-from klingwatch.cli.options import format_seconds, parse_duration
+from klingwatch.cli.options import parse_duration
+from klingwatch.clock import format_duration
 
 API_KEY = "kapi-cli-test-SECRET"
 
@@ -257,4 +258,9 @@ def test_bad_durations_say_what_is_expected(text: str) -> None:
 
 
 def test_elapsed_times_format_compactly() -> None:
-    assert [format_seconds(s) for s in (0, 3.2, 75, 3725)] == ["0s", "3s", "1m15s", "1h02m05s"]
+    assert [format_duration(s, precise=True) for s in (0, 3.2, 75, 3725)] == [
+        "0s",
+        "3s",
+        "1m15s",
+        "1h02m05s",
+    ]

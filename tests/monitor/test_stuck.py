@@ -4,8 +4,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from klingwatch.clock import format_duration
 from klingwatch.monitor.cadence import Cadence, CadencePolicy, Percentiles, Timing
-from klingwatch.monitor.stuck import StuckDetector, StuckPolicy, format_age
+from klingwatch.monitor.stuck import StuckDetector, StuckPolicy
 
 LEARNED = Timing(Percentiles(5, 10, 20), Percentiles(60, 90, 120), samples=100)
 T0 = 1_000_000.0
@@ -85,4 +86,4 @@ def test_thresholds_follow_the_time_scale() -> None:
 
 
 def test_ages_read_like_a_person_writes_them() -> None:
-    assert [format_age(s) for s in (5, 95, 3600, 7300)] == ["5s", "1m35s", "1h00m", "2h01m"]
+    assert [format_duration(s) for s in (5, 95, 3600, 7300)] == ["5s", "1m35s", "1h00m", "2h01m"]

@@ -25,7 +25,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from klingwatch.clock import Clock, RealClock, ScaledClock
+from klingwatch.clock import Clock, RealClock, ScaledClock, format_duration
 from klingwatch.kling.client import KlingClient
 from klingwatch.settings import Settings
 from klingwatch.store import Ledger
@@ -132,14 +132,5 @@ def format_ms(ms: int | None) -> str | None:
 
 
 def format_age(seconds: float | None) -> str | None:
-    """``95`` -> ``1m35s``; ``7300`` -> ``2h01m``."""
-    if seconds is None:
-        return None
-    whole = max(0, round(seconds))
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
+    """``95`` -> ``1m35s``; ``7300`` -> ``2h01m``; ``None`` stays ``None``."""
+    return None if seconds is None else format_duration(seconds)

@@ -31,6 +31,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from klingwatch import clock
 from klingwatch.clock import Clock, RealClock
 from klingwatch.store import Change, Ledger, LocalStatus
 
@@ -78,16 +79,7 @@ class Reporter(Protocol):
 
 def format_duration(seconds: float | None) -> str:
     """``75`` -> ``1m15s``; ``None`` -> ``-``."""
-    if seconds is None:
-        return "-"
-    whole = max(0, round(seconds))
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
+    return "-" if seconds is None else clock.format_duration(seconds)
 
 
 def describe_change(change: Change, ledger: Ledger | None = None) -> str:
@@ -103,8 +95,8 @@ def describe_change(change: Change, ledger: Ledger | None = None) -> str:
     return text
 
 
-class PlainReporter:
-    """One line per status change: ``HH:MM:SS  <task>  old -> new``."""
+class _LineReporter:
+    """A reporter that writes one line per status change to a stream."""
 
     def __init__(
         self, ledger: Ledger, *, clock: Clock | None = None, stream: IO[str] | None = None
@@ -113,34 +105,7 @@ class PlainReporter:
         self._clock = clock or RealClock()
         self._stream = stream or sys.stdout
 
-    def __enter__(self) -> PlainReporter:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stream.flush()
-
-    def changes(self, changes: Sequence[Change]) -> None:
-        stamp = datetime.fromtimestamp(self._clock.time()).strftime("%H:%M:%S")
-        for change in changes:
-            if change.status_changed:
-                print(f"{stamp}  {describe_change(change, self._ledger)}", file=self._stream)
-        self._stream.flush()
-
-    def tick(self) -> None:
-        return None
-
-
-class JsonReporter:
-    """One JSON object per status change (JSON Lines)."""
-
-    def __init__(
-        self, ledger: Ledger, *, clock: Clock | None = None, stream: IO[str] | None = None
-    ) -> None:
-        self._ledger = ledger
-        self._clock = clock or RealClock()
-        self._stream = stream or sys.stdout
-
-    def __enter__(self) -> JsonReporter:
+    def __enter__(self) -> _LineReporter:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -149,10 +114,32 @@ class JsonReporter:
     def changes(self, changes: Sequence[Change]) -> None:
         at = self._clock.time()
         for change in changes:
-            if not change.status_changed:
-                continue
-            record = self._ledger.task(change.local_id)
-            line = {
+            if change.status_changed:
+                self._stream.write(self.line(change, at) + "\n")
+        self._stream.flush()
+
+    def line(self, change: Change, at: float) -> str:
+        raise NotImplementedError
+
+    def tick(self) -> None:
+        return None
+
+
+class PlainReporter(_LineReporter):
+    """One line per status change: ``HH:MM:SS  <task>  old -> new``."""
+
+    def line(self, change: Change, at: float) -> str:
+        stamp = datetime.fromtimestamp(at).strftime("%H:%M:%S")
+        return f"{stamp}  {describe_change(change, self._ledger)}"
+
+
+class JsonReporter(_LineReporter):
+    """One JSON object per status change (JSON Lines)."""
+
+    def line(self, change: Change, at: float) -> str:
+        record = self._ledger.task(change.local_id)
+        return json.dumps(
+            {
                 "at": round(at, 3),
                 "local_id": change.local_id,
                 "external_task_id": change.external_task_id,
@@ -162,11 +149,7 @@ class JsonReporter:
                 "to": str(change.new),
                 "status_msg": record.status_msg if record else None,
             }
-            self._stream.write(json.dumps(line) + "\n")
-        self._stream.flush()
-
-    def tick(self) -> None:
-        return None
+        )
 
 
 @dataclass(frozen=True, slots=True)

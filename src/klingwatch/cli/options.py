@@ -12,7 +12,7 @@ import re
 
 import typer
 
-__all__ = ["DURATION_HELP", "duration_param", "format_seconds", "parse_duration"]
+__all__ = ["DURATION_HELP", "duration_param", "parse_duration"]
 
 DURATION_HELP = "a duration such as 90s, 30m, 2h or 1h30m (a bare number is seconds)"
 
@@ -56,15 +56,3 @@ def duration_param(text: str) -> float:
         return parse_duration(text)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-
-
-def format_seconds(seconds: float) -> str:
-    """``75`` -> ``1m15s``; ``3.2`` -> ``3s``; ``3725`` -> ``1h02m05s`` (for elapsed times)."""
-    whole = max(0, round(seconds))
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m{secs:02d}s"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"

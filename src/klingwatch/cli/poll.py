@@ -14,7 +14,8 @@ import typer
 
 from klingwatch.cli.app import app
 from klingwatch.cli.common import clock_from, load_settings, make_client, run_async
-from klingwatch.cli.options import DURATION_HELP, format_seconds, parse_duration
+from klingwatch.cli.options import DURATION_HELP, parse_duration
+from klingwatch.clock import format_duration
 from klingwatch.kling.errors import KlingError, WaitTimeout
 from klingwatch.kling.models import Task, TaskStatus
 
@@ -87,7 +88,9 @@ async def _poll(
             typer.echo(json.dumps(line))
         else:
             reason = f"  {task.status_msg}" if task.status_msg else ""
-            typer.echo(f"{'+' + format_seconds(elapsed()):>9}  {task.status.value}{reason}")
+            typer.echo(
+                f"{'+' + format_duration(elapsed(), precise=True):>9}  {task.status.value}{reason}"
+            )
 
     async with make_client(settings, clock=clock) as kling:
         if external:

@@ -40,7 +40,7 @@ from urllib.parse import quote
 
 import httpx
 
-from klingwatch.clock import Clock, RealClock, ScaledClock, to_ms
+from klingwatch.clock import Clock, RealClock, ScaledClock, format_duration, to_ms
 from klingwatch.kling import pacing
 from klingwatch.kling.auth import Credentials, KlingAuth
 from klingwatch.kling.envelope import parse_task, parse_tasks
@@ -504,7 +504,8 @@ class KlingClient:
             assert task is not None  # the first look either read the task or raised
             if elapsed >= limit - 1e-6:  # float sums of sleeps may fall a hair short
                 raise WaitTimeout(
-                    f"task {task_id} is still {task.status} after waiting {_human(limit)}", task
+                    f"task {task_id} is still {task.status} after waiting {format_duration(limit)}",
+                    task,
                 ) from last_error
             delay = pacing.poll_delay(
                 task.status, timing, age=self._age(task, elapsed), in_status=elapsed - status_since
@@ -567,18 +568,6 @@ def _families(values: Iterable[Family | str]) -> list[str]:
 
 def _seconds(value: float | timedelta) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-def _human(seconds: float) -> str:
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [
-        f"{hours}h" if hours else "",
-        f"{minutes}m" if minutes else "",
-        f"{secs}s" if secs else "",
-    ]
-    return "".join(parts) or "0s"
 
 
 async def _call(callback: OnUpdate | None, task: Task) -> None:

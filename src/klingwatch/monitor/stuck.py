@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from klingwatch.clock import format_duration
 from klingwatch.monitor.cadence import Cadence, LookedTask
 
-__all__ = ["StuckDetector", "StuckPolicy", "Verdict", "format_age"]
+__all__ = ["StuckDetector", "StuckPolicy", "Verdict"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,16 +40,6 @@ class Verdict:
 
     stuck: bool
     reason: str | None = None
-
-
-def format_age(seconds: float) -> str:
-    """``95`` -> ``1m35s``; ``7300`` -> ``2h01m``; for messages people read."""
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 class StuckDetector:
@@ -75,13 +66,15 @@ class StuckDetector:
                 basis = "the set threshold" if self.policy.threshold is not None else "its p99"
                 return Verdict(
                     True,
-                    f"{task.status} for {format_age(in_status / self._scale)}, past "
-                    f"{basis} of {format_age(limit / self._scale)} for {_kind(task)}",
+                    f"{task.status} for {format_duration(in_status / self._scale)}, past "
+                    f"{basis} of {format_duration(limit / self._scale)} for {_kind(task)}",
                 )
         if self.policy.stale_after is not None and task.kling_updated_ms is not None:
             quiet = now - task.kling_updated_ms / 1000.0
             if quiet > self.policy.stale_after * self._scale:
-                return Verdict(True, f"no update from Kling for {format_age(quiet / self._scale)}")
+                return Verdict(
+                    True, f"no update from Kling for {format_duration(quiet / self._scale)}"
+                )
         return Verdict(False)
 
 
