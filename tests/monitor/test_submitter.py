@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Iterator
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -468,3 +469,17 @@ async def test_run_sends_pass_after_pass_until_stopped(ledger: Ledger) -> None:
         await asyncio.wait_for(runner, timeout=5)
     assert ledger.counts()[LocalStatus.SUBMITTED] == 3
     assert kling.creates["line-0"] == 2  # after its Retry-After, on the clock
+
+
+async def test_a_default_callback_url_goes_with_tasks_that_have_none(tmp_path: Path) -> None:
+    async with sandbox_world(tmp_path, sandbox_config(3)) as w:
+        own, plain = intents(2)
+        own = replace(own, callback_url="https://mine.example/hook")
+        w.queue([own, plain])
+        submitter = w.submitter(slots={"video": 3}, callback_url="https://kw.example/cb/t0k")
+        await submitter.run_once()
+        sent = {
+            ext: (await w.truth(f"/sandbox/tasks/{ext}"))["callback_url"]
+            for ext in ("line-0", "line-1")
+        }
+    assert sent == {"line-0": "https://mine.example/hook", "line-1": "https://kw.example/cb/t0k"}

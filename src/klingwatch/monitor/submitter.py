@@ -154,7 +154,13 @@ class Submitter:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, client: SubmitClient, ledger: Ledger, clock: Clock
+        cls,
+        settings: Settings,
+        *,
+        client: SubmitClient,
+        ledger: Ledger,
+        clock: Clock,
+        callback_url: str | None = None,
     ) -> Submitter:
         """The submitter as ``submit``, ``watch``, ``serve`` and ``demo`` run it."""
         return cls(
@@ -163,6 +169,7 @@ class Submitter:
             clock=clock,
             slots=slot_limits(settings),
             resume_after_1102=settings.resume_after_1102,
+            callback_url=callback_url,
         )
 
     def __init__(
@@ -173,6 +180,7 @@ class Submitter:
         clock: Clock,
         slots: Mapping[str, int] | None = None,
         resume_after_1102: float | None = None,
+        callback_url: str | None = None,
         backoff_base: float = 2.0,
         backoff_cap: float = 120.0,
         lookup_delay: float = 5.0,
@@ -188,6 +196,8 @@ class Submitter:
         self.clock = clock
         self.slots = {k: int(v) for k, v in (slots or {}).items() if v}
         self.resume_after_1102 = resume_after_1102
+        #: Sent with every create whose task has no ``callback_url`` of its own (``serve``).
+        self.callback_url = callback_url
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.lease = lease
@@ -465,7 +475,7 @@ class Submitter:
                 task.product,
                 task.request,
                 external_task_id=task.external_task_id,
-                callback_url=task.callback_url,
+                callback_url=task.callback_url or self.callback_url,
             )
         except KlingError as exc:
             self._on_error(task, exc)
