@@ -294,6 +294,19 @@ def write(results: dict[str, Any], folder: Path, stem: str) -> Path:
         if busy:
             lines += ["Baseline: " + "; ".join(busy) + ".", ""]
         lines += ["Targets:", "", *targets(rows)]
+    sizes = {r["workload"]["tasks"] for r in results["runs"]}
+    skipped = [
+        f"{', '.join(names)} at {tasks} tasks"
+        for tasks, names in results.get("skipped", {}).items()
+        if int(tasks) in sizes
+    ]
+    if skipped:
+        lines += [
+            "",
+            "Not run, to keep the whole bench near 40 minutes on this machine: "
+            + "; ".join(skipped)
+            + ".",
+        ]
     rate = results["ledger_observations_per_second"]
     lines += [
         "",
