@@ -111,7 +111,7 @@ def targets(rows: dict[str, dict[str, Any]]) -> list[str]:
                 f"all requests per task <= 1/10 of the baseline's: klingwatch polling "
                 f"{_f(polling['requests_per_task'], 2)} vs {fewest['contestant']} "
                 f"{_f(fewest['requests_per_task'], 2)} = 1/{_f(1 / ratio)}"
-                + ("" if ratio <= 0.1 else f" ({_f(ratio / 0.1, 1)}x the target)"),
+                + ("" if ratio <= 0.1 else f" ({_f(ratio / 0.1, 2)}x the target)"),
             )
         )
         fewest = min(base, key=lambda r: r["reads_per_task"])
@@ -122,7 +122,7 @@ def targets(rows: dict[str, dict[str, Any]]) -> list[str]:
                 f"polling reads per task <= 1/10 of the measured baseline's: "
                 f"{_f(polling['reads_per_task'], 2)} vs {fewest['contestant']} "
                 f"{_f(fewest['reads_per_task'], 2)} = 1/{_f(1 / ratio)}"
-                + ("" if ratio <= 0.1 else f" ({_f(ratio / 0.1, 1)}x the target)"),
+                + ("" if ratio <= 0.1 else f" ({_f(ratio / 0.1, 2)}x the target)"),
             )
         )
         model_reads = model["requests_per_task"] - 1.0
@@ -132,7 +132,7 @@ def targets(rows: dict[str, dict[str, Any]]) -> list[str]:
                 ratio <= 0.1,
                 f"polling reads per task <= 1/10 of the unhindered per-task cadence's: "
                 f"{_f(polling['reads_per_task'], 2)} vs {_f(model_reads, 2)} = 1/{_f(1 / ratio)}"
-                + ("" if ratio <= 0.1 else f" ({_f(ratio / 0.1, 1)}x the target)"),
+                + ("" if ratio <= 0.1 else f" ({_f(ratio / 0.1, 2)}x the target)"),
             )
         )
         medians = [(r["lag_nominal"]["p50"], r["contestant"]) for r in base]

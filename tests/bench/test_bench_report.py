@@ -54,7 +54,7 @@ def test_each_target_says_met_or_missed_and_by_how_much() -> None:
     lines = "\n".join(targets(rows()))
     # 1.5 of the sweep's 6.0 requests is a quarter: 2.5x the 1/10 target.
     assert "**MISSED**: all requests per task <= 1/10 of the baseline's" in lines
-    assert "recipe-sweep 6.00 = 1/4.0 (2.5x the target)" in lines
+    assert "recipe-sweep 6.00 = 1/4.0 (2.50x the target)" in lines
     # Reads: 0.4 of the sweep's 5.0 (1/12.5), and of the model's 8.0 (1/20): both met.
     assert "**met**: polling reads per task <= 1/10 of the measured baseline's" in lines
     assert "**met**: polling reads per task <= 1/10 of the unhindered per-task cadence's" in lines
