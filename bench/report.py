@@ -275,6 +275,7 @@ def write(results: dict[str, Any], folder: Path, stem: str) -> Path:
         "# klingwatch benchmarks" + (" (quick)" if stem != "results" else ""),
         "",
         f"Command: `{results['command']}`  ",
+        *[f"{note}  " for note in results.get("notes", [])],
         f"Date: {results['date']}  ",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram']} RAM, Python {m['python']} "
         f"({m['os']})  ",

@@ -49,7 +49,7 @@ FULL = [
 #: Under two minutes: one small workload on a faster clock (the same for all four).
 QUICK = [Workload(100, 20, 25, 0.03, timeout=100)]
 #: Contestants left out of a workload for the run's time budget (RESULTS.md says so).
-SKIP: dict[int, tuple[str, ...]] = {10000: ("recipe-per-task", "recipe-sweep", "kw-callbacks")}
+SKIP: dict[int, tuple[str, ...]] = {10000: ("recipe-per-task", "recipe-sweep")}
 
 
 def measure_run(name: str, workload: Workload, run: Run, sandbox: Sandbox) -> dict[str, Any]:
