@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 from submit_world import (
+    API_KEY,
+    BASE,
     ScriptedKling,
     all_final,
     intents,
@@ -19,6 +23,9 @@ from submit_world import (
 )
 
 from klingwatch.clock import ManualClock
+from klingwatch.kling.client import KlingClient
+from klingwatch.kling.products import Family
+from klingwatch.kling.retry import RetryPolicy
 from klingwatch.monitor import gates
 from klingwatch.monitor.submitter import Submitter
 from klingwatch.sandbox import ChaosConfig
@@ -483,3 +490,64 @@ async def test_a_default_callback_url_goes_with_tasks_that_have_none(tmp_path: P
             for ext in ("line-0", "line-1")
         }
     assert sent == {"line-0": "https://mine.example/hook", "line-1": "https://kw.example/cb/t0k"}
+
+
+class _Overlap(httpx.AsyncBaseTransport):
+    """In front of the sandbox: counts how many creates are in flight at once."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.now = 0
+        self.most = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method != "POST":
+            return await self.inner.handle_async_request(request)
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            await asyncio.sleep(0)  # let every create already started get this far
+            return await self.inner.handle_async_request(request)
+        finally:
+            self.now -= 1
+
+
+async def test_with_a_known_slot_limit_creates_go_out_together_within_the_free_slots(
+    tmp_path: Path,
+) -> None:
+    async with sandbox_world(tmp_path, sandbox_config(6)) as w:
+        overlap = _Overlap(httpx.ASGITransport(app=w.app))
+        w.client = KlingClient(
+            api_key=API_KEY, base_url=BASE, transport=overlap, clock=w.clock, retry=RetryPolicy()
+        )
+        w.queue(intents(20))
+        submitter = w.submitter(slots={"video": 6}, create_concurrency=4)
+        await submitter.run_once()
+        assert overlap.most == 4  # four at once, never more
+        assert submitter.last_sent == 6  # exactly the free slots, nothing over
+        assert w.refusals() == Counter()
+        await w.monitor(submitter).run()
+        await w.client.aclose()
+        assert all_final(w.ledger)
+        assert set(w.creates_seen().values()) == {1}
+        assert w.app.state.sandbox.state.peak[Family.VIDEO] <= 6
+
+
+async def test_while_the_limit_is_unknown_creates_go_one_at_a_time(tmp_path: Path) -> None:
+    async with sandbox_world(tmp_path, sandbox_config(3)) as w:
+        w.queue(intents(10))
+        submitter = w.submitter(create_concurrency=4)  # no slot setting: learned from a 1303
+        await submitter.run_once()
+        assert w.refusals() == Counter({1303: 1})  # one 1303 teaches the limit, exactly
+        assert submitter.slot_limit("video") == 3
+
+
+async def test_a_pass_sends_at_most_its_quota_so_sweeps_run_between(tmp_path: Path) -> None:
+    async with sandbox_world(tmp_path, sandbox_config(50)) as w:
+        w.queue(intents(30))
+        submitter = w.submitter(slots={"video": 50}, create_concurrency=4, max_pass_creates=10)
+        await submitter.run_once()
+        assert submitter.last_sent == 10
+        await submitter.run_once()
+        assert submitter.last_sent == 10
+        assert len(w.ledger.tasks(status=LocalStatus.QUEUED)) == 10

@@ -170,6 +170,7 @@ class Submitter:
             slots=slot_limits(settings),
             resume_after_1102=settings.resume_after_1102,
             callback_url=callback_url,
+            create_concurrency=settings.max_concurrency,
         )
 
     def __init__(
@@ -181,6 +182,8 @@ class Submitter:
         slots: Mapping[str, int] | None = None,
         resume_after_1102: float | None = None,
         callback_url: str | None = None,
+        create_concurrency: int = 1,
+        max_pass_creates: int = 100,
         backoff_base: float = 2.0,
         backoff_cap: float = 120.0,
         lookup_delay: float = 5.0,
@@ -198,6 +201,13 @@ class Submitter:
         self.resume_after_1102 = resume_after_1102
         #: Sent with every create whose task has no ``callback_url`` of its own (``serve``).
         self.callback_url = callback_url
+        #: Creates in flight at once when the slot limit is known (while it is not, one at a
+        #: time, so the first 1303 teaches the limit exactly).
+        self.create_concurrency = max(1, create_concurrency)
+        #: Creates one pass may send: the engine's status sweeps run between passes, so a
+        #: thousand free slots do not keep it from looking at anything for minutes.
+        self.max_pass_creates = max(1, max_pass_creates)
+        self._pass_left = self.max_pass_creates
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.lease = lease
@@ -218,6 +228,8 @@ class Submitter:
         self._limits: dict[str, int | None] = {}
         self._stop_sending = False
         self._watched: dict[str, float] = {}
+        # Slots held by creates in flight from this process (not yet active in the ledger).
+        self._sending: dict[str, int] = {}
         #: creates sent by the last :meth:`run_once`
         self.last_sent = 0
         self.recovery = Recovery(
@@ -303,6 +315,7 @@ class Submitter:
         """
         self._changes = []
         self.last_sent = 0
+        self._pass_left = self.max_pass_creates
         self._adopt_orphans()
         await self.recovery.run()
         # The flag and the learned limits are read once a pass (another process may change
@@ -352,14 +365,59 @@ class Submitter:
             now = self.clock.time()
             if now < self._everyone.not_before or now < self._gate(family).not_before:
                 return sent
-            task = self._next_sendable(family, now)
-            if task is None:
+            if self._pass_left <= 0:
+                return sent  # more next pass, after the engine's sweep
+            batch = self._claim_batch(family, now)
+            if not batch:
                 self._watch_slots(family, now)
                 return sent
-            await self._send(task)
-            sent += 1
+            if len(batch) == 1:
+                await self._send(batch[0])
+            else:
+                await asyncio.gather(*(self._send(task) for task in batch))
+            sent += len(batch)
+            self._pass_left -= len(batch)
             if self._stop_sending:
                 return sent
+
+    def _claim_batch(self, family: str, now: float) -> list[TaskRecord]:
+        """The next tasks to create at once, oldest first, that fit the free slots together.
+
+        One while the slot limit is unknown; up to ``create_concurrency`` once it is known.
+        """
+        first = self._next_sendable(family, now)
+        most = min(self.create_concurrency, self._pass_left)
+        if first is None or most == 1:
+            return [] if first is None else [first]
+        free = self.free_slots(family)
+        if free is None:
+            return [first]
+        free -= first.slot_cost  # ``first`` is still queued: not in the ledger's count yet
+        batch = [first]
+        lease = self.clock.scaled(self.lease)
+        # Our own leases count as free to us, so ``first`` comes back among these.
+        claimed = self.ledger.claim_queued(
+            now, owner=self.owner, lease_seconds=lease, family=family, limit=most
+        )
+        unused: list[int] = []
+        for task in claimed:
+            if task.local_id == first.local_id:
+                continue
+            if len(batch) >= most or free <= 0:
+                unused.append(task.local_id)
+            elif task.send_attempts > 0 and not self._is_cleared(task):
+                self._orphan(task, now)  # now ``unknown``: it holds a slot
+                unused.append(task.local_id)
+                free -= task.slot_cost
+            elif task.slot_cost > free:
+                free = 0  # keep the order: the next pass starts with this one
+                unused.append(task.local_id)
+            else:
+                batch.append(task)
+                free -= task.slot_cost
+        if unused:
+            self.ledger.release(unused, owner=self.owner)
+        return batch
 
     def _next_sendable(self, family: str, now: float) -> TaskRecord | None:
         """The oldest queued task of ``family`` that fits the free slots, leased to this process.
@@ -470,6 +528,7 @@ class Submitter:
         self.ledger.mark_sending(task.local_id, now)
         self._cleared.pop(task.local_id, None)
         self.stats.creates += 1
+        self._sending[task.family] = self._sending.get(task.family, 0) + task.slot_cost
         try:
             created = await self.client.create(
                 task.product,
@@ -489,6 +548,7 @@ class Submitter:
             self._everyone.streak = 0
             self._apply(observe_create(created, local_id=task.local_id, at=self.clock.time()))
         finally:
+            self._sending[task.family] -= task.slot_cost
             self.ledger.release([task.local_id], owner=self.owner)
 
     def _on_error(self, task: TaskRecord, exc: KlingError) -> None:
@@ -500,7 +560,9 @@ class Submitter:
         if isinstance(exc, ConcurrencyLimited):
             self.stats.concurrency_limited += 1
             self._not_created(task)
-            in_flight = self.ledger.active_count(task.family)
+            # Creates sent alongside this one may have taken slots before it arrived.
+            siblings = self._sending.get(task.family, 0) - task.slot_cost
+            in_flight = self.ledger.active_count(task.family) + siblings
             limit = gates.learn_slots(self.ledger, task.family, in_flight)
             self._limits[task.family] = self._read_limit(task.family)
             gate = self._gate(task.family)
