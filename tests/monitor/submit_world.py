@@ -25,7 +25,6 @@ from klingwatch.clock import ManualClock
 from klingwatch.kling.client import KlingClient
 from klingwatch.kling.products import Family
 from klingwatch.kling.retry import RetryPolicy
-from klingwatch.monitor.poller import PollSettings
 from klingwatch.monitor.service import Monitor
 from klingwatch.monitor.submitter import Submitter
 from klingwatch.sandbox import SandboxConfig, TimingSpec, create_app
@@ -64,7 +63,6 @@ class SandboxWorld:
         """The engine as ``submit --wait`` runs it (the submitter recovers ambiguous creates)."""
         kw.setdefault("handle_signals", False)
         kw.setdefault("until_done", True)
-        kw.setdefault("poll", PollSettings(recover_unknown=False))
         return Monitor(
             client=self.client, ledger=self.ledger, clock=self.clock, submitter=submitter, **kw
         )

@@ -206,8 +206,6 @@ def batch_monitor(
         poll=PollSettings(
             requests_per_second=settings.requests_per_second,
             concurrency=settings.max_concurrency,
-            # The submitter looks up ambiguous creates itself.
-            recover_unknown=False,
         ),
         stuck=StuckPolicy(threshold=settings.stuck_after),
         submitter=submitter,

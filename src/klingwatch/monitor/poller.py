@@ -16,9 +16,8 @@ remembered and the legacy style used from then on. Every request passes one
 Everything read becomes an observation (:mod:`klingwatch.monitor.observe`) applied through the
 ledger's one door in one ``apply_many``; every looked-at task is then counted (``note_polled``),
 judged for stuckness, and rescheduled by the cadence. ``unknown`` tasks that never got a Kling id
-(the create answer was lost) are looked up by their ``external_task_id``; when Kling has nothing
-under it after a grace period, the task goes back to ``queued`` (source ``recovery``) so the
-submitter may send it again (Kling treats the external id as an idempotency key).
+(the create answer was lost) are not read here: :mod:`klingwatch.monitor.recovery` looks them up
+by ``external_task_id`` (run by the submitter, or by the engine when there is none).
 """
 
 from __future__ import annotations
@@ -56,7 +55,7 @@ __all__ = ["PollSettings", "Poller", "SweepReport"]
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-_TASKS_STYLES = frozenset({"tasks-list", "tasks-ids", "tasks-lookup"})
+_TASKS_STYLES = frozenset({"tasks-list", "tasks-ids"})
 _ACTIVE = (LocalStatus.SUBMITTED, LocalStatus.PROCESSING, LocalStatus.UNKNOWN)
 
 
@@ -82,10 +81,6 @@ class PollSettings:
     coalesce: float = 3.0
     #: Kling may not list a brand-new task yet: "not found" younger than this is not news
     not_found_grace: float = 300.0
-    #: an ``unknown`` task is sent again only when a lookup this long after sending finds nothing
-    recover_grace: float = 30.0
-    #: look up ``unknown`` tasks by external_task_id (off when a submitter does it)
-    recover_unknown: bool = True
     #: replicas sharing one ledger: this one's name; due tasks are then leased to it
     owner: str | None = None
     #: how long a lease on due tasks lasts
@@ -175,12 +170,10 @@ class Poller:
         self._forget_passed(horizon, {t.local_id for t in due})
         if not due:
             return sweep.report
-        lost = [t for t in due if t.task_id is None]
+        # Tasks without a Kling id (create answer lost) are recovery's, by external id.
         known = [t for t in due if t.task_id is not None]
         if known:
             await self._read_known(sweep, known)
-        if lost and self.settings.recover_unknown:
-            await self._recover(sweep, lost)
         for task in due:  # a task whose read failed is still rescheduled, never hot-looped
             sweep.looked.setdefault(task.local_id, task)
         self._finish(sweep)
@@ -339,64 +332,6 @@ class Poller:
             return
         else:
             self._saw(sweep, record, task, Source.GET)
-
-    # -- recovery of tasks whose create answer was lost ------------------------------------
-    async def _recover(self, sweep: _Sweep, lost: list[TaskRecord]) -> None:
-        if self.uses_tasks_api:
-            size = self.settings.many_size
-            chunks = [lost[i : i + size] for i in range(0, len(lost), size)]
-            try:
-                await asyncio.gather(*(self._recover_chunk(sweep, chunk) for chunk in chunks))
-                return
-            except _TasksRefused:
-                pass
-        await asyncio.gather(*(self._recover_one(sweep, record) for record in lost))
-
-    async def _recover_chunk(self, sweep: _Sweep, chunk: Sequence[TaskRecord]) -> None:
-        ids = [t.external_task_id for t in chunk]
-        try:
-            found = await self._call(
-                sweep, "tasks-lookup", lambda: self.client.get_many_by_external_id(ids)
-            )
-        except _Skip:
-            return
-        for record in chunk:
-            self._recovered(sweep, record, found.get(record.external_task_id))
-
-    async def _recover_one(self, sweep: _Sweep, record: TaskRecord) -> None:
-        try:
-            task = await self._call(
-                sweep,
-                "lookup",
-                lambda: self.client.get_by_external_id(record.product, record.external_task_id),
-            )
-        except _NotFound:
-            task = None
-        except _Skip:
-            return
-        self._recovered(sweep, record, task)
-
-    def _recovered(self, sweep: _Sweep, record: TaskRecord, task: Task | None) -> None:
-        sweep.looked[record.local_id] = record
-        sweep.read.add(record.local_id)
-        if task is not None:
-            sweep.observations.append(
-                observe_task(
-                    task, source=Source.RECOVERY, at=self.clock.time(), local_id=record.local_id
-                )
-            )
-            return
-        sent = record.sent_at if record.sent_at is not None else record.queued_at
-        if sweep.now - sent >= self.clock.scaled(self.settings.recover_grace):
-            sweep.observations.append(
-                Observation(
-                    status=LocalStatus.QUEUED,
-                    source=Source.RECOVERY,
-                    at=self.clock.time(),
-                    local_id=record.local_id,
-                    detail="no task on Kling under this external_task_id; it may be sent again",
-                )
-            )
 
     # -- plumbing -------------------------------------------------------------------------
     def _saw(self, sweep: _Sweep, record: TaskRecord, task: Task, source: Source) -> None:

@@ -17,6 +17,7 @@ enough (``not_found_after``; Kling may not show a task it created a moment ago):
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -31,10 +32,11 @@ from klingwatch.kling.errors import (
     TaskNotFound,
 )
 from klingwatch.kling.models import Task
+from klingwatch.monitor import gates
 from klingwatch.monitor.observe import observe_task
 from klingwatch.store import Change, Ledger, LocalStatus, Observation, Source, TaskRecord
 
-__all__ = ["LookupClient", "Recovery", "RecoveryStats"]
+__all__ = ["LookupClient", "Recovery", "RecoveryStats", "RecoveryWorker"]
 
 logger = logging.getLogger(__name__)
 
@@ -239,3 +241,57 @@ class Recovery:
             self._backoff(retry.failures, getattr(exc, "retry_after", None))
         )
         logger.warning("lookup of %s failed (%s); will try again", task.external_task_id, exc)
+
+
+class RecoveryWorker:
+    """:class:`Recovery` as an engine worker, for an engine that runs no submitter.
+
+    With a submitter, the submitter runs recovery itself (it must know which tasks it may send
+    again); without one (``watch --batch``, an engine that only follows), this worker looks up
+    ``unknown`` tasks the same way, so there is one implementation of the lookup rules.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: LookupClient,
+        ledger: Ledger,
+        clock: Clock,
+        rng: random.Random | None = None,
+        not_found_after: float = 30.0,
+    ) -> None:
+        self._changes: list[Change] = []
+        self._rng = rng or random.Random()
+        self.ledger = ledger
+        self.stats = RecoveryStats()
+        self.recovery = Recovery(
+            client=client,
+            ledger=ledger,
+            clock=clock,
+            apply=self._apply,
+            # Nothing here resends: a task found never created simply waits, queued, for one.
+            cleared=lambda local_id, attempts: None,
+            backoff=self._backoff,
+            stats=self.stats,
+            not_found_after=not_found_after,
+        )
+
+    async def run_once(self) -> list[Change]:
+        """Look up every ``unknown`` task that is due; the status changes that caused."""
+        await self.recovery.run()
+        changes, self._changes = self._changes, []
+        return changes
+
+    def busy(self) -> bool:
+        return self.recovery.pending
+
+    def _apply(self, obs: Observation) -> Change | None:
+        change = self.ledger.apply(obs)
+        if change is not None and change.status_changed:
+            self._changes.append(change)
+        return change
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        return gates.backoff_delay(
+            attempt, base=2.0, cap=120.0, rng=self._rng, retry_after=retry_after
+        )

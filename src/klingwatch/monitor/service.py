@@ -30,7 +30,6 @@ import random
 import signal
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
 from klingwatch.clock import Clock
@@ -44,6 +43,7 @@ from klingwatch.monitor.cadence import (
     TimingSource,
 )
 from klingwatch.monitor.poller import Poller, PollSettings, SweepReport
+from klingwatch.monitor.recovery import RecoveryWorker
 from klingwatch.monitor.stuck import StuckDetector, StuckPolicy
 from klingwatch.store import ACTIVE_STATUSES, Change, Ledger, LocalStatus
 
@@ -124,9 +124,10 @@ class Monitor:
             rng=rng,
         )
         poll = poll or PollSettings()
-        if submitter is not None and poll.recover_unknown:
-            # The submitter looks up its own ambiguous creates; one lookup per task is enough.
-            poll = replace(poll, recover_unknown=False)
+        if submitter is None:
+            # Tasks whose create answer was lost are looked up by external id; a submitter does
+            # that itself (it must know which tasks it may send again).
+            self.workers.append(RecoveryWorker(client=client, ledger=ledger, clock=self.clock))
         self.budget = RequestBudget(
             clock=self.clock,
             requests_per_second=poll.requests_per_second,
