@@ -34,6 +34,7 @@ from klingwatch.monitor.observe import observe_create
 from klingwatch.monitor.service import Monitor
 from klingwatch.sandbox import SandboxConfig, create_app
 from klingwatch.store import Ledger, NewTask
+from klingwatch.store.async_ledger import AsyncLedger
 
 KEY, AK, SK = "bench-key", "bench-ak", "bench-sk-0123456789abcdef0123456789abcdef"
 REQUEST = {"prompt": "a cat surfing", "model_name": "kling-v2-6", "mode": "std"}
@@ -88,7 +89,9 @@ async def run(tasks: int, api_key: bool, seed: int) -> dict[str, Any]:
                 ledger.apply(observe_create(task, local_id=local_id, at=clock.time()))
             before = Counter(client.stats.by_route)
             started = time.perf_counter()
-            monitor = Monitor(client=client, ledger=ledger, clock=clock, until_done=True)
+            monitor = Monitor(
+                client=client, ledger=AsyncLedger(ledger), clock=clock, until_done=True
+            )
             monitor.handle_signals = False
             await monitor.run()
             wall = time.perf_counter() - started

@@ -15,6 +15,7 @@ from klingwatch.kling.products import Family
 from klingwatch.monitor import gates
 from klingwatch.sandbox import SandboxConfig, TimingSpec, serve_in_thread
 from klingwatch.store import Ledger, LocalStatus, NewTask, Observation, Source
+from klingwatch.store.async_ledger import AsyncLedger
 
 API_KEY = "submit-cli-key"
 
@@ -295,6 +296,9 @@ async def test_the_submitter_takes_its_slots_and_auto_resume_from_the_settings(
     settings = Settings.load()
     async with KlingClient(api_key=API_KEY, base_url="http://127.0.0.1:9") as client:
         with Ledger.open(f"sqlite:///{env}", clock=ManualClock()) as ledger:
-            submitter = make_submitter(settings, client=client, ledger=ledger, clock=ManualClock())
-            assert submitter.slots == {"video": 4, "image": 9}
-            assert submitter.resume_after_1102 == 900
+            async with AsyncLedger(ledger) as aledger:
+                submitter = make_submitter(
+                    settings, client=client, ledger=aledger, clock=ManualClock()
+                )
+                assert submitter.slots.configured == {"video": 4, "image": 9}
+                assert submitter.policy.resume_after_1102 == 900

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.kling.error_table import ERROR_TABLE
 
 from klingwatch.kling.errors import (
     APIError,
@@ -26,7 +27,6 @@ from klingwatch.kling.outcomes import (
     create_outcome,
     is_duplicate_external_id,
 )
-from tests.kling.error_table import ERROR_TABLE
 
 A = CreateAction
 
@@ -170,6 +170,7 @@ def test_an_answer_that_says_not_created_never_leaves_a_task_to_look_up(
     if exc.may_exist:
         assert outcome.action is A.LOOK_UP
     elif outcome.action is A.LOOK_UP:
-        assert isinstance(exc, InvalidRequest) and is_duplicate_external_id(exc)
+        assert isinstance(exc, InvalidRequest)
+        assert is_duplicate_external_id(exc)
     else:
         assert outcome.action.created_nothing

@@ -24,6 +24,7 @@ from klingwatch.monitor.observe import observe_create
 from klingwatch.monitor.service import Monitor
 from klingwatch.sandbox import SandboxConfig, create_app
 from klingwatch.store import Ledger, NewTask
+from klingwatch.store.async_ledger import AsyncLedger
 
 API_KEY = "sandbox-api-key"
 ACCESS_KEY, SECRET_KEY = "sandbox-ak", "sandbox-sk-0123456789abcdef0123456789abcdef"
@@ -48,6 +49,8 @@ class World:
     app: Any
     ledger: Ledger
     client: KlingClient
+    #: The same ledger as the engine sees it.
+    aledger: AsyncLedger
 
     @property
     def sandbox(self) -> Any:
@@ -98,7 +101,7 @@ class World:
 
     def monitor(self, **kw: Any) -> Monitor:
         kw.setdefault("handle_signals", False)
-        return Monitor(client=self.client, ledger=self.ledger, clock=self.clock, **kw)
+        return Monitor(client=self.client, ledger=self.aledger, clock=self.clock, **kw)
 
 
 @contextlib.asynccontextmanager
@@ -125,10 +128,12 @@ async def world(
         retry=RetryPolicy(),
     )
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}", clock=clock)
+    aledger = AsyncLedger(ledger)
     try:
-        yield World(clock=clock, app=app, ledger=ledger, client=client)
+        yield World(clock=clock, app=app, ledger=ledger, client=client, aledger=aledger)
     finally:
         await client.aclose()
+        await aledger.aclose()
         ledger.close()
 
 

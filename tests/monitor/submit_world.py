@@ -29,6 +29,7 @@ from klingwatch.monitor.service import Monitor
 from klingwatch.monitor.submitter import Submitter
 from klingwatch.sandbox import SandboxConfig, TimingSpec, create_app
 from klingwatch.store import Ledger, LocalStatus, NewTask
+from klingwatch.store.async_ledger import AsyncLedger
 
 BASE = "http://sandbox.test"
 API_KEY = "submit-test-key"
@@ -54,17 +55,19 @@ class SandboxWorld:
     ledger: Ledger
     client: KlingClient
     db_url: str
+    #: The same ledger as the engine sees it.
+    aledger: AsyncLedger
 
     def submitter(self, **kw: Any) -> Submitter:
         kw.setdefault("rng", random.Random(5))
-        return Submitter(client=self.client, ledger=self.ledger, clock=self.clock, **kw)
+        return Submitter(client=self.client, ledger=self.aledger, clock=self.clock, **kw)
 
     def monitor(self, submitter: Submitter, **kw: Any) -> Monitor:
         """The engine as ``submit --wait`` runs it (the submitter recovers ambiguous creates)."""
         kw.setdefault("handle_signals", False)
         kw.setdefault("until_done", True)
         return Monitor(
-            client=self.client, ledger=self.ledger, clock=self.clock, submitter=submitter, **kw
+            client=self.client, ledger=self.aledger, clock=self.clock, submitter=submitter, **kw
         )
 
     def queue(self, tasks: list[NewTask], batch: str = "b1") -> list[int]:
@@ -107,10 +110,14 @@ async def sandbox_world(
     )
     url = url or f"sqlite:///{tmp_path / 'ledger.db'}"
     ledger = Ledger.open(url, clock=clock)
+    aledger = AsyncLedger(ledger)
     try:
-        yield SandboxWorld(clock=clock, app=app, ledger=ledger, client=client, db_url=url)
+        yield SandboxWorld(
+            clock=clock, app=app, ledger=ledger, client=client, db_url=url, aledger=aledger
+        )
     finally:
         await client.aclose()
+        await aledger.aclose()
         ledger.close()
 
 

@@ -19,7 +19,7 @@ DAY = 86_400.0
 
 def worker_for(w: World, **kw: object) -> DownloadWorker:
     return DownloadWorker(
-        w.ledger,
+        w.aledger,
         clock=w.clock,
         transport=httpx.ASGITransport(app=w.app),
         **kw,  # type: ignore[arg-type]

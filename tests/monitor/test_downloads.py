@@ -21,6 +21,7 @@ from klingwatch.monitor.layout import TemplateError
 from klingwatch.monitor.locks import lock_path
 from klingwatch.monitor.sidecar import read_sidecar
 from klingwatch.store import Ledger, LocalStatus, NewTask, Observation, Source, TaskRecord
+from klingwatch.store.async_ledger import AsyncLedger
 from klingwatch.store.errors import UnknownTask
 
 DAY = 86_400.0
@@ -105,7 +106,7 @@ def image_result(server: MediaServer, *names: str) -> dict[str, Any]:
 
 
 def downloader(ledger: Ledger, clock: ManualClock, **kw: Any) -> Downloader:
-    return Downloader(ledger, clock=clock, **kw)
+    return Downloader(AsyncLedger(ledger), clock=clock, **kw)
 
 
 def files_under(root: Path) -> dict[str, bytes]:

@@ -17,7 +17,7 @@ from klingwatch.store import LocalStatus, Observation, Source
 def poller(w: World, **settings: Any) -> Poller:
     return Poller(
         client=w.client,
-        ledger=w.ledger,
+        ledger=w.aledger,
         clock=w.clock,
         cadence=Cadence(rng=random.Random(1)),
         settings=PollSettings(**settings),
@@ -138,7 +138,7 @@ async def test_a_lost_create_answer_is_recovered_by_external_id(
         report = await poller(w).sweep()
         assert report.looked == 2
         assert w.ledger.task(lost).status is LocalStatus.UNKNOWN  # type: ignore[union-attr]
-        monitor = Monitor(client=w.client, ledger=w.ledger, handle_signals=False)
+        monitor = Monitor(client=w.client, ledger=w.aledger, handle_signals=False)
         await w.clock.sleep(10)  # past the lookup delay: a create may still be landing
         await monitor.run_once()
         task = w.ledger.task(lost)
@@ -157,7 +157,7 @@ async def test_an_unknown_task_kling_never_got_goes_back_to_the_queue(tmp_path: 
         w.ledger.apply(
             Observation(LocalStatus.UNKNOWN, Source.CREATE, w.clock.time(), local_id=lost)
         )
-        monitor = Monitor(client=w.client, ledger=w.ledger, handle_signals=False)
+        monitor = Monitor(client=w.client, ledger=w.aledger, handle_signals=False)
         await w.clock.sleep(10)
         await monitor.run_once()  # "not found" 10 s after sending is not believed yet
         assert w.ledger.task(lost).status is LocalStatus.UNKNOWN  # type: ignore[union-attr]
@@ -222,7 +222,7 @@ async def test_tasks_due_within_seconds_of_each_other_are_read_together(tmp_path
         report = await p.sweep()
         assert report.styles == {"tasks-ids": 1}
         assert report.looked == 20
-        assert p.next_due() == min(t.next_look_at or 0 for t in w.ledger.tasks())
+        assert await p.next_due() == min(t.next_look_at or 0 for t in w.ledger.tasks())
 
 
 async def test_the_next_due_look_survives_a_restart(tmp_path: Path) -> None:
@@ -230,7 +230,7 @@ async def test_the_next_due_look_survives_a_restart(tmp_path: Path) -> None:
         ids = await w.submit(3)
         soon = w.clock.time() + 42
         w.ledger.schedule((local_id, soon + n) for n, local_id in enumerate(ids))
-        assert poller(w).next_due() == soon  # a new poller reads it from the ledger
+        assert await poller(w).next_due() == soon  # a new poller reads it from the ledger
 
 
 async def test_with_an_owner_due_tasks_are_leased_to_it(tmp_path: Path) -> None:

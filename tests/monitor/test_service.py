@@ -68,7 +68,7 @@ async def test_a_server_refusing_the_tasks_style_is_read_the_legacy_way(
         monitor = w.monitor(until_done=True)
         await monitor.run()
         await assert_matches_truth(w)
-        assert monitor.poller.tasks_refused
+        assert not w.client.tasks_api
         routes = w.client.stats.by_route
         assert routes[("POST", "/tasks")] + routes[("GET", "/tasks")] == 1  # asked once only
         assert routes[("GET", "/v1/videos/text2video")] > 0
@@ -133,7 +133,7 @@ async def test_run_once_does_nothing_when_nothing_is_due(tmp_path: Path) -> None
         monitor = w.monitor()
         assert await monitor.run_once() == []
         assert monitor.requests == 0
-        assert monitor.done()
+        assert await monitor.done()
 
 
 async def test_sigterm_finishes_the_sweep_and_stops_cleanly(tmp_path: Path) -> None:
@@ -197,4 +197,4 @@ async def test_queued_tasks_keep_the_engine_waiting_only_when_a_submitter_sends_
         alone = w.monitor(until_done=True)
         await alone.run()
         assert alone.iterations == 1
-        assert w.monitor(submitter=CountingWorker(rounds=0)).done() is False
+        assert await w.monitor(submitter=CountingWorker(rounds=0)).done() is False

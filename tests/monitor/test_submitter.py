@@ -27,9 +27,11 @@ from klingwatch.kling.client import KlingClient
 from klingwatch.kling.products import Family
 from klingwatch.kling.retry import RetryPolicy
 from klingwatch.monitor import gates
+from klingwatch.monitor.service import Monitor
 from klingwatch.monitor.submitter import Submitter
 from klingwatch.sandbox import ChaosConfig
 from klingwatch.store import Ledger, LocalStatus, Source
+from klingwatch.store.async_ledger import AsyncLedger
 
 
 def slot_use(timeline: list[list[int]], limit: int) -> float:
@@ -71,10 +73,10 @@ async def test_the_slot_limit_is_learned_from_one_1303_kept_and_never_exceeded(
     async with sandbox_world(tmp_path, sandbox_config(4)) as w:
         w.queue(intents(40))
         submitter = w.submitter()
-        assert submitter.slot_limit("video") is None
+        assert await submitter.slot_limit("video") is None
         await w.monitor(submitter).run()
         assert all_final(w.ledger)
-        assert submitter.slot_limit("video") == 4
+        assert await submitter.slot_limit("video") == 4
         assert w.ledger.get_meta("slots.video") == "4"
         refused = w.refusals()[1303]
         assert refused == 1  # the one that taught the limit; none of the 40 creates after it
@@ -82,7 +84,7 @@ async def test_the_slot_limit_is_learned_from_one_1303_kept_and_never_exceeded(
         # Every line is exactly one Kling task (the 1303'd create made none).
         assert set((await w.tasks_per_external_id()).values()) == {1}
         # A new process on the same ledger starts from the learned limit.
-        assert w.submitter().slot_limit("video") == 4
+        assert (await w.submitter().slot_limit("video")) == 4
 
 
 async def test_a_lower_slot_setting_wins_over_the_learned_limit(tmp_path: Path) -> None:
@@ -90,7 +92,7 @@ async def test_a_lower_slot_setting_wins_over_the_learned_limit(tmp_path: Path) 
         w.ledger.set_meta("slots.video", "4")
         w.queue(intents(10))
         submitter = w.submitter(slots={"video": 2})
-        assert submitter.slot_limit("video") == 2
+        assert await submitter.slot_limit("video") == 2
         await submitter.run_once()
         assert w.ledger.active_count("video") == 2
 
@@ -188,7 +190,9 @@ async def test_no_create_is_ever_sent_for_an_unknown_task(tmp_path: Path, api_ke
     ledger.ensure_batch("b1")
     ledger.add_tasks("b1", intents(1))
     async with kling.client(api_key=api_key) as client:
-        submitter = Submitter(client=client, ledger=ledger, clock=clock, slots={"video": 5})
+        submitter = Submitter(
+            client=client, ledger=AsyncLedger(ledger), clock=clock, slots={"video": 5}
+        )
         for _ in range(20):
             await submitter.run_once()
             clock.advance(60)
@@ -227,7 +231,7 @@ async def test_a_refusal_seen_here_does_not_cover_a_later_send_by_another_replic
     [local_id] = ledger.add_tasks("b1", intents(1)).added
     kling = ScriptedKling(ManualClock(), script={"line-0": [(429, 1303)]})
     async with kling.client() as client:
-        here = Submitter(client=client, ledger=ledger, clock=kling.clock, owner="here")
+        here = Submitter(client=client, ledger=AsyncLedger(ledger), clock=kling.clock, owner="here")
         await here.run_once()  # 1303 with nothing in flight: not created, known here
         assert kling.creates["line-0"] == 1
         # Another replica takes it, sends it (Kling creates it), and dies before the answer.
@@ -249,7 +253,7 @@ async def _run(
     kling: ScriptedKling, ledger: Ledger, passes: int, step: float = 5.0, **kw: object
 ) -> Submitter:
     async with kling.client() as client:
-        submitter = Submitter(client=client, ledger=ledger, clock=kling.clock, **kw)  # type: ignore[arg-type]
+        submitter = Submitter(client=client, ledger=AsyncLedger(ledger), clock=kling.clock, **kw)  # type: ignore[arg-type]
         for _ in range(passes):
             await submitter.run_once()
             kling.clock.advance(step)
@@ -330,16 +334,16 @@ async def test_a_1102_pause_may_lift_by_itself_after_a_delay(ledger: Ledger) -> 
     kling = ScriptedKling(ManualClock(), script={"line-0": [(429, 1102)]})
     async with kling.client() as client:
         submitter = Submitter(
-            client=client, ledger=ledger, clock=kling.clock, resume_after_1102=600
+            client=client, ledger=AsyncLedger(ledger), clock=kling.clock, resume_after_1102=600
         )
         await submitter.run_once()
-        assert submitter.paused() is not None
+        assert (await submitter.paused()) is not None
         kling.clock.advance(599)
         await submitter.run_once()
         assert kling.creates["line-0"] == 1
         kling.clock.advance(2)
         await submitter.run_once()
-        assert submitter.paused() is None
+        assert (await submitter.paused()) is None
         assert kling.status(ledger, "line-0") is LocalStatus.SUBMITTED
         assert kling.status(ledger, "line-1") is LocalStatus.SUBMITTED
 
@@ -352,7 +356,7 @@ async def test_account_and_credential_refusals_pause_without_auto_resume(
     status = {1103: 403, 1002: 401}.get(code, 429)
     kling = ScriptedKling(ManualClock(), script={"line-0": [(status, code)]})
     submitter = await _run(kling, ledger, passes=3, step=3600, resume_after_1102=1)
-    state = submitter.paused()
+    state = await submitter.paused()
     assert state is not None
     assert state.code == code
     assert state.resume_at is None
@@ -366,7 +370,7 @@ async def test_a_rate_limit_keeps_the_task_queued_and_honours_retry_after(
     ledger.add_tasks("b1", intents(1))
     kling = ScriptedKling(ManualClock(), script={"line-0": [(429, 1302, {"Retry-After": "90"})]})
     async with kling.client() as client:
-        submitter = Submitter(client=client, ledger=ledger, clock=kling.clock)
+        submitter = Submitter(client=client, ledger=AsyncLedger(ledger), clock=kling.clock)
         await submitter.run_once()
         assert kling.status(ledger, "line-0") is LocalStatus.QUEUED
         kling.clock.advance(80)
@@ -394,7 +398,7 @@ async def test_a_1303_with_nothing_in_flight_teaches_nothing_and_backs_off(
     ledger.add_tasks("b1", intents(1))
     kling = ScriptedKling(ManualClock(), script={"line-0": [(429, 1303)]})
     submitter = await _run(kling, ledger, passes=10, step=1)
-    assert submitter.slot_limit("video") is None
+    assert await submitter.slot_limit("video") is None
     assert kling.status(ledger, "line-0") is LocalStatus.SUBMITTED
     assert kling.creates["line-0"] == 2
 
@@ -447,7 +451,7 @@ async def test_two_replicas_on_one_ledger_never_send_the_same_task(
             a = w.submitter(owner="replica-a", slots={"video": 50})
             b = Submitter(
                 client=w.client,
-                ledger=other_ledger,
+                ledger=AsyncLedger(other_ledger),
                 clock=w.clock,
                 owner="replica-b",
                 slots={"video": 50},
@@ -461,19 +465,28 @@ async def test_two_replicas_on_one_ledger_never_send_the_same_task(
         assert set(w.creates_seen().values()) == {1}
 
 
-async def test_run_sends_pass_after_pass_until_stopped(ledger: Ledger) -> None:
+async def test_the_engine_wakes_when_a_backoff_ends_and_sends_then(ledger: Ledger) -> None:
     ledger.add_tasks("b1", intents(3))
     kling = ScriptedKling(ManualClock(), script={"line-0": [(429, 1302, {"Retry-After": "30"})]})
-    stop = asyncio.Event()
     async with kling.client() as client:
-        submitter = Submitter(client=client, ledger=ledger, clock=kling.clock, slots={"video": 5})
-        runner = asyncio.create_task(submitter.run(stop))
-        for _ in range(200):
-            await asyncio.sleep(0)
-            if ledger.counts()[LocalStatus.SUBMITTED] == 3:
-                break
-        stop.set()
-        await asyncio.wait_for(runner, timeout=5)
+        aledger = AsyncLedger(ledger)
+        submitter = Submitter(client=client, ledger=aledger, clock=kling.clock, slots={"video": 5})
+        monitor = Monitor(
+            client=client,
+            ledger=aledger,
+            clock=kling.clock,
+            submitter=submitter,
+            idle_interval=600,  # only the backoff's end can wake it sooner
+            handle_signals=False,
+        )
+        start = kling.clock.time()
+        await monitor.run_once()
+        assert kling.creates["line-0"] == 1
+        assert submitter.next_due() == pytest.approx(start + 30, abs=1)
+        await monitor._pause(busy=False)  # sleeps on the manual clock until the backoff ends
+        assert kling.clock.time() - start == pytest.approx(30, abs=1)
+        await monitor.run_once()
+        await aledger.aclose()
     assert ledger.counts()[LocalStatus.SUBMITTED] == 3
     assert kling.creates["line-0"] == 2  # after its Retry-After, on the clock
 
@@ -539,7 +552,7 @@ async def test_while_the_limit_is_unknown_creates_go_one_at_a_time(tmp_path: Pat
         submitter = w.submitter(create_concurrency=4)  # no slot setting: learned from a 1303
         await submitter.run_once()
         assert w.refusals() == Counter({1303: 1})  # one 1303 teaches the limit, exactly
-        assert submitter.slot_limit("video") == 3
+        assert await submitter.slot_limit("video") == 3
 
 
 async def test_a_pass_sends_at_most_its_quota_so_sweeps_run_between(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from klingwatch.sandbox import create_app as create_sandbox
 from klingwatch.server.app import create_app
 from klingwatch.server.engine import build_engine
 from klingwatch.store import Ledger, LocalStatus, NewTask
+from klingwatch.store.async_ledger import AsyncLedger
 
 FAST = {"text2video": TimingSpec(queue_p50=5, queue_p95=10, run_p50=30, run_p95=60)}
 
@@ -74,7 +75,9 @@ async def test_healthz_says_when_the_engine_died(ledger: Ledger, clock: ManualCl
     client = KlingClient(
         access_key="ak", secret_key="sk", base_url="http://kling.test", clock=clock
     )
-    monitor = BrokenEngine(client=client, ledger=ledger, clock=clock, handle_signals=False)
+    monitor = BrokenEngine(
+        client=client, ledger=AsyncLedger(ledger), clock=clock, handle_signals=False
+    )
     app = create_app(ledger=ledger, settings=settings(), monitor=monitor, clock=clock)
     async with client, app.router.lifespan_context(app), client_of(app) as http:
         await asyncio.sleep(0)  # let the engine task run (and fail)

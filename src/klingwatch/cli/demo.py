@@ -38,6 +38,7 @@ from klingwatch.sandbox.media import png
 from klingwatch.sandbox.server import serve_in_thread
 from klingwatch.settings import Settings
 from klingwatch.store import Change, Ledger, LocalStatus, NewTask, TaskRecord
+from klingwatch.store.async_ledger import AsyncLedger
 
 __all__ = ["demo_batch", "prepare", "run_demo"]
 
@@ -191,7 +192,9 @@ async def run_demo(
             with Ledger.open(settings.db, clock=clock) as ledger:
                 ledger.ensure_batch(BATCH, download_dir=str(downloads))
                 ledger.add_tasks(BATCH, [to_new_task(line) for line in found.lines])
-                submitter = make_submitter(settings, client=client, ledger=ledger, clock=clock)
+                submitter = make_submitter(
+                    settings, client=client, ledger=AsyncLedger(ledger), clock=clock
+                )
                 with make_reporter(
                     ledger, json_lines=as_json, batch=BATCH, console=console(), clock=clock
                 ) as inner:

@@ -26,6 +26,7 @@ from klingwatch.monitor.expiry import expires_at, expiring, format_when
 from klingwatch.monitor.layout import TEMPLATE_FIELDS, PathTemplate, TemplateError
 from klingwatch.settings import Settings
 from klingwatch.store import Ledger, LocalStatus, TaskRecord
+from klingwatch.store.async_ledger import AsyncLedger
 
 __all__ = ["download_command"]
 
@@ -142,14 +143,17 @@ async def _download(
         if not as_json:
             typer.echo(_describe(outcome))
 
-    async with Downloader(
-        ledger,
-        template=layout,
-        watermark=watermark,
-        concurrency=concurrency,
-        clock=clock,
-        on_file=line,
-    ) as downloader:
+    async with (
+        AsyncLedger(ledger) as aledger,
+        Downloader(
+            aledger,
+            template=layout,
+            watermark=watermark,
+            concurrency=concurrency,
+            clock=clock,
+            on_file=line,
+        ) as downloader,
+    ):
         for root, tasks in plan.items():
             summary = await downloader.download(tasks, root)
             total.files.extend(summary.files)

@@ -20,7 +20,7 @@ from klingwatch.cli.common import (
 )
 from klingwatch.monitor.cadence import Cadence, phase_of
 from klingwatch.monitor.expiry import DEFAULT_WARN_DAYS, collection, expires_at, format_when
-from klingwatch.monitor.service import learned_timing
+from klingwatch.monitor.learned import learned_timing
 from klingwatch.store import ACTIVE_STATUSES, Ledger, LocalStatus
 
 #: Active tasks looked at for the ETA; in-flight tasks are bounded by Kling's slots anyway.

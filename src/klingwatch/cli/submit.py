@@ -57,6 +57,7 @@ from klingwatch.monitor.stuck import StuckPolicy
 from klingwatch.monitor.submitter import Submitter, slot_limits
 from klingwatch.settings import Settings
 from klingwatch.store import Change, Ledger, LocalStatus, NewTask
+from klingwatch.store.async_ledger import AsyncLedger
 
 __all__ = ["batch_monitor", "make_submitter", "to_new_task"]
 
@@ -68,7 +69,7 @@ _EXIT_PAUSED = 3
 
 
 def make_submitter(
-    settings: Settings, *, client: KlingClient, ledger: Ledger, clock: Clock
+    settings: Settings, *, client: KlingClient, ledger: AsyncLedger, clock: Clock
 ) -> Submitter:
     """The submitter as ``submit``, ``watch`` and ``serve`` run it, configured from settings."""
     return Submitter.from_settings(settings, client=client, ledger=ledger, clock=clock)
@@ -187,7 +188,8 @@ def batch_monitor(
 ) -> Monitor:
     """The engine with the submitter plugged in, stopping once ``batch`` is done or paused."""
     monitor: Monitor
-    downloads = DownloadWorker.from_settings(settings, ledger=ledger, clock=clock, batch=batch)
+    aledger = AsyncLedger(ledger)
+    downloads = DownloadWorker.from_settings(settings, ledger=aledger, clock=clock, batch=batch)
 
     async def on_change(changes: list[Change]) -> None:
         reporter.changes(changes)
@@ -201,7 +203,7 @@ def batch_monitor(
 
     monitor = Monitor(
         client=client,
-        ledger=ledger,
+        ledger=aledger,
         clock=clock,
         poll=PollSettings(
             requests_per_second=settings.requests_per_second,
@@ -232,7 +234,9 @@ async def _submit(
         with open_ledger(settings.db, settings=settings) as ledger:
             ledger.ensure_batch(found.batch, download_dir=str(download) if download else None)
             added = ledger.add_tasks(found.batch, tasks)
-            submitter = make_submitter(settings, client=client, ledger=ledger, clock=clock)
+            submitter = make_submitter(
+                settings, client=client, ledger=AsyncLedger(ledger), clock=clock
+            )
             if wait:
                 with make_reporter(
                     ledger, json_lines=as_json, batch=found.batch, console=console(), clock=clock
@@ -252,7 +256,7 @@ async def _submit(
                 await submitter.run_once()
             counts = ledger.counts(batch=found.batch)
             paused = gates.pause_state(ledger)
-            limit = submitter.slot_limit("video")
+            limit = await submitter.slot_limit("video")
     return {
         "batch": found.batch,
         "added": len(added.added),

@@ -25,6 +25,7 @@ from klingwatch.monitor.service import Monitor
 from klingwatch.monitor.stuck import StuckPolicy
 from klingwatch.settings import Settings
 from klingwatch.store import Change, Ledger
+from klingwatch.store.async_ledger import AsyncLedger
 
 
 def build_monitor(
@@ -50,12 +51,13 @@ def build_monitor(
 
     # Queued tasks are sent as slots free up. With --batch the poller reads only that batch, so
     # slots held by other batches could never be seen to free: no sending then.
+    aledger = AsyncLedger(ledger)
     submitter = (
-        None if batch else make_submitter(settings, client=client, ledger=ledger, clock=clock)
+        None if batch else make_submitter(settings, client=client, ledger=aledger, clock=clock)
     )
     return Monitor(
         client=client,
-        ledger=ledger,
+        ledger=aledger,
         clock=clock,
         batch=batch,
         poll=PollSettings(
@@ -64,7 +66,7 @@ def build_monitor(
         ),
         stuck=StuckPolicy(threshold=settings.stuck_after),
         submitter=submitter,
-        workers=[DownloadWorker.from_settings(settings, ledger=ledger, clock=clock, batch=batch)],
+        workers=[DownloadWorker.from_settings(settings, ledger=aledger, clock=clock, batch=batch)],
         on_change=on_change,
         on_sweep=on_sweep,
         until_done=until_done,

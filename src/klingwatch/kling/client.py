@@ -35,7 +35,7 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -45,11 +45,16 @@ from klingwatch.kling import pacing
 from klingwatch.kling.auth import Credentials, KlingAuth
 from klingwatch.kling.envelope import parse_task, parse_tasks
 from klingwatch.kling.errors import (
+    AuthenticationError,
     BadResponse,
     ConfigurationError,
     InvalidRequest,
     KlingError,
+    NotFound,
+    PermissionDenied,
     TaskNotFound,
+    TasksStyleRefused,
+    TokenExpired,
     WaitTimeout,
 )
 from klingwatch.kling.models import ApiStandard, Task, TaskStatus
@@ -78,6 +83,7 @@ MAX_PAGE_NUM, MAX_PAGE_SIZE = 1000, 500
 
 
 OnUpdate = Callable[[Task], Awaitable[None] | None]
+_T = TypeVar("_T")
 
 # Statuses only move forward; wait() ignores a read that reports an earlier one.
 _RANK = {
@@ -142,6 +148,7 @@ class KlingClient:
         )
         self._clock = clock
         self._rng = random.Random()
+        self._tasks_refused: KlingError | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def __aenter__(self) -> KlingClient:
@@ -172,6 +179,12 @@ class KlingClient:
     def has_api_key(self) -> bool:
         """True when an API key is configured, so the new-standard ``/tasks`` calls work."""
         return self._session.auth.uses_api_key
+
+    @property
+    def tasks_api(self) -> bool:
+        """True while the new-standard ``/tasks`` reads may be used: an API key is configured
+        and the server has not refused the style (:class:`TasksStyleRefused`, remembered)."""
+        return self.has_api_key and self._tasks_refused is None
 
     @property
     def clock(self) -> Clock:
@@ -334,7 +347,7 @@ class KlingClient:
                 return parse_tasks(data, "GET /tasks")
 
             chunk_set = set(chunk)
-            for task in await self._session.read(read, "GET /tasks"):
+            for task in await self._tasks_read(read, "GET /tasks"):
                 k = key(task)
                 if k is not None and k in chunk_set:
                     found[k] = task
@@ -385,7 +398,7 @@ class KlingClient:
                     )
                 return {**data, "result": parse_tasks(data["result"], "POST /tasks")}
 
-            page = await self._session.read(read, "POST /tasks")
+            page = await self._tasks_read(read, "POST /tasks")
             for task in page["result"]:
                 tasks[task.id] = task
             cursor = page.get("next_cursor")
@@ -525,6 +538,26 @@ class KlingClient:
                 f"{what} needs Kling's new-standard API, which accepts only an API key: set "
                 "KLING_API_KEY (AK/SK credentials are refused there)"
             )
+        if self._tasks_refused is not None:
+            raise TasksStyleRefused(
+                f"{what}: {self.base_url} refuses the /tasks style ({self._tasks_refused})"
+            ) from self._tasks_refused
+
+    async def _tasks_read(self, read: Callable[[], Awaitable[_T]], what: str) -> _T:
+        """A ``/tasks`` read under the retry policy; a refusal of the style is remembered."""
+        try:
+            return await self._session.read(read, what)
+        except (AuthenticationError, PermissionDenied, NotFound) as exc:
+            if isinstance(exc, TokenExpired):
+                raise
+            if self._tasks_refused is None:
+                logger.warning(
+                    "%s refuses the /tasks style (%s); reading the legacy way from now on",
+                    self.base_url,
+                    exc,
+                )
+            self._tasks_refused = exc
+            raise TasksStyleRefused(f"{what}: {self.base_url} refuses the /tasks style") from exc
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -5,7 +5,8 @@
     KlingError                      root: catch this to catch everything klingwatch.kling raises
     ├── ConfigurationError          bad or missing local setup (never reaches the network)
     │   ├── MissingCredentials      no KLING_ACCESS_KEY/KLING_SECRET_KEY and no KLING_API_KEY
-    │   └── UnknownProduct          a product name or API path not in the registry (a KeyError too)
+    │   ├── UnknownProduct          a product name or API path not in the registry (a KeyError too)
+    │   └── TasksStyleRefused       the server refuses the 2026 /tasks style to these credentials
     ├── RequestValidationError      a create request Kling would refuse, caught before sending
     ├── WebhookVerificationError    a callback whose signature or timestamp does not check out
     ├── BadCallback                 a callback body that is not a Kling task in any known form
@@ -68,6 +69,7 @@ __all__ = [
     "ServerError",
     "ServiceUnavailable",
     "TaskNotFound",
+    "TasksStyleRefused",
     "TokenExpired",
     "TransportError",
     "UnknownProduct",
@@ -128,6 +130,13 @@ class UnknownProduct(ConfigurationError, KeyError):
         self.name = name
         self.known = known
         super().__init__(f"unknown product {name!r}; known products: {', '.join(known)}")
+
+
+class TasksStyleRefused(ConfigurationError):
+    """The server does not serve the 2026 ``/tasks`` style to these credentials (401/1002 "does
+    not support AK/SK", 403, 404). The client remembers it (:attr:`KlingClient.tasks_api
+    <klingwatch.kling.client.KlingClient.tasks_api>` turns false), so every caller reads the
+    legacy way from then on; the server's answer is the ``__cause__``."""
 
 
 class RequestValidationError(KlingError):

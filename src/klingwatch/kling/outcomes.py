@@ -18,8 +18,8 @@ already have created it, the action to take. :meth:`KlingClient.create_and_wait
     LOOKUP_MISS (lookup found nothing)       RESEND         never created: may be sent again
       ... once ``sends >= max_sends``        GIVE_UP        rejected, with an alert: sent that
                                                              often and never confirmed
-    429 · 1303                               WAIT_FOR_SLOT  not created; send again when a slot frees
-    429 · 1302, 503 · 5001, refused          BACK_OFF       not created; send again after a backoff
+    429 · 1303                               WAIT_FOR_SLOT  not created; sent when a slot frees
+    429 · 1302, 503 · 5001, refused          BACK_OFF       not created; sent again after backoff
       connection
     401 · 1000-1004, 403 (1103 or none),     PAUSE          not created; every create stops until
       429 · 1100/1101/1102/1304, local setup                 the operator acts (1102 may resume)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -315,6 +315,23 @@ class Cadence:
         if finish is timing.run:
             return start, timing.run.p99
         return start, timing.queue.p99
+
+    async def prepare(self, tasks: Iterable[LookedTask], now: float) -> None:
+        """Let a learned-timing source that reads asynchronously (the engine's
+        :class:`~klingwatch.monitor.learned.LearnedTimings`) fetch what ``tasks`` will need and
+        this cadence has not cached, so the looks computed next never wait on the ledger."""
+        refresh = getattr(self._learned, "refresh", None)
+        if refresh is None:
+            return
+        stale = {
+            key
+            for key in {(t.product, t.model, t.mode) for t in tasks}
+            if (hit := self._cache.get(key)) is None or now - hit[0] >= self._cache_ttl
+        }
+        if stale:
+            await refresh(stale)
+            for key in stale:
+                self._cache.pop(key, None)
 
     def forget(self) -> None:
         """Drop cached timings (e.g. after many tasks finished)."""

@@ -28,7 +28,8 @@ from klingwatch.monitor.expiry import DEFAULT_WARN_DAYS, collection, expires_at,
 from klingwatch.monitor.fetch import Opener, RetryPolicy, open_part
 from klingwatch.monitor.layout import DEFAULT_TEMPLATE, PathTemplate, TemplateError
 from klingwatch.settings import Settings
-from klingwatch.store import Change, Ledger, LocalStatus, TaskRecord
+from klingwatch.store import Change, LocalStatus, TaskRecord
+from klingwatch.store.async_ledger import AsyncLedger
 
 __all__ = ["DOWNLOAD_ALERT", "EXPIRY_ALERT", "DownloadWorker"]
 
@@ -45,7 +46,7 @@ class DownloadWorker:
 
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: AsyncLedger,
         *,
         clock: Clock,
         download_dir: str | Path | None = None,
@@ -87,7 +88,7 @@ class DownloadWorker:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, ledger: Ledger, clock: Clock, batch: str | None = None
+        cls, settings: Settings, *, ledger: AsyncLedger, clock: Clock, batch: str | None = None
     ) -> DownloadWorker:
         """A worker configured from the settings (download folder, template, warning days)."""
         return cls(
@@ -112,15 +113,19 @@ class DownloadWorker:
 
         Downloads change no task status, so this returns no changes.
         """
-        if self._running():
-            return []
         now = self.clock.time()
-        succeeded = self.ledger.counts(batch=self.batch).get(LocalStatus.SUCCEED, 0)
+        succeeded = (await self.ledger.counts(batch=self.batch)).get(LocalStatus.SUCCEED, 0)
+        if self._running():
+            # New successes while a round runs: the round may not have them, so stay busy (an
+            # engine running until done must not stop in between) and take them next time.
+            if succeeded != self._last_count:
+                self._pending = await self._opted_in()
+            return []
         if succeeded == self._last_count and now < self._next_scan:
             return []
         if now < self._earliest_scan:
             # New successes, but the last scan was moments ago: take them next time.
-            self._pending = self._opted_in()
+            self._pending = await self._opted_in()
             return []
         self._pending = False
         self._last_count = succeeded
@@ -128,10 +133,10 @@ class DownloadWorker:
         self._next_scan = now + self.clock.scaled(self.rescan_interval)
         if now >= self._next_expiry_check:
             self._next_expiry_check = now + self.clock.scaled(self.rescan_interval)
-            self._watch_expiry(now)
+            await self._watch_expiry(now)
         if self.stopped is not None and now < self._stopped_until:
             return []
-        targets = self.targets(now)
+        targets = await self.targets(now)
         if targets:
             self._round = asyncio.create_task(self._run_round(targets), name="klingwatch-downloads")
         return []
@@ -143,10 +148,11 @@ class DownloadWorker:
     def _running(self) -> bool:
         return self._round is not None and not self._round.done()
 
-    def _opted_in(self) -> bool:
+    async def _opted_in(self) -> bool:
         if self.download_dir is not None:
             return True
-        return any(b.download_dir for b in self.ledger.batches() if self.batch in (None, b.name))
+        batches = await self.ledger.batches()
+        return any(b.download_dir for b in batches if self.batch in (None, b.name))
 
     @staticmethod
     async def close_all(workers: Iterable[object]) -> None:
@@ -169,10 +175,10 @@ class DownloadWorker:
                 await asyncio.shield(self._round)
 
     # -- what to download ---------------------------------------------------------------------
-    def targets(self, now: float) -> dict[Path, list[TaskRecord]]:
+    async def targets(self, now: float) -> dict[Path, list[TaskRecord]]:
         """The succeeded tasks to collect now, by target folder (opted-in batches only)."""
         out: dict[Path, list[TaskRecord]] = {}
-        for batch in self.ledger.batches():
+        for batch in await self.ledger.batches():
             if self.batch is not None and batch.name != self.batch:
                 continue
             folder = batch.download_dir or self.download_dir
@@ -180,7 +186,7 @@ class DownloadWorker:
                 continue
             todo = [
                 task
-                for task in self.ledger.tasks(status=LocalStatus.SUCCEED, batch=batch.name)
+                for task in await self.ledger.tasks(status=LocalStatus.SUCCEED, batch=batch.name)
                 if task.local_id not in self._finished
                 and self._retry_after.get(task.local_id, float("-inf")) <= now
             ]
@@ -205,15 +211,15 @@ class DownloadWorker:
                     summary = await downloader.download(tasks, root)
                     self._absorb(tasks, summary)
                     if summary.stopped is not None:
-                        self._stop(str(summary.stopped))
+                        await self._stop(str(summary.stopped))
                         return
             if self.stopped is not None:
                 self.stopped = None
-                self.ledger.clear_alerts(DOWNLOAD_ALERT)
+                await self.ledger.clear_alerts(DOWNLOAD_ALERT)
         except asyncio.CancelledError:
             raise
         except TemplateError as exc:  # two files, one path: nothing is fetched until it is fixed
-            self._stop(str(exc))
+            await self._stop(str(exc))
         except Exception as exc:  # a bug or a ledger outage must not take the engine down
             self.last_error = exc
             logger.exception("download round failed")
@@ -239,21 +245,23 @@ class DownloadWorker:
         self.expired += summary.count("expired")
         self.failed += summary.count("failed")
 
-    def _stop(self, message: str) -> None:
+    async def _stop(self, message: str) -> None:
         self.stopped = message
         self._stopped_until = self.clock.time() + self.clock.scaled(self.rescan_interval)
-        self.ledger.add_alert(DOWNLOAD_ALERT, f"downloads stopped: {message}", self.clock.time())
+        await self.ledger.add_alert(
+            DOWNLOAD_ALERT, f"downloads stopped: {message}", self.clock.time()
+        )
         logger.error("downloads stopped: %s", message)
 
-    def _watch_expiry(self, now: float) -> None:
-        summary = collection(self.ledger, now, self.warn_days, batch=self.batch)
+    async def _watch_expiry(self, now: float) -> None:
+        summary = await self.ledger.read(collection, now, self.warn_days, batch=self.batch)
         if not summary.expiring:
-            self.ledger.clear_alerts(EXPIRY_ALERT)
+            await self.ledger.clear_alerts(EXPIRY_ALERT)
             return
         first = summary.expiring[0]
         deadline = expires_at(first)
         when = format_when(deadline) if deadline is not None else "soon"
-        self.ledger.add_alert(
+        await self.ledger.add_alert(
             EXPIRY_ALERT,
             f"{len(summary.expiring)} succeeded task(s) are not downloaded and Kling deletes "
             f"their results within {self.warn_days:g} days (first: {first.external_task_id} on "

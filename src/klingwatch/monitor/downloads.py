@@ -54,7 +54,7 @@ from klingwatch.monitor.layout import (
 from klingwatch.monitor.locks import FileBusy, destination_lock
 from klingwatch.monitor.media import HEAD_BYTES, accepts
 from klingwatch.monitor.sidecar import read_sidecar, sidecar_path, write_sidecar
-from klingwatch.store import Ledger
+from klingwatch.store.async_ledger import AsyncLedger
 from klingwatch.store.records import DownloadRecord, TaskRecord
 
 __all__ = ["Downloader", "FileOutcome", "Outcome", "Summary"]
@@ -109,7 +109,7 @@ class Downloader:
 
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: AsyncLedger,
         *,
         template: str | PathTemplate = DEFAULT_TEMPLATE,
         watermark: bool = False,
@@ -174,7 +174,7 @@ class Downloader:
         Tasks that did not succeed, or have no result files, contribute nothing.
         """
         plan = self.plan(tasks, _absolute(root))
-        known = {(d.local_id, d.index): d for d in self.ledger.downloads()} if plan else {}
+        known = {(d.local_id, d.index): d for d in await self.ledger.downloads()} if plan else {}
         # Which file each path on disk belongs to, so a file is never taken for another's.
         owners = {d.path: (d.local_id, d.index) for d in known.values() if d.state == "complete"}
         summary = Summary()
@@ -224,18 +224,18 @@ class Downloader:
                 if stop.is_set():
                     return None
                 # Another caller may have finished this file while we waited for the lock.
-                record = self._fresh_record(task, file) or record
+                record = await self._fresh_record(task, file) or record
                 return await self._collect(task, file, dest, record, owner)
         except FileBusy as exc:
             return FileOutcome(task, file, dest, "busy", message=str(exc))
         except StorageError as exc:
-            self._record(task, file, dest, "failed", error=str(exc))
-            stop.set()
+            stop.set()  # before anything that yields: no other file may start meanwhile
+            await self._record(task, file, dest, "failed", error=str(exc))
             raise
         except OSError as exc:
             err = storage_error(exc, dest, file.url)
             if err is None:
-                self._record(task, file, dest, "failed", error=str(exc))
+                await self._record(task, file, dest, "failed", error=str(exc))
                 return FileOutcome(
                     task, file, dest, "failed", message=f"cannot write {dest}: {exc}"
                 )
@@ -260,7 +260,7 @@ class Downloader:
                 f"the result expired on {format_when(deadline)} (Kling deletes results 30 days "
                 "after the task ends); it can no longer be downloaded"
             )
-            self._record(task, file, dest, "expired", error=message)
+            await self._record(task, file, dest, "expired", error=message)
             return FileOutcome(task, file, dest, "expired", message=message)
         if record is not None and record.state == "expired" and record.url == file.url:
             # This very URL already answered 403/404: do not ask again on every run.
@@ -270,14 +270,14 @@ class Downloader:
         except StorageError:
             raise
         except ExpiredURL as exc:
-            self._record(task, file, dest, "expired", error=str(exc))
+            await self._record(task, file, dest, "expired", error=str(exc))
             return FileOutcome(task, file, dest, "expired", message=str(exc))
         except FetchError as exc:  # NotMedia, TransferFailed
-            self._record(task, file, dest, "failed", error=str(exc))
+            await self._record(task, file, dest, "failed", error=str(exc))
             return FileOutcome(task, file, dest, "failed", message=str(exc))
         at = self.clock.time()
         await self._write_sidecar(task, file, dest, got.size, got.sha256, at, got.content_type)
-        self._record(task, file, dest, "complete", size=got.size, sha256=got.sha256, at=at)
+        await self._record(task, file, dest, "complete", size=got.size, sha256=got.sha256, at=at)
         logger.info(
             "downloaded %s (%d bytes%s)", dest, got.size, ", resumed" if got.resumed else ""
         )
@@ -308,7 +308,7 @@ class Downloader:
                 f"{dest} already holds the file of {other}; use a template with "
                 "{external_task_id} and {index} so that every file gets its own name"
             )
-            self._record(task, file, dest, "failed", error=message)
+            await self._record(task, file, dest, "failed", error=message)
             return FileOutcome(task, file, dest, "failed", message=message)
         if record is not None and record.state == "complete" and record.path == str(dest):
             if record.size != size or record.sha256 != digest:
@@ -319,13 +319,13 @@ class Downloader:
             return None
         else:
             # A complete file the ledger does not know (an older ledger, another machine).
-            self._record(task, file, dest, "complete", size=size, sha256=digest)
+            await self._record(task, file, dest, "complete", size=size, sha256=digest)
         if sidecar is None:
             await self._write_sidecar(task, file, dest, size, digest, self.clock.time(), None)
         return FileOutcome(task, file, dest, "skipped", size=size, sha256=digest)
 
-    def _fresh_record(self, task: TaskRecord, file: ResultFile) -> DownloadRecord | None:
-        for rec in self.ledger.downloads(task.local_id):
+    async def _fresh_record(self, task: TaskRecord, file: ResultFile) -> DownloadRecord | None:
+        for rec in await self.ledger.downloads(task.local_id):
             if rec.index == file.ledger_index:
                 return rec
         return None
@@ -340,7 +340,7 @@ class Downloader:
         at: float,
         content_type: str | None,
     ) -> None:
-        events = self.ledger.events(task.local_id)
+        events = await self.ledger.events(task.local_id)
         try:
             await asyncio.to_thread(
                 partial(
@@ -361,7 +361,7 @@ class Downloader:
                 raise err from exc
             raise
 
-    def _record(
+    async def _record(
         self,
         task: TaskRecord,
         file: ResultFile,
@@ -373,7 +373,7 @@ class Downloader:
         error: str | None = None,
         at: float | None = None,
     ) -> None:
-        self.ledger.record_download(
+        await self.ledger.record_download(
             task.local_id,
             file.ledger_index,
             url=file.url,

@@ -18,6 +18,7 @@ import logging
 import random
 from dataclasses import asdict, dataclass
 
+from klingwatch.kling.products import Family
 from klingwatch.store import Ledger
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "backoff_delay",
     "forget_slots",
     "learn_slots",
+    "learned_limits",
     "learned_slots",
     "pause",
     "pause_state",
@@ -40,7 +42,7 @@ PAUSE_KEY = "submit.paused"
 #: Alert kind raised while sending is paused.
 PAUSE_ALERT = "submissions_paused"
 _SLOTS_PREFIX = "slots."
-_FAMILIES = ("video", "image", "try_on")
+_FAMILIES = tuple(f.value for f in Family)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,12 @@ def learned_slots(ledger: Ledger, family: str) -> int | None:
         return None if raw is None else max(1, int(raw))
     except ValueError:
         return None
+
+
+def learned_limits(ledger: Ledger) -> dict[str, int]:
+    """Every family's learned slot limit (families with none are absent)."""
+    found = {family: learned_slots(ledger, family) for family in _FAMILIES}
+    return {family: n for family, n in found.items() if n is not None}
 
 
 def learn_slots(ledger: Ledger, family: str, in_flight: int) -> int | None:

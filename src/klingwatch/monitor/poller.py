@@ -10,8 +10,10 @@ Reading styles, cheapest first for the situation at hand::
                 one due     a single GET <product path>/{id}
 
 A server that refuses the ``/tasks`` style (401/1002 "does not support AK/SK", 403, 404) is
-remembered and the legacy style used from then on. Every request passes one
-:class:`~klingwatch.monitor.budget.RequestBudget` (a rate and a concurrency bound).
+remembered by the client (:attr:`KlingClient.tasks_api
+<klingwatch.kling.client.KlingClient.tasks_api>`), and the legacy style used from then on.
+Every request passes one :class:`~klingwatch.monitor.budget.RequestBudget` (a rate and a
+concurrency bound).
 
 Everything read becomes an observation (:mod:`klingwatch.monitor.observe`) applied through the
 ledger's one door in one ``apply_many``; every looked-at task is then counted (``note_polled``),
@@ -28,7 +30,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from klingwatch.clock import Clock
@@ -40,6 +42,7 @@ from klingwatch.kling.errors import (
     NotFound,
     PermissionDenied,
     TaskNotFound,
+    TasksStyleRefused,
     TokenExpired,
 )
 from klingwatch.kling.models import ApiStandard, Task, TaskStatus
@@ -48,7 +51,8 @@ from klingwatch.monitor.budget import RequestBudget
 from klingwatch.monitor.cadence import Cadence
 from klingwatch.monitor.observe import STATUS_MAP, observe_task
 from klingwatch.monitor.stuck import StuckDetector, Verdict
-from klingwatch.store import Change, Ledger, LocalStatus, Observation, Source, TaskRecord
+from klingwatch.store import Change, LocalStatus, Observation, Source, TaskRecord
+from klingwatch.store.async_ledger import AsyncLedger
 
 __all__ = ["PollSettings", "Poller", "SweepReport"]
 
@@ -128,7 +132,7 @@ class Poller:
         self,
         *,
         client: KlingClient,
-        ledger: Ledger,
+        ledger: AsyncLedger,
         clock: Clock,
         cadence: Cadence,
         settings: PollSettings | None = None,
@@ -149,8 +153,6 @@ class Poller:
         )
         self.stuck = stuck or StuckDetector(cadence)
         self.batch = batch
-        #: set once a server refused the /tasks style; the legacy style is used from then on
-        self.tasks_refused = False
         # Next look of every active task this poller knows of, so the engine sleeps exactly
         # until the earliest one (filled from the ledger on the first sweep, after a restart).
         self._next: dict[int, float] | None = None
@@ -158,16 +160,16 @@ class Poller:
     @property
     def uses_tasks_api(self) -> bool:
         """Whether sweeps read through the 2026 ``/tasks`` endpoints."""
-        return self.client.has_api_key and not self.tasks_refused
+        return self.client.tasks_api
 
     # -- the sweep ------------------------------------------------------------------------
     async def sweep(self) -> SweepReport:
         """Read every due task once, apply what was learned, reschedule each one."""
         now = self.clock.time()
         horizon = now + self.clock.scaled(self.settings.coalesce)
-        due = [t for t in self._due(horizon) if self.batch is None or t.batch == self.batch]
+        due = [t for t in await self._due(horizon) if self.batch is None or t.batch == self.batch]
         sweep = _Sweep(now=now, report=SweepReport(due=len(due)))
-        self._forget_passed(horizon, {t.local_id for t in due})
+        await self._forget_passed(horizon, {t.local_id for t in due})
         if not due:
             return sweep.report
         # Tasks without a Kling id (create answer lost) are recovery's, by external id.
@@ -176,13 +178,13 @@ class Poller:
             await self._read_known(sweep, known)
         for task in due:  # a task whose read failed is still rescheduled, never hot-looped
             sweep.looked.setdefault(task.local_id, task)
-        self._finish(sweep)
+        await self._finish(sweep)
         return sweep.report
 
-    def _due(self, now: float) -> list[TaskRecord]:
+    async def _due(self, now: float) -> list[TaskRecord]:
         if self.settings.owner is None:
-            return self.ledger.due(now, limit=self.settings.due_limit)
-        return self.ledger.claim_due(
+            return await self.ledger.due(now, limit=self.settings.due_limit)
+        return await self.ledger.claim_due(
             now,
             owner=self.settings.owner,
             lease_seconds=self.clock.scaled(self.settings.lease_seconds),
@@ -202,7 +204,7 @@ class Poller:
     async def _read_tasks_api(self, sweep: _Sweep, due: list[TaskRecord]) -> None:
         many_cost = math.ceil(len(due) / self.settings.many_size)
         if many_cost > 1:
-            active = self._active()
+            active = await self._active()
             list_cost = max(1, math.ceil(len(active) / self.settings.page_size))
             if list_cost < many_cost:
                 gone = await self._list_active(sweep, active)
@@ -210,9 +212,9 @@ class Poller:
                 return
         await self._get_many(sweep, due)
 
-    def _active(self) -> list[TaskRecord]:
+    async def _active(self) -> list[TaskRecord]:
         """Every active task with a Kling id (this batch only, when the poller has one)."""
-        rows = self.ledger.tasks(status=_ACTIVE, batch=self.batch)
+        rows = await self.ledger.tasks(status=_ACTIVE, batch=self.batch)
         owner, now = self.settings.owner, self.clock.time()
         return [
             t
@@ -278,7 +280,7 @@ class Poller:
             by_product.setdefault(record.product, []).append(record)
         active: dict[str, TaskRecord] | None = None
         if any(len(group) > 1 for group in by_product.values()):
-            active = {t.task_id or "": t for t in self._active()}
+            active = {t.task_id or "": t for t in await self._active()}
         await asyncio.gather(
             *(
                 self._read_product(sweep, product, group, active or {})
@@ -369,16 +371,10 @@ class Poller:
                 return await call()
             except TaskNotFound as exc:
                 raise _NotFound from exc
+            except TasksStyleRefused as exc:
+                # The client remembers it: every later sweep reads the legacy way.
+                raise _TasksRefused from exc
             except (ConfigurationError, AuthenticationError, PermissionDenied, NotFound) as exc:
-                if style in _TASKS_STYLES:
-                    if not self.tasks_refused:
-                        log.warning(
-                            "the server refuses the /tasks style (%s); reading legacy list pages "
-                            "and single tasks from now on",
-                            exc,
-                        )
-                    self.tasks_refused = True
-                    raise _TasksRefused from exc
                 if isinstance(exc, AuthenticationError) and not isinstance(exc, TokenExpired):
                     raise
                 sweep.report.errors += 1
@@ -389,54 +385,60 @@ class Poller:
                 log.warning("%s read failed: %s", style, exc)
                 raise _Skip from exc
 
-    def _finish(self, sweep: _Sweep) -> None:
+    async def _finish(self, sweep: _Sweep) -> None:
         """Apply, count, judge and reschedule everything this sweep looked at."""
-        changes = self.ledger.apply_many(sweep.observations) if sweep.observations else []
+        changes = await self.ledger.apply_many(sweep.observations) if sweep.observations else []
         sweep.report.changes = changes
         # Reads (and their retries) take time: schedule from when they ended.
         now = self.clock.time()
-        latest = _latest(sweep.observations)
         by_id = {c.local_id: c for c in changes}
         lost = self._lost(sweep)
+        await self.cadence.prepare(sweep.looked.values(), now)
         looks: list[tuple[int, float]] = []
         for local_id, record in sweep.looked.items():
-            view = _after(record, by_id.get(local_id), latest.get(local_id), now)
+            change = by_id.get(local_id)
+            # The door says how the row stands now; nothing to re-derive.
+            view = (
+                record
+                if change is None or change.state is None
+                else record.with_state(change.state)
+            )
             if not view.status.is_active:
                 continue
             looks.append((local_id, self.cadence.next_look(view, now)))
             verdict = lost.get(local_id) or self.stuck.judge(view, now)
             if verdict.stuck != record.stuck:
-                self.ledger.set_stuck(local_id, verdict.stuck, verdict.reason, now)
+                await self.ledger.set_stuck(local_id, verdict.stuck, verdict.reason, now)
         polled = sorted(sweep.read)
         if polled:
-            self.ledger.note_polled(polled, now)
+            await self.ledger.note_polled(polled, now)
         if looks:
-            self.ledger.schedule(looks)
+            await self.ledger.schedule(looks)
             sweep.report.next_look = min(at for _, at in looks)
-        known = self._known_looks()
+        known = await self._known_looks()
         for local_id in sweep.looked:
             known.pop(local_id, None)
         known.update(looks)
         sweep.report.looked = len(sweep.looked)
 
-    def next_due(self) -> float | None:
+    async def next_due(self) -> float | None:
         """When the earliest known active task is next due (clock seconds), if any."""
-        known = self._known_looks()
+        known = await self._known_looks()
         return min(known.values()) if known else None
 
-    def _known_looks(self) -> dict[int, float]:
+    async def _known_looks(self) -> dict[int, float]:
         if self._next is None:
             now = self.clock.time()
             self._next = {
                 t.local_id: t.next_look_at if t.next_look_at is not None else now
-                for t in self.ledger.tasks(status=_ACTIVE, batch=self.batch)
+                for t in await self.ledger.tasks(status=_ACTIVE, batch=self.batch)
             }
         return self._next
 
-    def _forget_passed(self, now: float, due: set[int]) -> None:
+    async def _forget_passed(self, now: float, due: set[int]) -> None:
         """Drop looks that came due but were not handed out: the task ended some other way
         (a callback, another replica) or someone else rescheduled it."""
-        known = self._known_looks()
+        known = await self._known_looks()
         for local_id in [i for i, at in known.items() if at <= now and i not in due]:
             del known[local_id]
 
@@ -493,41 +495,3 @@ def _created(record: TaskRecord) -> int:
         return record.kling_created_ms
     sent = record.sent_at if record.sent_at is not None else record.queued_at
     return round(sent * 1000)
-
-
-def _latest(observations: Iterable[Observation]) -> dict[int, Observation]:
-    """The most advanced observation per local id."""
-    out: dict[int, Observation] = {}
-    for obs in observations:
-        if obs.local_id is None:
-            continue
-        old = out.get(obs.local_id)
-        if old is None or obs.status.rank >= old.status.rank:
-            out[obs.local_id] = obs
-    return out
-
-
-def _after(
-    record: TaskRecord, change: Change | None, obs: Observation | None, now: float
-) -> TaskRecord:
-    """The record as it stands after this sweep's observations (without re-reading it)."""
-    if change is None and obs is None:
-        return record
-    status = change.new if change is not None else record.status
-    updated = record.kling_updated_ms
-    if obs is not None and obs.kling_updated_ms is not None:
-        updated = max(updated or 0, obs.kling_updated_ms)
-    processing_ms = record.kling_processing_ms
-    processing_at = record.processing_at
-    if status is LocalStatus.PROCESSING and record.status is not LocalStatus.PROCESSING:
-        processing_at = now
-        processing_ms = obs.kling_updated_ms if obs is not None else None
-    return replace(
-        record,
-        status=status,
-        task_id=record.task_id or (obs.task_id if obs else None),
-        kling_created_ms=record.kling_created_ms or (obs.kling_created_ms if obs else None),
-        kling_updated_ms=updated,
-        kling_processing_ms=processing_ms,
-        processing_at=processing_at,
-    )

@@ -4,67 +4,55 @@ A create that answered 5000/5002, timed out, lost its connection, answered garba
 already used", and a create a dead process sent without recording the answer, leave their task
 ``unknown``. :class:`Recovery` looks each one up by its ``external_task_id``:
 
-* with an API key, 20 at a time (``GET /tasks?external_task_ids=``), falling back to single
-  lookups for good if the server refuses that style;
+* through ``GET /tasks?external_task_ids=`` (20 a request) while the client may use the
+  new-standard ``/tasks`` style (an API key the server has not refused);
 * else one ``get_by_external_id`` each.
 
 Found: the task's real status is applied (source ``recovery``). Not found, once the send is old
-enough (``not_found_after``; Kling may not show a task it created a moment ago): back to
-``queued`` (source ``recovery``), and the submitter may send it again. Lookup failed: the task stays
-``unknown`` and is tried again with backoff. Nothing here ever sends a create.
+enough (``not_found_after``; Kling may not show a task it created a moment ago): the create
+policy decides (:meth:`CreatePolicy.lookup_missed
+<klingwatch.monitor.create_policy.CreatePolicy.lookup_missed>`): back to ``queued``, to be sent
+again, or, after ``max_sends`` such sends, given up. Lookup failed: the task stays ``unknown``
+and is tried again with backoff. Nothing here ever sends a create.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from klingwatch.clock import Clock
-from klingwatch.kling.errors import (
-    AuthenticationError,
-    ConfigurationError,
-    KlingError,
-    NotFound,
-    PermissionDenied,
-    TaskNotFound,
-)
+from klingwatch.kling.client import MAX_IDS_PER_CALL
+from klingwatch.kling.errors import KlingError, TaskNotFound, TasksStyleRefused
 from klingwatch.kling.models import Task
-from klingwatch.monitor import gates
+from klingwatch.kling.outcomes import CreateAction
+from klingwatch.monitor.create_policy import CreatePolicy
 from klingwatch.monitor.observe import observe_task
-from klingwatch.store import Change, Ledger, LocalStatus, Observation, Source, TaskRecord
+from klingwatch.store import Change, LocalStatus, Source, TaskRecord
+from klingwatch.store.async_ledger import AsyncLedger
 
-__all__ = ["LookupClient", "Recovery", "RecoveryStats", "RecoveryWorker"]
+__all__ = ["LookupClient", "Recovery", "RecoveryWorker", "possible_creates"]
 
 logger = logging.getLogger(__name__)
-
-#: Answers meaning "this server does not serve the /tasks style to these credentials".
-_STYLE_REFUSED = (AuthenticationError, PermissionDenied, NotFound, ConfigurationError)
-#: Kling accepts at most this many ids per ``/tasks?external_task_ids=`` call.
-_MANY = 20
 
 
 class LookupClient(Protocol):
     """What recovery needs of :class:`klingwatch.kling.client.KlingClient`."""
 
     @property
-    def has_api_key(self) -> bool: ...
+    def tasks_api(self) -> bool: ...
 
     async def get_by_external_id(self, product: str, external_task_id: str) -> Task: ...
 
     async def get_many_by_external_id(self, ids: Sequence[str]) -> dict[str, Task]: ...
 
 
-@dataclass(slots=True)
-class RecoveryStats:
-    """Lookups by outcome."""
-
-    lookups: int = 0
-    found: int = 0
-    not_found: int = 0
-    lookup_errors: int = 0
+def possible_creates(timeline: Sequence[object]) -> int:
+    """How many sends of a task may have created it: its moves to ``unknown`` (an ambiguous
+    answer, or a send whose answer a dead process never recorded)."""
+    return sum(1 for e in timeline if getattr(e, "to_status", None) is LocalStatus.UNKNOWN)
 
 
 @dataclass(slots=True)
@@ -78,36 +66,31 @@ class _Retry:
 class Recovery:
     """Looks ``unknown`` tasks up by external id and applies what it learns.
 
-    ``apply`` is the ledger's door (the submitter's, which also collects the changes);
+    ``policy`` records what each lookup means (its ``apply`` collects the status changes);
     ``cleared(local_id, send_attempts)`` hears of every task found never to have been created
-    (safe to send again without another lookup, as long as nobody has sent it since);
-    ``backoff(attempt, retry_after)`` gives nominal seconds.
+    (safe to send again without another lookup, as long as nobody has sent it since).
     """
 
     def __init__(
         self,
         *,
         client: LookupClient,
-        ledger: Ledger,
+        ledger: AsyncLedger,
         clock: Clock,
-        apply: Callable[[Observation], Change | None],
-        cleared: Callable[[int, int], None],
-        backoff: Callable[[int, float | None], float],
-        stats: RecoveryStats,
+        policy: CreatePolicy,
+        cleared: Callable[[int, int], None] = lambda local_id, attempts: None,
         lookup_delay: float = 5.0,
         not_found_after: float = 30.0,
     ) -> None:
         self.client = client
         self.ledger = ledger
         self.clock = clock
-        self._apply = apply
+        self.policy = policy
+        self.stats = policy.stats
         self._cleared = cleared
-        self._backoff = backoff
-        self.stats = stats
         self.lookup_delay = lookup_delay
         self.not_found_after = not_found_after
         self._retries: dict[int, _Retry] = {}
-        self._tasks_refused = False
 
     @property
     def pending(self) -> bool:
@@ -131,7 +114,7 @@ class Recovery:
         """Look up every ``unknown`` task that is due; return how many were resolved."""
         now = self.clock.time()
         due: list[TaskRecord] = []
-        unknown = self.ledger.tasks(status=LocalStatus.UNKNOWN, limit=100_000)
+        unknown = await self.ledger.tasks(status=LocalStatus.UNKNOWN, limit=100_000)
         # Tasks resolved by someone else (the engine's poller, a callback) need no lookup.
         still = {t.local_id for t in unknown}
         for local_id in [i for i in self._retries if i not in still]:
@@ -149,7 +132,7 @@ class Recovery:
                 due.append(task)
         if not due:
             return 0
-        if self.client.has_api_key and not self._tasks_refused:
+        if self.client.tasks_api:
             return await self._recover_many(due)
         resolved = 0
         for task in due:
@@ -161,27 +144,25 @@ class Recovery:
         try:
             found = await self.client.get_by_external_id(task.product, task.external_task_id)
         except TaskNotFound:
-            self._missing(task)
+            await self._missing(task)
             return 1
         except KlingError as exc:
             self._lookup_failed(task, exc)
             return 0
-        self._found(task, found)
+        await self._found(task, found)
         return 1
 
     async def _recover_many(self, due: list[TaskRecord]) -> int:
         resolved = 0
-        for start in range(0, len(due), _MANY):
-            chunk = due[start : start + _MANY]
+        for start in range(0, len(due), MAX_IDS_PER_CALL):
+            chunk = due[start : start + MAX_IDS_PER_CALL]
             self.stats.lookups += 1
             try:
                 found = await self.client.get_many_by_external_id(
                     [t.external_task_id for t in chunk]
                 )
-            except _STYLE_REFUSED as exc:
-                # This server (or key) does not serve /tasks: look up one by one from now on.
-                logger.info("GET /tasks refused (%s); looking tasks up one by one", exc)
-                self._tasks_refused = True
+            except TasksStyleRefused:
+                # The client now knows: look up one by one from here on.
                 for task in due[start:]:
                     resolved += await self._recover_one(task)
                 return resolved
@@ -192,16 +173,16 @@ class Recovery:
             for task in chunk:
                 hit = found.get(task.external_task_id)
                 if hit is None:
-                    self._missing(task)
+                    await self._missing(task)
                 else:
-                    self._found(task, hit)
+                    await self._found(task, hit)
                 resolved += 1
         return resolved
 
-    def _found(self, task: TaskRecord, found: Task) -> None:
+    async def _found(self, task: TaskRecord, found: Task) -> None:
         self.stats.found += 1
         self._retries.pop(task.local_id, None)
-        self._apply(
+        await self.policy.apply(
             observe_task(
                 found,
                 source=Source.RECOVERY,
@@ -211,7 +192,7 @@ class Recovery:
             )
         )
 
-    def _missing(self, task: TaskRecord) -> None:
+    async def _missing(self, task: TaskRecord) -> None:
         now = self.clock.time()
         sent = task.sent_at if task.sent_at is not None else task.queued_at
         trusted_from = sent + self.clock.scaled(self.not_found_after)
@@ -219,18 +200,10 @@ class Recovery:
             # Kling may not show a task it has just created: ask again once "not found" means it.
             self._retries[task.local_id] = _Retry(at=trusted_from)
             return
-        self.stats.not_found += 1
         self._retries.pop(task.local_id, None)
-        change = self._apply(
-            Observation(
-                status=LocalStatus.QUEUED,
-                source=Source.RECOVERY,
-                at=self.clock.time(),
-                local_id=task.local_id,
-                detail="not found by external_task_id: it was never created; may be sent again",
-            )
-        )
-        if change is not None and change.status_changed and change.new is LocalStatus.QUEUED:
+        sends = possible_creates(await self.ledger.events(task.local_id))
+        outcome = await self.policy.lookup_missed(task, sends=sends)
+        if outcome.action is CreateAction.RESEND:
             self._cleared(task.local_id, task.send_attempts)
 
     def _lookup_failed(self, task: TaskRecord, exc: KlingError) -> None:
@@ -238,7 +211,7 @@ class Recovery:
         retry = self._retries.setdefault(task.local_id, _Retry(at=0.0))
         retry.failures += 1
         retry.at = self.clock.time() + self.clock.scaled(
-            self._backoff(retry.failures, getattr(exc, "retry_after", None))
+            self.policy.backoff(retry.failures, getattr(exc, "retry_after", None))
         )
         logger.warning("lookup of %s failed (%s); will try again", task.external_task_id, exc)
 
@@ -248,50 +221,36 @@ class RecoveryWorker:
 
     With a submitter, the submitter runs recovery itself (it must know which tasks it may send
     again); without one (``watch --batch``, an engine that only follows), this worker looks up
-    ``unknown`` tasks the same way, so there is one implementation of the lookup rules.
+    ``unknown`` tasks the same way, so there is one implementation of the lookup rules. A task
+    found never created simply waits, queued, for a submitter.
     """
 
     def __init__(
         self,
         *,
         client: LookupClient,
-        ledger: Ledger,
+        ledger: AsyncLedger,
         clock: Clock,
-        rng: random.Random | None = None,
+        policy: CreatePolicy,
         not_found_after: float = 30.0,
     ) -> None:
-        self._changes: list[Change] = []
-        self._rng = rng or random.Random()
-        self.ledger = ledger
-        self.stats = RecoveryStats()
+        self.policy = policy
         self.recovery = Recovery(
             client=client,
             ledger=ledger,
             clock=clock,
-            apply=self._apply,
-            # Nothing here resends: a task found never created simply waits, queued, for one.
-            cleared=lambda local_id, attempts: None,
-            backoff=self._backoff,
-            stats=self.stats,
+            policy=policy,
             not_found_after=not_found_after,
         )
 
     async def run_once(self) -> list[Change]:
         """Look up every ``unknown`` task that is due; the status changes that caused."""
         await self.recovery.run()
-        changes, self._changes = self._changes, []
+        changes, self.policy.changes = self.policy.changes, []
         return changes
 
     def busy(self) -> bool:
         return self.recovery.pending
 
-    def _apply(self, obs: Observation) -> Change | None:
-        change = self.ledger.apply(obs)
-        if change is not None and change.status_changed:
-            self._changes.append(change)
-        return change
-
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        return gates.backoff_delay(
-            attempt, base=2.0, cap=120.0, rng=self._rng, retry_after=retry_after
-        )
+    def next_due(self) -> float | None:
+        return self.recovery.next_due()

@@ -11,9 +11,11 @@
     sleep                 until the next look is due (or idle_interval), or until stopped
 
 Extension points: a worker is anything with ``async run_once() -> Sequence[Change]`` and
-``busy() -> bool`` (:class:`Worker`). The submitter is passed as ``submitter=`` (it runs first
-among the workers, right after the sweep that may have freed slots, and ``queued`` tasks only keep
-``until_done`` waiting when there is one); other workers (downloads, alerts) as ``workers=[...]``.
+``busy() -> bool`` (:class:`Worker`), and optionally ``next_due() -> float | None`` (the clock
+time it next has something to do, so the engine wakes for it). The submitter is passed as
+``submitter=`` (it runs first among the workers, right after the sweep that may have freed
+slots, and ``queued`` tasks only keep ``until_done`` waiting when there is one); other workers
+(downloads, alerts) as ``workers=[...]``.
 
 SIGINT/SIGTERM (when ``handle_signals``) ask the loop to stop: the current iteration finishes (the
 ledger is written in whole transactions, so it stays consistent), then :meth:`run` returns. A
@@ -35,19 +37,17 @@ from typing import Protocol, runtime_checkable
 from klingwatch.clock import Clock
 from klingwatch.kling.client import KlingClient
 from klingwatch.monitor.budget import RequestBudget
-from klingwatch.monitor.cadence import (
-    Cadence,
-    CadencePolicy,
-    Percentiles,
-    Timing,
-    TimingSource,
-)
+from klingwatch.monitor.cadence import Cadence, CadencePolicy
+from klingwatch.monitor.create_policy import CreatePolicy, SubmitterStats
+from klingwatch.monitor.learned import LearnedTimings
 from klingwatch.monitor.poller import Poller, PollSettings, SweepReport
 from klingwatch.monitor.recovery import RecoveryWorker
+from klingwatch.monitor.slots import Slots
 from klingwatch.monitor.stuck import StuckDetector, StuckPolicy
-from klingwatch.store import ACTIVE_STATUSES, Change, Ledger, LocalStatus
+from klingwatch.store import ACTIVE_STATUSES, Change, LocalStatus
+from klingwatch.store.async_ledger import AsyncLedger
 
-__all__ = ["ChangeHook", "Monitor", "Worker", "learned_timing"]
+__all__ = ["ChangeHook", "Monitor", "Worker"]
 
 log = logging.getLogger(__name__)
 
@@ -68,22 +68,6 @@ class Worker(Protocol):
         ...
 
 
-def learned_timing(ledger: Ledger) -> TimingSource:
-    """A cadence timing source reading the ledger's learned durations."""
-
-    def source(product: str, model: str | None, mode: str | None) -> Timing | None:
-        stats = ledger.durations(product, model, mode)
-        q = (stats.queue_p50, stats.queue_p95, stats.queue_p99)
-        r = (stats.run_p50, stats.run_p95, stats.run_p99)
-        if any(v is None for v in (*q, *r)):
-            return None
-        qp = sorted(float(v or 0.0) for v in q)
-        rp = sorted(float(v or 0.0) for v in r)
-        return Timing(Percentiles(*qp), Percentiles(*rp), samples=min(stats.queue_n, stats.run_n))
-
-    return source
-
-
 class Monitor:
     """Watches the ledger's active tasks on Kling until stopped (see the module docstring)."""
 
@@ -91,7 +75,7 @@ class Monitor:
         self,
         *,
         client: KlingClient,
-        ledger: Ledger,
+        ledger: AsyncLedger,
         clock: Clock | None = None,
         batch: str | None = None,
         cadence: CadencePolicy | None = None,
@@ -120,14 +104,19 @@ class Monitor:
         self.cadence = Cadence(
             policy=cadence,
             scale=self.clock.scale,
-            learned=learned_timing(ledger),
+            learned=LearnedTimings(ledger),
             rng=rng,
         )
         poll = poll or PollSettings()
         if submitter is None:
             # Tasks whose create answer was lost are looked up by external id; a submitter does
             # that itself (it must know which tasks it may send again).
-            self.workers.append(RecoveryWorker(client=client, ledger=ledger, clock=self.clock))
+            policy = CreatePolicy(
+                ledger=ledger, clock=self.clock, slots=Slots(ledger), stats=SubmitterStats()
+            )
+            self.workers.append(
+                RecoveryWorker(client=client, ledger=ledger, clock=self.clock, policy=policy)
+            )
         self.budget = RequestBudget(
             clock=self.clock,
             requests_per_second=poll.requests_per_second,
@@ -170,9 +159,9 @@ class Monitor:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
-    def done(self) -> bool:
+    async def done(self) -> bool:
         """No task in flight, none waiting for a submitter, and every worker idle."""
-        counts = self.ledger.counts(batch=self.batch)
+        counts = await self.ledger.counts(batch=self.batch)
         if any(counts.get(s, 0) for s in ACTIVE_STATUSES):
             return False
         if self.submitter is not None and counts.get(LocalStatus.QUEUED, 0):
@@ -206,7 +195,7 @@ class Monitor:
             log.info("engine started: %r", self)
             while not self._stop.is_set():
                 changes = await self.run_once()
-                if self.until_done and self.done():
+                if self.until_done and await self.done():
                     break
                 if self._stop.is_set():
                     break
@@ -216,9 +205,9 @@ class Monitor:
     async def _pause(self, busy: bool) -> None:
         now = self.clock.time()
         wake = now + self.clock.scaled(self.idle_interval)
-        next_due = self.poller.next_due()
-        if next_due is not None:
-            wake = min(wake, next_due)
+        for next_due in (await self.poller.next_due(), *(_next_due(w) for w in self.workers)):
+            if next_due is not None:
+                wake = min(wake, max(next_due, now))
         if busy and self.workers:
             # Something just moved: a submitter may have a freed slot to fill.
             wake = min(wake, now + self.cadence.policy.floor)
@@ -260,3 +249,8 @@ class Monitor:
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("%s: finishing the current sweep, then stopping", sig.name)
         self.stop()
+
+
+def _next_due(worker: Worker) -> float | None:
+    next_due = getattr(worker, "next_due", None)
+    return next_due() if callable(next_due) else None

@@ -39,13 +39,13 @@ def pause_code(state: AppState) -> int | None:
 
 async def retry(state: AppState, record: TaskRecord) -> TaskRecord:
     """Queue a new task with ``record``'s request; the submitter sends it when a slot frees."""
-    from klingwatch.monitor import submitter
+    from klingwatch.monitor.retries import retry_task
 
     if not record.status.is_final:
         raise ActionRefused(
             f"task {record.local_id} is {record.status.value}; only a finished task can be retried"
         )
-    return submitter.retry_task(state.ledger, record, at=state.clock.time())
+    return retry_task(state.ledger, record, at=state.clock.time())
 
 
 async def track(state: AppState, body: TrackIn) -> TaskRecord:

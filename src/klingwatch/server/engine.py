@@ -19,6 +19,7 @@ from klingwatch.monitor.stuck import StuckPolicy
 from klingwatch.monitor.submitter import Submitter
 from klingwatch.settings import Settings
 from klingwatch.store import Ledger
+from klingwatch.store.async_ledger import AsyncLedger
 
 __all__ = ["build_engine"]
 
@@ -39,14 +40,15 @@ def build_engine(
 
     Signals are left to the web server (uvicorn), which stops the app, which stops the engine.
     """
+    aledger = AsyncLedger(ledger)
     submitter = Submitter.from_settings(
-        settings, client=client, ledger=ledger, clock=clock, callback_url=callback_url
+        settings, client=client, ledger=aledger, clock=clock, callback_url=callback_url
     )
     if callback_url:
         logger.info("tasks sent from here carry a callback URL on %s", settings.public_url)
     return Monitor(
         client=client,
-        ledger=ledger,
+        ledger=aledger,
         clock=clock,
         poll=PollSettings(
             requests_per_second=settings.requests_per_second,
@@ -54,6 +56,6 @@ def build_engine(
         ),
         stuck=StuckPolicy(threshold=settings.stuck_after),
         submitter=submitter,
-        workers=[DownloadWorker.from_settings(settings, ledger=ledger, clock=clock)],
+        workers=[DownloadWorker.from_settings(settings, ledger=aledger, clock=clock)],
         handle_signals=False,
     )

@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, RowMapping, bindparam, insert, select, update
 
-from klingwatch.store.door import STATE_FIELDS, TaskState, decide
-from klingwatch.store.records import Change, LocalStatus, Observation
+from klingwatch.store.door import decide
+from klingwatch.store.records import STATE_FIELDS, Change, LocalStatus, Observation, TaskState
 from klingwatch.store.schema import events, tasks
 
 __all__ = ["CHUNK", "ApplyOutcome", "apply_observations", "chunks"]
@@ -99,6 +99,7 @@ def apply_observations(conn: Connection, observations: Sequence[Observation]) ->
                 old=before.status,
                 new=after.status,
                 status_changed=verdict.status_changed,
+                state=after,
             )
         )
 

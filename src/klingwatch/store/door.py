@@ -36,37 +36,12 @@ event; merging facts writes none.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from klingwatch.store.records import LocalStatus, Observation, Source
+from klingwatch.store.records import STATE_FIELDS, LocalStatus, Observation, Source, TaskState
 
 __all__ = ["STATE_FIELDS", "TaskState", "Verdict", "accepts", "decide"]
-
-
-@dataclass(frozen=True, slots=True)
-class TaskState:
-    """The part of a task row the door reads and writes."""
-
-    status: LocalStatus
-    task_id: str | None = None
-    status_msg: str | None = None
-    kling_created_ms: int | None = None
-    kling_updated_ms: int | None = None
-    kling_processing_ms: int | None = None
-    result: Mapping[str, Any] | None = None
-    units: str | None = None
-    submitted_at: float | None = None
-    processing_at: float | None = None
-    finished_at: float | None = None
-    detected_at: float | None = None
-    stuck: bool = False
-    stuck_reason: str | None = None
-
-
-#: The names of :class:`TaskState`'s fields, which are also the task table's column names.
-STATE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(TaskState))
 
 
 @dataclass(frozen=True, slots=True)

@@ -282,19 +282,26 @@ class Ledger:
         query = leases.queued_query(family).limit(limit)
         return self._read(lambda conn: reads.task_records(conn, query))
 
-    def mark_sending(self, local_id: int, at: float) -> None:
-        """Record a send attempt (``sent_at``, ``send_attempts += 1``); not a status change."""
+    def mark_sending(self, local_ids: int | Iterable[int], at: float) -> None:
+        """Record a send attempt of each task (``sent_at``, ``send_attempts += 1``) in one
+        transaction, before the creates leave; not a status change."""
+        ids = sorted({local_ids} if isinstance(local_ids, int) else set(local_ids))
 
         def work(conn: Connection) -> None:
-            result = conn.execute(
-                update(task_table)
-                .where(task_table.c.id == local_id)
-                .values(sent_at=at, send_attempts=task_table.c.send_attempts + 1)
-            )
-            if result.rowcount == 0:
-                raise UnknownTask(local_id)
+            for part in chunks(ids):
+                result = conn.execute(
+                    update(task_table)
+                    .where(task_table.c.id.in_(part))
+                    .values(sent_at=at, send_attempts=task_table.c.send_attempts + 1)
+                )
+                if result.rowcount != len(part):
+                    known = set(
+                        conn.scalars(select(task_table.c.id).where(task_table.c.id.in_(part)))
+                    )
+                    raise UnknownTask(min(set(part) - known))
 
-        self._write(work)
+        if ids:
+            self._write(work)
 
     def set_stuck(self, local_id: int, stuck: bool, reason: str | None, at: float) -> bool:
         """Flag (or clear) a task as stuck; ``True`` when the flag changed, which writes an

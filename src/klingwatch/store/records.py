@@ -8,13 +8,14 @@ milliseconds as they came.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any
 
 __all__ = [
     "ACTIVE_STATUSES",
     "FINAL_STATUSES",
+    "STATE_FIELDS",
     "AddResult",
     "AlertRecord",
     "BatchRecord",
@@ -27,6 +28,7 @@ __all__ = [
     "Observation",
     "Source",
     "TaskRecord",
+    "TaskState",
 ]
 
 
@@ -118,6 +120,30 @@ class Observation:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskState:
+    """The part of a task row the door reads and writes."""
+
+    status: LocalStatus
+    task_id: str | None = None
+    status_msg: str | None = None
+    kling_created_ms: int | None = None
+    kling_updated_ms: int | None = None
+    kling_processing_ms: int | None = None
+    result: Mapping[str, Any] | None = None
+    units: str | None = None
+    submitted_at: float | None = None
+    processing_at: float | None = None
+    finished_at: float | None = None
+    detected_at: float | None = None
+    stuck: bool = False
+    stuck_reason: str | None = None
+
+
+#: The names of :class:`TaskState`'s fields, which are also the task table's column names.
+STATE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(TaskState))
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     """What :meth:`Ledger.apply` accepted for one task."""
 
@@ -128,6 +154,8 @@ class Change:
     new: LocalStatus
     #: ``False`` when only fields (updated time, task_id, result, ...) changed.
     status_changed: bool
+    #: The row's state after the change (what the door wrote), so a caller never re-derives it.
+    state: TaskState | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +223,10 @@ class TaskRecord:
     #: The replica holding this task (``claim_due`` / ``claim_queued``), and until when.
     lease_owner: str | None = None
     lease_until: float | None = None
+
+    def with_state(self, state: TaskState) -> TaskRecord:
+        """This record with the door's view of it replaced by ``state`` (a :class:`Change`'s)."""
+        return replace(self, **{name: getattr(state, name) for name in STATE_FIELDS})
 
 
 @dataclass(frozen=True, slots=True)
