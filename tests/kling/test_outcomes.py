@@ -140,6 +140,14 @@ def test_other_1201s_are_refusals_even_when_they_mention_the_external_id(message
     assert create_outcome(exc, sends=1).action is A.REJECT
 
 
+def test_a_bad_request_on_a_resend_is_looked_up_not_believed() -> None:
+    exc = _error(400, 1201, "invalid value")
+    assert create_outcome(exc, sends=1).action is A.REJECT
+    assert create_outcome(exc, sends=2).action is A.LOOK_UP
+    # Content policy is about the request itself, never a duplicate in disguise.
+    assert create_outcome(_error(400, 1301, "content"), sends=2).action is A.REJECT
+
+
 def test_a_task_not_found_is_never_a_duplicate() -> None:
     exc = TaskNotFound("external_task_id already exists", status_code=400, code=1201)
     assert not is_duplicate_external_id(exc)
@@ -171,6 +179,6 @@ def test_an_answer_that_says_not_created_never_leaves_a_task_to_look_up(
         assert outcome.action is A.LOOK_UP
     elif outcome.action is A.LOOK_UP:
         assert isinstance(exc, InvalidRequest)
-        assert is_duplicate_external_id(exc)
+        assert is_duplicate_external_id(exc) or sends > 1
     else:
         assert outcome.action.created_nothing

@@ -48,7 +48,6 @@ from klingwatch.kling.errors import (
     AuthenticationError,
     BadResponse,
     ConfigurationError,
-    InvalidRequest,
     KlingError,
     NotFound,
     PermissionDenied,
@@ -58,6 +57,7 @@ from klingwatch.kling.errors import (
     WaitTimeout,
 )
 from klingwatch.kling.models import ApiStandard, Task, TaskStatus
+from klingwatch.kling.outcomes import LOOKUP_MISS, MAX_CREATE_SENDS, CreateAction, create_outcome
 from klingwatch.kling.products import Family, Product, get_product
 from klingwatch.kling.retry import RetryPolicy, is_retryable_read
 from klingwatch.kling.session import Session
@@ -73,9 +73,6 @@ MAX_IDS_PER_CALL = 20
 #: How long :meth:`KlingClient.wait` waits when no deadline is given. Generous: tasks have been
 #: seen running for over an hour, and a wait that gives up early calls a live task dead.
 DEFAULT_WAIT_DEADLINE = timedelta(hours=3)
-#: :meth:`KlingClient.create_and_wait` sends one create at most this many times (each resend
-#: only after a lookup by external id found nothing).
-MAX_CREATE_SENDS = 3
 #: A ``POST /tasks`` listing stops following cursors after this many pages.
 MAX_LIST_PAGES = 1000
 #: Legacy list pages: ``pageNum`` 1-1000, ``pageSize`` 1-500.
@@ -441,30 +438,30 @@ class KlingClient:
     async def _create_recovering(
         self, p: Product, request: Mapping[str, Any], external_id: str, callback_url: str | None
     ) -> Task:
+        """Send until created, following the create outcome table (:mod:`.outcomes`)."""
         for send in range(1, MAX_CREATE_SENDS + 1):
             try:
                 return await self.create(
                     p, request, external_task_id=external_id, callback_url=callback_url
                 )
             except KlingError as exc:
-                # After a resend, 400/1201 may mean "that external id exists": an earlier send
-                # landed after all. Either way, only a lookup can say.
-                if not (exc.may_exist or (send > 1 and isinstance(exc, InvalidRequest))):
-                    raise
-                try:
-                    return await self.get_by_external_id(p, external_id)
-                except TaskNotFound:
-                    if send == MAX_CREATE_SENDS:
-                        raise exc from exc.__cause__  # keep its own cause (an httpx error)
-                    logger.warning(
-                        "create of %s failed (%s) and no task has external id %s: sending again",
-                        p.name,
-                        type(exc).__name__,
-                        external_id,
-                    )
-                except KlingError as lookup_exc:
-                    exc.add_note(f"the lookup by external id {external_id!r} failed: {lookup_exc}")
-                    raise exc from exc.__cause__  # the lookup error stays as __context__
+                if create_outcome(exc, sends=send).action is not CreateAction.LOOK_UP:
+                    raise  # created nothing, or refused for good: the caller decides
+                failed = exc
+            try:
+                return await self.get_by_external_id(p, external_id)
+            except TaskNotFound:
+                if create_outcome(LOOKUP_MISS, sends=send).action is CreateAction.GIVE_UP:
+                    raise failed from failed.__cause__  # keep its own cause (an httpx error)
+                logger.warning(
+                    "create of %s failed (%s) and no task has external id %s: sending again",
+                    p.name,
+                    type(failed).__name__,
+                    external_id,
+                )
+            except KlingError as lookup_exc:
+                failed.add_note(f"the lookup by external id {external_id!r} failed: {lookup_exc}")
+                raise failed from failed.__cause__  # the lookup error stays as __context__
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- waiting -----------------------------------------------------------------------------

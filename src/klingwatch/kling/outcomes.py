@@ -13,6 +13,7 @@ already have created it, the action to take. :meth:`KlingClient.create_and_wait
     400 · 1200/1201, 404 · 1202/1203,        REJECT         refused for good, with Kling's reason
       400 · 1300/1301
     400 · 1201 "external_task_id ... exists" LOOK_UP        an earlier send created it: look it up
+    400 · 1200/1201 when ``sends > 1``       LOOK_UP        may be that duplicate in other words
     500 · 5000, 504 · 5002, timeout,         LOOK_UP        may exist: look it up by external id
       dropped connection, garbled answer                      before anything is sent again
     LOOKUP_MISS (lookup found nothing)       RESEND         never created: may be sent again
@@ -24,10 +25,12 @@ already have created it, the action to take. :meth:`KlingClient.create_and_wait
     401 · 1000-1004, 403 (1103 or none),     PAUSE          not created; every create stops until
       429 · 1100/1101/1102/1304, local setup                 the operator acts (1102 may resume)
 
-``sends`` counts the sends of this task whose answer was *not* a definite "not created" (a 1303,
-1302, 5001, 401 or 403 never counts: Kling refused before creating anything). The cap is what
-ends a loop of "ambiguous, not found, sent again": without it a permanent failure that looks
-ambiguous would be paid for again and again.
+``sends`` counts the sends of this task that may have created it, this one included (a send
+answered 1303, 1302, 5001, 401 or 403 never counts: Kling refused before creating anything). On
+a resend, a 400 refusal may be Kling's "that external_task_id exists" in words the duplicate
+match does not know, so it is looked up rather than believed. The cap is what ends a loop of
+"ambiguous, not found, sent again": without it a permanent failure that looks ambiguous would be
+paid for again and again.
 
 Everything here is pure: no I/O, no clock; ``retry_after`` is Kling's ``Retry-After`` when it
 sent one, for the caller's backoff.
@@ -170,10 +173,10 @@ def create_outcome(
         return CreateOutcome(
             CreateAction.LOOK_UP, f"create failed unexpectedly ({answer!r}); looking it up"
         )
-    return _for_error(answer)
+    return _for_error(answer, sends)
 
 
-def _for_error(exc: KlingError) -> CreateOutcome:
+def _for_error(exc: KlingError, sends: int) -> CreateOutcome:
     message = exc.kling_message if isinstance(exc, APIError) else None
     retry_after = getattr(exc, "retry_after", None)
     if isinstance(exc, RequestValidationError):
@@ -182,6 +185,12 @@ def _for_error(exc: KlingError) -> CreateOutcome:
         return CreateOutcome(
             CreateAction.LOOK_UP,
             f"external_task_id already used on Kling (an earlier send created it): {exc}",
+        )
+    if sends > 1 and type(exc) is InvalidRequest:
+        return CreateOutcome(
+            CreateAction.LOOK_UP,
+            f"refused after an earlier send that may have created it; looking it up: {exc}",
+            kling_message=message,
         )
     if isinstance(exc, ConcurrencyLimited):
         return CreateOutcome(CreateAction.WAIT_FOR_SLOT, str(exc), retry_after, message)

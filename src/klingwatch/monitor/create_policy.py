@@ -152,7 +152,7 @@ class CreatePolicy:
         self, task: TaskRecord, answer: Task | BaseException, *, sends: int
     ) -> CreateOutcome:
         """Record what ``answer`` (the created task, or what the create raised) means for
-        ``task``, whose ``sends``-th possibly-creating send this was; return the outcome."""
+        ``task``; ``sends`` counts its sends that may have created it, this one included."""
         outcome = create_outcome(answer, sends=sends, max_sends=self.max_sends)
         action = outcome.action
         now = self.clock.time()

@@ -38,7 +38,7 @@ from klingwatch.kling.models import Task
 from klingwatch.kling.outcomes import MAX_CREATE_SENDS, CreateAction
 from klingwatch.monitor import gates
 from klingwatch.monitor.create_policy import CreatePolicy, SubmitterStats
-from klingwatch.monitor.recovery import LookupClient, Recovery
+from klingwatch.monitor.recovery import LookupClient, Recovery, possible_creates
 from klingwatch.monitor.slots import FAMILIES, Slots
 from klingwatch.settings import Settings
 from klingwatch.store import Change, LocalStatus, Observation, Source, TaskRecord
@@ -292,7 +292,9 @@ class Submitter:
                     logger.exception("create of task %s failed unexpectedly", task.local_id)
                 answer = exc
             try:
-                outcome = await self.policy.settle(task, answer, sends=task.send_attempts + 1)
+                outcome = await self.policy.settle(
+                    task, answer, sends=await self._possible_creates(task)
+                )
             finally:
                 await self.ledger.release([task.local_id], owner=self.owner)
         if outcome.action is CreateAction.LOOK_UP:
@@ -300,6 +302,12 @@ class Submitter:
         elif outcome.action.created_nothing:
             # ``task`` was read before mark_sending counted this attempt.
             self._cleared[task.local_id] = task.send_attempts + 1
+
+    async def _possible_creates(self, task: TaskRecord) -> int:
+        """This send, plus the earlier sends of ``task`` that may have created it."""
+        if task.send_attempts == 0:
+            return 1
+        return 1 + possible_creates(await self.ledger.events(task.local_id))
 
     async def _watch_slots(self, family: str) -> None:
         """Work is waiting for a slot of ``family``: have the engine look at the tasks holding
