@@ -83,8 +83,13 @@ def clock_from(settings: Settings) -> Clock:
 
 
 def make_client(settings: Settings, *, clock: Clock | None = None) -> KlingClient:
-    """A Kling client from the settings' credentials and base URL."""
-    return KlingClient(settings=settings, clock=clock or clock_from(settings))
+    """A Kling client from the settings' credentials, base URL and request budget."""
+    return KlingClient(
+        settings=settings,
+        clock=clock or clock_from(settings),
+        requests_per_second=settings.requests_per_second,
+        max_concurrency=settings.max_concurrency,
+    )
 
 
 def run_async(coro: Coroutine[Any, Any, _T]) -> _T:

@@ -51,7 +51,7 @@ from klingwatch.monitor.intake import (
     parse_assignments,
     read_batch,
 )
-from klingwatch.monitor.poller import PollSettings, SweepReport
+from klingwatch.monitor.poller import SweepReport
 from klingwatch.monitor.service import Monitor
 from klingwatch.monitor.stuck import StuckPolicy
 from klingwatch.monitor.submitter import Submitter, slot_limits
@@ -205,10 +205,6 @@ def batch_monitor(
         client=client,
         ledger=aledger,
         clock=clock,
-        poll=PollSettings(
-            requests_per_second=settings.requests_per_second,
-            concurrency=settings.max_concurrency,
-        ),
         stuck=StuckPolicy(threshold=settings.stuck_after),
         submitter=submitter,
         workers=[downloads],

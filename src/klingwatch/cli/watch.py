@@ -20,7 +20,7 @@ from klingwatch.cli.submit import make_submitter
 from klingwatch.clock import Clock
 from klingwatch.kling.client import KlingClient
 from klingwatch.monitor.download_worker import DownloadWorker
-from klingwatch.monitor.poller import PollSettings, SweepReport
+from klingwatch.monitor.poller import SweepReport
 from klingwatch.monitor.service import Monitor
 from klingwatch.monitor.stuck import StuckPolicy
 from klingwatch.settings import Settings
@@ -60,10 +60,6 @@ def build_monitor(
         ledger=aledger,
         clock=clock,
         batch=batch,
-        poll=PollSettings(
-            requests_per_second=settings.requests_per_second,
-            concurrency=settings.max_concurrency,
-        ),
         stuck=StuckPolicy(threshold=settings.stuck_after),
         submitter=submitter,
         workers=[DownloadWorker.from_settings(settings, ledger=aledger, clock=clock, batch=batch)],

@@ -43,6 +43,7 @@ import httpx
 from klingwatch.clock import Clock, RealClock, ScaledClock, format_duration, to_ms
 from klingwatch.kling import pacing
 from klingwatch.kling.auth import Credentials, KlingAuth
+from klingwatch.kling.budget import RequestBudget
 from klingwatch.kling.envelope import parse_task, parse_tasks
 from klingwatch.kling.errors import (
     AuthenticationError,
@@ -73,6 +74,9 @@ MAX_IDS_PER_CALL = 20
 #: How long :meth:`KlingClient.wait` waits when no deadline is given. Generous: tasks have been
 #: seen running for over an hour, and a wait that gives up early calls a live task dead.
 DEFAULT_WAIT_DEADLINE = timedelta(hours=3)
+#: Requests per nominal second and requests in flight at once, by default (Kling's rate limit,
+#: 1302, is per account and undocumented; these stay well clear of it).
+DEFAULT_REQUESTS_PER_SECOND, DEFAULT_CONCURRENCY = 5.0, 4
 #: A ``POST /tasks`` listing stops following cursors after this many pages.
 MAX_LIST_PAGES = 1000
 #: Legacy list pages: ``pageNum`` 1-1000, ``pageSize`` 1-500.
@@ -116,6 +120,8 @@ class KlingClient:
         clock: Clock | None = None,
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
+        requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND,
+        max_concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         explicit = any(v is not None for v in (access_key, secret_key, api_key))
         if settings is None and not (explicit and base_url is not None):
@@ -139,6 +145,9 @@ class KlingClient:
             auth=KlingAuth(credentials, clock=clock),
             clock=clock,
             retry=retry if retry is not None else RetryPolicy(),
+            budget=RequestBudget(
+                clock=clock, requests_per_second=requests_per_second, concurrency=max_concurrency
+            ),
             transport=transport,
             http_client=http_client,
             timeout=timeout,
@@ -161,6 +170,11 @@ class KlingClient:
     @property
     def base_url(self) -> str:
         return self._session.base_url
+
+    @property
+    def budget(self) -> RequestBudget:
+        """The rate and concurrency bound every request of this client passes."""
+        return self._session.budget
 
     @property
     def stats(self) -> ClientStats:

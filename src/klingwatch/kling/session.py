@@ -19,6 +19,7 @@ import httpx
 
 from klingwatch.clock import Clock
 from klingwatch.kling.auth import KlingAuth
+from klingwatch.kling.budget import RequestBudget
 from klingwatch.kling.envelope import peek, unwrap
 from klingwatch.kling.errors import (
     ConfigurationError,
@@ -42,7 +43,7 @@ class Session:
 
     ``http_client`` (kept open on :meth:`aclose`) or ``transport`` replace the network; with
     neither, a fresh ``httpx.AsyncClient`` with ``timeout`` seconds per request is made (and
-    closed on :meth:`aclose`).
+    closed on :meth:`aclose`). Every request passes ``budget`` (rate and concurrency).
     """
 
     def __init__(
@@ -52,6 +53,7 @@ class Session:
         auth: KlingAuth,
         clock: Clock,
         retry: RetryPolicy,
+        budget: RequestBudget,
         transport: httpx.AsyncBaseTransport | None = None,
         http_client: httpx.AsyncClient | None = None,
         timeout: float = 30.0,
@@ -62,6 +64,7 @@ class Session:
         self.auth = auth
         self.clock = clock
         self.stats = ClientStats()
+        self.budget = budget
         self._retry = retry
         self._rng = random.Random()
         self._owns_http = http_client is None
@@ -107,7 +110,8 @@ class Session:
         except httpx.InvalidURL as exc:
             raise ConfigurationError(f"bad Kling URL {self.base_url + path!r}: {exc}") from exc
         try:
-            response = await self._http.send(request, auth=self.auth)
+            async with self.budget.request():
+                response = await self._http.send(request, auth=self.auth)
         except httpx.TimeoutException as exc:
             self._failed(method, path, route, "timeout", exc)
             # A connect or pool timeout means nothing was sent; anything later is ambiguous.

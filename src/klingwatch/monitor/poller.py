@@ -12,8 +12,8 @@ Reading styles, cheapest first for the situation at hand::
 A server that refuses the ``/tasks`` style (401/1002 "does not support AK/SK", 403, 404) is
 remembered by the client (:attr:`KlingClient.tasks_api
 <klingwatch.kling.client.KlingClient.tasks_api>`), and the legacy style used from then on.
-Every request passes one :class:`~klingwatch.monitor.budget.RequestBudget` (a rate and a
-concurrency bound).
+Every request passes the client's :class:`~klingwatch.kling.budget.RequestBudget` (a rate and
+a concurrency bound shared with creates and lookups).
 
 Everything read becomes an observation (:mod:`klingwatch.monitor.observe`) applied through the
 ledger's one door in one ``apply_many``; every looked-at task is then counted (``note_polled``),
@@ -47,7 +47,6 @@ from klingwatch.kling.errors import (
 )
 from klingwatch.kling.models import ApiStandard, Task, TaskStatus
 from klingwatch.kling.products import get_product
-from klingwatch.monitor.budget import RequestBudget
 from klingwatch.monitor.cadence import Cadence
 from klingwatch.monitor.observe import STATUS_MAP, observe_task
 from klingwatch.monitor.stuck import StuckDetector, Verdict
@@ -67,11 +66,6 @@ _ACTIVE = (LocalStatus.SUBMITTED, LocalStatus.PROCESSING, LocalStatus.UNKNOWN)
 class PollSettings:
     """How the poller reads; durations in nominal seconds (scaled by the clock)."""
 
-    #: global request rate (token bucket) and burst
-    requests_per_second: float = 10.0
-    burst: float | None = None
-    #: requests in flight at once
-    concurrency: int = 4
     #: ids per GET /tasks?task_ids= (Kling's limit is 20)
     many_size: int = 20
     #: tasks per POST /tasks page and per legacy list page (Kling's limit is 500)
@@ -136,7 +130,6 @@ class Poller:
         clock: Clock,
         cadence: Cadence,
         settings: PollSettings | None = None,
-        budget: RequestBudget | None = None,
         stuck: StuckDetector | None = None,
         batch: str | None = None,
     ) -> None:
@@ -145,12 +138,6 @@ class Poller:
         self.clock = clock
         self.cadence = cadence
         self.settings = settings or PollSettings()
-        self.budget = budget or RequestBudget(
-            clock=clock,
-            requests_per_second=self.settings.requests_per_second,
-            burst=self.settings.burst,
-            concurrency=self.settings.concurrency,
-        )
         self.stuck = stuck or StuckDetector(cadence)
         self.batch = batch
         # Next look of every active task this poller knows of, so the engine sleeps exactly
@@ -239,7 +226,7 @@ class Poller:
                     since=since,
                     limit=self.settings.page_size,
                 ),
-                tokens=pages,
+                pages=pages,
             )
         except _Skip:
             return []
@@ -354,36 +341,35 @@ class Poller:
         )
 
     async def _call(
-        self, sweep: _Sweep, style: str, call: Callable[[], Awaitable[_T]], *, tokens: int = 1
+        self, sweep: _Sweep, style: str, call: Callable[[], Awaitable[_T]], *, pages: int = 1
     ) -> _T:
-        """Run one client call under the budget, counting it; translate failures.
+        """Run one client call (``pages`` requests, as far as is known), counting it; translate
+        failures.
 
         Raises ``_TasksRefused`` (the /tasks style is not served: remembered), ``_NotFound``
         (the task does not exist), or ``_Skip`` (any other failure, logged: the tasks involved
         are read again at their next look). Bad credentials propagate: nothing can work.
         """
-        async with self.budget.request():
-            for _ in range(tokens - 1):
-                await self.budget.bucket.take()
-            sweep.report.requests += tokens
-            sweep.report.styles[style] += tokens
-            try:
-                return await call()
-            except TaskNotFound as exc:
-                raise _NotFound from exc
-            except TasksStyleRefused as exc:
-                # The client remembers it: every later sweep reads the legacy way.
-                raise _TasksRefused from exc
-            except (ConfigurationError, AuthenticationError, PermissionDenied, NotFound) as exc:
-                if isinstance(exc, AuthenticationError) and not isinstance(exc, TokenExpired):
-                    raise
-                sweep.report.errors += 1
-                log.warning("%s read failed: %s", style, exc)
-                raise _Skip from exc
-            except KlingError as exc:
-                sweep.report.errors += 1
-                log.warning("%s read failed: %s", style, exc)
-                raise _Skip from exc
+        sweep.report.requests += pages
+        sweep.report.styles[style] += pages
+        # The client's budget paces every request, these and everyone else's.
+        try:
+            return await call()
+        except TaskNotFound as exc:
+            raise _NotFound from exc
+        except TasksStyleRefused as exc:
+            # The client remembers it: every later sweep reads the legacy way.
+            raise _TasksRefused from exc
+        except (ConfigurationError, AuthenticationError, PermissionDenied, NotFound) as exc:
+            if isinstance(exc, AuthenticationError) and not isinstance(exc, TokenExpired):
+                raise
+            sweep.report.errors += 1
+            log.warning("%s read failed: %s", style, exc)
+            raise _Skip from exc
+        except KlingError as exc:
+            sweep.report.errors += 1
+            log.warning("%s read failed: %s", style, exc)
+            raise _Skip from exc
 
     async def _finish(self, sweep: _Sweep) -> None:
         """Apply, count, judge and reschedule everything this sweep looked at."""

@@ -36,7 +36,6 @@ from typing import Protocol, runtime_checkable
 
 from klingwatch.clock import Clock
 from klingwatch.kling.client import KlingClient
-from klingwatch.monitor.budget import RequestBudget
 from klingwatch.monitor.cadence import Cadence, CadencePolicy
 from klingwatch.monitor.create_policy import CreatePolicy, SubmitterStats
 from klingwatch.monitor.learned import LearnedTimings
@@ -117,19 +116,12 @@ class Monitor:
             self.workers.append(
                 RecoveryWorker(client=client, ledger=ledger, clock=self.clock, policy=policy)
             )
-        self.budget = RequestBudget(
-            clock=self.clock,
-            requests_per_second=poll.requests_per_second,
-            burst=poll.burst,
-            concurrency=poll.concurrency,
-        )
         self.poller = Poller(
             client=client,
             ledger=ledger,
             clock=self.clock,
             cadence=self.cadence,
             settings=poll,
-            budget=self.budget,
             stuck=StuckDetector(self.cadence, stuck),
             batch=batch,
         )

@@ -13,7 +13,6 @@ import logging
 from klingwatch.clock import Clock
 from klingwatch.kling.client import KlingClient
 from klingwatch.monitor.download_worker import DownloadWorker
-from klingwatch.monitor.poller import PollSettings
 from klingwatch.monitor.service import Monitor
 from klingwatch.monitor.stuck import StuckPolicy
 from klingwatch.monitor.submitter import Submitter
@@ -50,10 +49,6 @@ def build_engine(
         client=client,
         ledger=aledger,
         clock=clock,
-        poll=PollSettings(
-            requests_per_second=settings.requests_per_second,
-            concurrency=settings.max_concurrency,
-        ),
         stuck=StuckPolicy(threshold=settings.stuck_after),
         submitter=submitter,
         workers=[DownloadWorker.from_settings(settings, ledger=aledger, clock=clock)],

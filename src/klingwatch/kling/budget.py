@@ -1,8 +1,11 @@
-"""Budget: how fast and how many-at-once the engine may talk to Kling.
+"""Budget: how fast and how many-at-once one client may talk to Kling.
 
-:class:`RequestBudget` combines a token bucket (a global requests-per-second rate with a burst)
-and a semaphore (bounded concurrency). Every read the engine makes goes through one shared
-budget, so a sweep that fans out over many products or id chunks never exceeds either.
+:class:`RequestBudget` combines a token bucket (a requests-per-second rate with a burst) and a
+semaphore (bounded concurrency). It belongs to the Kling session
+(:class:`~klingwatch.kling.session.Session`): every request a client sends passes it, creates,
+single reads, list pages, recovery lookups, callback confirmations and ``track`` alike, because
+Kling's rate limit (1302) counts the account's requests, not one kind of them. A sweep that fans
+out over many products or id chunks therefore never exceeds either bound.
 
 The rate is in requests per *nominal* second: on a clock with ``scale=0.01`` (a sandbox run 100x
 faster) the budget allows 100x more requests per wall second, so a simulation keeps the same

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from klingwatch.clock import ManualClock
-from klingwatch.monitor.budget import RequestBudget, TokenBucket
+from klingwatch.kling.budget import RequestBudget, TokenBucket
 
 
 async def test_the_bucket_lets_a_burst_through_then_paces_at_the_rate() -> None:
