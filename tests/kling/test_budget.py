@@ -60,3 +60,14 @@ def test_nonsense_budgets_are_refused() -> None:
         TokenBucket(rate=0, burst=1, clock=ManualClock())
     with pytest.raises(ValueError, match="concurrency"):
         RequestBudget(clock=ManualClock(), concurrency=0)
+
+
+async def test_waiting_for_a_token_always_moves_a_clock_at_epoch_magnitude() -> None:
+    # At 1.7e9 s a float cannot hold a step below ~2e-7 s: a wait for a sliver of a token would
+    # not move the clock, the bucket would never refill, and take() would spin forever.
+    clock = ManualClock(start=1_767_225_600.0)
+    bucket = TokenBucket(rate=5.0, burst=1.0, clock=clock)
+    start = clock.time()
+    for _ in range(20):
+        await bucket.take()
+    assert 3.5 <= clock.time() - start <= 4.5  # 19 refills at 5 per second

@@ -22,6 +22,8 @@ from klingwatch.clock import Clock
 
 __all__ = ["RequestBudget", "TokenBucket"]
 
+_MIN_WAIT = 0.001
+
 
 class TokenBucket:
     """``rate`` tokens per nominal second, at most ``burst`` saved up; starts full."""
@@ -57,7 +59,9 @@ class TokenBucket:
                 if self._tokens >= tokens:
                     self._tokens -= tokens
                     return
-                await self._clock.sleep((tokens - self._tokens) / self.rate)
+                # At least a millisecond: a clock at Unix-epoch magnitude cannot represent a
+                # smaller step, and a wait that moves nothing would spin forever.
+                await self._clock.sleep(max(_MIN_WAIT, (tokens - self._tokens) / self.rate))
 
 
 class RequestBudget:
