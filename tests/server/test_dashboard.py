@@ -78,7 +78,10 @@ def real_ledger(tmp_path: Path) -> Iterator[Ledger]:
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
     """One Chromium for the module (starting it is the slow part); a fresh page per test."""
     if shutil.which(CHROMIUM) is None:
-        pytest.fail("Debian chromium is not installed: apt-get install -y chromium (see .ci/run)")
+        pytest.fail(
+            "Debian chromium is not installed: run the tests with `make test` "
+            "(it installs chromium as root), or apt-get install chromium"
+        )
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
             str(tmp_path_factory.mktemp("chromium-profile")),
