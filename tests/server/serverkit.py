@@ -37,7 +37,7 @@ def client_of(app: FastAPI, *, settle: bool = True, **kw: Any) -> httpx.AsyncCli
 
     hooks = {"response": [wait_for_confirmations]} if settle else {}
     return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test", event_hooks=hooks, **kw
+        transport=httpx.ASGITransport(app=app), base_url="http://localhost", event_hooks=hooks, **kw
     )
 
 

@@ -50,9 +50,11 @@ async def test_tasks_are_filtered_and_paged_newest_first(
     assert cats["items"][0]["prompt"] == "a cat number 7"
     by_model = (await http.get("/api/tasks", params={"model": "kling-v1-6"})).json()
     assert [t["external_task_id"] for t in by_model["items"]] == ["other-8"]
-    start = ledger.task(1).queued_at  # type: ignore[union-attr]
+    start = page["items"][-1]["queued_at_ms"] - 50_000  # task 1, queued 50 s before task 6
     window = (
-        await http.get("/api/tasks", params={"since": start + 15, "until": start + 45})
+        await http.get(
+            "/api/tasks", params={"since_ms": start + 15_000, "until_ms": start + 45_000}
+        )
     ).json()
     assert [t["local_id"] for t in window["items"]] == [5, 4, 3]
 
@@ -95,9 +97,20 @@ async def test_one_task_has_its_timeline_and_is_found_by_any_id(
         ("submitted", "processing"),
         ("processing", "succeed"),
     ]
-    assert task["media"] == [{"kind": "video", "url": "http://media.test/v.mp4", "duration": 5.0}]
+    # The download is recorded at a path that holds no file: the video plays from Kling.
+    assert task["media"] == [
+        {
+            "kind": "video",
+            "index": 0,
+            "url": "http://media.test/v.mp4",
+            "kling_url": "http://media.test/v.mp4",
+            "local": False,
+            "duration": 5.0,
+        }
+    ]
     assert task["downloads"][0]["path"] == "/data/b1-1_0.mp4"
-    assert task["expires_at"] == task["finished_at"] + 30 * 86400
+    assert task["downloads"][0]["file_url"] is None
+    assert task["expires_at_ms"] == task["finished_at_ms"] + 30 * 86400 * 1000
     missing = await http.get("/api/tasks/no-such-task")
     assert missing.status_code == 404
     assert "no-such-task" in missing.json()["detail"]
@@ -266,7 +279,7 @@ async def test_throughput_shows_the_shortest_window_holding_the_days_work(
     clock.advance(20)
     tp = (await http.get("/api/stats")).json()["throughput"]
     # 500 s of work: a 10-minute window of 30 buckets of 20 s, ending now.
-    assert (tp["bucket_seconds"], tp["start"]) == (20.0, clock.time() - 600)
+    assert (tp["bucket_seconds"], tp["start_at_ms"]) == (20.0, round((clock.time() - 600) * 1000))
     assert (sum(tp["succeeded"]), sum(tp["failed"])) == (2, 1)
     assert tp["failed"][5] == 1  # 500 s ago
     assert tp["succeeded"][15] == 1  # 300 s ago
