@@ -8,20 +8,16 @@ counts, the progress bar, a row appearing in the stream, the video on a task pag
 from __future__ import annotations
 
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
-from serverkit import API_TOKEN, add_task, settings
+from serverkit import API_TOKEN, ThreadedServer, add_task
 
 from klingwatch.clock import RealClock
 from klingwatch.monitor import gates
-from klingwatch.server.app import create_app
-from klingwatch.server.runner import AppServer
 from klingwatch.store import Ledger, LocalStatus, Observation, Source
 
 pytestmark = pytest.mark.browser
@@ -38,34 +34,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 WAIT_MS = 10_000  # how long a page may take to show a change (it usually takes well under 1 s)
-
-
-class ThreadedServer:
-    """The app under uvicorn on 127.0.0.1, port 0, in a thread."""
-
-    def __init__(self, ledger: Ledger, **overrides: object) -> None:
-        app = create_app(
-            ledger=ledger, settings=settings(**overrides), clock=RealClock(), stream_interval=0.2
-        )
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=5
-        )
-        self.server = AppServer(config, app)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:  # readiness, not timing: the socket is bound once true
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return f"http://127.0.0.1:{self.server.port}"
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.request_stop()
-        self.thread.join(timeout=20)
-        assert not self.thread.is_alive()
 
 
 @pytest.fixture

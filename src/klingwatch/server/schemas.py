@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from klingwatch.server.deps import MAX_TEXT, NO_NUL
+from klingwatch.kling.products import PRODUCTS
+from klingwatch.server.deps import NO_NUL
 from klingwatch.server.media import MediaOut, file_url, local_file, media_of
 from klingwatch.store import (
     AlertRecord,
@@ -335,19 +336,26 @@ class StatsOut(BaseModel):
     engine: EngineOut | None
 
 
-def _text(default: str | None = None, **kw: Any) -> Any:
-    """A request text field: bounded, no NUL (PostgreSQL cannot store one)."""
-    if default is None:
-        return Field(min_length=1, max_length=MAX_TEXT, pattern=NO_NUL, **kw)
-    return Field(default=default, min_length=1, max_length=MAX_TEXT, pattern=NO_NUL, **kw)
+def _text(max_length: int, default: str | None = None, **kw: Any) -> Any:
+    """A request text field: no longer than the ledger's column, no NUL (PostgreSQL cannot
+    store one)."""
+    if default is not None:
+        kw["default"] = default
+    return Field(min_length=1, max_length=max_length, pattern=NO_NUL, **kw)
 
 
 class TrackIn(BaseModel):
     """A task created elsewhere (by its Kling ``task_id``) that klingwatch should follow."""
 
-    task_id: str = _text()
-    product: str = _text("text2video", description="the product that created it")
-    batch: str = _text("tracked")
+    # The ledger keeps it as "adopted-<task_id>" in a 200-character column, and alone in 100.
+    task_id: str = _text(100)
+    product: str = _text(
+        100,
+        "text2video",
+        description="the product that created it",
+        json_schema_extra={"enum": sorted(PRODUCTS)},
+    )
+    batch: str = _text(200, "tracked")
 
 
 class TrackOut(BaseModel):
