@@ -120,3 +120,33 @@ def test_serve_refuses_an_open_api_beyond_loopback(tmp_path: Path) -> None:
     assert done.stderr.startswith("error: refusing to serve on 0.0.0.0 without an API token")
     assert "KLINGWATCH_API_TOKEN" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_serve_answers_only_its_own_host_names(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port), "--allow-host", "kw.lan", "--db", db],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: httpx.get(f"{base}/healthz").status_code == 200, "the server")
+        named = httpx.get(f"{base}/api/batches", headers={"Host": "kw.lan:8000"})
+        rebound = httpx.get(f"{base}/api/batches", headers={"Host": "evil.example"})
+        cross_site = httpx.post(
+            f"{base}/api/resume", headers={"Origin": "https://evil.example"}, json={}
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert named.status_code == 200
+    assert rebound.status_code == 400
+    assert rebound.json()["detail"] == (
+        "unknown Host header 'evil.example': this server answers to 127.0.0.1, ::1, kw.lan, "
+        "localhost (serve --allow-host NAME adds a name)"
+    )
+    assert cross_site.status_code == 403
