@@ -1,4 +1,4 @@
-"""Result files: a downloaded copy is what the API hands out to play, and only recorded files are
+"""server/media.py: a downloaded copy is what the API hands out to play, and only recorded files are
 ever served."""
 
 from __future__ import annotations
