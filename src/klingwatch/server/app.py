@@ -4,8 +4,8 @@
 its lifetime (started with the app, stopped before the ledger is let go), which is how
 ``klingwatch serve`` keeps everything in one process. Every request first passes the
 :class:`~klingwatch.server.guard.RequestGuard` (known Host, same-origin JSON writes). ``/docs``
-(Swagger UI) and ``/redoc`` load their scripts from ``/static/docs``, shipped by the
-``fastapi-offline`` package, so they work without a network.
+(Swagger UI) loads its script and styles from ``/static/docs``, shipped by the
+``fastapi-offline`` package, so it works without a network.
 """
 
 from __future__ import annotations
@@ -124,6 +124,10 @@ def create_app(
         description="Where every Kling task stands: callbacks, tasks, batches, stats.",
         lifespan=lifespan,
         static_url="/static/docs",
+        # No ReDoc: its page always fetches its maker's logo from a CDN. And no online
+        # validator badge in Swagger UI.
+        redoc_url=None,
+        swagger_ui_parameters={"validatorUrl": None},
         favicon_url="/static/favicon.svg",
     )
     app.state.klingwatch = state
