@@ -243,7 +243,16 @@ def test_retry_by_id_of_a_succeeded_task_and_refusals(
     env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _finished_ledger(env)
-    code, out, err = cli(monkeypatch, capsys, "retry", "--ids", "kw-b1-0", "--json")
+    # A succeeded task would be paid for again: refused, nothing queued, unless --force.
+    code, out, err = cli(monkeypatch, capsys, "retry", "--ids", "kw-b1-0,kw-b1-1")
+    assert (code, out) == (3, "")
+    assert err == (
+        "error: task 'kw-b1-0' succeeded: retrying it queues a new task that Kling bills "
+        "again; add --force to retry it anyway\n"
+    )
+    with Ledger.open(f"sqlite:///{env}", clock=ManualClock()) as ledger:
+        assert len(ledger.tasks()) == 4
+    code, out, err = cli(monkeypatch, capsys, "retry", "--ids", "kw-b1-0", "--force", "--json")
     assert code == 0, err
     [made] = json.loads(out)["retried"]
     assert made["external_task_id"] == "kw-b1-0-r1"

@@ -97,7 +97,7 @@ def test_watch_until_done_prints_each_change_and_ends_true(sandbox: str) -> None
     assert finals == {k: v for k, v in true.items() if k not in ended_early}, result.stdout
     exported = json.loads(CliRunner().invoke(app, ["export"]).stdout)
     assert {r["task_id"]: r["status"] for r in exported} == true
-    assert all(r["detected_at"] >= r["kling_updated_at"] for r in exported)
+    assert all(r["detected_at_ms"] >= r["kling_updated_at_ms"] for r in exported)
 
 
 def test_watch_names_an_unknown_batch(sandbox: str) -> None:

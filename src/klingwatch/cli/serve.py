@@ -28,7 +28,14 @@ logger = logging.getLogger(__name__)
 GRACEFUL_SECONDS = 5
 
 
-async def serve(settings: Settings, *, host: str, port: int, log_level: str = "info") -> None:
+async def serve(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    allowed_hosts: list[str] | None = None,
+) -> None:
     """Run the engine and the app until uvicorn is told to stop (SIGINT/SIGTERM)."""
     clock = clock_from(settings)
     with open_ledger(settings=settings) as ledger:
@@ -39,7 +46,14 @@ async def serve(settings: Settings, *, host: str, port: int, log_level: str = "i
             if client is not None
             else None
         )
-        web = create_app(ledger=ledger, settings=settings, monitor=monitor, clock=clock)
+        web = create_app(
+            ledger=ledger,
+            settings=settings,
+            monitor=monitor,
+            clock=clock,
+            bind_host=host,
+            allowed_hosts=allowed_hosts or (),
+        )
         where = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
         typer.echo(f"klingwatch: dashboard {where}/  API {where}/docs  metrics {where}/metrics")
         if monitor is None:
@@ -85,6 +99,12 @@ PUBLIC_URL_OPTION: Any = typer.Option(
     help="Where Kling can reach this server; tasks sent from here then get a callback_url.",
 )
 LOG_OPTION: Any = typer.Option("info", "--log-level", help="uvicorn's log level.")
+ALLOW_HOST_OPTION: Any = typer.Option(
+    None,
+    "--allow-host",
+    help="Also answer requests for this host name (repeatable); loopback, the bind address and "
+    "--public-url's host always are. Other names are refused (DNS rebinding).",
+)
 
 
 @app.command("serve")
@@ -94,6 +114,7 @@ def serve_command(
     public_url: str | None = PUBLIC_URL_OPTION,
     db: str | None = DB_OPTION,
     log_level: str = LOG_OPTION,
+    allow_host: list[str] | None = ALLOW_HOST_OPTION,
 ) -> None:
     """Run the engine, the callback receiver, the JSON API, the dashboard and /metrics."""
     if public_url is not None and not public_url.startswith(("http://", "https://")):
@@ -101,4 +122,4 @@ def serve_command(
     settings = load_settings(db, public_url=public_url)
     token = settings.api_token.get_secret_value() if settings.api_token else None
     check_bind(host, token)
-    _run(serve(settings, host=host, port=port, log_level=log_level))
+    _run(serve(settings, host=host, port=port, log_level=log_level, allowed_hosts=allow_host))
