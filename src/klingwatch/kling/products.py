@@ -35,6 +35,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from klingwatch.kling import requests as rq
 from klingwatch.kling.advice import model_advice, unknown_fields
 from klingwatch.kling.errors import RequestValidationError, UnknownProduct
 from klingwatch.kling.inputs import IMAGE_MAX_BYTES, TASKS_IMAGE_MAX_BYTES
@@ -43,37 +44,9 @@ from klingwatch.kling.request_base import Problem
 from klingwatch.kling.requests import (
     LEGACY_PROMPT_MAX,
     TASKS_SPECS,
-    AdvancedLipSync,
-    AiMultiShot,
-    Avatar,
-    CameraConfig,
-    CameraControl,
-    ContentPart,
-    CustomElement,
-    CustomVoice,
-    DynamicMask,
-    Effects,
-    EffectsInput,
-    Image2Video,
-    ImageExpand,
-    ImageGeneration,
-    ImageItem,
-    LipSync,
-    LipSyncInput,
-    MultiElements,
-    MultiImage2Image,
-    MultiImage2Video,
-    OmniImage,
     RequestModel,
     TasksRequest,
-    TasksSettings,
     TasksSpec,
-    Text2Video,
-    TextToAudio,
-    TextToSpeech,
-    VideoExtend,
-    VideoToAudio,
-    VirtualTryOn,
     problems_of,
 )
 from klingwatch.kling.requests_image import image_slots
@@ -87,28 +60,10 @@ __all__ = [
     "LEGACY_PROMPT_MAX",
     "PRODUCTS",
     "TASKS_PROMPT_MAX_3_0_TEXT",
-    "CameraConfig",
-    "CameraControl",
     "CheckedRequest",
-    "ContentPart",
-    "DynamicMask",
-    "Effects",
-    "EffectsInput",
     "ExpectedTiming",
     "Family",
-    "Image2Video",
-    "ImageGeneration",
-    "ImageItem",
-    "LipSync",
-    "LipSyncInput",
-    "MultiImage2Video",
     "Product",
-    "RequestModel",
-    "TasksRequest",
-    "TasksSettings",
-    "Text2Video",
-    "VideoExtend",
-    "VirtualTryOn",
     "get_product",
     "product_names",
 ]
@@ -168,40 +123,6 @@ _TASKS_PRODUCTS: dict[str, tuple[str, ...]] = {
 #: Kinds whose pages take the prompt as a ``contents`` part, not a ``prompt`` field.
 _CONTENTS_KINDS = ("image-to-video", "omni-video", "motion-control")
 
-# Legacy model names klingwatch knows, for "did you mean" warnings only (never refusals):
-# KLING_PROTOCOL.md section 3, kling-updates-api.md (kling-v2-1, kling-v2-new, kling-v3) and
-# kling-get-started-kling-skills.md ("kling-v3 / kling-v2-6 / kling-v3-omni / kling-video-o1").
-_T2V_MODELS = (
-    "kling-v1",
-    "kling-v1-6",
-    "kling-v2-master",
-    "kling-v2-1-master",
-    "kling-v2-5-turbo",
-    "kling-v2-6",
-    "kling-v3",
-)
-_I2V_MODELS = (
-    "kling-v1",
-    "kling-v1-5",
-    "kling-v1-6",
-    "kling-v2-master",
-    "kling-v2-1",
-    "kling-v2-1-master",
-    "kling-v2-5-turbo",
-    "kling-v2-6",
-    "kling-v3",
-)
-# kling-image-2.1-generation.md (kling-v2-1, kling-v3), kling-image-o1-generation.md's example
-# (kling-v3-omni to /v1/images/generations), older names from KLING_PROTOCOL.md section 3.
-_IMAGE_MODELS = (
-    "kling-v1",
-    "kling-v1-5",
-    "kling-v2",
-    "kling-v2-new",
-    "kling-v2-1",
-    "kling-v3",
-    "kling-v3-omni",
-)
 _NEW_STANDARD_NAME = re.compile(r"kling-(\d+\.\d+|o\d)(-[a-z0-9.]+)?")
 
 
@@ -478,51 +399,51 @@ PRODUCTS: dict[str, Product] = {
         _legacy(
             "text2video",
             "/v1/videos/text2video",
-            Text2Video,
+            rq.Text2Video,
             None,
             default_model="kling-v1",
-            known_models=_T2V_MODELS,
+            known_models=rq.TEXT2VIDEO_MODELS,
         ),
         _legacy(
             "image2video",
             "/v1/videos/image2video",
-            Image2Video,
+            rq.Image2Video,
             None,
             default_model="kling-v1",
-            known_models=_I2V_MODELS,
+            known_models=rq.IMAGE2VIDEO_MODELS,
         ),
         _legacy(
             "multi-image2video",
             "/v1/videos/multi-image2video",
-            MultiImage2Video,
+            rq.MultiImage2Video,
             None,
             default_model="kling-v1-6",
             known_models=("kling-v1-6",),
         ),
-        _legacy("video-extend", "/v1/videos/video-extend", VideoExtend, None),
-        _legacy("lip-sync", "/v1/videos/lip-sync", LipSync, None, timing=_LIP_SYNC),
+        _legacy("video-extend", "/v1/videos/video-extend", rq.VideoExtend, None),
+        _legacy("lip-sync", "/v1/videos/lip-sync", rq.LipSync, None, timing=_LIP_SYNC),
         _legacy(
             "advanced-lip-sync",
             "/v1/videos/advanced-lip-sync",
-            AdvancedLipSync,
+            rq.AdvancedLipSync,
             "kling-lip-sync.md",
             timing=_LIP_SYNC,
         ),
         _legacy(
-            "avatar", "/v1/videos/avatar/image2video", Avatar, "kling-avatar.md", timing=_AVATAR
+            "avatar", "/v1/videos/avatar/image2video", rq.Avatar, "kling-avatar.md", timing=_AVATAR
         ),
-        _legacy("effects", "/v1/videos/effects", Effects, "kling-effects-video-effects.md"),
+        _legacy("effects", "/v1/videos/effects", rq.Effects, "kling-effects-video-effects.md"),
         _legacy(
             "multi-elements",
             "/v1/videos/multi-elements",
-            MultiElements,
+            rq.MultiElements,
             "kling-multi-element-video-editing.md",
         ),
         # Audio, voices and elements are billed from the video pack (kling-pricing-video.md).
         _legacy(
             "text-to-audio",
             "/v1/audio/text-to-audio",
-            TextToAudio,
+            rq.TextToAudio,
             "kling-text-to-audio.md",
             timing=_AUDIO,
             outputs=("audio",),
@@ -530,7 +451,7 @@ PRODUCTS: dict[str, Product] = {
         _legacy(
             "video-to-audio",
             "/v1/audio/video-to-audio",
-            VideoToAudio,
+            rq.VideoToAudio,
             "kling-video-to-audio.md",
             timing=_AUDIO,
             outputs=("video", "audio"),
@@ -538,7 +459,7 @@ PRODUCTS: dict[str, Product] = {
         _legacy(
             "tts",
             "/v1/audio/tts",
-            TextToSpeech,
+            rq.TextToSpeech,
             "kling-text-to-speech.md",
             timing=_AUDIO,
             outputs=("speech",),
@@ -546,7 +467,7 @@ PRODUCTS: dict[str, Product] = {
         _legacy(
             "custom-voices",
             "/v1/general/custom-voices",
-            CustomVoice,
+            rq.CustomVoice,
             "kling-2.6-voice-mgt.md",
             timing=_ELEMENT,
             outputs=("voice",),
@@ -554,7 +475,7 @@ PRODUCTS: dict[str, Product] = {
         _legacy(
             "custom-elements",
             "/v1/general/advanced-custom-elements",
-            CustomElement,
+            rq.CustomElement,
             "kling-o1-element-mgt.md",
             timing=_ELEMENT,
             outputs=("element",),
@@ -562,17 +483,17 @@ PRODUCTS: dict[str, Product] = {
         _legacy(
             "image-generation",
             "/v1/images/generations",
-            ImageGeneration,
+            rq.ImageGeneration,
             "kling-image-2.1-generation.md",
             family=_IMG,
             timing=_IMAGE,
             default_model="kling-v1",
-            known_models=_IMAGE_MODELS,
+            known_models=rq.IMAGE_MODELS,
         ),
         _legacy(
             "omni-image",
             "/v1/images/omni-image",
-            OmniImage,
+            rq.OmniImage,
             "kling-image-o1-generation.md",
             family=_IMG,
             timing=_IMAGE,
@@ -582,7 +503,7 @@ PRODUCTS: dict[str, Product] = {
         _legacy(
             "multi-image2image",
             "/v1/images/multi-image2image",
-            MultiImage2Image,
+            rq.MultiImage2Image,
             "kling-image-2.1-multi-image-to-image.md",
             family=_IMG,
             timing=_IMAGE,
@@ -592,7 +513,7 @@ PRODUCTS: dict[str, Product] = {
         _legacy(
             "image-expand",
             "/v1/images/editing/expand",
-            ImageExpand,
+            rq.ImageExpand,
             "kling-image-common-outpainting.md",
             family=_IMG,
             timing=_IMAGE,
@@ -600,7 +521,7 @@ PRODUCTS: dict[str, Product] = {
         _legacy(
             "ai-multi-shot",
             "/v1/general/ai-multi-shot",
-            AiMultiShot,
+            rq.AiMultiShot,
             "kling-image-common-subject-completion.md",
             family=_IMG,
             timing=_IMAGE,
@@ -609,7 +530,7 @@ PRODUCTS: dict[str, Product] = {
         _legacy(
             "virtual-try-on",
             "/v1/images/kolors-virtual-try-on",
-            VirtualTryOn,
+            rq.VirtualTryOn,
             None,
             family=Family.TRY_ON,
             timing=_IMAGE,

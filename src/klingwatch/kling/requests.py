@@ -33,6 +33,7 @@ from klingwatch.kling.requests_general import (
     VideoToAudio,
 )
 from klingwatch.kling.requests_image import (
+    IMAGE_MODELS,
     AiMultiShot,
     ImageExpand,
     ImageGeneration,
@@ -49,6 +50,8 @@ from klingwatch.kling.requests_tasks import (
     TasksSpec,
 )
 from klingwatch.kling.requests_video import (
+    IMAGE2VIDEO_MODELS,
+    TEXT2VIDEO_MODELS,
     AdvancedLipSync,
     Avatar,
     CameraConfig,
@@ -68,10 +71,13 @@ from klingwatch.kling.requests_video import (
 )
 
 __all__ = [
+    "IMAGE2VIDEO_MODELS",
     "IMAGE_MAX_BYTES",
+    "IMAGE_MODELS",
     "LEGACY_PROMPT_MAX",
     "TASKS_IMAGE_MAX_BYTES",
     "TASKS_SPECS",
+    "TEXT2VIDEO_MODELS",
     "AdvancedLipSync",
     "AiMultiShot",
     "Avatar",

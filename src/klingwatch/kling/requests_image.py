@@ -28,6 +28,7 @@ from klingwatch.kling.request_base import (
 )
 
 __all__ = [
+    "IMAGE_MODELS",
     "AiMultiShot",
     "ElementRef",
     "ImageExpand",
@@ -38,6 +39,19 @@ __all__ = [
     "VirtualTryOn",
     "image_slots",
 ]
+
+#: Image model names klingwatch knows, for warnings only: kling-image-2.1-generation.md (kling-v2-1,
+#: kling-v3), kling-image-o1-generation.md's example (kling-v3-omni to /v1/images/generations),
+#: older names from KLING_PROTOCOL.md section 3 and kling-updates-api.md (kling-v2-new).
+IMAGE_MODELS = (
+    "kling-v1",
+    "kling-v1-5",
+    "kling-v2",
+    "kling-v2-new",
+    "kling-v2-1",
+    "kling-v3",
+    "kling-v3-omni",
+)
 
 #: kling-image-2.1-generation.md, ``aspect_ratio`` enum.
 IMAGE_ASPECTS = ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9")

@@ -32,6 +32,8 @@ from klingwatch.kling.request_base import (
 )
 
 __all__ = [
+    "IMAGE2VIDEO_MODELS",
+    "TEXT2VIDEO_MODELS",
     "AdvancedLipSync",
     "Avatar",
     "CameraConfig",
@@ -54,6 +56,30 @@ __all__ = [
 _MAX_DYNAMIC_MASKS = 6  # KLING_PROTOCOL.md section 3: dynamic_masks (<= 6)
 _MAX_IMAGE_LIST = 4  # KLING_PROTOCOL.md section 3: image_list (<= 4)
 _CAMERA_AXES = ("horizontal", "vertical", "pan", "tilt", "roll", "zoom")
+
+#: Legacy video model names klingwatch knows, for "did you mean" warnings only (never refusals):
+#: KLING_PROTOCOL.md section 3, kling-updates-api.md (kling-v2-1, kling-v3) and
+#: kling-get-started-kling-skills.md ("kling-v3 / kling-v2-6 / kling-v3-omni / kling-video-o1").
+TEXT2VIDEO_MODELS = (
+    "kling-v1",
+    "kling-v1-6",
+    "kling-v2-master",
+    "kling-v2-1-master",
+    "kling-v2-5-turbo",
+    "kling-v2-6",
+    "kling-v3",
+)
+IMAGE2VIDEO_MODELS = (
+    "kling-v1",
+    "kling-v1-5",
+    "kling-v1-6",
+    "kling-v2-master",
+    "kling-v2-1",
+    "kling-v2-1-master",
+    "kling-v2-5-turbo",
+    "kling-v2-6",
+    "kling-v3",
+)
 
 Axis = Annotated[float, BeforeValidator(no_bool), AfterValidator(between(-10, 10))]
 Volume = Annotated[float, BeforeValidator(no_bool), AfterValidator(between(0, 2))]
