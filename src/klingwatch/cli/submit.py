@@ -129,6 +129,7 @@ def _plan(found: BatchFile, settings: Settings) -> dict[str, Any]:
         ),
         "estimate_note": ESTIMATE_NOTE,
         "invalid_lines": [str(p) for p in found.problems],
+        "warnings": [str(w) for w in found.warnings],
     }
 
 
@@ -322,6 +323,12 @@ def submit_command(
     skip_invalid: bool = typer.Option(
         False, "--skip-invalid", help="Queue the valid lines even if some are invalid."
     ),
+    strict: bool = typer.Option(
+        False,
+        "--strict",
+        help="Treat warnings (a misspelled field, an unknown model, a combination Kling's docs "
+        "call unsupported) as errors: nothing is queued.",
+    ),
     wait: bool = typer.Option(
         False, "--wait", help="Run the engine until every task of the batch is final."
     ),
@@ -332,6 +339,8 @@ def submit_command(
     """Validate FILE, queue every line in the ledger, and send.
 
     Nothing is queued while any line is invalid: each is reported as FILE:LINE: what to fix.
+    Warnings (FILE:LINE: warning: ...) do not stop it unless --strict. A local image file named
+    in an image field is read (relative to FILE's folder) and sent as raw Base64.
 
     Each line gets an external_task_id (its own, or derived from batch and content):
     running the same command again adds nothing, and nothing is paid twice.
@@ -345,6 +354,10 @@ def submit_command(
     found = read_batch(
         file, batch=batch, product=product, defaults=parse_assignments(assignments or [])
     )
+    if strict and found.warnings:
+        found.raise_for_problems(strict=True)
+    for warning in found.warnings:
+        typer.echo(str(warning), err=True)
     if found.problems and not skip_invalid:
         found.raise_for_problems()
     for problem in found.problems:
