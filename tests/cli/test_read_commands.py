@@ -87,8 +87,10 @@ def test_show_prints_the_timeline(db: str) -> None:
 
 def test_show_of_an_unknown_task_is_one_clear_error(db: str) -> None:
     result = CliRunner().invoke(app, ["show", "nope", "--db", db])
-    assert result.exit_code != 0
-    assert "no task 'nope'" in str(result.exception)
+    assert result.exit_code == 3
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: ")
+    assert "no task 'nope'" in line
 
 
 def test_stuck_lists_flagged_tasks_with_their_reason(db: str) -> None:

@@ -7,8 +7,9 @@ A command module typically reads::
         with open_ledger(db) as ledger:
             print_json([...]) if as_json else print_table(...)
 
-Errors are not caught here: ``klingwatch.cli.main`` turns every ``KlingError`` and ``LedgerError``
-into one ``error: ...`` line (exit code 3).
+Errors are not caught here: the root command (:mod:`klingwatch.cli.app`) turns every
+``KlingError`` and ``LedgerError`` into one ``error: ...`` line (exit code 3), and
+:func:`run_engine` turns Ctrl-C into one ``interrupted`` line (exit code 130).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import sys
 from collections.abc import Coroutine, Iterator, Sequence
 from datetime import datetime
@@ -25,8 +27,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from klingwatch.cli.exits import CARRIES_ON, Interrupted
 from klingwatch.clock import Clock, RealClock, ScaledClock, format_duration
 from klingwatch.kling.client import KlingClient
+from klingwatch.monitor.download_worker import DownloadWorker
+from klingwatch.monitor.service import Monitor
 from klingwatch.settings import Settings
 from klingwatch.store import Ledger
 
@@ -45,6 +50,7 @@ __all__ = [
     "print_json",
     "print_table",
     "run_async",
+    "run_engine",
     "wall_time",
 ]
 
@@ -90,6 +96,44 @@ def make_client(settings: Settings, *, clock: Clock | None = None) -> KlingClien
 def run_async(coro: Coroutine[Any, Any, _T]) -> _T:
     """Run a command's async core to completion (one event loop per command)."""
     return asyncio.run(coro)
+
+
+async def run_engine(monitor: Monitor, *, interrupted: str = CARRIES_ON) -> None:
+    """Run ``monitor`` (built with ``handle_signals=False``) until it stops by itself.
+
+    The first Ctrl-C or SIGTERM lets the current step finish (the ledger is written in whole
+    transactions), a second one stops at once; either way :class:`Interrupted` is raised with
+    the line ``interrupted`` to print. Download workers are closed in every case (their partial
+    files are resumed next time).
+    """
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    caught: list[int] = []
+
+    def on_signal(sig: int) -> None:
+        if caught and main is not None:
+            main.cancel()
+        caught.append(sig)
+        monitor.stop()
+
+    installed: list[int] = []
+    for sig in (int(signal.SIGINT), int(signal.SIGTERM)):
+        try:
+            loop.add_signal_handler(sig, on_signal, sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests)
+            continue
+        installed.append(sig)
+    try:
+        await monitor.run()
+    except asyncio.CancelledError:
+        if not caught:
+            raise
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        await DownloadWorker.close_all(monitor.workers)
+    if caught:
+        raise Interrupted(caught[0], interrupted)
 
 
 def wall_time() -> float:

@@ -37,6 +37,7 @@ from klingwatch.cli.common import (
     print_json,
     print_table,
     run_async,
+    run_engine,
 )
 from klingwatch.cli.live import Reporter, make_reporter
 from klingwatch.clock import Clock
@@ -212,6 +213,7 @@ def batch_monitor(
         workers=[downloads],
         on_change=on_change,
         on_sweep=on_sweep,
+        handle_signals=False,  # run_engine's: Ctrl-C is one line and exit code 130
     )
     return monitor
 
@@ -246,8 +248,7 @@ async def _submit(
                         reporter=reporter,
                         batch=found.batch,
                     )
-                    await monitor.run()
-                    await DownloadWorker.close_all(monitor.workers)
+                    await run_engine(monitor)
             else:
                 await submitter.run_once()
             counts = ledger.counts(batch=found.batch)
