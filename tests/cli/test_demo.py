@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_process import klingwatch
 from typer.testing import CliRunner
 
 from klingwatch.cli import app
@@ -91,14 +90,7 @@ def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
 
 
 def _demo_subprocess(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from klingwatch.cli import main; main()", "demo", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    return klingwatch("demo", *args, cwd=cwd)
 
 
 def _users_folder(folder: Path) -> None:

@@ -67,4 +67,4 @@ def _root(
 
 def main() -> None:
     """Console-script entry point (exits with a code of :class:`~klingwatch.cli.exits.ExitCode`)."""
-    app()
+    app(prog_name="klingwatch")

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from klingwatch.cli.exits import CARRIES_ON, Interrupted
 from klingwatch.clock import Clock, RealClock, ScaledClock, format_duration
@@ -39,6 +39,7 @@ __all__ = [
     "BATCH_OPTION",
     "DB_OPTION",
     "JSON_OPTION",
+    "WIDE_OPTION",
     "clock_from",
     "console",
     "format_age",
@@ -65,6 +66,9 @@ DB_OPTION: Any = typer.Option(
 )
 BATCH_OPTION: Any = typer.Option(None, "--batch", "-b", help="Only tasks of this batch.")
 JSON_OPTION: Any = typer.Option(False, "--json", help="Print JSON instead of a table.")
+WIDE_OPTION: Any = typer.Option(
+    False, "--wide", help="Every column, nothing cut short (full ids), however wide."
+)
 
 
 def load_settings(db: str | None = None, **flags: Any) -> Settings:
@@ -152,15 +156,28 @@ def print_json(data: Any) -> None:
 
 
 def print_table(
-    columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None
+    columns: Sequence[str | Column],
+    rows: Sequence[Sequence[Any]],
+    *,
+    title: str | None = None,
+    wide: bool = False,
 ) -> None:
-    """A Rich table on stdout; ``None`` cells show as ``-``."""
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
+    """A Rich table on stdout; ``None`` cells show as ``-``.
+
+    ``columns`` are headers or :class:`rich.table.Column` s (to say which may wrap). The table
+    fits the terminal; ``wide`` prints it at its natural width instead, nothing cut short (for
+    full ids: ``--wide``).
+    """
+    table = Table(*columns, title=title)
     for row in rows:
         table.add_row(*("-" if cell is None else str(cell) for cell in row))
-    console().print(table)
+    out = Console(width=max(table_width(table), console().width)) if wide else console()
+    out.print(table)
+
+
+def table_width(table: Table) -> int:
+    """The width ``table`` takes with no cell cut or wrapped."""
+    return Console(width=100_000).measure(table).maximum
 
 
 def format_time(ts: float | None) -> str | None:

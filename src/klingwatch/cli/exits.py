@@ -12,7 +12,8 @@ code   meaning
        batch file with invalid lines, Kling unreachable or refusing, a port in use, sending
        paused by Kling, a full disk
 4      ``poll``: the deadline passed before the task finished
-130    interrupted (Ctrl-C); the ledger is consistent, ``klingwatch watch`` carries on
+130    interrupted by Ctrl-C (143: SIGTERM); the ledger is consistent, ``klingwatch watch``
+       carries on
 =====  =========================================================================================
 
 :func:`run_guarded` runs a command and turns each of these outcomes into its code, with one line
@@ -69,7 +70,8 @@ EXIT_TABLE: tuple[tuple[ExitCode, str], ...] = (
     (ExitCode.DEADLINE, "`poll --deadline` passed before the task finished"),
     (
         ExitCode.INTERRUPTED,
-        "interrupted (Ctrl-C): the ledger is consistent and `klingwatch watch` carries on",
+        "interrupted by Ctrl-C (143: by SIGTERM); the ledger is consistent and "
+        "`klingwatch watch` carries on",
     ),
 )
 
