@@ -327,14 +327,17 @@ def _print_summary(summary: dict[str, Any]) -> None:
     table = Table(
         title=f"times as on a real account (the sandbox ran {1 / summary['time_scale']:g}x faster)"
     )
-    for column in ("task", "product", "model", "mode", "status", "queued", "ran"):
-        table.add_column(column, no_wrap=column in ("task", "status"))
+    table.add_column("task", no_wrap=True)
+    table.add_column("kind", max_width=30, overflow="fold")  # wraps: readable at 80 columns
+    for column in ("status", "queued", "ran"):
+        table.add_column(column, no_wrap=True)
     for row in summary["tasks"]:
+        model = (
+            None if row["model"] and row["product"].endswith("/" + row["model"]) else row["model"]
+        )
         table.add_row(
             row["external_task_id"],
-            row["product"],
-            row["model"] or "-",
-            row["mode"] or "-",
+            " ".join(part for part in (row["product"], model, row["mode"]) if part),
             row["status"],
             format_duration(row["queued_s"]),
             format_duration(row["ran_s"]),

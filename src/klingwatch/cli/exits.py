@@ -23,6 +23,7 @@ hiding it would help nobody.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from collections.abc import Callable
 from enum import IntEnum
@@ -134,7 +135,7 @@ def run_guarded(invoke: Callable[[], Any]) -> int:
     except (KlingError, LedgerError) as exc:
         _say(f"error: {exc}")
         return ExitCode.ERROR
-    except (KeyboardInterrupt, typer.Abort):
+    except (KeyboardInterrupt, asyncio.CancelledError, typer.Abort):  # Ctrl-C, however it landed
         _say("interrupted")
         return ExitCode.INTERRUPTED
     if isinstance(result, int) and not isinstance(result, bool):
