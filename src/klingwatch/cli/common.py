@@ -32,7 +32,7 @@ from klingwatch.clock import Clock, RealClock, ScaledClock, format_duration
 from klingwatch.kling.client import KlingClient
 from klingwatch.monitor.download_worker import DownloadWorker
 from klingwatch.monitor.service import Monitor
-from klingwatch.settings import Settings
+from klingwatch.settings import Settings, absolute_db_url
 from klingwatch.store import Ledger
 
 __all__ = [
@@ -80,7 +80,8 @@ def load_settings(db: str | None = None, **flags: Any) -> Settings:
 def open_ledger(db: str | None = None, *, settings: Settings | None = None) -> Iterator[Ledger]:
     """The ledger at ``db`` (else the settings' ``KLINGWATCH_DB``), closed on exit."""
     settings = settings or load_settings(db)
-    ledger = Ledger.open(db or settings.db, clock=clock_from(settings))
+    # A relative SQLite file is made absolute, like every other path the CLI is given.
+    ledger = Ledger.open(absolute_db_url(db) if db else settings.db, clock=clock_from(settings))
     try:
         yield ledger
     finally:
