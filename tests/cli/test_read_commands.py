@@ -64,6 +64,25 @@ def test_tasks_filters_by_status_and_prints_json_or_a_table(db: str) -> None:
     assert "ext-done" not in table
 
 
+def _at(columns: int, *args: str) -> str:
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_tasks_fit_80_columns_and_wide_shows_the_full_ids(db: str) -> None:
+    table = _at(80, "tasks", "--db", db)
+    assert max(len(line) for line in table.splitlines()) <= 80
+    assert "ext-running" in table
+    assert "processing" in table
+    assert "Image pixel is invalid" in " ".join(line.strip("│ ") for line in table.splitlines())
+    wide = _at(80, "tasks", "--db", db, "--wide")
+    rows = [line for line in wide.splitlines() if "ext-" in line]
+    assert len(rows) == 5
+    assert any("800000000000000000" in row and "text2video kling-v2-6 std" in row for row in rows)
+    assert all("…" not in row for row in rows)  # nothing cut short
+
+
 def test_tasks_refuses_an_unknown_status_with_a_hint(db: str) -> None:
     result = CliRunner().invoke(app, ["tasks", "--db", db, "--status", "finished"])
     assert result.exit_code == 2
@@ -91,8 +110,10 @@ def test_show_prints_the_timeline(db: str) -> None:
 
 def test_show_of_an_unknown_task_is_one_clear_error(db: str) -> None:
     result = CliRunner().invoke(app, ["show", "nope", "--db", db])
-    assert result.exit_code != 0
-    assert "no task 'nope'" in str(result.exception)
+    assert result.exit_code == 3
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: ")
+    assert "no task 'nope'" in line
 
 
 def test_stuck_lists_flagged_tasks_with_their_reason(db: str) -> None:

@@ -85,12 +85,21 @@ def test_dry_run_shows_the_plan_slots_and_an_estimate_and_writes_nothing(
     assert "estimate" in plan["estimate_note"]
     assert not env.exists()
 
+    monkeypatch.setenv("COLUMNS", "80")
     code, out, _ = cli(monkeypatch, capsys, "submit", "mix.jsonl", "--dry-run")
     assert code == 0
     assert "nothing sent, nothing written" in out
-    assert "slots needed to run them all at once: video 1, image 4" in out
-    assert "≈ 8 units: an estimate" in out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "text2video kling-v1 pro 10s" in out
+    words = " ".join(out.split())
+    assert "slots needed to run them all at once: video 1, image 4" in words
+    assert "≈ 8 units: an estimate" in words
     assert not env.exists()
+    code, out, _ = cli(monkeypatch, capsys, "submit", "mix.jsonl", "--dry-run", "--wide")
+    assert code == 0
+    assert [t["external_task_id"] for t in plan["tasks"]] == [
+        word for line in out.splitlines() for word in line.split() if word.startswith("kw-mix-")
+    ]
 
 
 def test_missing_credentials_are_one_line_and_nothing_is_written(

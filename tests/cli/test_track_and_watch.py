@@ -71,8 +71,9 @@ def test_track_adopts_existing_tasks_and_refuses_unknown_ids(sandbox: str) -> No
 
 def test_track_names_an_unknown_product(sandbox: str) -> None:
     result = CliRunner().invoke(app, ["track", "1", "--product", "text3video"])
-    assert result.exit_code != 0
-    assert "unknown product 'text3video'" in str(result.exception)
+    assert result.exit_code == 3
+    [line] = result.stderr.splitlines()
+    assert "unknown product 'text3video'" in line
 
 
 def test_watch_until_done_prints_each_change_and_ends_true(sandbox: str) -> None:
