@@ -12,9 +12,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## test: the whole test suite (the README's and CI's test command)
+## test: the whole test suite (the README's and CI's test command). tests/services.py makes
+## Chromium available and starts a throwaway PostgreSQL (unless KLINGWATCH_TEST_PG_URL is set),
+## runs pytest $(PYTEST_ARGS), then stops what it started.
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python tests/services.py $(PYTEST_ARGS)
 
 ## check: formatting, lint and mypy --strict
 check: $(STAMP)

@@ -136,7 +136,9 @@ def _export(env: dict[str, str], workdir: Path) -> list[tuple[float | None, floa
         capture_output=True,
     )
     records = json.loads(path.read_text())
-    return [(r["kling_updated_at"], r["detected_at"]) for r in records if r["status"] in FINAL]
+    return [
+        (r["kling_updated_at_ms"], r["detected_at_ms"]) for r in records if r["status"] in FINAL
+    ]
 
 
 def run_polling(base_url: str, workload: Workload, workdir: Path) -> Run:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 # Settings the test harness itself uses; everything else named KLING*/KLINGWATCH_* is cleared.
-_KEEP = {"KLINGWATCH_TEST_PG_URL", "KLINGWATCH_SKIP_PG"}
+_KEEP = {"KLINGWATCH_TEST_PG_URL"}
 
 
 @pytest.fixture(autouse=True)
@@ -31,16 +31,14 @@ def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL schema on the server in KLINGWATCH_TEST_PG_URL (the URL sets
     its search_path, so everything the test creates lands there), dropped afterwards.
 
-    Without that variable the test fails (CI's .ci/run starts a server and sets it); set
-    KLINGWATCH_SKIP_PG=1 to skip PostgreSQL tests on purpose instead.
+    ``make test`` starts a throwaway server and sets the variable (tests/services.py). Without it
+    the test fails, saying so: a PostgreSQL test is never skipped.
     """
     server = os.environ.get("KLINGWATCH_TEST_PG_URL")
     if not server:
-        if os.environ.get("KLINGWATCH_SKIP_PG") == "1":
-            pytest.skip("PostgreSQL tests skipped on purpose (KLINGWATCH_SKIP_PG=1)")
         pytest.fail(
-            "KLINGWATCH_TEST_PG_URL is not set: start a PostgreSQL server and set it to "
-            "postgresql+psycopg://user@host:port/db (see .ci/run), or set KLINGWATCH_SKIP_PG=1",
+            "KLINGWATCH_TEST_PG_URL is not set: run the tests with `make test` (it starts a "
+            "throwaway PostgreSQL), or set it to postgresql+psycopg://user@host:port/db",
             pytrace=False,
         )
     from sqlalchemy import create_engine, text

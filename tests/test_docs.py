@@ -38,3 +38,23 @@ def test_the_cli_reference_is_current() -> None:
     assert current == render(), (
         "docs/cli.md is out of date: run `make docs` (python -m klingwatch.cli.reference)"
     )
+
+
+def _commands(script: str) -> list[str]:
+    lines = (line.split("#")[0].strip() for line in script.splitlines())
+    return [line for line in lines if line]
+
+
+def test_the_readmes_test_command_is_what_ci_runs_and_it_starts_the_services() -> None:
+    readme = (ROOT / "README.md").read_text()
+    opening = readme[: readme.index("\n## ")]
+    ci = _commands((ROOT / ".ci" / "run").read_text())
+    recipe = re.search(r"^test:.*\n\t(.+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+
+    assert "make test" in _commands(opening), "the README no longer opens with `make test`"
+    assert ci[-1] == "make test", ".ci/run must end by running the README's `make test`"
+    assert all(not c.startswith(("export ", "apt-get", "runuser")) for c in ci), (
+        ".ci/run prepares nothing itself: `make test` starts what the tests need"
+    )
+    assert recipe is not None
+    assert recipe.group(1) == "$(BIN)/python tests/services.py $(PYTEST_ARGS)"

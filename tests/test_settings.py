@@ -30,7 +30,7 @@ def test_precedence_flag_over_env_over_dotenv_over_toml(
     monkeypatch.setenv("KLINGWATCH_TIME_SCALE", "0.1")
 
     settings = Settings.load(db="sqlite:///flag.db")
-    assert settings.db == "sqlite:///flag.db"
+    assert settings.db == f"sqlite:///{workdir / 'flag.db'}"  # relative to where it was read
     assert settings.time_scale == 0.1  # environment beats .env and toml
     assert settings.slots_video == 7  # .env beats toml
     assert settings.slots_image == 3  # toml beats the default

@@ -8,15 +8,22 @@ Precedence, highest first::
 field names below (``api_base = "..."``, ``slots_video = 5``); the environment and ``.env`` use the
 variable names (``KLING_API_BASE``, ``KLINGWATCH_SLOTS_VIDEO``). Secrets are ``SecretStr``: they
 never print, and ``klingwatch config`` masks them.
+
+Paths are made absolute as they are read (a relative SQLite ledger file, ``download_dir``), so
+a process started in another folder finds the same files. A ``klingwatch.toml`` that does not
+parse is a :class:`~klingwatch.kling.errors.ConfigurationError` naming the line;
+:func:`toml_warnings` names keys it does not know (with the closest known one).
 """
 
 from __future__ import annotations
 
+import difflib
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -26,10 +33,19 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from klingwatch.kling.errors import ConfigurationError
 
-__all__ = ["DEFAULT_API_BASE", "Setting", "Settings", "default_db_url"]
+__all__ = [
+    "DEFAULT_API_BASE",
+    "Setting",
+    "Settings",
+    "absolute_db_url",
+    "default_db_url",
+    "toml_warnings",
+]
 
 DEFAULT_API_BASE = "https://api-singapore.klingai.com"
 ENV_FILE = ".env"
@@ -39,6 +55,26 @@ TOML_FILE = "klingwatch.toml"
 def default_db_url() -> str:
     """The default ledger: ``klingwatch.db``, a SQLite file in the working directory."""
     return f"sqlite:///{Path('klingwatch.db').resolve()}"
+
+
+def absolute_db_url(url: str) -> str:
+    """``url`` with a relative SQLite file made absolute (against the working directory).
+
+    Anything else (PostgreSQL, in-memory SQLite, a URL that does not parse) is returned as it
+    is: the ledger reports what is wrong with it when it is opened.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or database in (None, "", ":memory:"):
+        return url
+    assert database is not None
+    if database.startswith("file:") or Path(database).is_absolute():
+        return url
+    absolute = parsed.set(database=str(Path(database).expanduser().absolute()))
+    return absolute.render_as_string(hide_password=False)
 
 
 def _env(name: str, field: str, default: Any = None, **kw: Any) -> Any:
@@ -101,6 +137,16 @@ class Settings(BaseSettings):
     )
     expiry_warn_days: float = _env("KLINGWATCH_EXPIRY_WARN_DAYS", "expiry_warn_days", 5.0, ge=0)
 
+    @field_validator("db")
+    @classmethod
+    def _absolute_db(cls, value: str) -> str:
+        return absolute_db_url(value)
+
+    @field_validator("download_dir")
+    @classmethod
+    def _absolute_download_dir(cls, value: str | None) -> str | None:
+        return None if value is None else str(Path(value).expanduser().absolute())
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -122,8 +168,10 @@ class Settings(BaseSettings):
         """Settings with ``flags`` on top (``None`` means "flag not given").
 
         A bad value raises :class:`~klingwatch.kling.errors.ConfigurationError` naming the
-        variable and what is wrong, never a pydantic traceback.
+        variable and what is wrong, never a pydantic traceback; so does a ``klingwatch.toml``
+        that does not parse.
         """
+        _read_toml()
         try:
             return cls(**{k: v for k, v in flags.items() if v is not None})
         except ValidationError as exc:
@@ -171,6 +219,48 @@ class Settings(BaseSettings):
                 )
             )
         return rows
+
+
+def _read_toml(path: Path | None = None) -> dict[str, Any]:
+    """The parsed ``klingwatch.toml`` (``{}`` when there is none); a bad one is one clear error."""
+    path = path or Path(TOML_FILE)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(
+            f"{path} is not valid TOML: {exc}; fix it (e.g. slots_video = 5, "
+            'api_base = "https://...") or remove it'
+        ) from None
+
+
+def toml_warnings(path: Path | None = None) -> list[str]:
+    """One line per key of ``klingwatch.toml`` that is no setting (and is therefore ignored).
+
+    A file that does not parse gives no warning here: reading the settings reports it.
+    """
+    try:
+        found = _read_toml(path)
+    except ConfigurationError:
+        return []
+    field_of: dict[str, str] = {}
+    for name, info in Settings.model_fields.items():
+        for key in _keys(name, info):
+            field_of[key.lower()] = name
+    where = path or Path(TOML_FILE)
+    out: list[str] = []
+    for key in found:
+        if key.lower() in field_of:
+            continue
+        close = difflib.get_close_matches(key.lower(), list(field_of), n=1, cutoff=0.6)
+        hint = f" (did you mean {field_of[close[0]]!r}?)" if close else ""
+        out.append(f"{where}: unknown setting {key!r}{hint}; it is ignored")
+    return out
 
 
 @dataclass(frozen=True, slots=True)

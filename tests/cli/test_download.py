@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cli_process import klingwatch
 from typer.testing import CliRunner
 
 from klingwatch.cli import app
@@ -334,3 +335,56 @@ def test_submit_with_download_waits_for_the_files_of_the_batch(
         side = json.loads(video.with_name(video.name + ".json").read_text())
         assert side["file"]["sha256"] == hashlib.sha256(sample_mp4()).hexdigest()
         assert side["request"]["prompt"].startswith("a fox, take")
+
+
+# -- from another working directory: complete stays complete --------------------------------------
+@pytest.mark.slow
+def test_from_another_folder_complete_files_are_found_and_never_marked_failed(
+    kling: Kling, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    here.mkdir()
+    elsewhere.mkdir()
+    db = f"sqlite:///{here / 'ledger.db'}"
+    monkeypatch.chdir(here)
+    make_batch(kling, db)
+    with Ledger.open(db) as ledger:
+        ledger.ensure_batch("spring", download_dir="out")  # relative, as a user types it
+    env = {"KLINGWATCH_DB": db, "KLING_API_KEY": API_KEY, "KLING_API_BASE": kling.base}
+    first = klingwatch("download", cwd=here, env=env)
+    assert first.returncode == 0, first.stderr
+    assert "4 downloaded" in first.stdout
+    on_disk = sorted(p for p in (here / "out" / "spring").iterdir() if p.suffix in (".mp4", ".png"))
+    assert len(on_disk) == 4
+    kling.clock.advance(31 * DAY)  # Kling has deleted the results: nothing can be fetched again
+
+    def records() -> list[tuple[str, str | None]]:
+        with Ledger.open(db) as ledger:
+            return [(d.state, d.path) for d in ledger.downloads()]
+
+    complete = records()
+    assert {state for state, _ in complete} == {"complete"}
+    assert sorted(Path(p or "") for _, p in complete) == on_disk
+
+    again = klingwatch("download", cwd=elsewhere, env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "0 downloaded (0 B), 4 skipped, 0 expired, 0 failed" in again.stdout
+    wrong = klingwatch("download", "--dir", str(elsewhere / "wrong"), cwd=elsewhere, env=env)
+    assert wrong.returncode == 0, wrong.stdout + wrong.stderr
+    skipped = [line for line in wrong.stdout.splitlines() if line.startswith("skipped")]
+    assert len(skipped) == 4
+    assert all(f"already complete at {here / 'out' / 'spring'}" in line for line in skipped)
+    engine = klingwatch("watch", "--until-done", cwd=elsewhere, env=env)
+    assert engine.returncode == 0, engine.stderr
+    assert list(elsewhere.iterdir()) == []  # nothing downloaded into the wrong place
+    assert records() == complete
+
+    on_disk[0].unlink()  # a file deleted by hand, after Kling deleted its original
+    gone = klingwatch("download", cwd=elsewhere, env=env)
+    assert gone.returncode == 1
+    [missing] = [line for line in gone.stdout.splitlines() if line.startswith("missing")]
+    assert f"the ledger has this file complete at {on_disk[0]}, but it is no longer there" in (
+        missing
+    )
+    assert "1 missing" in gone.stdout
+    assert records() == complete  # reported, not turned into a failure

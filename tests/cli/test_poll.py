@@ -181,14 +181,14 @@ def test_a_failed_task_exits_1_with_the_reason(
     assert "Image pixel is invalid" in err
 
 
-def test_the_deadline_exits_2(kling: tuple[TinyKling, str], env: pytest.MonkeyPatch) -> None:
+def test_the_deadline_exits_4(kling: tuple[TinyKling, str], env: pytest.MonkeyPatch) -> None:
     fake, url = kling
     fake.tasks["444"] = Script(("processing",))
     env.setenv("KLING_API_BASE", url)
 
     code, out, err = run("444", "--deadline", "30s")  # 0.3 s at this time scale
 
-    assert code == 2
+    assert code == 4
     assert out.split()[-1] == "processing"
     assert "still processing" in err
     assert "Traceback" not in err
@@ -197,14 +197,13 @@ def test_the_deadline_exits_2(kling: tuple[TinyKling, str], env: pytest.MonkeyPa
 @pytest.mark.parametrize(
     ("args", "env_changes", "expect"),
     [
-        (["1", "--deadline", "abc"], {}, "--deadline"),
         (["1", "--product", "text2vdeo"], {}, "unknown product"),
         (["404"], {}, "no task with that id"),
         (["1"], {"KLING_API_KEY": "wrong"}, "KLING_API_KEY"),
         (["1"], {"KLING_API_KEY": None}, "KLING_ACCESS_KEY"),
         (["1"], {"KLING_API_BASE": "closed-port"}, "cannot connect"),
     ],
-    ids=["bad-deadline", "unknown-product", "unknown-task", "bad-key", "no-key", "unreachable"],
+    ids=["unknown-product", "unknown-task", "bad-key", "no-key", "unreachable"],
 )
 def test_errors_are_one_clear_line_and_exit_3(
     kling: tuple[TinyKling, str],
@@ -231,6 +230,18 @@ def test_errors_are_one_clear_line_and_exit_3(
     assert err.startswith("error: ")
     assert expect in err
     assert API_KEY not in err
+
+
+def test_a_bad_deadline_is_a_usage_error_exit_2(env: pytest.MonkeyPatch) -> None:
+    code, out, err = run("1", "--deadline", "abc")
+
+    assert code == 2
+    assert out == ""
+    assert err.splitlines() == [
+        "error: Invalid value for '--deadline' / '-d': 'abc' is not a duration: expected a "
+        "duration such as 90s, 30m, 2h or 1h30m (a bare number is seconds) "
+        "(see klingwatch poll --help)"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,28 @@ def wait_for(check: object, what: str, timeout: float = 60.0) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def start_serve(
+    port: int, cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """``klingwatch serve --port PORT ARGS`` in its own process, once it answers /healthz."""
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port), *args],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: httpx.get(f"{base}/healthz").status_code == 200, "the server")
+    except BaseException:
+        proc.kill()
+        proc.communicate(timeout=30)
+        raise
+    return proc
+
+
 @pytest.mark.slow
 def test_serve_runs_the_engine_takes_callbacks_and_stops_cleanly(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'ledger.db'}"
@@ -74,16 +96,8 @@ def test_serve_runs_the_engine_takes_callbacks_and_stops_cleanly(tmp_path: Path)
             "KLING_API_BASE": kling,
             "KLINGWATCH_TIME_SCALE": "0.02",
         }
-        proc = subprocess.Popen(
-            [*CLI, "serve", "--port", str(port), "--public-url", base, "--db", db],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = start_serve(port, tmp_path, "--public-url", base, "--db", db, env=env)
         try:
-            wait_for(lambda: httpx.get(f"{base}/healthz").status_code == 200, "the server")
 
             def all_succeeded() -> bool:
                 stats = httpx.get(f"{base}/api/stats").json()
@@ -120,3 +134,26 @@ def test_serve_refuses_an_open_api_beyond_loopback(tmp_path: Path) -> None:
     assert done.stderr.startswith("error: refusing to serve on 0.0.0.0 without an API token")
     assert "KLINGWATCH_API_TOKEN" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_serve_answers_only_its_own_host_names(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    proc = start_serve(port, tmp_path, "--allow-host", "kw.lan", "--db", db)
+    try:
+        named = httpx.get(f"{base}/api/batches", headers={"Host": "kw.lan:8000"})
+        rebound = httpx.get(f"{base}/api/batches", headers={"Host": "evil.example"})
+        cross_site = httpx.post(
+            f"{base}/api/resume", headers={"Origin": "https://evil.example"}, json={}
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert named.status_code == 200
+    assert rebound.status_code == 400
+    assert rebound.json()["detail"] == (
+        "unknown Host header 'evil.example': this server answers to 127.0.0.1, ::1, kw.lan, "
+        "localhost (serve --allow-host NAME adds a name)"
+    )
+    assert cross_site.status_code == 403

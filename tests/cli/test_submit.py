@@ -86,12 +86,21 @@ def test_dry_run_shows_the_plan_slots_and_an_estimate_and_writes_nothing(
     assert "estimate" in plan["estimate_note"]
     assert not env.exists()
 
+    monkeypatch.setenv("COLUMNS", "80")
     code, out, _ = cli(monkeypatch, capsys, "submit", "mix.jsonl", "--dry-run")
     assert code == 0
     assert "nothing sent, nothing written" in out
-    assert "slots needed to run them all at once: video 1, image 4" in out
-    assert "≈ 8 units: an estimate" in out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "text2video kling-v1 pro 10s" in out
+    words = " ".join(out.split())
+    assert "slots needed to run them all at once: video 1, image 4" in words
+    assert "≈ 8 units: an estimate" in words
     assert not env.exists()
+    code, out, _ = cli(monkeypatch, capsys, "submit", "mix.jsonl", "--dry-run", "--wide")
+    assert code == 0
+    assert [t["external_task_id"] for t in plan["tasks"]] == [
+        word for line in out.splitlines() for word in line.split() if word.startswith("kw-mix-")
+    ]
 
 
 def test_missing_credentials_are_one_line_and_nothing_is_written(
@@ -244,7 +253,16 @@ def test_retry_by_id_of_a_succeeded_task_and_refusals(
     env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _finished_ledger(env)
-    code, out, err = cli(monkeypatch, capsys, "retry", "--ids", "kw-b1-0", "--json")
+    # A succeeded task would be paid for again: refused, nothing queued, unless --force.
+    code, out, err = cli(monkeypatch, capsys, "retry", "--ids", "kw-b1-0,kw-b1-1")
+    assert (code, out) == (3, "")
+    assert err == (
+        "error: task 'kw-b1-0' succeeded: retrying it queues a new task that Kling bills "
+        "again; add --force to retry it anyway\n"
+    )
+    with Ledger.open(f"sqlite:///{env}", clock=ManualClock()) as ledger:
+        assert len(ledger.tasks()) == 4
+    code, out, err = cli(monkeypatch, capsys, "retry", "--ids", "kw-b1-0", "--force", "--json")
     assert code == 0, err
     [made] = json.loads(out)["retried"]
     assert made["external_task_id"] == "kw-b1-0-r1"

@@ -5,7 +5,6 @@ was created. Every line must become exactly one Kling task, and every task must 
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import signal
 import sqlite3
@@ -18,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cli_process import sandbox_env
 
 from klingwatch.kling.products import Family
 from klingwatch.sandbox import ChaosConfig, SandboxConfig, TimingSpec, serve_in_thread
@@ -77,14 +77,7 @@ def test_sigkill_during_submit_never_loses_or_duplicates_a_task(tmp_path: Path) 
     db = tmp_path / "ledger.db"
     started = time.monotonic()
     with serve_in_thread(config) as url:
-        env = {
-            **os.environ,
-            "KLING_API_KEY": API_KEY,
-            "KLING_API_BASE": url,
-            "KLINGWATCH_DB": f"sqlite:///{db}",
-            "KLINGWATCH_TIME_SCALE": str(SCALE),
-            "KLINGWATCH_SLOTS_VIDEO": str(SLOTS),
-        }
+        env = sandbox_env(url, db, api_key=API_KEY, scale=SCALE, KLINGWATCH_SLOTS_VIDEO=str(SLOTS))
         command = [*_klingwatch(), "submit", str(batch_file), "--wait"]
         mid_send = unknown = 0
         for _ in range(KILLS):

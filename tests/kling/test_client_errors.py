@@ -11,12 +11,14 @@ from fakekling import FakeKling, envelope, error, make_client
 
 from klingwatch.kling.errors import (
     APIError,
+    AuthenticationError,
     BadResponse,
     ConcurrencyLimited,
     ContentPolicyError,
     KlingConnectionError,
     KlingError,
     KlingTimeout,
+    PermissionDenied,
     RateLimited,
     ServerError,
     ServiceUnavailable,
@@ -86,17 +88,27 @@ async def test_a_body_that_is_not_kling_envelope_is_bad_response(
     assert str(info.value).startswith("GET /v1/videos/text2video/1: ")
 
 
-@pytest.mark.parametrize(("status", "content"), BAD_BODIES)
-async def test_a_create_answered_with_garbage_may_exist_and_is_not_resent(
-    status: int, content: bytes
+@pytest.mark.parametrize(
+    ("status", "content", "cls", "may_exist"),
+    [
+        *(pytest.param(*p.values, BadResponse, True, id=p.id) for p in BAD_BODIES),
+        # Refused at the door (Kling's gateway, a proxy): whatever the body, nothing was made.
+        pytest.param(401, b"", AuthenticationError, False, id="401-empty"),
+        pytest.param(401, b'{"error": "no"}', AuthenticationError, False, id="401-no-code"),
+        pytest.param(403, b"<html>Forbidden</html>", PermissionDenied, False, id="403-page"),
+    ],
+)
+async def test_a_create_answered_with_garbage_may_exist_unless_refused_and_is_not_resent(
+    status: int, content: bytes, cls: type[KlingError], may_exist: bool
 ) -> None:
     fake = FakeKling()
     fake.script.append(httpx.Response(status, content=content))
     async with make_client(fake) as kling:
-        with pytest.raises(BadResponse) as info:
+        with pytest.raises(cls) as info:
             await kling.create("text2video", {"prompt": "a fox"}, external_task_id="e")
-    assert info.value.may_exist
+    assert info.value.may_exist is may_exist
     assert len(fake.requests) == 1
+    assert f"HTTP {status}" in str(info.value) or status == 200
 
 
 async def test_html_error_page_message_says_what_arrived() -> None:

@@ -171,6 +171,11 @@ def test_a_bad_response_is_retryable_and_may_exist() -> None:
     assert (err.status_code, err.body) == (502, b"<html>")
 
 
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_bad_response_to_a_refused_request_cannot_have_created_anything(status: int) -> None:
+    assert not BadResponse("a proxy's page", status_code=status).may_exist
+
+
 def test_an_unknown_task_status_carries_the_raw_payload() -> None:
     payload = {"task_id": "1", "task_status": "queued", "big": "x" * 5000}
     err = UnknownTaskStatus("queued", payload)

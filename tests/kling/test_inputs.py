@@ -6,12 +6,21 @@ import base64
 import re
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from klingwatch.kling.inputs import IMAGE_MIN_PIXELS, check_image, image_size
+from klingwatch.kling.inputs import (
+    IMAGE_MIN_PIXELS,
+    TASKS_IMAGE_MAX_BYTES,
+    check_image,
+    image_from_file,
+    image_size,
+    local_image,
+    resolve_local_images,
+)
 
 
 def png(width: int, height: int) -> bytes:
@@ -41,7 +50,7 @@ def test_a_url_is_taken_as_given() -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [png(300, 300), png(1920, 1080), jpeg(300, 4000), jpeg(1024, 768, exif=20_000)],
+    [png(300, 300), png(1920, 1080), jpeg(300, 750), jpeg(1024, 768, exif=20_000)],
 )
 def test_a_large_enough_png_or_jpeg_passes(data: bytes) -> None:
     assert check_image(b64(data)) == b64(data)
@@ -62,6 +71,8 @@ def test_base64_with_line_breaks_or_url_safe_letters_is_read() -> None:
         (png(299, 1000), "is 299x1000 px; Kling needs at least 300 px on each side"),
         (jpeg(1000, 120), "is 1000x120 px"),
         (jpeg(64, 64, progressive=True), "is 64x64 px"),
+        (jpeg(300, 751), "is 300x751 px; Kling takes aspect ratios from 1:2.5 to 2.5:1: crop it"),
+        (png(2000, 700), "is 2000x700 px; Kling takes aspect ratios from 1:2.5 to 2.5:1"),
         (b"GIF89a" + bytes(30), "is a GIF image; Kling takes jpg or png: convert it first"),
         (b"RIFF\x00\x00\x00\x00WEBPVP8 " + bytes(30), "is a WebP image"),
     ],
@@ -82,6 +93,7 @@ def test_an_image_kling_would_refuse_is_refused_with_the_reason(data: bytes, say
         ("./cat.png", "'./cat.png' looks like a local file path"),
         ("C:\\photos\\cat.jpg", "looks like a local file path"),
         ("holiday.JPG", "looks like a local file path"),
+        ("~/photos/cat", "looks like a local file path"),
         ("a cat on a sofa", "must be an http(s) URL or raw Base64 image data"),
         ("abc", "'abc' is too short to be an image"),
         ("QUFB QUFB QUFB QUFB QUFB", "must be an http(s) URL or raw Base64"),
@@ -115,13 +127,74 @@ def test_image_size_reads_only_png_and_jpeg_headers() -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 5000), st.integers(1, 5000), st.booleans())
-def test_any_size_is_refused_exactly_when_a_side_is_under_300_px(
+def test_any_size_is_refused_exactly_when_a_side_is_under_300_px_or_too_long(
     width: int, height: int, as_png: bool
 ) -> None:
     value = b64(png(width, height) if as_png else jpeg(width, height))
 
-    if min(width, height) >= IMAGE_MIN_PIXELS:
+    if min(width, height) >= IMAGE_MIN_PIXELS and max(width, height) <= 2.5 * min(width, height):
         assert check_image(value) == value
     else:
         with pytest.raises(ValueError, match=f"is {width}x{height} px"):
             check_image(value)
+
+
+def test_the_size_limit_is_the_endpoints() -> None:
+    eleven_mb = b64(png(400, 400)) + "A" * (15 * 1024 * 1024)
+
+    assert check_image(eleven_mb, max_bytes=TASKS_IMAGE_MAX_BYTES) == eleven_mb
+    with pytest.raises(ValueError, match="Kling accepts at most 10 MB here"):
+        check_image(eleven_mb)
+
+
+# -- local files ---------------------------------------------------------------------------------
+def test_a_local_file_is_read_into_raw_base64(tmp_path: Path) -> None:
+    picture = png(400, 400)
+    (tmp_path / "cat.png").write_bytes(picture)
+
+    assert image_from_file(tmp_path / "cat.png") == b64(picture)
+    assert local_image("cat.png", tmp_path) == tmp_path / "cat.png"
+    assert local_image(str(tmp_path / "cat.png"), Path("/elsewhere")) == tmp_path / "cat.png"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["https://cdn/x.png", b64(png(400, 400)), "/9j/4AAQSkZJRgABAQ", "a cat", 5, None, ""],
+)
+def test_urls_base64_and_other_values_are_not_paths(value: object, tmp_path: Path) -> None:
+    assert local_image(value, tmp_path) is None
+
+
+def test_a_missing_or_too_large_file_says_what_to_fix(tmp_path: Path) -> None:
+    (tmp_path / "big.png").write_bytes(png(400, 400) + bytes(11 * 1024 * 1024))
+
+    assert local_image("./gone.png", tmp_path) == tmp_path / "gone.png"
+    with pytest.raises(ValueError, match=r"gone.png: no such file; check the path"):
+        image_from_file(tmp_path / "gone.png")
+    with pytest.raises(ValueError, match=r"big.png: is 11.0 MB; Kling accepts at most 10 MB"):
+        image_from_file(tmp_path / "big.png")
+    with pytest.raises(ValueError, match="is not a file"):
+        image_from_file(tmp_path)
+
+
+def test_resolve_reads_only_the_image_fields_it_is_given(tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(png(400, 400))
+    request = {
+        "image": "a.png",
+        "prompt": "a.png",
+        "contents": [
+            {"type": "first_frame", "url": "a.png"},
+            {"type": "video", "url": "a.png"},
+            {"type": "last_frame", "url": "./missing.png"},
+        ],
+    }
+
+    out, problems = resolve_local_images(
+        request, ["image", "contents[type=first_frame|last_frame].url"], tmp_path
+    )
+
+    assert out["image"] == out["contents"][0]["url"] == b64(png(400, 400))
+    assert out["prompt"] == "a.png"
+    assert out["contents"][1]["url"] == "a.png"
+    assert problems == [("contents.2.url", "./missing.png: no such file; check the path")]
+    assert request["image"] == "a.png"  # the given request is left alone

@@ -76,10 +76,11 @@ def test_every_legacy_product_of_section_3_is_registered(
         ("text-to-video/kling-2.6", (5, 10), 2500),
         ("text-to-video/kling-2.5-turbo", (5, 10), 2500),
         ("image-to-video/kling-3.0-turbo", tuple(range(3, 16)), 2500),
+        ("image-to-video/kling-3.0", tuple(range(3, 16)), 3072),
         ("image-to-video/kling-2.6", (5, 10), 2500),
-        ("omni-video/kling-3.0-omni", tuple(range(3, 16)), 2500),
+        ("omni-video/kling-3.0-omni", tuple(range(3, 16)), 3072),
         ("omni-video/kling-o1", tuple(range(3, 11)), 2500),
-        ("motion-control/kling-3.0", tuple(range(3, 16)), 2500),
+        ("motion-control/kling-3.0", (), 2500),  # the page documents no duration
     ],
 )
 def test_new_standard_products_carry_their_models_rules(
@@ -225,12 +226,20 @@ HAPPY = [
                 {"type": "first_frame", "url": URL},
                 {"type": "last_frame", "url": URL},
             ],
-            "settings": {"duration": 3, "audio": True, "multi_shot": False},
+            "settings": {"duration": 3, "audio": "native", "multi_shot": False},
             "options": {"watermark_info": {"enabled": False}},
         },
     ),
     ("omni-video/kling-o1", {"contents": [{"type": "prompt", "text": "x"}], "settings": {}}),
-    ("motion-control/kling-2.6", {"contents": [{"type": "reference_video", "url": URL}]}),
+    (
+        "motion-control/kling-2.6",
+        {
+            "contents": [{"type": "image", "url": URL}, {"type": "video", "url": URL}],
+            "settings": {"character_orientation": "image"},
+        },
+    ),
+    ("text2video", {"prompt": "a fox", "model_name": "kling-v3", "mode": "4k", "duration": "15"}),
+    ("effects", {"effect_scene": "bloombloom", "input": {"image": URL, "duration": "3"}}),
 ]
 
 
@@ -278,7 +287,7 @@ def test_flat_new_standard_fields_move_where_kling_wants_them() -> None:
             "duration": 8,
             "resolution": "4k",
             "aspect_ratio": "9:16",
-            "audio": "on",
+            "audio": "native",
             "callback_url": "https://me.example/cb",
             "external_task_id": "b-1",
             "settings": {"multi_shot": True},
@@ -292,7 +301,7 @@ def test_flat_new_standard_fields_move_where_kling_wants_them() -> None:
             "duration": 8,
             "resolution": "4k",
             "aspect_ratio": "9:16",
-            "audio": "on",
+            "audio": "native",
         },
         "options": {"callback_url": "https://me.example/cb", "external_task_id": "b-1"},
     }
@@ -379,8 +388,8 @@ RULES = [
     ),
     (
         "image-to-video/kling-3.0",
-        {"prompt": "x" * 2501, "contents": [{"type": "first_frame", "url": URL}]},
-        "prompt: is 2501 characters; image-to-video/kling-3.0 accepts at most 2500",
+        {"prompt": "x" * 3073, "contents": [{"type": "first_frame", "url": URL}]},
+        "contents.0.text: is 3073 characters; image-to-video/kling-3.0 accepts at most 3072",
     ),
     (
         "omni-video/kling-o1",
@@ -388,9 +397,22 @@ RULES = [
         "contents.0.text: is 2501 characters",
     ),
     # durations
-    ("text2video", {"prompt": "p", "duration": "7"}, 'duration: must be "5" or "10" (seconds, as'),
-    ("text2video", {"prompt": "p", "duration": True}, 'duration: must be "5" or "10"'),
-    ("effects", {"effect_scene": "hug", "input": {"image": URL, "duration": 3}}, "input.duration"),
+    (
+        "text2video",
+        {"prompt": "p", "duration": "7"},
+        'duration: kling-v1 offers "5" or "10" (seconds), got 7',
+    ),
+    (
+        "text2video",
+        {"prompt": "p", "model_name": "kling-v3", "duration": 16},
+        'duration: kling-v3 offers "3" to "15" (seconds), got 16',
+    ),
+    ("text2video", {"prompt": "p", "duration": True}, "duration: must be a whole number of"),
+    (
+        "effects",
+        {"effect_scene": "hug", "input": {"image": URL, "duration": 2.5}},
+        "input.duration",
+    ),
     (
         "text-to-video/kling-2.6",
         {"prompt": "p", "duration": 7},
@@ -422,18 +444,17 @@ RULES = [
         "settings.duration: must be a whole number of seconds, got 'five'",
     ),
     # enums
-    ("text2video", {"prompt": "p", "mode": "ultra"}, "mode: must be 'std' or 'pro', got 'ultra'"),
+    (
+        "text2video",
+        {"prompt": "p", "mode": "ultra"},
+        "mode: must be 'std', 'pro' or '4k', got 'ultra'",
+    ),
     (
         "text2video",
         {"prompt": "p", "aspect_ratio": "4:3"},
         "aspect_ratio: must be '16:9', '9:16' or '1:1', got '4:3'",
     ),
     ("text2video", {"prompt": "p", "sound": "loud"}, "sound: must be 'on' or 'off', got 'loud'"),
-    (
-        "text2video",
-        {"prompt": "p", "sound": "on"},
-        'sound "on" needs kling-v2-6 or newer, not kling-v1; set model_name or remove sound',
-    ),
     (
         "multi-image2video",
         {"prompt": "p", "image_list": [{"image": URL}], "aspect_ratio": "21:9"},
@@ -442,13 +463,13 @@ RULES = [
     (
         "image-generation",
         {"prompt": "p", "aspect_ratio": "5:4"},
-        "aspect_ratio: must be '16:9', '9:16', '1:1', '4:3', '3:4', '3:2', '2:3' or '21:9'",
+        "aspect_ratio: must be '16:9', '9:16', '1:1', '4:3', '3:4', '3:2', '2:3', '21:9' or 'auto'",
     ),
     ("image-generation", {"prompt": "p", "resolution": "4k"}, "resolution: must be '1k' or '2k'"),
     (
         "text-to-video/kling-2.6",
         {"prompt": "p", "resolution": "8k"},
-        "settings.resolution: must be '720p', '1080p' or '4k', got '8k'",
+        "settings.resolution: '8k' is not offered by kling-2.6; use '720p' or '1080p'",
     ),
     (
         "text-to-video/kling-2.6",
@@ -458,7 +479,7 @@ RULES = [
     (
         "text-to-video/kling-2.6",
         {"prompt": "p", "audio": "loud"},
-        'settings.audio: must be true/false (or "on"/"off"), got \'loud\'',
+        "settings.audio: 'loud' is not offered by kling-2.6; use 'native' or 'off'",
     ),
     (
         "lip-sync",
@@ -472,68 +493,19 @@ RULES = [
         "cfg_scale: must be between 0 and 1, got 1.5",
     ),
     ("video-extend", {"video_id": "v", "cfg_scale": -0.1}, "cfg_scale: must be between 0 and 1"),
-    (
-        "text2video",
-        {"prompt": "p", "model_name": "kling-v2-master", "cfg_scale": 0.5},
-        "cfg_scale is not supported by kling-v2-master; remove it",
-    ),
     ("image-generation", {"prompt": "p", "n": 10}, "n: must be between 1 and 9, got 10"),
     ("image-generation", {"prompt": "p", "n": 0}, "n: must be between 1 and 9, got 0"),
     ("image-generation", {"prompt": "p", "n": True}, "n: must be a number, not true"),
     ("image-generation", {"prompt": "p", "image_fidelity": 2}, "image_fidelity: must be between"),
     ("image-generation", {"prompt": "p", "human_fidelity": -1}, "human_fidelity: must be between"),
-    (
-        "lip-sync",
-        {
-            "input": {
-                "video_id": "v",
-                "mode": "text2video",
-                "text": "t",
-                "voice_id": "x",
-                "voice_speed": 3,
-            }
-        },
-        "input.voice_speed: must be between 0.8 and 2, got 3",
-    ),
     # camera control
     (
         "text2video",
         {"prompt": "p", "camera_control": {"type": "simple", "config": {"zoom": 11}}},
         "camera_control.config.zoom: must be between -10 and 10, got 11",
     ),
-    (
-        "text2video",
-        {"prompt": "p", "camera_control": {"type": "simple", "config": {"zoom": 2, "pan": 1}}},
-        "camera_control.config: needs exactly one non-zero axis among horizontal, vertical, pan, "
-        "tilt, roll, zoom; got 2 (pan, zoom)",
-    ),
-    (
-        "text2video",
-        {"prompt": "p", "camera_control": {"type": "simple", "config": {}}},
-        "got 0 (none)",
-    ),
-    (
-        "text2video",
-        {"prompt": "p", "camera_control": {"type": "simple"}},
-        'camera_control: type "simple" needs a config with one non-zero axis',
-    ),
     ("text2video", {"prompt": "p", "camera_control": "zoom"}, "camera_control: must be a JSON"),
     # image2video exclusions and list sizes
-    (
-        "image2video",
-        {"image": URL, "image_tail": URL, "static_mask": URL},
-        "image_tail and static_mask/dynamic_masks cannot be combined; keep only one of",
-    ),
-    (
-        "image2video",
-        {"image": URL, "dynamic_masks": [{"mask": URL}], "camera_control": {"type": "down_back"}},
-        "static_mask/dynamic_masks and camera_control cannot be combined",
-    ),
-    (
-        "image2video",
-        {"image": URL, "image_tail": URL, "camera_control": {"type": "down_back"}},
-        "image_tail and camera_control cannot be combined",
-    ),
     (
         "image2video",
         {"image": URL, "dynamic_masks": [{"mask": URL}] * 7},
@@ -617,18 +589,6 @@ RULES = [
         {"contents": [{"type": "first_frame", "url": "data:image/png;base64," + B64}]},
         "contents.0: starts with 'data:image/png;base64,'",
     ),
-    # model names from the other standard
-    (
-        "text2video",
-        {"prompt": "p", "model_name": "kling-3.0-turbo"},
-        "model_name: 'kling-3.0-turbo' is a new-standard model; use product "
-        "'text-to-video/kling-3.0-turbo' (legacy names look like 'kling-v2-6')",
-    ),
-    (
-        "image2video",
-        {"image": URL, "model_name": "kling-2.6"},
-        "use product 'image-to-video/kling-2.6'",
-    ),
     # new-standard structure
     (
         "text-to-video/kling-2.6",
@@ -652,19 +612,9 @@ RULES = [
     ),
     ("omni-video/kling-o1", {"contents": "a fox"}, "contents: must be a list, got 'a fox'"),
     ("text-to-video/kling-2.6", {"prompt": "p", "settings": 5}, "settings: must be a JSON object"),
-    (
-        "text-to-video/kling-2.6",
-        {"prompt": "p", "callback_url": "ftp://me"},
-        "options.callback_url: must be an http(s) URL, got 'ftp://me'",
-    ),
     ("text2video", ["prompt"], "a request must be a JSON object, got list"),
-    # routing fields
-    (
-        "image-generation",
-        {"prompt": "p", "callback_url": "me.example/cb"},
-        "callback_url: must be an http(s) URL, got 'me.example/cb'",
-    ),
-    ("lip-sync", {"external_task_id": "", "input": {}}, "external_task_id: is empty; give a value"),
+    # an empty external_task_id is no id; what else is missing is still reported
+    ("lip-sync", {"external_task_id": "", "input": {}}, "input.mode: is required"),
 ]
 
 
@@ -683,13 +633,26 @@ def test_every_rule_refuses_with_a_message_that_says_what_to_fix(
 def test_every_problem_of_a_request_is_reported_at_once() -> None:
     with pytest.raises(RequestValidationError) as caught:
         get_product("image-generation").validate(
-            {"prompt": "p", "n": 10, "resolution": "4k", "image_fidelity": -0.1}
+            {"prompt": "p", "n": 10, "image_fidelity": -0.1, "human_fidelity": 3}
         )
 
     assert [field for field, _ in caught.value.problems] == [
-        "image_fidelity",
-        "resolution",
         "n",
+        "image_fidelity",
+        "human_fidelity",
+    ]
+
+
+def test_rules_across_fields_are_all_reported_once_the_fields_are_valid() -> None:
+    with pytest.raises(RequestValidationError) as caught:
+        get_product("image-generation").validate(
+            {"prompt": "p", "resolution": "4k", "aspect_ratio": "5:4", "image_reference": "face"}
+        )
+
+    assert [field for field, _ in caught.value.problems] == [
+        "image",
+        "resolution",
+        "aspect_ratio",
     ]
 
 
@@ -825,19 +788,35 @@ def image_generation_requests(draw: st.DrawFn) -> dict[str, Any]:
 _tasks_names = [n for n, p in PRODUCTS.items() if p.standard is ApiStandard.TASKS]
 
 
+def _tasks_base(product: Product, prompt: str) -> dict[str, Any]:
+    """The smallest body each new-standard kind takes, as its pages show it."""
+    kind = product.kind
+    if kind == "text-to-video":
+        return {"prompt": prompt}
+    parts: list[dict[str, Any]] = [{"type": "prompt", "text": prompt}]
+    if kind == "image-to-video":
+        parts.append({"type": "first_frame", "url": URL})
+    if kind == "motion-control":
+        parts += [{"type": "image", "url": URL}, {"type": "video", "url": URL}]
+        return {"contents": parts, "settings": {"character_orientation": "video"}}
+    return {"contents": parts}
+
+
 @st.composite
 def tasks_requests(draw: st.DrawFn) -> tuple[Product, dict[str, Any]]:
     product = PRODUCTS[draw(st.sampled_from(_tasks_names))]
-    request: dict[str, Any] = {"prompt": draw(_prompt)}
-    if product.name.startswith("image-to-video/"):
-        request["contents"] = [{"type": "first_frame", "url": URL}]
-    settings_: dict[str, Any] = {}
-    if draw(st.booleans()):
-        settings_["duration"] = draw(st.sampled_from(product.durations))
-    if draw(st.booleans()):
-        settings_["resolution"] = draw(st.sampled_from(["720p", "1080p", "4k"]))
-    if draw(st.booleans()):
-        settings_["audio"] = draw(st.sampled_from([True, False, "on", "off"]))
+    request = _tasks_base(product, draw(_prompt))
+    spec = product.spec
+    assert spec is not None
+    settings_: dict[str, Any] = dict(request.get("settings", {}))
+    for key, values in (
+        ("duration", spec.durations),
+        ("resolution", spec.resolutions),
+        ("aspect_ratio", spec.aspect_ratios),
+        ("audio", spec.audio),
+    ):
+        if values and draw(st.booleans()):
+            settings_[key] = draw(st.sampled_from(values))
     if settings_:
         request["settings"] = settings_
     return product, request
@@ -912,11 +891,10 @@ def test_any_new_standard_duration_outside_the_models_range_is_refused(
     name: str, duration: int
 ) -> None:
     product = PRODUCTS[name]
-    request: dict[str, Any] = {"prompt": "p", "settings": {"duration": duration}}
-    if name.startswith("image-to-video/"):
-        request["contents"] = [{"type": "first_frame", "url": URL}]
+    request = _tasks_base(product, "p")
+    request["settings"] = {**request.get("settings", {}), "duration": duration}
 
-    if duration in product.durations:
+    if duration >= 1 and (duration in product.durations or not product.durations):
         assert product.validate(request)["settings"]["duration"] == duration
     else:
         with pytest.raises(RequestValidationError, match=r"settings\.duration: "):
@@ -963,3 +941,123 @@ def test_any_json_object_validates_or_is_refused_never_crashes(
     assert product.validate(body) == body
     assert product.slot_cost(body) >= 1
     assert product.expected_timing(body).run_p95 > 0
+
+
+# -- what the vendor pages changed ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "path", "family", "outputs"),
+    [
+        ("avatar", "/v1/videos/avatar/image2video", Family.VIDEO, ("video",)),
+        ("advanced-lip-sync", "/v1/videos/advanced-lip-sync", Family.VIDEO, ("video",)),
+        ("multi-elements", "/v1/videos/multi-elements", Family.VIDEO, ("video",)),
+        ("text-to-audio", "/v1/audio/text-to-audio", Family.VIDEO, ("audio",)),
+        ("video-to-audio", "/v1/audio/video-to-audio", Family.VIDEO, ("video", "audio")),
+        ("tts", "/v1/audio/tts", Family.VIDEO, ("speech",)),
+        ("custom-voices", "/v1/general/custom-voices", Family.VIDEO, ("voice",)),
+        ("custom-elements", "/v1/general/advanced-custom-elements", Family.VIDEO, ("element",)),
+        ("omni-image", "/v1/images/omni-image", Family.IMAGE, ("image",)),
+        ("multi-image2image", "/v1/images/multi-image2image", Family.IMAGE, ("image",)),
+        ("image-expand", "/v1/images/editing/expand", Family.IMAGE, ("image",)),
+        ("ai-multi-shot", "/v1/general/ai-multi-shot", Family.IMAGE, ("image",)),
+    ],
+)
+def test_every_task_endpoint_the_pages_document_is_registered(
+    name: str, path: str, family: Family, outputs: tuple[str, ...]
+) -> None:
+    product = PRODUCTS[name]
+
+    assert (product.path, product.family, product.outputs) == (path, family, outputs)
+    assert product.standard is ApiStandard.LEGACY
+    assert product.page is not None
+    assert product.page.endswith(".md")
+    assert get_product(path) is product
+
+
+@pytest.mark.parametrize("product", ["text2video", "avatar", "image-generation"])
+def test_an_empty_routing_field_is_no_routing_field(product: str) -> None:
+    request = {"prompt": "p", "external_task_id": "", "callback_url": ""}
+    if product == "avatar":
+        request.update(image=URL, sound_file="https://cdn/a.mp3")
+
+    body = get_product(product).validate(request)
+
+    assert "external_task_id" not in body
+    assert "callback_url" not in body
+
+
+def test_an_empty_routing_field_in_options_is_dropped_and_the_rest_kept() -> None:
+    body = get_product("text-to-video/kling-3.0-turbo").validate(
+        {"prompt": "p", "options": {"external_task_id": "", "watermark_info": {"enabled": True}}}
+    )
+
+    assert body == {"prompt": "p", "options": {"watermark_info": {"enabled": True}}}
+
+
+def test_a_flat_prompt_of_an_image_to_video_request_becomes_its_prompt_part() -> None:
+    product = get_product("image-to-video/kling-3.0")
+    body = product.validate(
+        {"prompt": "it waves", "contents": [{"type": "first_frame", "url": URL}]}
+    )
+
+    assert body["contents"] == [
+        {"type": "prompt", "text": "it waves"},
+        {"type": "first_frame", "url": URL},
+    ]
+    assert "prompt" not in body
+    assert problem(
+        "image-to-video/kling-3.0",
+        {
+            "prompt": "a",
+            "contents": [{"type": "prompt", "text": "b"}, {"type": "first_frame", "url": URL}],
+        },
+    ).endswith('prompt: the prompt is given twice (prompt and a {"type": "prompt"} part); keep one')
+
+
+@pytest.mark.parametrize(
+    ("product", "request_", "slots"),
+    [
+        (
+            "image-expand",
+            {
+                "image": URL,
+                "n": 4,
+                **dict.fromkeys(
+                    (
+                        "up_expansion_ratio",
+                        "down_expansion_ratio",
+                        "left_expansion_ratio",
+                        "right_expansion_ratio",
+                    ),
+                    0.1,
+                ),
+            },
+            4,
+        ),
+        ("omni-image", {"prompt": "p", "result_type": "series", "series_amount": 5}, 5),
+        ("omni-image", {"prompt": "p", "result_type": "series", "series_amount": "auto"}, 9),
+        ("omni-image", {"prompt": "p", "n": 3}, 3),
+        ("ai-multi-shot", {"element_frontal_image": URL}, 1),
+        ("tts", {"text": "hi", "voice_id": "v"}, 1),
+    ],
+)
+def test_an_image_task_holds_n_slots_and_a_series_its_size(
+    product: str, request_: dict[str, Any], slots: int
+) -> None:
+    body = get_product(product).validate(request_)
+
+    assert get_product(product).slot_cost(body) == slots
+
+
+def test_the_new_standard_takes_images_up_to_50_mb_and_the_legacy_up_to_10() -> None:
+    big = _png(512, 512) + "A" * (20 * 1024 * 1024)  # ~15 MB of Base64 after a PNG header
+
+    assert get_product("image-to-video/kling-2.6").validate(
+        {"contents": [{"type": "first_frame", "url": big}]}
+    )
+    assert "Kling accepts at most 10 MB here" in problem("image2video", {"image": big})
+
+
+def test_a_video_part_is_taken_by_url_only() -> None:
+    assert "a feature_video is taken by http(s) URL only" in problem(
+        "omni-video/kling-o1", {"contents": [{"type": "feature_video", "url": B64}]}
+    )

@@ -145,8 +145,9 @@ class ScriptedKling:
     """Creates answer from ``script[external_id]`` (one entry per create; then "created").
 
     Entries: ``"created"``; ``"timeout"`` (nothing created, the request times out);
-    ``"created-then-500"``; or ``(http_status, code)`` / ``(http_status, code, headers)``, an
-    error envelope (nothing created). ``lookups_fail`` makes every read answer 500/5000.
+    ``"created-then-500"``; ``(http_status, code)`` / ``(http_status, code, headers)``, an
+    error envelope (nothing created); or an ``httpx.Response``, answered as it is (a proxy's
+    page; nothing created). ``lookups_fail`` makes every read answer 500/5000.
     """
 
     clock: ManualClock
@@ -198,6 +199,8 @@ class ScriptedKling:
             if step == "created-then-500":
                 self._task(ext)
                 return _error(500, 5000)
+            if isinstance(step, httpx.Response):
+                return step
             status, code, *rest = step
             headers = rest[0] if rest else {}
             message = rest[1] if len(rest) > 1 else "refused"

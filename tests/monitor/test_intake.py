@@ -212,13 +212,15 @@ def test_a_json_line_that_is_not_an_object(write: Writer) -> None:
 def test_a_request_the_product_refuses(write: Writer) -> None:
     name = write(
         "b.jsonl",
-        '{"prompt": "x", "duration": 7, "mode": "ultra"}\n{"mode": "pro"}\n{"prompt": "  "}\n',
+        '{"prompt": "x", "duration": 7}\n{"mode": "pro"}\n{"prompt": "  "}\n'
+        '{"prompt": "x", "mode": "ultra", "cfg_scale": 2}\n',
     )
     assert _messages(name) == [
-        "b.jsonl:1: text2video: mode: must be 'std' or 'pro', got 'ultra'; "
-        'duration: must be "5" or "10" (seconds, as a string), got 7',
+        'b.jsonl:1: text2video: duration: kling-v1 offers "5" or "10" (seconds), got 7',
         "b.jsonl:2: text2video: prompt: is required; describe what to generate",
         "b.jsonl:3: text2video: prompt: is empty; describe what to generate",
+        "b.jsonl:4: text2video: mode: must be 'std', 'pro' or '4k', got 'ultra'; "
+        "cfg_scale: must be between 0 and 1, got 2",
     ]
 
 
@@ -254,7 +256,7 @@ def test_duplicate_explicit_ids_name_both_lines(write: Writer) -> None:
 def test_bad_explicit_ids(write: Writer) -> None:
     name = write(
         "b.jsonl",
-        '{"prompt": "a", "external_task_id": ""}\n'
+        '{"prompt": "a", "external_task_id": 5}\n'
         '{"prompt": "b", "external_task_id": "has space"}\n'
         f'{{"prompt": "c", "external_task_id": "{"x" * 97}"}}\n',
     )
@@ -265,6 +267,26 @@ def test_bad_explicit_ids(write: Writer) -> None:
         "(and must start with a letter or digit)",
         "b.jsonl:3: external_task_id is 97 characters; keep it to 96",
     ]
+
+
+def test_an_empty_external_task_id_means_none_as_in_klings_examples(write: Writer) -> None:
+    name = write(
+        "b.jsonl",
+        '{"prompt": "a", "external_task_id": ""}\n'
+        '{"product": "text-to-video/kling-3.0-turbo", "prompt": "b", '
+        '"options": {"external_task_id": "", "callback_url": ""}}\n'
+        '{"product": "text-to-video/kling-3.0-turbo", "prompt": "c", '
+        '"options": {"external_task_id": "mine-3"}}\n',
+    )
+    found = read_batch(name)
+
+    assert not found.problems
+    first, second, third = found.lines
+    assert first.external_task_id.startswith("kw-b-")
+    assert not first.explicit_id
+    assert second.external_task_id.startswith("kw-b-")
+    assert second.request["options"] == {}
+    assert (third.external_task_id, third.explicit_id) == ("mine-3", True)
 
 
 def test_csv_row_with_too_many_cells_and_bad_json_cell(write: Writer) -> None:
@@ -345,4 +367,111 @@ def test_a_broken_json_array_names_the_line(write: Writer) -> None:
     assert _messages(name) == [
         "broken.json:3: not valid JSON (Expecting value at column 14); the file must be one "
         'JSON array of request objects such as [{"prompt": "a red fox running"}]'
+    ]
+
+
+# -- warnings and --strict --------------------------------------------------------------------
+def test_warnings_name_the_line_and_the_line_is_still_queued(write: Writer) -> None:
+    name = write(
+        "b.jsonl",
+        '{"prompt": "a", "durration": 5}\n'
+        '{"prompt": "b", "model_name": "kling-v2-6-pro"}\n'
+        '{"prompt": "c", "negative_promt": "blur"}\n'
+        '{"prompt": "d"}\n',
+    )
+    found = read_batch(name)
+
+    assert [str(w) for w in found.warnings] == [
+        "b.jsonl:1: warning: text2video: durration: is not a field Kling documents here; did you "
+        "mean 'duration'? (sent as given)",
+        "b.jsonl:2: warning: text2video: model_name: 'kling-v2-6-pro' is not a text2video model "
+        "klingwatch knows; did you mean 'kling-v2-6'? sent as given (Kling refuses a model it "
+        "does not have)",
+        "b.jsonl:3: warning: text2video: negative_promt: is not a field Kling documents here; "
+        "did you mean 'negative_prompt'? (sent as given)",
+    ]
+    assert len(found.lines) == 4
+    assert not found.problems
+    assert found.lines[0].request["durration"] == 5  # unknown fields still pass through
+    found.raise_for_problems()  # warnings alone do not stop a batch
+
+
+def test_strict_makes_every_warning_an_error_and_nothing_is_queued(write: Writer) -> None:
+    name = write("b.jsonl", '{"prompt": "a", "durration": 5}\n{"prompt": "b"}\n')
+
+    with pytest.raises(IntakeError) as caught:
+        read_batch(name).raise_for_problems(strict=True)
+
+    assert str(caught.value).splitlines() == [
+        "1 warning in b.jsonl and --strict is set; nothing was queued (fix them, or drop "
+        "--strict to send as written):",
+        "b.jsonl:1: warning: text2video: durration: is not a field Kling documents here; did you "
+        "mean 'duration'? (sent as given)",
+    ]
+
+
+# -- local images ----------------------------------------------------------------------------
+def _png(width: int, height: int) -> bytes:
+    from klingwatch.sandbox.media import png
+
+    return png(width, height, (10, 20, 30))
+
+
+def test_a_local_image_is_read_relative_to_the_batch_file_and_sent_as_base64(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+
+    folder = tmp_path / "job"
+    (folder / "pics").mkdir(parents=True)
+    (folder / "pics" / "cat.png").write_bytes(_png(320, 320))
+    (folder / "b.jsonl").write_text(
+        '{"product": "image2video", "image": "pics/cat.png", "image_tail": "./pics/cat.png"}\n'
+        '{"product": "image-to-video/kling-2.6", "prompt": "it waves", '
+        '"contents": [{"type": "first_frame", "url": "pics/cat.png"}]}\n'
+        '{"product": "multi-image2video", "prompt": "p", '
+        '"image_list": [{"image": "pics/cat.png"}, {"image": "https://cdn/x.png"}]}\n'
+        '{"product": "effects", "effect_scene": "hug_pro", '
+        '"input": {"images": ["pics/cat.png", "pics/cat.png"]}}\n'
+        '{"product": "image-generation", "prompt": "pics/cat.png"}\n',
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(tmp_path)  # run from elsewhere: the path is the file's, not the cwd's
+
+    found = read_batch("job/b.jsonl")
+
+    raw = base64.b64encode(_png(320, 320)).decode()
+    assert not found.problems, found.problems
+    i2v, tasks, multi, effects, image = (line.request for line in found.lines)
+    assert i2v["image"] == i2v["image_tail"] == raw
+    assert not raw.startswith("data:")
+    assert tasks["contents"] == [
+        {"type": "prompt", "text": "it waves"},
+        {"type": "first_frame", "url": raw},
+    ]
+    assert [item["image"] for item in multi["image_list"]] == [raw, "https://cdn/x.png"]
+    assert effects["input"]["images"] == [raw, raw]
+    assert image["prompt"] == "pics/cat.png"  # a prompt is not an image field
+
+
+def test_a_missing_or_oversized_local_image_is_one_clear_line(
+    write: Writer, tmp_path: Path
+) -> None:
+    (tmp_path / "huge.png").write_bytes(_png(320, 320) + bytes(11 * 1024 * 1024))
+    (tmp_path / "small.png").write_bytes(_png(100, 100))
+    name = write(
+        "b.jsonl",
+        '{"product": "image2video", "image": "./nope.png"}\n'
+        '{"product": "avatar", "image": "huge.png", "audio_id": "a1"}\n'
+        '{"product": "virtual-try-on", "human_image": "small.png", "cloth_image": "small.png"}\n',
+    )
+
+    assert _messages(name) == [
+        f"b.jsonl:1: image2video: image: ./nope.png: no such file; check the path (paths are "
+        f"read from {tmp_path})",
+        f"b.jsonl:2: avatar: image: huge.png: is 11.0 MB; Kling accepts at most 10 MB here: "
+        f"shrink the image or give a URL (paths are read from {tmp_path})",
+        "b.jsonl:3: virtual-try-on: human_image: is 100x100 px; Kling needs at least 300 px on "
+        "each side: use a larger image; cloth_image: is 100x100 px; Kling needs at least 300 px "
+        "on each side: use a larger image",
     ]

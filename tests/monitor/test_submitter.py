@@ -364,6 +364,37 @@ async def test_account_and_credential_refusals_pause_without_auto_resume(
     assert ledger.counts()[LocalStatus.QUEUED] == 2
 
 
+REFUSALS = {
+    "401 envelope": httpx.Response(401, json={"code": 1000, "message": "auth failed"}),
+    "401 unknown code": httpx.Response(401, json={"code": 1099, "message": "no"}),
+    "403 envelope": httpx.Response(403, json={"code": 1103, "message": "no permission"}),
+    "401 empty": httpx.Response(401),
+    "401 json without code": httpx.Response(401, json={"error": "unauthorized"}),
+    "403 proxy page": httpx.Response(
+        403, text="<html><h1>403 Forbidden</h1></html>", headers={"content-type": "text/html"}
+    ),
+}
+
+
+@pytest.mark.parametrize("answer", list(REFUSALS), ids=list(REFUSALS))
+async def test_a_create_answered_401_or_403_was_not_created_and_waits_for_no_lookup(
+    ledger: Ledger, answer: str
+) -> None:
+    # Kling (or a proxy in front of it) refused the request: whatever the body, no task exists,
+    # so nothing is looked up or held back as "unknown"; sending pauses until the cause is fixed.
+    ledger.add_tasks("b1", intents(2))
+    kling = ScriptedKling(ManualClock(), script={"line-0": [REFUSALS[answer]]})
+    submitter = await _run(kling, ledger, passes=3, step=60)
+    assert kling.status(ledger, "line-0") is LocalStatus.QUEUED
+    assert submitter.stats.ambiguous == 0
+    assert sum(kling.lookups.values()) == 0
+    assert sum(kling.creates.values()) == 1
+    state = submitter.paused()
+    assert state is not None
+    assert ("401" in state.reason) or ("403" in state.reason)
+    assert ledger.counts()[LocalStatus.UNKNOWN] == 0
+
+
 async def test_a_rate_limit_keeps_the_task_queued_and_honours_retry_after(
     ledger: Ledger,
 ) -> None:

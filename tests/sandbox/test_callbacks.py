@@ -143,6 +143,32 @@ async def test_signed_deliveries_verify_with_the_secret(
         verify_signature(SECRET, headers, body + b" ", now=clock.time())
 
 
+NEW_SECRET = "whsec_bmV3c2VjcmV0bmV3c2VjcmV0bmV3c2VjcmV0bmV3MTI="
+
+
+@pytest.mark.parametrize("given", [f"{SECRET} {NEW_SECRET}", [SECRET, NEW_SECRET]])
+async def test_a_rotation_signs_with_every_secret_at_once(
+    make_app: SandboxFactory, clock: ManualClock, given: Any
+) -> None:
+    # kling-get-started-callbacks.md: during a rotation "the webhook-signature header may contain
+    # multiple signatures", space-separated; a receiver with either secret verifies it.
+    receiver = Receiver()
+    app = make(make_app, receiver, webhook_secret=given, callbacks="terminal")
+    await create(app)
+    await run_to_end(app, clock)
+    ((headers, body),) = receiver.got
+
+    signatures = headers["webhook-signature"].split(" ")
+    assert len(signatures) == 2
+    assert all(s.startswith("v1,") for s in signatures)
+    verify_signature(SECRET, headers, body, now=clock.time())
+    verify_signature(NEW_SECRET, headers, body, now=clock.time())
+    with pytest.raises(WebhookVerificationError):
+        verify_signature(
+            "whsec_" + "b3RoZXJvdGhlcm90aGVyb3RoZXJvdGhlcjEy", headers, body, now=clock.time()
+        )
+
+
 async def test_a_failing_receiver_is_retried_with_backoff(
     make_app: SandboxFactory, clock: ManualClock
 ) -> None:

@@ -35,21 +35,28 @@ async def test_create_answers_id_status_times_and_external_id(
     assert data["create_time"] == round(clock.time() * 1000)
 
 
+_FRAME = {"type": "first_frame", "url": "https://example.com/a.png"}
+_MOTION = [
+    {"type": "image", "url": "https://example.com/a.png"},
+    {"type": "video", "url": "https://example.com/a.mp4"},
+]
+
+
 @pytest.mark.parametrize(
-    "path",
+    ("path", "body"),
     [
-        "/text-to-video/kling-2.6",
-        "/image-to-video/kling-3.0",
-        "/omni-video/kling-o1",
-        "/motion-control/kling-3.0",
+        ("/text-to-video/kling-2.6", {"prompt": "x", "settings": {"duration": 5}}),
+        ("/image-to-video/kling-3.0", {"prompt": "x", "contents": [_FRAME]}),
+        ("/omni-video/kling-o1", {"prompt": "x", "contents": [_FRAME]}),
+        (
+            "/motion-control/kling-3.0",
+            {"contents": _MOTION, "settings": {"character_orientation": "video"}},
+        ),
     ],
 )
-async def test_every_new_standard_product_creates(api: httpx.AsyncClient, path: str) -> None:
-    body = {
-        "prompt": "x",
-        "contents": [{"type": "first_frame", "url": "https://example.com/a.png"}],
-        "settings": {"duration": 5},
-    }
+async def test_every_new_standard_product_creates(
+    api: httpx.AsyncClient, path: str, body: dict[str, Any]
+) -> None:
     r = await api.post(path, json=body)
     assert r.status_code == 200, r.text
 
@@ -191,9 +198,33 @@ async def test_list_time_range_is_creation_ms(api: httpx.AsyncClient, clock: Man
     assert [t["id"] for t in data["result"]] == [second["id"]]
 
 
+async def test_list_times_may_be_strings_of_digits(
+    api: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    # kling-omni-3.0-ovg.md sends "start_time": "1781193600000"; kling-3.0-turbo-t2v.md an int.
+    first = (await create(api))["create_time"]
+    clock.advance(10)
+    second = await create(api)
+    for start in (str(first + 1), first + 1):
+        body = {"start_time": start, "end_time": str(second["create_time"]), "cursor": ""}
+        r = await api.post("/tasks", json=body)
+        assert r.status_code == 200, r.text
+        assert [t["id"] for t in r.json()["data"]["result"]] == [second["id"]]
+
+
+async def test_an_empty_external_task_id_in_options_is_no_id(api: httpx.AsyncClient) -> None:
+    one = await create(api, ext="")
+    two = await create(api, ext="")
+
+    assert one["external_id"] is None
+    assert two["external_id"] is None
+    assert one["id"] != two["id"]
+
+
 @pytest.mark.parametrize(
     "body",
     [
+        {"start_time": "yesterday"},
         {"limit": 501},
         {"limit": 0},
         {"cursor": "garbage!"},

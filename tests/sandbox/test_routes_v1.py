@@ -257,3 +257,121 @@ async def test_markers_can_be_turned_off(make_app: SandboxFactory, clock: Manual
         clock.advance(3600)
         data = (await api.get(f"{T2V}/{task_id}")).json()["data"]
     assert data["task_status"] == "succeed"
+
+
+_DOG = "https://cdn.example.com/dog.png"
+#: The endpoints the vendor pages document beside the original eight, with a body each page
+#: shows and what the finished task's ``task_result`` holds on that page.
+_DOCUMENTED = [
+    (
+        "/v1/images/editing/expand",
+        {
+            "image": _DOG,
+            "n": 2,
+            **dict.fromkeys(
+                (
+                    "up_expansion_ratio",
+                    "down_expansion_ratio",
+                    "left_expansion_ratio",
+                    "right_expansion_ratio",
+                ),
+                0.2,
+            ),
+        },
+        {"images"},
+    ),
+    ("/v1/audio/text-to-audio", {"prompt": "rain on a roof", "duration": 3.5}, {"audios"}),
+    ("/v1/audio/video-to-audio", {"video_url": "https://cdn/v.mov"}, {"videos", "audios"}),
+    ("/v1/audio/tts", {"text": "hello", "voice_id": "oversea_male1"}, {"audios"}),
+    ("/v1/videos/avatar/image2video", {"image": _DOG, "audio_id": "a1"}, {"videos"}),
+    (
+        "/v1/videos/advanced-lip-sync",
+        {
+            "session_id": "s",
+            "face_choose": [
+                {
+                    "face_id": "0",
+                    "audio_id": "a",
+                    "sound_start_time": 0,
+                    "sound_end_time": 3000,
+                    "sound_insert_time": 0,
+                }
+            ],
+        },
+        {"videos"},
+    ),
+    (
+        "/v1/videos/multi-elements",
+        {
+            "session_id": "s",
+            "edit_mode": "removal",
+            "prompt": "Delete the chick from <<<video_1>>>",
+        },
+        {"videos"},
+    ),
+    ("/v1/images/omni-image", {"prompt": "a cover", "n": 2}, {"images"}),
+    ("/v1/images/multi-image2image", {"subject_image_list": [{"subject_image": _DOG}]}, {"images"}),
+    ("/v1/general/ai-multi-shot", {"element_frontal_image": _DOG}, {"images"}),
+    (
+        "/v1/general/custom-voices",
+        {"voice_name": "mine", "voice_url": "https://cdn/a.mp3"},
+        {"voices"},
+    ),
+    (
+        "/v1/general/advanced-custom-elements",
+        {
+            "element_name": "Grace",
+            "element_description": "d",
+            "reference_type": "video_refer",
+            "element_video_list": {"refer_videos": [{"video_url": "https://cdn/v.mp4"}]},
+        },
+        {"elements"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "result"), _DOCUMENTED)
+async def test_every_documented_task_endpoint_is_served_and_finishes(
+    api: httpx.AsyncClient, clock: ManualClock, path: str, body: dict[str, Any], result: set[str]
+) -> None:
+    r = await api.post(path, json={**body, "external_task_id": "", "callback_url": ""})
+    assert r.status_code == 200, r.text
+    task_id = r.json()["data"]["task_id"]
+    clock.advance(7200)
+
+    got = (await api.get(f"{path}/{task_id}")).json()["data"]
+    page = (await api.get(path, params={"pageNum": 1})).json()["data"]
+
+    assert got["task_status"] == "succeed"
+    assert set(got["task_result"]) == result
+    assert [t["task_id"] for t in page] == [task_id]
+    for kind in ("videos", "images", "audios"):
+        for item in got["task_result"].get(kind, []):
+            url = item.get("url") or item.get("url_mp3") or item.get("url_1")
+            media = await api.get(url)
+            assert media.status_code == 200, url
+            assert media.headers["content-type"].split("/")[0] in ("video", "image", "audio")
+            assert len(media.content) > 100
+
+
+async def test_audio_results_are_real_mp3_and_wav(
+    api: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    r = await api.post("/v1/audio/text-to-audio", json={"prompt": "rain", "duration": 3})
+    task_id = r.json()["data"]["task_id"]
+    clock.advance(600)
+    audio = (await api.get(f"/v1/audio/text-to-audio/{task_id}")).json()["data"]["task_result"][
+        "audios"
+    ][0]
+
+    mp3 = await api.get(audio["url_mp3"])
+    wav = await api.get(audio["url_wav"])
+
+    assert audio["duration_mp3"] == "3.0"
+    assert (mp3.headers["content-type"], mp3.content[:3]) == ("audio/mpeg", b"ID3")
+    assert mp3.content[10:12] == b"\xff\xfb"  # an MPEG-1 Layer III frame follows the tag
+    assert (wav.headers["content-type"], wav.content[:4], wav.content[8:12]) == (
+        "audio/wav",
+        b"RIFF",
+        b"WAVE",
+    )

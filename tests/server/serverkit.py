@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+import uvicorn
 from fastapi import FastAPI
 
+from klingwatch.clock import RealClock
+from klingwatch.server.app import create_app
+from klingwatch.server.runner import AppServer
 from klingwatch.settings import Settings
 from klingwatch.store import Ledger, LocalStatus, NewTask, Observation, Source
 
@@ -37,7 +43,7 @@ def client_of(app: FastAPI, *, settle: bool = True, **kw: Any) -> httpx.AsyncCli
 
     hooks = {"response": [wait_for_confirmations]} if settle else {}
     return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test", event_hooks=hooks, **kw
+        transport=httpx.ASGITransport(app=app), base_url="http://localhost", event_hooks=hooks, **kw
     )
 
 
@@ -78,6 +84,27 @@ def add_task(
             )
         )
     return local_id
+
+
+def end_task(
+    ledger: Ledger,
+    local_id: int,
+    status: LocalStatus,
+    *,
+    msg: str | None = None,
+    result: dict[str, Any] | None = None,
+) -> None:
+    """Task ``local_id`` reaches final ``status``, as a get would report it."""
+    ledger.apply(
+        Observation(
+            status=status,
+            source=Source.GET,
+            at=ledger_time(ledger),
+            local_id=local_id,
+            status_msg=msg,
+            result=result,
+        )
+    )
 
 
 def ledger_time(ledger: Ledger) -> float:
@@ -133,3 +160,37 @@ def tasks_body(
 
 def raw(body: Any) -> bytes:
     return json.dumps(body).encode()
+
+
+class ThreadedServer:
+    """The app under uvicorn on 127.0.0.1, port 0, in a thread."""
+
+    def __init__(
+        self, ledger: Ledger, *, bind_host: str | None = None, **overrides: object
+    ) -> None:
+        app = create_app(
+            ledger=ledger,
+            settings=settings(**overrides),
+            clock=RealClock(),
+            stream_interval=0.2,
+            bind_host=bind_host,
+        )
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=5
+        )
+        self.server = AppServer(config, app)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:  # readiness, not timing: the socket is bound once true
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return f"http://127.0.0.1:{self.server.port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.request_stop()
+        self.thread.join(timeout=20)
+        assert not self.thread.is_alive()

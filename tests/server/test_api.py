@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import httpx
 from serverkit import AppFactory, add_task, client_of, kling_id, legacy_body
 
@@ -50,9 +52,11 @@ async def test_tasks_are_filtered_and_paged_newest_first(
     assert cats["items"][0]["prompt"] == "a cat number 7"
     by_model = (await http.get("/api/tasks", params={"model": "kling-v1-6"})).json()
     assert [t["external_task_id"] for t in by_model["items"]] == ["other-8"]
-    start = ledger.task(1).queued_at  # type: ignore[union-attr]
+    start = page["items"][-1]["queued_at_ms"] - 50_000  # task 1, queued 50 s before task 6
     window = (
-        await http.get("/api/tasks", params={"since": start + 15, "until": start + 45})
+        await http.get(
+            "/api/tasks", params={"since_ms": start + 15_000, "until_ms": start + 45_000}
+        )
     ).json()
     assert [t["local_id"] for t in window["items"]] == [5, 4, 3]
 
@@ -95,9 +99,20 @@ async def test_one_task_has_its_timeline_and_is_found_by_any_id(
         ("submitted", "processing"),
         ("processing", "succeed"),
     ]
-    assert task["media"] == [{"kind": "video", "url": "http://media.test/v.mp4", "duration": 5.0}]
+    # The download is recorded at a path that holds no file: the video plays from Kling.
+    assert task["media"] == [
+        {
+            "kind": "video",
+            "index": 0,
+            "url": "http://media.test/v.mp4",
+            "kling_url": "http://media.test/v.mp4",
+            "local": False,
+            "duration": 5.0,
+        }
+    ]
     assert task["downloads"][0]["path"] == "/data/b1-1_0.mp4"
-    assert task["expires_at"] == task["finished_at"] + 30 * 86400
+    assert task["downloads"][0]["file_url"] is None
+    assert task["expires_at_ms"] == task["finished_at_ms"] + 30 * 86400 * 1000
     missing = await http.get("/api/tasks/no-such-task")
     assert missing.status_code == 404
     assert "no-such-task" in missing.json()["detail"]
@@ -266,7 +281,7 @@ async def test_throughput_shows_the_shortest_window_holding_the_days_work(
     clock.advance(20)
     tp = (await http.get("/api/stats")).json()["throughput"]
     # 500 s of work: a 10-minute window of 30 buckets of 20 s, ending now.
-    assert (tp["bucket_seconds"], tp["start"]) == (20.0, clock.time() - 600)
+    assert (tp["bucket_seconds"], tp["start_at_ms"]) == (20.0, round((clock.time() - 600) * 1000))
     assert (sum(tp["succeeded"]), sum(tp["failed"])) == (2, 1)
     assert tp["failed"][5] == 1  # 500 s ago
     assert tp["succeeded"][15] == 1  # 300 s ago
@@ -274,3 +289,71 @@ async def test_throughput_shows_the_shortest_window_holding_the_days_work(
     clock.advance(2 * 3600)
     later = (await http.get("/api/stats")).json()["throughput"]
     assert later["bucket_seconds"] == 6 * 3600 / 30
+
+
+async def test_retrying_a_succeeded_task_needs_force_because_it_pays_again(
+    http: httpx.AsyncClient, ledger: Ledger, clock: ManualClock
+) -> None:
+    local = add_task(ledger, 1)
+    finish(ledger, local, LocalStatus.SUCCEED, clock.time())
+    refused = await http.post(f"/api/tasks/{local}/retry", json={})
+    assert refused.status_code == 409
+    assert refused.json() == {
+        "detail": "task 'b1-1' succeeded: retrying it queues a new task that Kling bills again; "
+        'add "force": true to the JSON body to retry it anyway'
+    }
+    assert len(ledger.tasks()) == 1
+    forced = await http.post(f"/api/tasks/{local}/retry", json={"force": True})
+    assert forced.status_code == 201
+    assert forced.json()["task"]["external_task_id"] == "b1-1-r1"
+
+
+async def test_what_the_fuzzer_found_answers_4xx_with_a_reason(
+    http: httpx.AsyncClient, ledger: Ledger
+) -> None:
+    add_task(ledger, 1)
+    huge_offset = await http.get("/api/tasks", params={"offset": "93740011967061048688640"})
+    assert huge_offset.status_code == 422
+    assert huge_offset.json() == {
+        "detail": "query.offset: Input should be less than or equal to 2147483647"
+    }
+    huge_after = await http.get("/api/events", params={"after_id": "94992290791550156275712"})
+    assert huge_after.status_code == 422
+    assert huge_after.json()["detail"].startswith("query.after_id: Input should be less than")
+    superscript = await http.post("/api/tasks/%C2%B2/retry", json={})
+    assert superscript.status_code == 404
+    assert superscript.json() == {"detail": "no task '²' in the ledger"}
+    nul = await http.get("/api/tasks", params={"batch": "b\x001"})
+    assert nul.status_code == 422
+    assert nul.json()["detail"].startswith("query.batch: String should match pattern")
+    empty = await http.post("/api/track", json={"task_id": ""})
+    assert empty.status_code == 422
+    assert empty.json() == {"detail": "body.task_id: String should have at least 1 character"}
+
+
+async def test_every_instant_is_given_as_epoch_ms_and_iso_8601(
+    http: httpx.AsyncClient, ledger: Ledger, clock: ManualClock
+) -> None:
+    local = add_task(ledger, 1)
+    finish(ledger, local, LocalStatus.SUCCEED, clock.time())
+    task = (await http.get(f"/api/tasks/{local}")).json()
+    stats = (await http.get("/api/stats")).json()
+    batch = (await http.get("/api/batches")).json()[0]
+    event = (await http.get("/api/events")).json()["items"][0]
+    for record in (task, stats, batch, event, task["timeline"][-1]):
+        pairs = [k[: -len("_ms")] for k in record if k.endswith("_ms")]
+        assert pairs, record
+        for name in pairs:
+            ms, iso = record[f"{name}_ms"], record[f"{name}_iso"]
+            if ms is None:
+                assert iso is None, name
+                continue
+            assert isinstance(ms, int), name
+            assert iso == datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(
+                timespec="milliseconds"
+            ).replace("+00:00", "Z"), name
+        # No instant in another unit or under a name that does not say its unit.
+        assert not [k for k in record if k.endswith("_at") or k == "at"], record
+    assert task["finished_at_ms"] == round(clock.time() * 1000)
+    assert task["kling_updated_at_ms"] == int(clock.time() * 1000)
+    assert task["kling_updated_at_iso"].endswith("Z")

@@ -8,20 +8,17 @@ counts, the progress bar, a row appearing in the stream, the video on a task pag
 from __future__ import annotations
 
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
-from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
-from serverkit import API_TOKEN, add_task, settings
+from playwright.sync_api import BrowserContext, Page, Route, expect, sync_playwright
+from serverkit import API_TOKEN, ThreadedServer, add_task
 
 from klingwatch.clock import RealClock
 from klingwatch.monitor import gates
-from klingwatch.server.app import create_app
-from klingwatch.server.runner import AppServer
+from klingwatch.server.dashboard import STATIC_DIR
 from klingwatch.store import Ledger, LocalStatus, Observation, Source
 
 pytestmark = pytest.mark.browser
@@ -40,34 +37,6 @@ CHROMIUM_ARGS = [
 WAIT_MS = 10_000  # how long a page may take to show a change (it usually takes well under 1 s)
 
 
-class ThreadedServer:
-    """The app under uvicorn on 127.0.0.1, port 0, in a thread."""
-
-    def __init__(self, ledger: Ledger, **overrides: object) -> None:
-        app = create_app(
-            ledger=ledger, settings=settings(**overrides), clock=RealClock(), stream_interval=0.2
-        )
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=5
-        )
-        self.server = AppServer(config, app)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:  # readiness, not timing: the socket is bound once true
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return f"http://127.0.0.1:{self.server.port}"
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.request_stop()
-        self.thread.join(timeout=20)
-        assert not self.thread.is_alive()
-
-
 @pytest.fixture
 def real_ledger(tmp_path: Path) -> Iterator[Ledger]:
     with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}", clock=RealClock()) as opened:
@@ -78,7 +47,10 @@ def real_ledger(tmp_path: Path) -> Iterator[Ledger]:
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
     """One Chromium for the module (starting it is the slow part); a fresh page per test."""
     if shutil.which(CHROMIUM) is None:
-        pytest.fail("Debian chromium is not installed: apt-get install -y chromium (see .ci/run)")
+        pytest.fail(
+            "Debian chromium is not installed: run the tests with `make test` "
+            "(it installs chromium as root), or apt-get install chromium"
+        )
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
             str(tmp_path_factory.mktemp("chromium-profile")),
@@ -146,9 +118,12 @@ def test_the_overview_follows_the_ledger_live(
         expect(batch.locator(".progress-text")).to_have_text("2 / 4 done · 50%", timeout=WAIT_MS)
         expect(batch.locator(".bar")).to_have_attribute("aria-valuenow", "50")
         expect(batch.locator(".bar .succeed")).to_have_attribute("style", "width:25%")
-        # The change stream shows the new status changes, newest on top.
-        expect(page.locator("#events li").first).to_contain_text(f"#{ids[1]}", timeout=WAIT_MS)
-        expect(page.locator("#events li").first).to_contain_text("failed")
+        # The change stream shows the new status changes, newest on top, each task by name.
+        newest = page.locator("#events li").first
+        expect(newest.locator(".task-name")).to_have_text("b1-2", timeout=WAIT_MS)
+        expect(newest.locator(".task-name")).to_have_attribute("href", f"/task/{ids[1]}")
+        expect(newest).to_contain_text("failed")
+        expect(page.locator("#events")).not_to_contain_text(f"#{ids[1]}")
         # The failure and its reason appear under "Needs attention".
         failed = page.locator(f'#failed li[data-task="{ids[1]}"]')
         expect(failed).to_contain_text("Image pixel is invalid", timeout=WAIT_MS)
@@ -285,3 +260,114 @@ def test_retrying_a_failed_task_from_its_page_opens_the_new_task(
     retries = [t for t in real_ledger.tasks() if t.retry_of == local]
     assert [t.status for t in retries] == [LocalStatus.QUEUED]
     assert page.url.endswith(f"/task/{retries[0].local_id}")
+
+
+def downloaded(ledger: Ledger, local: int, path: Path, kling_url: str) -> None:
+    """Record ``path`` as the complete download of the task's first result file."""
+    ledger.record_download(
+        local,
+        0,
+        url=kling_url,
+        path=str(path),
+        size=path.stat().st_size,
+        sha256=None,
+        state="complete",
+        error=None,
+        at=time.time(),
+    )
+
+
+def test_a_downloaded_result_plays_from_the_local_copy_not_klings_expired_url(
+    real_ledger: Ledger, page: Page, tmp_path: Path
+) -> None:
+    expired = "http://127.0.0.1:9/expired"  # nothing listens there: Kling deleted the files
+    image_task = add_task(real_ledger, 1, product="image-generation", model="kling-v2")
+    video_task = add_task(real_ledger, 2, prompt="a paper boat on a puddle")
+    picture = tmp_path / "downloads" / "b1-1_0.svg"
+    picture.parent.mkdir()
+    picture.write_bytes((STATIC_DIR / "favicon.svg").read_bytes())
+    clip = tmp_path / "downloads" / "b1-2_0.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(512))
+    observe(real_ledger, image_task, LocalStatus.SUCCEED, result={"images": [{"url": expired}]})
+    observe(real_ledger, video_task, LocalStatus.SUCCEED, result={"videos": [{"url": expired}]})
+    downloaded(real_ledger, image_task, picture, expired)
+    downloaded(real_ledger, video_task, clip, expired)
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    with ThreadedServer(real_ledger) as base:
+        page.goto(f"{base}/task/{image_task}")
+        image = page.locator(".media img")
+        expect(image).to_have_attribute("src", f"/api/tasks/{image_task}/files/0", timeout=WAIT_MS)
+        # The browser really decoded the file klingwatch serves from its downloads.
+        page.wait_for_function(
+            "document.querySelector('.media img').naturalWidth > 0", timeout=WAIT_MS
+        )
+        expect(page.locator(".media figcaption")).to_contain_text("downloaded copy")
+        expect(page.locator(".media figcaption a")).to_have_attribute("href", expired)
+
+        page.goto(f"{base}/task/{video_task}")
+        video = page.locator(".media video")
+        expect(video).to_have_attribute("src", f"/api/tasks/{video_task}/files/0", timeout=WAIT_MS)
+        expect(page.locator("#task")).to_contain_text(str(clip))
+    assert f"{base}/api/tasks/{image_task}/files/0" in asked
+    assert f"{base}/api/tasks/{video_task}/files/0" in asked
+    assert not [url for url in asked if url.startswith(expired)]
+
+
+def test_the_api_docs_work_without_a_network(real_ledger: Ledger, page: Page) -> None:
+    blocked: list[str] = []
+    with ThreadedServer(real_ledger) as base:
+
+        def only_this_server(route: Route) -> None:
+            if route.request.url.startswith(base):
+                route.continue_()
+            else:  # what a machine without internet would do to a CDN request
+                blocked.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", only_this_server)
+        page.goto(f"{base}/docs")
+        expect(page.locator(".swagger-ui .info .title")).to_contain_text(
+            "klingwatch", timeout=WAIT_MS
+        )
+        expect(page.locator(".opblock-summary-path").first).to_be_visible()
+        expect(page.locator(".swagger-ui")).to_contain_text("/api/tasks/{ref}/retry")
+        # The operations open and show their parameters, all from files served here.
+        page.locator(".opblock-summary-path", has_text="/api/tasks/{ref}/retry").click()
+        expect(page.locator(".opblock.is-open")).to_contain_text("force", timeout=WAIT_MS)
+        page.wait_for_load_state("networkidle")
+    assert blocked == []
+
+
+def test_failed_and_rejected_shows_the_true_count_and_links_to_all(
+    real_ledger: Ledger, page: Page
+) -> None:
+    for n in range(1, 15):
+        refused = n % 5 == 0  # Kling refused the create: rejected, never submitted
+        local = add_task(real_ledger, n, prompt=f"a storm at sea, take {n}", submitted=not refused)
+        if refused:
+            real_ledger.apply(
+                Observation(
+                    status=LocalStatus.REJECTED,
+                    source=Source.CREATE,
+                    at=time.time(),
+                    local_id=local,
+                    status_msg="content policy",
+                )
+            )
+        else:
+            observe(real_ledger, local, LocalStatus.FAILED, status_msg=f"reason {n}")
+    add_task(real_ledger, 99, prompt="still going")
+    with ThreadedServer(real_ledger) as base:
+        page.goto(f"{base}/")
+        expect(page.locator("#failed-count")).to_have_text("14", timeout=WAIT_MS)
+        expect(page.locator("#failed li")).to_have_count(10)
+        more = page.locator("#failed-all")
+        expect(more).to_have_text("All 14 failed and rejected tasks →")
+        more.click()
+        expect(page).to_have_url(f"{base}/tasks?status=failed%2Crejected", timeout=WAIT_MS)
+        expect(page.locator("#task-rows tr")).to_have_count(14, timeout=WAIT_MS)
+        expect(page.locator("#tasks-summary")).to_have_text("1–14 of 14")
+        expect(page.locator("#task-rows")).to_contain_text("rejected")
+        expect(page.locator("#task-rows")).not_to_contain_text("still going")
+        expect(page.locator("select[name=status]")).to_have_value("failed,rejected")

@@ -18,7 +18,9 @@ from klingwatch.sandbox import create_app as create_sandbox
 from klingwatch.server.app import create_app
 from klingwatch.store import Ledger, NewTask
 
-CALLBACK_URL = f"http://klingwatch.test/callbacks/kling/{CALLBACK_TOKEN}"
+PUBLIC_URL = "http://klingwatch.test"
+#: Kling posts here, so its requests carry ``Host: klingwatch.test``: the public URL's host.
+CALLBACK_URL = f"{PUBLIC_URL}/callbacks/kling/{CALLBACK_TOKEN}"
 
 
 Scope = MutableMapping[str, Any]
@@ -60,7 +62,10 @@ class World:
             clock=clock,
         )
         self.app = create_app(
-            ledger=ledger, settings=settings(**app_kw), clock=clock, client=self.client
+            ledger=ledger,
+            settings=settings(public_url=PUBLIC_URL, **app_kw),
+            clock=clock,
+            client=self.client,
         )
         holder["app"] = self.app
         self.ledger = ledger

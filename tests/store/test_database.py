@@ -18,6 +18,7 @@ from klingwatch.store import (
     Ledger,
     LedgerError,
     LedgerUnavailable,
+    MissingFolder,
     NewTask,
     SchemaMismatch,
 )
@@ -91,6 +92,8 @@ def test_an_in_memory_ledger_works_for_throwaway_use() -> None:
         ("not a url", "not a SQLAlchemy URL"),
         ("mysql://u@h/db", "unsupported database 'mysql'"),
         ("postgresql+nosuchdriver://u@h/db", "driver 'postgresql+nosuchdriver'"),
+        ("sqlite://kw.db", "a SQLite URL has no host: write sqlite:///kw.db (three slashes)"),
+        ("kw.db", "not a SQLAlchemy URL (a SQLite file is sqlite:///kw.db)"),
     ],
 )
 def test_a_bad_url_is_one_clear_line(url: str, says: str) -> None:
@@ -126,8 +129,16 @@ def test_an_unreachable_server_is_reported_not_raised_raw() -> None:
 
 
 def test_an_unopenable_sqlite_file_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "k.db").mkdir()  # a folder where the file should be
     with pytest.raises(LedgerUnavailable, match="unable to open database file"):
-        Ledger.open(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'k.db'}")
+        Ledger.open(f"sqlite:///{tmp_path / 'k.db'}")
+
+
+def test_a_sqlite_file_in_a_missing_folder_names_the_folder(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such" / "dir"
+    with pytest.raises(MissingFolder, match=f"the folder {missing} of the ledger"):
+        Ledger.open(f"sqlite:///{missing / 'k.db'}")
+    assert not missing.exists()  # folders are not made up: a typo stays visible
 
 
 def test_a_database_from_a_newer_klingwatch_is_refused(ledger_url: str) -> None:

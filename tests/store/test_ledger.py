@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -434,6 +435,45 @@ def test_downloads_are_one_row_per_file_replaced_on_retry(ledger: Ledger) -> Non
         ledger.record_download(
             a + 5, 0, path=None, size=None, state="failed", error="x", at=1.0, **common
         )
+
+
+def test_a_complete_download_is_never_downgraded_by_a_later_attempt(ledger: Ledger) -> None:
+    [a] = ledger.add_tasks("b", [intent("a")]).added
+    common = {"url": "https://x/v.mp4", "sha256": "ab"}
+    ledger.record_download(
+        a, 0, path="/d/a.mp4", size=9, state="complete", error=None, at=1.0, **common
+    )
+    for state in ("failed", "expired"):
+        ledger.record_download(
+            a, 0, path="/elsewhere/a.mp4", size=None, state=state, error="gone", at=2.0, **common
+        )
+    [row] = ledger.downloads(a)
+    assert (row.state, row.path, row.size, row.error, row.at) == (
+        "complete",
+        "/d/a.mp4",
+        9,
+        None,
+        1.0,
+    )
+    ledger.record_download(
+        a, 0, path="/new/a.mp4", size=9, state="complete", error=None, at=3.0, **common
+    )
+    assert ledger.downloads(a)[0].path == "/new/a.mp4"  # complete again, somewhere else
+
+
+def test_paths_are_stored_absolute(
+    ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    [a] = ledger.add_tasks("b", [intent("a")]).added
+    batch = ledger.ensure_batch("b", download_dir="out")
+    ledger.record_download(
+        a, 0, url="u", path="out/b/a.mp4", size=1, sha256="0", state="complete", error=None, at=1
+    )
+    monkeypatch.chdir("/")
+    assert batch.download_dir == str(tmp_path / "out")
+    assert [b.download_dir for b in ledger.batches()] == [str(tmp_path / "out")]
+    assert ledger.downloads(a)[0].path == str(tmp_path / "out" / "b" / "a.mp4")
 
 
 def test_threads_and_a_second_process_writing_at_once_stay_consistent(

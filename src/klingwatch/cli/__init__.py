@@ -1,21 +1,20 @@
 """The terminal face: ``klingwatch COMMAND``.
 
-Each command lives in its own module and registers on :data:`klingwatch.cli.app.app`. ``main``
-turns every klingwatch error (``KlingError``, ``LedgerError``) into one clear line on stderr
-(exit code 3), never a traceback.
+Each command lives in its own module and registers on :data:`klingwatch.cli.app.app`. Every
+mistake a user can make ends in one line on stderr and an exit code of
+:mod:`klingwatch.cli.exits` (the same for every command), never a traceback.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
 
 import typer
 
 from klingwatch import __version__
 from klingwatch.cli.app import app
-from klingwatch.kling.errors import KlingError
-from klingwatch.store.errors import LedgerError
+from klingwatch.cli.exits import ExitCode
+from klingwatch.settings import toml_warnings
 
 # Each command module registers its commands on `app` when imported. To add a command module,
 # add its name here (one entry per module, one module per command or group of commands).
@@ -44,7 +43,7 @@ for _name in COMMAND_MODULES:
 __all__ = ["COMMAND_MODULES", "EXIT_ERROR", "app", "main"]
 
 #: Exit code for an error klingwatch could explain (bad credentials, unreachable server, ...).
-EXIT_ERROR = 3
+EXIT_ERROR = ExitCode.ERROR
 
 
 def _version(value: bool) -> None:
@@ -60,15 +59,12 @@ def _root(
     ),
 ) -> None:
     """Submit, track and collect Kling AI generation tasks."""
+    # Before every command: a misspelled key in klingwatch.toml would otherwise be ignored
+    # without a word. (A file that does not parse is the settings' error, where they are read.)
+    for warning in toml_warnings():
+        typer.echo(f"warning: {warning}", err=True)
 
 
 def main() -> None:
-    """Console-script entry point."""
-    try:
-        app()
-    except (KlingError, LedgerError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_ERROR)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
+    """Console-script entry point (exits with a code of :class:`~klingwatch.cli.exits.ExitCode`)."""
+    app(prog_name="klingwatch")

@@ -10,6 +10,8 @@ failed task happen.
 
 Everything lands in ``--dir`` (default ``./klingwatch-demo``): the ledger, the batch file and the
 downloads, so ``klingwatch status``, ``show``, ``export`` and ``serve`` can look at it afterwards.
+Each run starts that folder afresh, so the demo only uses a folder it made itself (see
+:func:`prepare`): never one holding someone's own ledger or files.
 """
 
 from __future__ import annotations
@@ -26,12 +28,11 @@ import typer
 from rich.table import Table
 
 from klingwatch.cli.app import app
-from klingwatch.cli.common import clock_from, console, run_async
+from klingwatch.cli.common import clock_from, console, run_async, run_engine
 from klingwatch.cli.live import Reporter, format_duration, make_reporter
 from klingwatch.cli.submit import batch_monitor, make_submitter, to_new_task
 from klingwatch.kling.client import KlingClient
 from klingwatch.kling.models import TaskStatus
-from klingwatch.monitor.download_worker import DownloadWorker
 from klingwatch.monitor.intake import read_batch
 from klingwatch.sandbox import SandboxConfig
 from klingwatch.sandbox.media import png
@@ -40,9 +41,12 @@ from klingwatch.settings import Settings
 from klingwatch.store import Change, Ledger, LocalStatus, NewTask, TaskRecord
 from klingwatch.store.async_ledger import AsyncLedger
 
-__all__ = ["demo_batch", "prepare", "run_demo"]
+__all__ = ["MARKER", "demo_batch", "prepare", "run_demo"]
 
 BATCH = "demo"
+BATCH_FILE = "demo-batch.jsonl"
+#: The file that marks a folder as the demo's own (the demo only reuses folders carrying it).
+MARKER = ".klingwatch-demo"
 #: The line whose finished video the demo extends.
 EXTEND_SOURCE = "demo-fox"
 
@@ -148,24 +152,74 @@ class _ExtendWhenReady:
 
 
 def prepare(directory: Path) -> Path:
-    """A clean demo folder holding the batch file; returns the batch file's path.
+    """A demo folder holding the batch file, afresh; returns the batch file's path.
 
-    The demo owns what it puts there (ledger, batch file, downloads) and starts afresh each run.
+    The demo deletes and rewrites what it made before (ledger, batch file, downloads), so it
+    only ever uses a folder that is new or empty (it then leaves its :data:`MARKER` there), or
+    one with that marker whose ledger holds nothing but the demo's batch. Any other folder is
+    refused with one line, and nothing in it is touched.
     """
-    directory.mkdir(parents=True, exist_ok=True)
-    for name in ("klingwatch.db", "klingwatch.db-wal", "klingwatch.db-shm"):
-        (directory / name).unlink(missing_ok=True)
-    shutil.rmtree(directory / "downloads", ignore_errors=True)
-    batch_file = directory / "demo-batch.jsonl"
+    directory = directory.expanduser().absolute()
+    if directory.exists() and not directory.is_dir():
+        raise _refuse(f"{directory} is a file, not a folder")
+    if not directory.exists() or not any(directory.iterdir()):
+        directory.mkdir(parents=True, exist_ok=True)
+    elif (directory / MARKER).exists() or _made_by_an_older_demo(directory):
+        _check_ledger_is_the_demos(directory)
+        for name in ("klingwatch.db", "klingwatch.db-wal", "klingwatch.db-shm"):
+            (directory / name).unlink(missing_ok=True)
+        shutil.rmtree(directory / "downloads", ignore_errors=True)
+    else:
+        held = sorted(p.name for p in directory.iterdir())
+        shown = ", ".join(held[:4]) + (f" and {len(held) - 4} more" if len(held) > 4 else "")
+        raise _refuse(
+            f"{directory} holds {shown}, which the demo did not make (it has no {MARKER})"
+        )
+    (directory / MARKER).write_text(
+        "This folder was made by `klingwatch demo`, which deletes and rewrites its ledger, batch "
+        "file and downloads on every run.\n"
+    )
+    batch_file = directory / BATCH_FILE
     batch_file.write_text("".join(json.dumps(line) + "\n" for line in demo_batch()))
     return batch_file
+
+
+def _refuse(why: str) -> typer.BadParameter:
+    return typer.BadParameter(
+        f"{why}; the demo starts afresh in a folder of its own each run, so give a new or empty "
+        "one (the default is ./klingwatch-demo)",
+        param_hint="--dir",
+    )
+
+
+def _made_by_an_older_demo(directory: Path) -> bool:
+    """A demo folder from before the marker: the demo's batch file, every line the demo's."""
+    try:
+        lines = (directory / BATCH_FILE).read_text().splitlines()
+        ids = [json.loads(line).get("external_task_id", "") for line in lines if line.strip()]
+    except (OSError, ValueError, AttributeError):
+        return False
+    return bool(ids) and all(str(i).startswith("demo-") for i in ids)
+
+
+def _check_ledger_is_the_demos(directory: Path) -> None:
+    """Refuse a demo folder whose ledger has batches of someone's own (added after the demo)."""
+    if not (directory / "klingwatch.db").exists():
+        return
+    with Ledger.open(f"sqlite:///{directory / 'klingwatch.db'}") as ledger:
+        others = sorted(b.name for b in ledger.batches() if b.name != BATCH)
+    if others:
+        raise _refuse(
+            f"the ledger in {directory} also holds batches the demo did not make "
+            f"({', '.join(others)}), so the demo leaves it alone"
+        )
 
 
 async def run_demo(
     directory: Path, *, time_scale: float, seed: int, as_json: bool
 ) -> dict[str, Any]:
-    """Run the whole demo in a folder made by :func:`prepare`; return its summary."""
-    batch_file = directory / "demo-batch.jsonl"
+    """Run the whole demo in a folder made by :func:`prepare` (absolute); return its summary."""
+    batch_file = directory / BATCH_FILE
     downloads = directory / "downloads"
 
     api_key = "demo-" + secrets.token_urlsafe(16)
@@ -208,8 +262,8 @@ async def run_demo(
                         reporter=reporter,
                         batch=BATCH,
                     )
-                    await monitor.run()
-                    await DownloadWorker.close_all(monitor.workers)
+                    # The sandbox goes with the demo: nothing would carry on from here.
+                    await run_engine(monitor, interrupted="interrupted")
                 return _summary(ledger, directory, downloads, batch_file, time_scale, client)
 
 
@@ -276,14 +330,17 @@ def _print_summary(summary: dict[str, Any]) -> None:
     table = Table(
         title=f"times as on a real account (the sandbox ran {1 / summary['time_scale']:g}x faster)"
     )
-    for column in ("task", "product", "model", "mode", "status", "queued", "ran"):
-        table.add_column(column, no_wrap=column in ("task", "status"))
+    table.add_column("task", no_wrap=True)
+    table.add_column("kind", max_width=30, overflow="fold")  # wraps: readable at 80 columns
+    for column in ("status", "queued", "ran"):
+        table.add_column(column, no_wrap=True)
     for row in summary["tasks"]:
+        model = (
+            None if row["model"] and row["product"].endswith("/" + row["model"]) else row["model"]
+        )
         table.add_row(
             row["external_task_id"],
-            row["product"],
-            row["model"] or "-",
-            row["mode"] or "-",
+            " ".join(part for part in (row["product"], model, row["mode"]) if part),
             row["status"],
             format_duration(row["queued_s"]),
             format_duration(row["ran_s"]),
@@ -305,7 +362,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 
 DIR_OPTION: Any = typer.Option(
-    "klingwatch-demo", "--dir", help="Where the demo's ledger, batch file and files go."
+    "klingwatch-demo",
+    "--dir",
+    help="Where the demo's ledger, batch file and files go: a new or empty folder, or one an "
+    "earlier demo made (each run starts it afresh).",
 )
 
 
@@ -326,7 +386,7 @@ def demo_command(
     generation with n=4, a new-standard kling-3.0-turbo video, one prompt the content policy
     refuses and one task that fails. About a minute at the default time scale.
     """
-    prepare(directory)
+    directory = prepare(directory).parent
     summary = run_async(run_demo(directory, time_scale=time_scale, seed=seed, as_json=as_json))
     if as_json:
         typer.echo(json.dumps({"summary": summary}))

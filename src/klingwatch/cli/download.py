@@ -20,6 +20,7 @@ from klingwatch.cli.common import (
     print_json,
     run_async,
 )
+from klingwatch.cli.exits import ExitCode
 from klingwatch.clock import Clock
 from klingwatch.monitor.downloads import Downloader, FileOutcome, Summary
 from klingwatch.monitor.expiry import expires_at, expiring, format_when
@@ -30,9 +31,10 @@ from klingwatch.store.async_ledger import AsyncLedger
 
 __all__ = ["download_command"]
 
-#: Exit codes: 1 when some file failed, 3 when downloads had to stop (disk full, unwritable).
-EXIT_FAILED = 1
-EXIT_STOPPED = 3
+#: Exit codes: 1 when some file failed or went missing, 3 when downloads had to stop (disk full,
+#: unwritable).
+EXIT_FAILED = ExitCode.FAILED
+EXIT_STOPPED = ExitCode.ERROR
 
 _FIELDS = ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
 
@@ -175,7 +177,7 @@ def _describe(f: FileOutcome) -> str:
     if f.outcome == "downloaded":
         return f"{what}  {_size(f.size or 0)}{'  (resumed)' if f.resumed else ''}"
     if f.outcome == "skipped":
-        return f"{what}  already complete"
+        return f"{what}  {f.message or 'already complete'}"
     return f"{what}  {f.message}"
 
 
@@ -193,6 +195,7 @@ def _print_summary(summary: Summary, soon: list[TaskRecord], warn_days: float) -
         f"{summary.count('downloaded')} downloaded ({_size(summary.bytes_downloaded)}), "
         f"{summary.count('skipped')} skipped, {summary.count('expired')} expired, "
         f"{summary.count('failed')} failed"
+        + (f", {summary.count('missing')} missing" if summary.count("missing") else "")
         + (f", {summary.count('busy')} busy in another process" if summary.count("busy") else "")
     )
     if soon:
@@ -230,6 +233,7 @@ def _json(summary: Summary, soon: list[TaskRecord]) -> dict[str, Any]:
         "skipped": summary.count("skipped"),
         "expired": summary.count("expired"),
         "failed": summary.count("failed"),
+        "missing": summary.count("missing"),
         "busy": summary.count("busy"),
         "bytes": summary.bytes_downloaded,
         "stopped": None if summary.stopped is None else str(summary.stopped),

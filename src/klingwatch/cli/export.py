@@ -1,4 +1,9 @@
-"""``klingwatch export``: one record per task, as a JSON array or CSV."""
+"""``klingwatch export``: one record per task, as a JSON array or CSV.
+
+Every instant is two fields, ``<name>_ms`` (epoch milliseconds) and ``<name>_iso`` (ISO-8601 UTC),
+as in the JSON API (:mod:`klingwatch.timestamps`); in CSV, booleans are ``true``/``false``, an
+unknown value is an empty cell and lists are joined with spaces.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,19 @@ import typer
 from klingwatch.cli.app import app
 from klingwatch.cli.common import BATCH_OPTION, DB_OPTION, open_ledger
 from klingwatch.store import DownloadRecord, Ledger, TaskRecord
+from klingwatch.timestamps import stamp, stamp_ms
+
+#: The instants of an export record, each written as ``<name>_ms`` and ``<name>_iso``.
+INSTANTS = (
+    "kling_created_at",
+    "kling_updated_at",
+    "queued_at",
+    "sent_at",
+    "submitted_at",
+    "processing_at",
+    "finished_at",
+    "detected_at",
+)
 
 #: Fields of an export record, in CSV column order.
 FIELDS = (
@@ -27,14 +45,7 @@ FIELDS = (
     "duration",
     "status",
     "status_msg",
-    "kling_created_at",
-    "kling_updated_at",
-    "queued_at",
-    "sent_at",
-    "submitted_at",
-    "processing_at",
-    "finished_at",
-    "detected_at",
+    *(f"{name}_{form}" for name in INSTANTS for form in ("ms", "iso")),
     "polls",
     "stuck",
     "stuck_reason",
@@ -43,10 +54,6 @@ FIELDS = (
     "downloaded_files",
     "source_line",
 )
-
-
-def _ms(seconds: float | None) -> int | None:
-    return None if seconds is None else round(seconds * 1000)
 
 
 def result_urls(result: dict[str, Any] | None) -> list[str]:
@@ -62,7 +69,7 @@ def result_urls(result: dict[str, Any] | None) -> list[str]:
 
 
 def export_record(task: TaskRecord, downloads: Iterable[DownloadRecord] = ()) -> dict[str, Any]:
-    """A task as exported: Kling's times as Kling's ms, klingwatch's times as epoch ms."""
+    """A task as exported: every instant (Kling's and klingwatch's) as epoch ms and ISO-8601."""
     return {
         "local_id": task.local_id,
         "external_task_id": task.external_task_id,
@@ -74,14 +81,14 @@ def export_record(task: TaskRecord, downloads: Iterable[DownloadRecord] = ()) ->
         "duration": task.duration,
         "status": task.status.value,
         "status_msg": task.status_msg,
-        "kling_created_at": task.kling_created_ms,
-        "kling_updated_at": task.kling_updated_ms,
-        "queued_at": _ms(task.queued_at),
-        "sent_at": _ms(task.sent_at),
-        "submitted_at": _ms(task.submitted_at),
-        "processing_at": _ms(task.processing_at),
-        "finished_at": _ms(task.finished_at),
-        "detected_at": _ms(task.detected_at),
+        **stamp_ms("kling_created_at", task.kling_created_ms),
+        **stamp_ms("kling_updated_at", task.kling_updated_ms),
+        **stamp("queued_at", task.queued_at),
+        **stamp("sent_at", task.sent_at),
+        **stamp("submitted_at", task.submitted_at),
+        **stamp("processing_at", task.processing_at),
+        **stamp("finished_at", task.finished_at),
+        **stamp("detected_at", task.detected_at),
         "polls": task.polls,
         "stuck": task.stuck,
         "stuck_reason": task.stuck_reason,
@@ -103,18 +110,24 @@ def export_records(ledger: Ledger, *, batch: str | None = None) -> list[dict[str
     ]
 
 
+def csv_cell(value: Any) -> str | int | float:
+    """One value as a CSV cell: ``true``/``false``, empty for unknown, lists joined by spaces."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    return value if isinstance(value, int | float) else str(value)
+
+
 def to_csv(records: list[dict[str, Any]]) -> str:
-    """CSV with a header row; list fields are joined with spaces."""
+    """CSV with a header row (:data:`FIELDS`), cells as :func:`csv_cell` writes them."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
     writer.writeheader()
     for record in records:
-        writer.writerow(
-            {
-                k: " ".join(v) if isinstance(v, list) else ("" if v is None else v)
-                for k, v in record.items()
-            }
-        )
+        writer.writerow({k: csv_cell(v) for k, v in record.items()})
     return out.getvalue()
 
 
@@ -127,8 +140,9 @@ def export_command(
     ] = None,
     db: str | None = DB_OPTION,
 ) -> None:
-    """Export one record per task: ids, status and reason, Kling's and klingwatch's times (epoch
-    ms), polls, result URLs, units and downloaded files."""
+    """Export one record per task: ids, status and reason, Kling's and klingwatch's times (each
+    as <name>_ms, epoch milliseconds, and <name>_iso, ISO-8601 UTC), polls, result URLs, units
+    and downloaded files. CSV writes booleans as true/false."""
     if fmt not in ("json", "csv"):
         raise typer.BadParameter("use json or csv", param_hint="--format")
     with open_ledger(db) as ledger:

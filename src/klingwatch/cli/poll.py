@@ -1,8 +1,8 @@
 """``klingwatch poll TASK_ID``: wait for one task, printing each status change.
 
-Exit codes: 0 the task succeeded, 1 it failed (the reason is printed), 2 the deadline passed
-first, 3 anything klingwatch could explain (credentials, server unreachable, unknown product, bad
-option), as one ``error: ...`` line.
+Exit codes (:mod:`klingwatch.cli.exits`): 0 the task succeeded, 1 it failed (the reason is
+printed), 4 the deadline passed first, 2 a bad option, 3 anything else klingwatch could explain
+(credentials, server unreachable, unknown product), as one ``error: ...`` line.
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ import typer
 
 from klingwatch.cli.app import app
 from klingwatch.cli.common import clock_from, load_settings, make_client, run_async
-from klingwatch.cli.options import DURATION_HELP, parse_duration
+from klingwatch.cli.exits import ExitCode
+from klingwatch.cli.options import DURATION_HELP, duration_param
 from klingwatch.clock import format_duration
-from klingwatch.kling.errors import KlingError, WaitTimeout
+from klingwatch.kling.errors import WaitTimeout
 from klingwatch.kling.models import Task, TaskStatus
 
 __all__ = ["EXIT_DEADLINE", "EXIT_FAILED", "poll_command"]
 
-EXIT_FAILED = 1
-EXIT_DEADLINE = 2
-_EXIT_ERROR = 3  # as klingwatch.cli.main prints for any KlingError
+EXIT_FAILED = ExitCode.FAILED
+EXIT_DEADLINE = ExitCode.DEADLINE
 
 
 def _task_json(task: Task) -> dict[str, Any]:
@@ -42,8 +42,12 @@ def poll_command(
         help="Product the task was created with: text2video, image2video, ..., or a "
         "new-standard path such as text-to-video/kling-3.0-turbo.",
     ),
-    deadline: str | None = typer.Option(
-        None, "--deadline", "-d", help=f"Give up after this long: {DURATION_HELP}. Default 3h."
+    deadline: float | None = typer.Option(
+        None,
+        "--deadline",
+        "-d",
+        parser=duration_param,
+        help=f"Give up after this long: {DURATION_HELP}. Default 3h.",
     ),
     external: bool = typer.Option(
         False, "--external", help="TASK_ID is the external_task_id given at creation."
@@ -52,17 +56,11 @@ def poll_command(
         False, "--json", help="One JSON object per status change, then the final task."
     ),
 ) -> None:
-    """Wait for one task; print each status change with the elapsed time, then the result URLs."""
-    try:
-        limit = None if deadline is None else parse_duration(deadline)
-    except ValueError as exc:
-        typer.echo(f"error: --deadline: {exc}", err=True)
-        raise typer.Exit(_EXIT_ERROR) from None
-    try:
-        code = run_async(_poll(task_id, product, limit, external=external, as_json=as_json))
-    except KlingError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(_EXIT_ERROR) from None
+    """Wait for one task; print each status change with the elapsed time, then the result URLs.
+
+    Exit code 0 when it succeeded, 1 when it failed, 4 when the deadline passed first.
+    """
+    code = run_async(_poll(task_id, product, deadline, external=external, as_json=as_json))
     raise typer.Exit(code)
 
 

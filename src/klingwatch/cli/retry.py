@@ -4,6 +4,8 @@ A retry is a *new* task: a new ``external_task_id`` (``<old>-r1``, ``-r2``, ...)
 request, the same request body, and ``retry_of`` pointing at the task it retries (``show`` prints
 the lineage). A task that was already retried is not retried again by ``--failed``/``--rejected``
 (retry the newest attempt instead), so running the same command twice queues nothing twice.
+A succeeded task is retried only with ``--force``: the retry is a new task that Kling bills again
+(the rule is :func:`klingwatch.monitor.retries.check_retry`, the same for the API).
 """
 
 from __future__ import annotations
@@ -16,23 +18,17 @@ import typer
 from klingwatch.cli.app import app
 from klingwatch.cli.common import DB_OPTION, JSON_OPTION, console, open_ledger, print_json
 from klingwatch.cli.common import print_table as _print_table
-from klingwatch.kling.errors import KlingError
-from klingwatch.monitor.retries import retry_task
+from klingwatch.monitor.retries import RetryRefused, check_retry, retry_task
 from klingwatch.store import Ledger, LocalStatus, TaskRecord
 
-__all__ = ["RetryRefused", "lineage", "lineage_lines", "pick_retries"]
-
-
-class RetryRefused(KlingError):
-    """A retry request that names nothing retryable, or a task still in flight."""
+__all__ = ["lineage", "lineage_lines", "pick_retries"]
 
 
 def _find(ledger: Ledger, ref: str) -> TaskRecord | None:
-    key: int | str = int(ref) if ref.isdigit() and len(ref) < 12 else ref
-    task = ledger.task(key)
-    if task is None and isinstance(key, int):
-        task = ledger.task(ref)
-    return task
+    # A short number is a local id first (as in `show`), else an external or Kling id.
+    local = ref.isascii() and ref.isdigit() and len(ref) < 10
+    task = ledger.task(int(ref)) if local else None
+    return task if task is not None else ledger.task(ref)
 
 
 def _retried(ledger: Ledger, batch: str) -> set[int]:
@@ -47,10 +43,13 @@ def pick_retries(
     failed: bool,
     rejected: bool,
     ids: Sequence[str],
+    force: bool = False,
 ) -> tuple[list[TaskRecord], list[TaskRecord]]:
     """``(to retry, skipped because already retried)``.
 
-    Raises :class:`RetryRefused` for an unknown id, a task still in flight, or nothing asked for.
+    Raises :class:`~klingwatch.monitor.retries.RetryRefused` for nothing asked for, an unknown
+    id, or a named task :func:`~klingwatch.monitor.retries.check_retry` refuses (in flight, or
+    succeeded without ``force``); then nothing is queued.
     """
     if not (failed or rejected or ids):
         raise RetryRefused(
@@ -74,10 +73,7 @@ def pick_retries(
             raise RetryRefused(f"no task {ref!r} in the ledger (a local id, external or Kling id)")
         if batch is not None and named.batch != batch:
             raise RetryRefused(f"task {ref!r} is in batch {named.batch!r}, not {batch!r}")
-        if not named.status.is_final:
-            raise RetryRefused(
-                f"task {ref!r} is {named.status.value}; only a finished task can be retried"
-            )
+        check_retry(named, force=force)
         chosen[named.local_id] = named
         explicit.add(named.local_id)
     retried: set[int] = set()
@@ -139,12 +135,20 @@ IDS_OPTION: Any = typer.Option(
 )
 
 
+FORCE_OPTION: Any = typer.Option(
+    False,
+    "--force",
+    help="Also retry succeeded tasks named with --ids (each retry is a new task, paid again).",
+)
+
+
 @app.command("retry")
 def retry_command(
     batch: str | None = typer.Option(None, "--batch", "-b", help="The batch to retry tasks of."),
     failed: bool = typer.Option(False, "--failed", help="Retry the batch's failed tasks."),
     rejected: bool = typer.Option(False, "--rejected", help="Retry the batch's rejected tasks."),
     ids: list[str] | None = IDS_OPTION,
+    force: bool = FORCE_OPTION,
     db: str | None = DB_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -152,13 +156,19 @@ def retry_command(
 
     Each new task (<old id>-r1, -r2, ...) is linked to the one it retries; `klingwatch show`
     prints the lineage. Tasks already retried are skipped (retry the newest attempt instead).
+    A succeeded task is retried only with --force (Kling bills the new task again).
     The new tasks are queued; `klingwatch watch` (or serve) sends them as slots free up.
     """
     with open_ledger(db) as ledger:
         todo, skipped = pick_retries(
-            ledger, batch=batch, failed=failed, rejected=rejected, ids=_split(ids or [])
+            ledger,
+            batch=batch,
+            failed=failed,
+            rejected=rejected,
+            ids=_split(ids or []),
+            force=force,
         )
-        made = [(old, retry_task(ledger, old)) for old in todo]
+        made = [(old, retry_task(ledger, old, force=force)) for old in todo]
     if as_json:
         print_json(
             {

@@ -11,6 +11,7 @@ import typer
 from pydantic import ValidationError
 
 from klingwatch.cli.app import app
+from klingwatch.cli.listen import listening_socket
 from klingwatch.kling.products import Family
 from klingwatch.sandbox.chaos import CHAOS_PROFILES, parse_chaos
 from klingwatch.sandbox.config import SandboxConfig
@@ -153,7 +154,10 @@ def sandbox_command(
             for e in exc.errors()
         )
         raise typer.BadParameter(problems) from None
-    base = f"http://{host}:{port}"
+    # Bound before anything is printed: a port in use is one line, not a page of uvicorn log.
+    sock = listening_socket(host, port)
+    port = int(sock.getsockname()[1])
+    base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     if demo:
         typer.echo("No credentials given; this sandbox accepts a demo pair. To use it:\n")
         typer.echo(f"  export KLING_ACCESS_KEY={access_key}")
@@ -163,4 +167,5 @@ def sandbox_command(
         typer.echo("Point klingwatch at this sandbox with:\n")
     typer.echo(f"  export KLING_API_BASE={base}\n")
     typer.echo(f"Ground truth: {base}/sandbox/stats, {base}/sandbox/tasks, {base}/sandbox/slots")
-    serve(config, host, port)
+    with sock:
+        serve(config, host, port, sock=sock)

@@ -4,6 +4,7 @@ process, until SIGINT/SIGTERM."""
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any
 
 import typer
@@ -12,6 +13,7 @@ import uvicorn
 from klingwatch.cli.app import app
 from klingwatch.cli.common import DB_OPTION, clock_from, load_settings, make_client, open_ledger
 from klingwatch.cli.common import run_async as _run
+from klingwatch.cli.listen import listening_socket
 from klingwatch.monitor.download_worker import DownloadWorker
 from klingwatch.server.app import create_app
 from klingwatch.server.auth import check_bind
@@ -28,9 +30,23 @@ logger = logging.getLogger(__name__)
 GRACEFUL_SECONDS = 5
 
 
-async def serve(settings: Settings, *, host: str, port: int, log_level: str = "info") -> None:
-    """Run the engine and the app until uvicorn is told to stop (SIGINT/SIGTERM)."""
+async def serve(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    allowed_hosts: list[str] | None = None,
+    sock: socket.socket | None = None,
+) -> None:
+    """Run the engine and the app until uvicorn is told to stop (SIGINT/SIGTERM).
+
+    ``sock`` is the listening socket (:func:`~klingwatch.cli.listen.listening_socket`); without
+    it uvicorn binds ``host:port`` itself.
+    """
     clock = clock_from(settings)
+    if sock is not None:
+        port = int(sock.getsockname()[1])
     with open_ledger(settings=settings) as ledger:
         client = make_client(settings, clock=clock) if settings.has_credentials else None
         url = callback_url(ledger, settings)
@@ -39,7 +55,14 @@ async def serve(settings: Settings, *, host: str, port: int, log_level: str = "i
             if client is not None
             else None
         )
-        web = create_app(ledger=ledger, settings=settings, monitor=monitor, clock=clock)
+        web = create_app(
+            ledger=ledger,
+            settings=settings,
+            monitor=monitor,
+            clock=clock,
+            bind_host=host,
+            allowed_hosts=allowed_hosts or (),
+        )
         where = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
         typer.echo(f"klingwatch: dashboard {where}/  API {where}/docs  metrics {where}/metrics")
         if monitor is None:
@@ -64,7 +87,7 @@ async def serve(settings: Settings, *, host: str, port: int, log_level: str = "i
             timeout_graceful_shutdown=GRACEFUL_SECONDS,
         )
         try:
-            await AppServer(config, web).serve()
+            await AppServer(config, web).serve(sockets=None if sock is None else [sock])
         finally:
             if monitor is not None:
                 await DownloadWorker.close_all(monitor.workers)
@@ -85,6 +108,12 @@ PUBLIC_URL_OPTION: Any = typer.Option(
     help="Where Kling can reach this server; tasks sent from here then get a callback_url.",
 )
 LOG_OPTION: Any = typer.Option("info", "--log-level", help="uvicorn's log level.")
+ALLOW_HOST_OPTION: Any = typer.Option(
+    None,
+    "--allow-host",
+    help="Also answer requests for this host name (repeatable); loopback, the bind address and "
+    "--public-url's host always are. Other names are refused (DNS rebinding).",
+)
 
 
 @app.command("serve")
@@ -94,6 +123,7 @@ def serve_command(
     public_url: str | None = PUBLIC_URL_OPTION,
     db: str | None = DB_OPTION,
     log_level: str = LOG_OPTION,
+    allow_host: list[str] | None = ALLOW_HOST_OPTION,
 ) -> None:
     """Run the engine, the callback receiver, the JSON API, the dashboard and /metrics."""
     if public_url is not None and not public_url.startswith(("http://", "https://")):
@@ -101,4 +131,15 @@ def serve_command(
     settings = load_settings(db, public_url=public_url)
     token = settings.api_token.get_secret_value() if settings.api_token else None
     check_bind(host, token)
-    _run(serve(settings, host=host, port=port, log_level=log_level))
+    # Bound before anything is printed: a port in use is one line, not a page of uvicorn log.
+    with listening_socket(host, port) as sock:
+        _run(
+            serve(
+                settings,
+                host=host,
+                port=port,
+                log_level=log_level,
+                allowed_hosts=allow_host,
+                sock=sock,
+            )
+        )

@@ -18,6 +18,7 @@ from klingwatch.cli.common import (
 from klingwatch.cli.export import export_record
 from klingwatch.cli.retry import lineage_lines
 from klingwatch.store.errors import UnknownTask
+from klingwatch.timestamps import stamp
 
 
 @app.command("show")
@@ -44,7 +45,7 @@ def show_command(
         record["request"] = task.request
         record["events"] = [
             {
-                "at": round(e.at * 1000),
+                **stamp("at", e.at),
                 "from": None if e.from_status is None else e.from_status.value,
                 "to": e.to_status.value,
                 "source": e.source.value,

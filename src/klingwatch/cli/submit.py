@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.table import Column
 
 from klingwatch.cli.app import app
 from klingwatch.cli.common import (
     DB_OPTION,
     JSON_OPTION,
+    WIDE_OPTION,
     clock_from,
     console,
     load_settings,
@@ -37,6 +39,7 @@ from klingwatch.cli.common import (
     print_json,
     print_table,
     run_async,
+    run_engine,
 )
 from klingwatch.cli.live import Reporter, make_reporter
 from klingwatch.clock import Clock
@@ -92,7 +95,7 @@ def to_new_task(line: IntakeLine, *, callback_url: str | None = None) -> NewTask
 
 
 # -- dry run ---------------------------------------------------------------------------------
-def _short(text: Any, limit: int = 48) -> str:
+def _short(text: Any, limit: int = 60) -> str:
     value = "" if text is None else str(text)
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
@@ -118,51 +121,87 @@ def _plan(found: BatchFile, settings: Settings) -> dict[str, Any]:
                 "external_task_id": line.external_task_id,
                 "family": line.family,
                 "slot_cost": line.slot_cost,
-                "estimated_units": str(estimate_units(line.product, line.request)),
+                "estimated_units": _units(estimate_units(line.product, line.request)),
                 "request": line.request,
             }
             for line in found.lines
         ],
         "slots_needed": slots,
         "slots_configured": configured,
-        "estimated_units": str(
+        "estimated_units": _units(
             estimate_total((line.product, line.request) for line in found.lines)
         ),
         "estimate_note": ESTIMATE_NOTE,
         "invalid_lines": [str(p) for p in found.problems],
+        "warnings": [str(w) for w in found.warnings],
     }
 
 
-def _print_plan(plan: dict[str, Any], found: BatchFile) -> None:
-    rows = [
-        (
-            line.line,
-            line.product,
-            line.model,
-            line.mode or "-",
-            line.duration,
-            line.slot_cost,
-            estimate_units(line.product, line.request),
-            line.external_task_id,
-            _what(line.request),
+def _units(value: Decimal) -> str:
+    """``Decimal("1E+1")`` as ``10``: units as people write them."""
+    return f"{value.normalize():f}"
+
+
+def _kind(line: IntakeLine) -> str:
+    # A new-standard product names its model already: text-to-video/kling-3.0-turbo.
+    model = None if line.model and line.product.endswith("/" + line.model) else line.model
+    duration = f"{line.duration}s" if line.duration else None
+    return " ".join(str(p) for p in (line.product, model, line.mode, duration) if p)
+
+
+def _print_plan(plan: dict[str, Any], found: BatchFile, *, wide: bool) -> None:
+    title = f"dry run of batch {found.batch!r}: nothing sent, nothing written"
+    if wide:
+        print_table(
+            (
+                "line",
+                "product",
+                "model",
+                "mode",
+                "duration",
+                "slots",
+                "≈units",
+                "external_task_id",
+                "what",
+            ),
+            [
+                (
+                    line.line,
+                    line.product,
+                    line.model,
+                    line.mode or "-",
+                    line.duration,
+                    line.slot_cost,
+                    _units(estimate_units(line.product, line.request)),
+                    line.external_task_id,
+                    _what(line.request),
+                )
+                for line in found.lines
+            ],
+            title=title,
+            wide=True,
         )
-        for line in found.lines
-    ]
-    print_table(
-        [
-            "line",
-            "product",
-            "model",
-            "mode",
-            "duration",
-            "slots",
-            "≈units",
-            "external_task_id",
-            "what",
-        ],
-        rows,
-        title=f"dry run: batch {found.batch!r} from {found.file} (nothing sent, nothing written)",
-    )
+    else:
+        print_table(
+            (
+                Column("line", justify="right", no_wrap=True),
+                Column("kind", min_width=14, max_width=30),
+                Column("slots", justify="right", no_wrap=True),
+                Column("≈units", justify="right", no_wrap=True),
+                Column("what", ratio=1, min_width=16),
+            ),
+            [
+                (
+                    line.line,
+                    _kind(line),
+                    line.slot_cost,
+                    _units(estimate_units(line.product, line.request)),
+                    _what(line.request),
+                )
+                for line in found.lines
+            ],
+            title=f"{title} (--wide: external ids)",
+        )
     needed = ", ".join(f"{family} {n}" for family, n in plan["slots_needed"].items())
     configured = plan["slots_configured"]
     out = console()
@@ -210,6 +249,7 @@ def batch_monitor(
         workers=[downloads],
         on_change=on_change,
         on_sweep=on_sweep,
+        handle_signals=False,  # run_engine's: Ctrl-C is one line and exit code 130
     )
     return monitor
 
@@ -246,8 +286,7 @@ async def _submit(
                         reporter=reporter,
                         batch=found.batch,
                     )
-                    await monitor.run()
-                    await DownloadWorker.close_all(monitor.workers)
+                    await run_engine(monitor)
             else:
                 await submitter.run_once()
             counts = ledger.counts(batch=found.batch)
@@ -319,8 +358,15 @@ def submit_command(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Show what would be sent, slots and a unit estimate; send nothing."
     ),
+    wide: bool = WIDE_OPTION,
     skip_invalid: bool = typer.Option(
         False, "--skip-invalid", help="Queue the valid lines even if some are invalid."
+    ),
+    strict: bool = typer.Option(
+        False,
+        "--strict",
+        help="Treat warnings (a misspelled field, an unknown model, a combination Kling's docs "
+        "call unsupported) as errors: nothing is queued.",
     ),
     wait: bool = typer.Option(
         False, "--wait", help="Run the engine until every task of the batch is final."
@@ -332,6 +378,8 @@ def submit_command(
     """Validate FILE, queue every line in the ledger, and send.
 
     Nothing is queued while any line is invalid: each is reported as FILE:LINE: what to fix.
+    Warnings (FILE:LINE: warning: ...) do not stop it unless --strict. A local image file named
+    in an image field is read (relative to FILE's folder) and sent as raw Base64.
 
     Each line gets an external_task_id (its own, or derived from batch and content):
     running the same command again adds nothing, and nothing is paid twice.
@@ -340,11 +388,16 @@ def submit_command(
     `klingwatch watch` sends it as slots free up and follows every task to its end.
 
     With --wait: runs that engine itself until every task of the batch is final, or until
-    Kling pauses sending (exit code 3; fix the cause, then `klingwatch resume`).
+    Kling pauses sending (exit code 3; fix the cause, then `klingwatch resume`). Ctrl-C stops
+    it (exit code 130) with everything in the ledger: `klingwatch watch` carries on.
     """
     found = read_batch(
         file, batch=batch, product=product, defaults=parse_assignments(assignments or [])
     )
+    if strict and found.warnings:
+        found.raise_for_problems(strict=True)
+    for warning in found.warnings:
+        typer.echo(str(warning), err=True)
     if found.problems and not skip_invalid:
         found.raise_for_problems()
     for problem in found.problems:
@@ -357,7 +410,7 @@ def submit_command(
         if as_json:
             print_json(plan)
         else:
-            _print_plan(plan, found)
+            _print_plan(plan, found, wide=wide)
         return
     summary = run_async(
         _submit(
@@ -369,7 +422,7 @@ def submit_command(
             as_json=as_json,
         )
     )
-    summary["estimated_units"] = str(_estimate(found))
+    summary["estimated_units"] = _units(_estimate(found))
     if as_json and wait:
         typer.echo(json.dumps(summary))  # the last of the JSON lines the engine printed
     elif as_json:

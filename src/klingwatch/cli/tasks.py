@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.table import Column
 
 from klingwatch.cli.app import app
 from klingwatch.cli.common import (
     BATCH_OPTION,
     DB_OPTION,
     JSON_OPTION,
+    WIDE_OPTION,
     format_age,
     open_ledger,
     print_json,
@@ -56,10 +58,14 @@ def tasks_command(
     ] = None,
     batch: str | None = BATCH_OPTION,
     limit: int | None = typer.Option(None, "--limit", "-n", help="At most this many tasks."),
+    wide: bool = WIDE_OPTION,
     as_json: bool = JSON_OPTION,
     db: str | None = DB_OPTION,
 ) -> None:
-    """List tasks with their status, Kling id, polls and failure reason."""
+    """List tasks with their status, age, polls and failure reason.
+
+    The table fits the terminal; --wide adds each task's Kling id, batch and kind in full.
+    """
     wanted = parse_statuses(status)
     with open_ledger(db) as ledger:
         tasks = ledger.tasks(status=wanted, batch=batch, limit=limit)
@@ -67,22 +73,51 @@ def tasks_command(
         print_json([export_record(t) for t in tasks])
         return
     now = wall_time()
-    rows = [
-        (
-            t.local_id,
-            t.external_task_id,
-            t.task_id,
-            t.batch,
-            _kind(t),
-            t.status.value + (" (stuck)" if t.stuck else ""),
-            format_age(now - t.queued_at),
-            t.polls,
-            t.status_msg,
+    title = f"{len(tasks)} tasks"
+    if wide:
+        print_table(
+            ("id", "external id", "Kling id", "batch", "kind", "status", "age", "polls", "reason"),
+            [
+                (
+                    t.local_id,
+                    t.external_task_id,
+                    t.task_id,
+                    t.batch,
+                    _kind(t),
+                    _status(t),
+                    format_age(now - t.queued_at),
+                    t.polls,
+                    t.status_msg,
+                )
+                for t in tasks
+            ],
+            title=title,
+            wide=True,
         )
-        for t in tasks
-    ]
+        return
     print_table(
-        ("id", "external id", "Kling id", "batch", "kind", "status", "age", "polls", "reason"),
-        rows,
-        title=f"{len(tasks)} tasks",
+        (
+            Column("id", justify="right", no_wrap=True),
+            Column("task", no_wrap=True, overflow="ellipsis", min_width=12, max_width=28),
+            Column("status", min_width=10),
+            Column("age", no_wrap=True),
+            Column("polls", justify="right", no_wrap=True),
+            Column("reason", ratio=1, min_width=12),
+        ),
+        [
+            (
+                t.local_id,
+                t.external_task_id,
+                _status(t),
+                format_age(now - t.queued_at),
+                t.polls,
+                t.status_msg,
+            )
+            for t in tasks
+        ],
+        title=f"{title} (--wide for Kling ids, batches and kinds)",
     )
+
+
+def _status(task: TaskRecord) -> str:
+    return task.status.value + (" (stuck)" if task.stuck else "")

@@ -14,6 +14,7 @@ from klingwatch.cli.common import (
     make_client,
     open_ledger,
     run_async,
+    run_engine,
 )
 from klingwatch.cli.live import Reporter, make_reporter
 from klingwatch.cli.submit import make_submitter
@@ -66,6 +67,7 @@ def build_monitor(
         on_change=on_change,
         on_sweep=on_sweep,
         until_done=until_done,
+        handle_signals=False,  # run_engine's: Ctrl-C is one line and exit code 130
     )
 
 
@@ -89,11 +91,10 @@ async def _watch(settings: Settings, batch: str | None, until_done: bool, as_jso
                     batch=batch,
                     until_done=until_done,
                 )
-                await monitor.run()
-                await DownloadWorker.close_all(monitor.workers)
+                await run_engine(monitor)
         counts = ledger.counts(batch=batch)
     summary = "  ".join(f"{status.value} {n}" for status, n in counts.items() if n)
-    return f"{monitor!r}\n{summary or 'no tasks'}"
+    return f"nothing left to follow: {summary or 'no tasks'}"
 
 
 @app.command("watch")
@@ -107,7 +108,8 @@ def watch_command(
 ) -> None:
     """Run the engine: follow every task in flight on Kling and print each status change.
 
-    Ctrl-C (or SIGTERM) finishes the current sweep and stops; run it again to carry on.
+    Ctrl-C (or SIGTERM) finishes the current sweep and stops (exit code 130; a second Ctrl-C
+    stops at once); run it again to carry on.
     """
     settings = load_settings(db)
     summary = run_async(_watch(settings, batch, until_done, as_json))

@@ -50,12 +50,15 @@ def unwrap(response: httpx.Response, what: str, *, lookup: bool, now: float) -> 
     envelope = peek(response.content)
     if envelope is None:
         kind = response.headers.get("content-type", "no content type")
-        raise BadResponse(
+        text = (
             f"{what}: HTTP {status} answer is not Kling's JSON envelope ({kind}, "
-            f"{len(response.content)} bytes): {_snippet(response.content)}",
-            status_code=status,
-            body=response.content,
+            f"{len(response.content)} bytes): {_snippet(response.content)}"
         )
+        if status in (401, 403):
+            # Refused at the door (Kling's gateway, a proxy, a firewall): whatever the body,
+            # nothing was created. As a bare BadResponse a create would count as "may exist".
+            raise error_for(status, None, text, body=response.content)
+        raise BadResponse(text, status_code=status, body=response.content)
     code = envelope["code"]
     if code != 0 or not 200 <= status < 300:
         request_id = envelope.get("request_id")

@@ -81,6 +81,8 @@ __all__ = [
 
 #: How much of a raw payload an error message quotes (the whole payload stays on the error).
 _QUOTE = 300
+#: HTTP statuses that refuse a request before it is acted on: a create answered so created nothing.
+_REFUSED_STATUSES = frozenset({401, 403})
 
 
 class KlingError(Exception):
@@ -200,7 +202,8 @@ class KlingTimeout(TransportError):
 class BadResponse(KlingError):
     """An answer that is not Kling's JSON envelope (HTML error page, truncated body, ...).
 
-    A create that got a bad response may have gone through: look it up before resending.
+    A create that got a bad response may have gone through: look it up before resending. Not
+    so when the HTTP status was 401 or 403: a refused request created nothing.
     """
 
     retryable = True
@@ -212,6 +215,8 @@ class BadResponse(KlingError):
         super().__init__(message)
         self.status_code = status_code
         self.body = body
+        if status_code in _REFUSED_STATUSES:
+            self.may_exist = False
 
 
 class UnknownTaskStatus(BadResponse):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -48,6 +49,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _UNKNOWN_OUTPUTS_SEEN: set[str] = set()
+#: Output types the pages document that are not files to download (kling-3.0-turbo-t2v.md:
+#: "List values for each content type: image, video, audio, element, voice").
+_KEPT_IN_RAW = frozenset({"voice", "element"})
 
 #: Kling deletes result files this long after a task ends.
 RESULT_RETENTION = timedelta(days=30)
@@ -115,7 +119,8 @@ class Image(BaseModel):
 
 
 class Audio(BaseModel):
-    """An audio result. ``url`` is the legacy ``url`` or, failing that, the ``mp3_url``."""
+    """An audio result. ``url`` is ``url`` or, failing that, the MP3's URL (``mp3_url`` in the
+    new standard, ``url_mp3`` in the legacy text-to-audio and video-to-audio answers)."""
 
     model_config = _MODEL
     id: str | None = None
@@ -260,11 +265,11 @@ class Task(BaseModel):
             created_at=_when(data.get("created_at"), "created_at"),
             updated_at=_when(data.get("updated_at"), "updated_at"),
             videos=tuple(_item(Video, v) for v in _dicts(result.get("videos"))),
-            images=tuple(_item(Image, v) for v in _dicts(result.get("images"))),
+            images=_legacy_images(result),
             audios=tuple(_audio(v) for v in _dicts(result.get("audios"))),
             parent_video=_item(Video, parent) if isinstance(parent, dict) else None,
             units=units,
-            billing=(Billing(charge_type="unit", amount=units),) if units is not None else (),
+            billing=_legacy_billing(units, data.get("final_balance_deduction")),
             standard=ApiStandard.LEGACY,
             raw=data,
         )
@@ -285,6 +290,8 @@ class Task(BaseModel):
                 images.append(_item(Image, fields))
             elif kind == "audio":
                 audios.append(_audio(fields))
+            elif kind in _KEPT_IN_RAW:
+                pass  # a voice or element made by a voice/element task: see ``raw``
             elif kind not in _UNKNOWN_OUTPUTS_SEEN:
                 # Once per type, not on every poll; the item stays in ``raw``.
                 _UNKNOWN_OUTPUTS_SEEN.add(kind)
@@ -474,9 +481,47 @@ def _item(model: type[_M], data: dict[str, Any]) -> _M:
 
 def _audio(data: dict[str, Any]) -> Audio:
     audio = _item(Audio, data)
-    if not audio.url and audio.mp3_url:
-        audio = audio.model_copy(update={"url": audio.mp3_url})
-    return audio
+    update: dict[str, Any] = {}
+    mp3 = audio.mp3_url or _scalar_text(data.get("url_mp3"))
+    if not audio.url and mp3:
+        update["url"] = mp3
+    if not audio.mp3_url and mp3:
+        update["mp3_url"] = mp3
+    if not audio.wav_url and data.get("url_wav"):
+        update["wav_url"] = _scalar_text(data.get("url_wav"))
+    if audio.duration is None:
+        for key in ("duration_mp3", "mp3_duration", "duration_wav", "wav_duration"):
+            seconds = _float(data.get(key))
+            if seconds is not None:
+                update["duration"] = seconds
+                break
+    return audio.model_copy(update=update) if update else audio
+
+
+def _legacy_images(result: dict[str, Any]) -> tuple[Image, ...]:
+    """``task_result.images`` and ``series_images`` (an omni-image series); an item carrying
+    ``url_1``, ``url_2``, ... (an AI multi-shot, kling-image-common-subject-completion.md) is one
+    image per URL."""
+    images: list[Image] = []
+    for item in _dicts(result.get("images")) + _dicts(result.get("series_images")):
+        numbered = sorted(k for k in item if re.fullmatch(r"url_\d+", k))
+        if item.get("url") or not numbered:
+            images.append(_item(Image, item))
+            continue
+        rest = {k: v for k, v in item.items() if k not in numbered}
+        images += [_item(Image, {**rest, "url": item[k]}) for k in numbered]
+    return tuple(images)
+
+
+def _legacy_billing(units: Decimal | None, balance: Any) -> tuple[Billing, ...]:
+    """The unit deduction, and the cash one (``final_balance_deduction.quota``) if any."""
+    out: list[Billing] = []
+    if units is not None:
+        out.append(Billing(charge_type="unit", amount=units))
+    cash = _decimal(balance.get("quota")) if isinstance(balance, dict) else None
+    if cash is not None:
+        out.append(Billing(charge_type="cash", amount=cash))
+    return tuple(out)
 
 
 def _dump(item: BaseModel) -> dict[str, Any]:

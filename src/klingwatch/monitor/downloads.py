@@ -6,12 +6,17 @@
 1. names it with a :class:`~klingwatch.monitor.layout.PathTemplate` under the target folder;
 2. takes the file's destination lock (one writer per file, also across processes);
 3. skips it when it is already complete: on disk with the size and sha256 the ledger recorded
-   (or, with no record, when its first bytes are the media expected: then it is recorded);
+   (or, with no record, when its first bytes are the media expected: then it is recorded); a
+   file the ledger has complete in another folder (a different ``--dir``) is skipped there too;
 4. marks it ``expired`` without a request when the result is past Kling's 30 days, or when the
    ledger already saw this very URL answer 403/404;
 5. else fetches it (:class:`~klingwatch.monitor.fetch.Fetcher`: ``.part`` file, Range resume,
    verification), writes ``<file>.json`` beside it (request, result, timeline, download facts)
    and records the outcome with ``Ledger.record_download``.
+
+A file the ledger has ``complete`` stays complete whatever a later run finds: when it is gone
+from where it was written and cannot be fetched again, the outcome is ``missing`` (reported, and
+the record kept), never ``failed``.
 
 A full disk or an unwritable folder stops every download at once: :meth:`Downloader.download`
 returns a summary whose ``stopped`` holds the one :class:`~klingwatch.monitor.fetch.StorageError`
@@ -28,7 +33,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 import httpx
 
@@ -61,8 +66,8 @@ __all__ = ["Downloader", "FileOutcome", "Outcome", "Summary"]
 
 logger = logging.getLogger(__name__)
 
-#: What happened to one file.
-Outcome = Literal["downloaded", "skipped", "expired", "failed", "busy"]
+#: What happened to one file (``missing``: recorded complete, gone from disk, not fetched again).
+Outcome = Literal["downloaded", "skipped", "expired", "failed", "busy", "missing"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +101,9 @@ class Summary:
 
     @property
     def ok(self) -> bool:
-        """Nothing failed and nothing stopped the run (expired files are not failures)."""
-        return self.stopped is None and self.count("failed") == 0
+        """Nothing failed or went missing, and nothing stopped the run (expired files are not
+        failures)."""
+        return self.stopped is None and self.count("failed") == 0 and self.count("missing") == 0
 
 
 class Downloader:
@@ -218,6 +224,12 @@ class Downloader:
         """One file's outcome; ``None`` when a storage failure elsewhere stopped the run first."""
         if stop.is_set():
             return None
+        if _complete(record) and record.path != str(dest):
+            # Collected before into another folder (another --dir): if it is still there,
+            # that is the file, and nothing is written here (not even a folder).
+            kept = await self._complete_elsewhere(task, file, record)
+            if kept is not None:
+                return kept
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             async with destination_lock(dest), self._slots:
@@ -253,6 +265,43 @@ class Downloader:
         done = await self._already_complete(task, file, dest, record, owner)
         if done is not None:
             return done
+        got = await self._fetch(task, file, dest, record)
+        if _complete(record) and got.outcome in ("failed", "expired"):
+            # The ledger keeps the record complete (its door never downgrades one): say so.
+            return FileOutcome(
+                task,
+                file,
+                dest,
+                "missing",
+                message=f"the ledger has this file complete at {record.path}, but it is no "
+                f"longer there as downloaded, and fetching it again did not work ({got.message}); "
+                "the record stays complete: put the file back, or download into its folder",
+            )
+        return got
+
+    async def _complete_elsewhere(
+        self, task: TaskRecord, file: ResultFile, record: DownloadRecord
+    ) -> FileOutcome | None:
+        """``skipped`` when the file the ledger has complete is intact where it was written."""
+        assert record.path is not None
+        where = Path(record.path)
+        found = await asyncio.to_thread(_inspect, where)
+        if found is None or found[0] != record.size or found[1] != record.sha256:
+            return None
+        return FileOutcome(
+            task,
+            file,
+            where,
+            "skipped",
+            size=record.size,
+            sha256=record.sha256,
+            message=f"already complete at {where}",
+        )
+
+    async def _fetch(
+        self, task: TaskRecord, file: ResultFile, dest: Path, record: DownloadRecord | None
+    ) -> FileOutcome:
+        """Fetch the file into ``dest`` (unless its result expired) and record the outcome."""
         now = self.clock.time()
         deadline = expires_at(task)
         if deadline is not None and now >= deadline:
@@ -392,7 +441,7 @@ class Downloader:
             self.skipped += 1
         elif result.outcome == "expired":
             self.expired += 1
-        else:
+        else:  # failed, missing
             self.failed += 1
 
     def __repr__(self) -> str:
@@ -400,6 +449,11 @@ class Downloader:
             f"Downloader(downloaded={self.downloaded}, skipped={self.skipped}, "
             f"expired={self.expired}, failed={self.failed}, concurrency={self.concurrency})"
         )
+
+
+def _complete(record: DownloadRecord | None) -> TypeGuard[DownloadRecord]:
+    """The ledger has this file as collected (at ``record.path``)."""
+    return record is not None and record.state == "complete" and record.path is not None
 
 
 def _absolute(root: Path | str) -> Path:

@@ -12,9 +12,13 @@ A batch file is one of:
 * **plain text** (anything else): one prompt per line; blank lines and ``#`` comments are skipped.
 
 ``-`` reads standard input. ``--set KEY=VALUE`` defaults (:func:`parse_assignments`) apply to every
-line; a line's own values win. Every line is validated with its product's rules
-(:meth:`klingwatch.kling.products.Product.validate`); every problem is reported as
-``FILE:LINE: what is wrong and how to fix it`` (:class:`LineProblem`).
+line; a line's own values win. A local file named in an image field (``image``, ``image_tail``,
+``contents[].url`` of a first frame, ...) is read, relative to the batch file's folder, and sent
+as raw Base64. Every line is then validated with its product's rules
+(:meth:`klingwatch.kling.products.Product.check`); every problem is reported as
+``FILE:LINE: what is wrong and how to fix it`` (:class:`LineProblem`), and every warning (a
+misspelled field, an unknown model, a combination a page calls unsupported) the same way in
+:attr:`BatchFile.warnings`; with ``strict`` (``submit --strict``) warnings count as problems.
 
 Each line gets an ``external_task_id``: its own, else one derived from the batch, the product, the
 canonical JSON of the validated request and the occurrence index of identical content
@@ -38,6 +42,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from klingwatch.kling.errors import KlingError, RequestValidationError
+from klingwatch.kling.inputs import resolve_local_images
+from klingwatch.kling.models import ApiStandard
 from klingwatch.kling.products import Product, get_product
 
 __all__ = [
@@ -156,6 +162,8 @@ class BatchFile:
     format: FileFormat
     lines: list[IntakeLine] = field(default_factory=list)
     problems: list[LineProblem] = field(default_factory=list)
+    #: what is worth a look but Kling would accept (``FILE:LINE: warning: ...``)
+    warnings: list[LineProblem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -168,16 +176,28 @@ class BatchFile:
             out[item.family] = out.get(item.family, 0) + item.slot_cost
         return out
 
-    def raise_for_problems(self) -> None:
-        """Raise :class:`IntakeError` listing every problem, if there is any."""
-        if self.problems:
-            shown = "\n".join(str(p) for p in self.problems)
-            n = len(self.problems)
-            raise IntakeError(
-                f"{n} invalid line{'s' if n != 1 else ''} in {self.file}; nothing was queued "
-                f"(fix them, or pass --skip-invalid to queue only the valid lines):\n{shown}",
-                self.problems,
+    def raise_for_problems(self, *, strict: bool = False) -> None:
+        """Raise :class:`IntakeError` listing every problem, if there is any; with ``strict``,
+        warnings are problems too (nothing is queued)."""
+        if strict and self.warnings:
+            _refuse(
+                self.warnings,
+                f"warning{{s}} in {self.file} and --strict is set; nothing was queued (fix them, "
+                "or drop --strict to send as written)",
             )
+        if self.problems:
+            _refuse(
+                self.problems,
+                f"invalid line{{s}} in {self.file}; nothing was queued (fix them, or pass "
+                "--skip-invalid to queue only the valid lines)",
+            )
+
+
+def _refuse(items: list[LineProblem], what: str) -> None:
+    n = len(items)
+    shown = "\n".join(str(p) for p in items)
+    # "{s}" is the plural's s; not str.format, which a file name with braces would break
+    raise IntakeError(f"{n} {what.replace('{s}', 's' if n != 1 else '')}:\n{shown}", items)
 
 
 # -- names and ids ------------------------------------------------------------------------------
@@ -514,6 +534,9 @@ def read_batch(
 ) -> BatchFile:
     """Read and validate every line of ``file`` (``-`` for ``stdin``).
 
+    Local image files named in a line are read relative to the file's folder (the working
+    directory for ``-``).
+
     Never raises for a bad line: each one becomes a :class:`LineProblem` in the result (call
     :meth:`BatchFile.raise_for_problems` to refuse the file). Raises :class:`IntakeError` only
     when the file itself cannot be read, or ``product`` is unknown.
@@ -531,13 +554,16 @@ def read_batch(
         raise IntakeError(f"--product: {exc.args[0]}") from None
 
     out = BatchFile(file=shown, batch=name, format=fmt)
+    base = Path.cwd() if file == "-" else Path(file).resolve().parent
     seen_ids: dict[str, int] = {}
     occurrences: dict[str, int] = {}
     for number, obj, problem in _READERS[fmt](text):
         if obj is None:
             out.problems.append(LineProblem(shown, number, problem or "unreadable line"))
             continue
-        item = _line(shown, number, obj, name, str(default_product), defaults, occurrences)
+        item = _line(
+            shown, number, obj, name, str(default_product), defaults, occurrences, base, out
+        )
         if isinstance(item, LineProblem):
             out.problems.append(item)
             continue
@@ -568,11 +594,14 @@ def _line(
     default_product: str,
     defaults: Mapping[str, Any],
     occurrences: dict[str, int],
+    base: Path,
+    out: BatchFile,
 ) -> IntakeLine | LineProblem:
     merged = _merge(defaults, obj)
     product_name = merged.pop("product", None) or default_product
     explicit = merged.pop("external_task_id", None)
-    explicit_given = "external_task_id" in obj
+    # An empty external_task_id means none, as in Kling's own examples: derive one.
+    explicit_given = obj.get("external_task_id") not in (None, "")
     if not isinstance(product_name, str):
         return LineProblem(file, number, 'product must be a string such as "text2video"')
     try:
@@ -583,10 +612,31 @@ def _line(
         bad = _check_explicit_id(explicit)
         if bad:
             return LineProblem(file, number, bad)
+    merged, unreadable = resolve_local_images(
+        merged, prod.request_model.image_fields, base, max_bytes=prod.image_max_bytes
+    )
+    if unreadable:
+        parts = [f"{where}: {msg} (paths are read from {base})" for where, msg in unreadable]
+        return LineProblem(file, number, f"{prod.name}: " + "; ".join(parts))
     try:
-        body = prod.validate(merged)
+        checked = prod.check(merged)
     except RequestValidationError as exc:
         return LineProblem(file, number, _describe(exc))
+    body = checked.body
+    for where, msg in checked.warnings:
+        text = f"{where}: {msg}" if where else msg
+        out.warnings.append(LineProblem(file, number, f"warning: {prod.name}: {text}"))
+    options = body.get("options")
+    in_options = (
+        options.get("external_task_id")
+        if prod.standard is ApiStandard.TASKS and isinstance(options, dict)
+        else None
+    )
+    if not explicit_given and isinstance(in_options, str) and in_options:
+        bad = _check_explicit_id(in_options)
+        if bad:
+            return LineProblem(file, number, "options." + bad)
+        explicit, explicit_given = in_options, True
     if explicit_given:
         ext = str(explicit)
     else:

@@ -3,6 +3,11 @@
 A retry gets a new ``external_task_id`` (``<root>-r1``, ``-r2``, ...; the root is the original id
 without any ``-rN``), the same request, and ``retry_of`` set to the task it retries, so Kling sees a
 new request and ``show`` can print the lineage.
+
+:func:`check_retry` is the one rule both faces (``klingwatch retry`` and ``POST
+/api/tasks/{ref}/retry``) apply, and :func:`retry_task` applies it again so that no caller can
+skip it: only a finished task is retried, and a succeeded one only when forced, since a retry is a
+new task that Kling bills again. Refusals raise :class:`RetryRefused`.
 """
 
 from __future__ import annotations
@@ -10,13 +15,37 @@ from __future__ import annotations
 import logging
 import re
 
-from klingwatch.store import Ledger, NewTask, TaskRecord
+from klingwatch.kling.errors import KlingError
+from klingwatch.store import Ledger, LocalStatus, NewTask, TaskRecord
 
-__all__ = ["retry_external_id", "retry_task"]
+__all__ = ["RetryRefused", "check_retry", "retry_external_id", "retry_task"]
 
 logger = logging.getLogger(__name__)
 
 _RETRY_SUFFIX = re.compile(r"-r(\d+)$")
+
+
+class RetryRefused(KlingError):
+    """A retry that must not happen: nothing retryable named, a task still in flight, or a
+    succeeded task without ``force``. Nothing was queued."""
+
+
+def check_retry(task: TaskRecord, *, force: bool = False, how_to_force: str = "--force") -> None:
+    """Raise :class:`RetryRefused` unless ``task`` may be retried.
+
+    ``how_to_force`` is how the caller's face says "force" (``--force``, ``"force": true``), for
+    the message.
+    """
+    name = task.external_task_id
+    if not task.status.is_final:
+        raise RetryRefused(
+            f"task {name!r} is {task.status.value}; only a finished task can be retried"
+        )
+    if task.status is LocalStatus.SUCCEED and not force:
+        raise RetryRefused(
+            f"task {name!r} succeeded: retrying it queues a new task that Kling bills again; "
+            f"add {how_to_force} to retry it anyway"
+        )
 
 
 def retry_external_id(ledger: Ledger, external_task_id: str) -> str:
@@ -28,13 +57,19 @@ def retry_external_id(ledger: Ledger, external_task_id: str) -> str:
     return f"{root}-r{k}"
 
 
-def retry_task(ledger: Ledger, record: TaskRecord, *, at: float | None = None) -> TaskRecord:
+def retry_task(
+    ledger: Ledger,
+    record: TaskRecord,
+    *,
+    force: bool = False,
+    how_to_force: str = "--force",
+) -> TaskRecord:
     """Queue a new task with ``record``'s request, a new external id, linked by ``retry_of``.
 
-    The new task is in ``record``'s batch; the submitter sends it when a slot frees. ``at`` is
-    accepted for callers that pass the clock's time (the ledger stamps its own).
+    :func:`check_retry` first (``force`` and ``how_to_force`` are passed on). The new task is in
+    ``record``'s batch; the submitter sends it when a slot frees.
     """
-    del at
+    check_retry(record, force=force, how_to_force=how_to_force)
     new = NewTask(
         product=record.product,
         request=record.request,

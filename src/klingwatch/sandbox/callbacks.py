@@ -25,6 +25,7 @@ import random
 import threading
 import uuid
 from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -78,15 +79,22 @@ def callback_body(task: SandboxTask, at: float, config: SandboxConfig) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
-def sign_headers(secret: str, webhook_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    """Standard Webhooks headers for ``body`` (KLING_PROTOCOL.md section 8)."""
-    signature = Webhook(secret).sign(
-        webhook_id, datetime.fromtimestamp(timestamp, tz=UTC), body.decode()
-    )
+def sign_headers(
+    secret: str | Sequence[str], webhook_id: str, timestamp: int, body: bytes
+) -> dict[str, str]:
+    """Standard Webhooks headers for ``body`` (KLING_PROTOCOL.md section 8).
+
+    Several secrets give several ``v1,<signature>`` values separated by spaces, as Kling sends
+    them during a secret rotation (kling-get-started-callbacks.md): a receiver that knows any
+    one of the secrets verifies the delivery.
+    """
+    secrets = [secret] if isinstance(secret, str) else list(secret)
+    when = datetime.fromtimestamp(timestamp, tz=UTC)
+    signatures = [Webhook(s).sign(webhook_id, when, body.decode()) for s in secrets]
     return {
         "webhook-id": webhook_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature,
+        "webhook-signature": " ".join(signatures),
     }
 
 
@@ -195,9 +203,9 @@ class CallbackDeliverer:
         assert task.callback_url is not None
         body = callback_body(task, d.at, cfg)
         headers = {"content-type": "application/json", "user-agent": "klingwatch-sandbox"}
-        if cfg.webhook_secret:
+        if cfg.webhook_secrets:
             headers.update(
-                sign_headers(cfg.webhook_secret, d.webhook_id, int(self.clock.time()), body)
+                sign_headers(cfg.webhook_secrets, d.webhook_id, int(self.clock.time()), body)
             )
         try:
             response = await self._http().post(task.callback_url, content=body, headers=headers)

@@ -103,7 +103,10 @@ class SandboxConfig(BaseModel):
     callbacks: Literal["all", "terminal"] = "all"
     #: Legacy callbacks: the flat task object, or wrapped in ``{code, message, data}``.
     callback_envelope: Literal["flat", "enveloped"] = "flat"
-    #: ``whsec_...``: sign deliveries with Standard Webhooks headers.
+    #: ``whsec_...``: sign deliveries with Standard Webhooks headers. Several secrets (a list, or
+    #: one string separated by spaces) sign each delivery with each, the way Kling signs during a
+    #: secret rotation: several space-separated ``v1,`` signatures (kling-get-started-callbacks.md,
+    #: "Signature Verification During Rotation").
     webhook_secret: str | None = None
     callback_retries: int = Field(default=3, ge=0)
     #: Nominal seconds before the first retry; doubles each time.
@@ -129,12 +132,28 @@ class SandboxConfig(BaseModel):
     # -- faults -----------------------------------------------------------------------------
     chaos: ChaosConfig = Field(default_factory=ChaosConfig)
 
-    @field_validator("webhook_secret")
+    @field_validator("webhook_secret", mode="before")
     @classmethod
-    def _whsec(cls, v: str | None) -> str | None:
-        if v is not None and not v.startswith("whsec_"):
-            raise ValueError("webhook_secret must start with 'whsec_' (Standard Webhooks format)")
+    def _whsec(cls, v: object) -> object:
+        if isinstance(v, list | tuple):
+            v = " ".join(str(item) for item in v)
+        if isinstance(v, str):
+            secrets = v.split()
+            if not secrets:
+                return None
+            bad = [s for s in secrets if not s.startswith("whsec_")]
+            if bad:
+                raise ValueError(
+                    "webhook_secret must start with 'whsec_' (Standard Webhooks format); "
+                    "separate several with spaces"
+                )
+            return " ".join(secrets)
         return v
+
+    @property
+    def webhook_secrets(self) -> tuple[str, ...]:
+        """Every signing secret (more than one while a rotation is simulated)."""
+        return tuple(self.webhook_secret.split()) if self.webhook_secret else ()
 
     @field_validator("slots")
     @classmethod

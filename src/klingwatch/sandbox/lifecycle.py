@@ -37,6 +37,19 @@ _INTERNAL_REASONS = ("Task failed due to an internal error, please try again lat
 
 _Z95 = 1.6448536269514722  # standard normal quantile of 0.95
 
+# Units per call of the products billed by the request (kling-pricing-video.md).
+_FLAT_UNITS = {
+    "lip-sync": Decimal("0.5"),
+    "advanced-lip-sync": Decimal("0.5"),
+    "text-to-audio": Decimal("0.25"),
+    "video-to-audio": Decimal("0.25"),
+    "tts": Decimal("0.05"),
+    "custom-voices": Decimal("0.05"),
+    "custom-elements": Decimal("0.05"),
+}
+#: An AI multi-shot returns three images in one item (kling-image-common-subject-completion.md).
+MULTI_SHOT_IMAGES = 3
+
 
 @dataclass(slots=True)
 class SandboxTask:
@@ -63,6 +76,8 @@ class SandboxTask:
     #: seconds of the produced video ("5.1"), for video products
     video_duration: str | None = None
     video_id: str | None = None
+    #: seconds of the produced audio ("3.0"), for audio products
+    audio_duration: str | None = None
     n_images: int = 0
     parent_video: dict[str, Any] | None = None
     reads: int = 0
@@ -144,8 +159,8 @@ def units_for(product: Product, request: dict[str, Any]) -> Decimal:
         return Decimal("0.25") * product.slot_cost(request)
     if product.family is Family.TRY_ON:
         return Decimal(1)
-    if product.name == "lip-sync":
-        return Decimal("0.5")
+    if product.name in _FLAT_UNITS:
+        return _FLAT_UNITS[product.name]
     settings = _settings(request)
     quality = request.get("mode") or settings.get("resolution")
     base = {"pro": Decimal("2.5"), "1080p": Decimal("2.5"), "4k": Decimal(5)}.get(
@@ -235,6 +250,25 @@ class Lifecycle:
             )
         pool = _CONTENT_REASONS + _INTERNAL_REASONS + (_IMAGE_REASONS if has_image else ())
         return self._rng.choice(pool)
+
+    def image_count(self, product: Product, slots: int) -> int:
+        """How many images a task produces: ``n`` (its slots), three for an AI multi-shot."""
+        if product.name == "ai-multi-shot":
+            return MULTI_SHOT_IMAGES
+        return slots if product.family is Family.IMAGE else 1
+
+    def audio_duration(
+        self, product: Product, request: dict[str, Any], parent: dict[str, Any] | None
+    ) -> str:
+        """The produced audio's length as Kling writes it ("3.0")."""
+        seconds: float = 5.0
+        if product.name == "text-to-audio":
+            seconds = float(request.get("duration") or 5.0)
+        elif product.name == "tts":
+            seconds = max(1.0, len(str(request.get("text") or "")) / 15)
+        elif parent is not None:
+            seconds = float(parent.get("duration") or 5.0)
+        return f"{seconds:.1f}"
 
     def video_duration(self, product: Product, request: dict[str, Any]) -> str:
         """The produced video's length as Kling writes it ("5.1")."""

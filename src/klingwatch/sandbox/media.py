@@ -3,7 +3,8 @@
 Videos are one committed asset, ``assets/sample.mp4`` (5 s, 160x90, VP9 + Opus in MP4, 34 KB,
 made once with ffmpeg's ``testsrc2`` and ``sine`` sources): VP9 rather than H.264 because
 open-source Chromium builds (Playwright's among them) demux MP4 but ship no H.264 decoder.
-Images are PNGs drawn in code (zlib + struct), a colour per task so they differ.
+Images are PNGs drawn in code (zlib + struct), a colour per task so they differ; audio is a
+second of silence, as MP3 and WAV, made the same way.
 
 ``GET /sandbox/media/{task_id}/{name}`` answers 200, or 206 with ``Content-Range`` for a
 ``Range: bytes=...`` request (416 when unsatisfiable), 404 for what never existed or is not
@@ -25,7 +26,7 @@ from starlette.routing import Route
 from klingwatch.kling.models import TaskStatus
 from klingwatch.sandbox.runtime import sandbox_of
 
-__all__ = ["media_routes", "png", "sample_mp4"]
+__all__ = ["media_routes", "png", "sample_mp3", "sample_mp4", "sample_wav"]
 
 
 @cache
@@ -57,6 +58,23 @@ def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
         + _chunk(b"IDAT", zlib.compress(b"".join(rows), 9))
         + _chunk(b"IEND", b"")
     )
+
+
+@cache
+def sample_wav() -> bytes:
+    """One second of silence: 8 kHz, 8-bit mono PCM in a RIFF/WAVE file."""
+    rate, samples = 8000, bytes([128]) * 8000
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate, 1, 8)
+    chunks = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    chunks += b"data" + struct.pack("<I", len(samples)) + samples
+    return b"RIFF" + struct.pack("<I", len(chunks)) + chunks
+
+
+@cache
+def sample_mp3() -> bytes:
+    """About a second of silent MPEG-1 Layer III (128 kbit/s, 44.1 kHz) after an ID3v2 tag."""
+    frame = b"\xff\xfb\x90\x00" + bytes(413)  # 417-byte frames at 128 kbit/s, 44.1 kHz
+    return b"ID3\x03\x00\x00\x00\x00\x00\x00" + frame * 38
 
 
 @cache
@@ -121,6 +139,11 @@ async def _media(request: Request) -> Response:
         return Response(text, status_code=status, media_type="text/plain")
     if task.video_id is not None and name == f"{task.video_id}.mp4":
         return _serve(request, sample_mp4(), "video/mp4")
+    if task.audio_duration is not None or "voice" in task.product.outputs:
+        if name == "audio.mp3":
+            return _serve(request, sample_mp3(), "audio/mpeg")
+        if name == "audio.wav":
+            return _serve(request, sample_wav(), "audio/wav")
     stem, _, ext = name.partition(".")
     if ext == "png" and stem.isdigit() and int(stem) < task.n_images:
         return _serve(request, _task_png(task.task_id, int(stem)), "image/png")

@@ -3,7 +3,8 @@
 ::
 
     POST /{product}/{model}                 create (text-to-video, image-to-video, omni-video,
-                                            motion-control); routing fields in ``options``
+                                            motion-control); routing fields in ``options``,
+                                            an empty string meaning none
     GET  /tasks?task_ids=a,b                up to 20 tasks by id; unknown ids are absent
     GET  /tasks?external_task_ids=x,y       the same by external id (not both)
     POST /tasks                             list: time range, cursor, limit <= 500, filters on
@@ -117,11 +118,18 @@ def _decode_cursor(cursor: Any) -> int | None:
 
 
 def _ms_param(body: dict[str, Any], key: str, default: int) -> int:
+    """Epoch milliseconds, as an integer or a string of digits: the pages show both
+    (``"start_time": 1781193600000`` in kling-3.0-turbo-t2v.md, ``"1781193600000"`` and the type
+    ``string`` in kling-omni-3.0-ovg.md and kling-2.6-t2v.md)."""
     value = body.get(key)
-    if value is None:
+    if value is None or value == "":
         return default
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SandboxError(1201, f"{key} must be epoch milliseconds (an integer), got {value!r}")
+        raise SandboxError(
+            1201, f"{key} must be epoch milliseconds (an integer or digits), got {value!r}"
+        )
     return int(value)
 
 

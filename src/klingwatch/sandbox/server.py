@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import threading
 from collections.abc import Iterator
 
@@ -97,7 +98,12 @@ def serve(
     port: int = 8787,
     *,
     log_level: str = "info",
+    sock: socket.socket | None = None,
 ) -> None:
-    """Run a sandbox in the foreground until interrupted (``klingwatch sandbox``)."""
+    """Run a sandbox in the foreground until interrupted (``klingwatch sandbox``).
+
+    ``sock``: a socket already listening on ``host:port``, served instead of binding anew.
+    """
     app = create_app(config)
-    uvicorn.Server(_uvicorn_config(app, host, port, log_level)).run()
+    server = uvicorn.Server(_uvicorn_config(app, host, port, log_level))
+    server.run(sockets=None if sock is None else [sock])

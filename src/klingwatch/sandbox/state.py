@@ -34,6 +34,8 @@ __all__ = ["SandboxError", "SandboxState"]
 logger = logging.getLogger(__name__)
 
 _DAY = 86_400.0
+#: Products whose ``video_id`` names an earlier video of the account, which must still exist.
+_VIDEO_INPUTS = ("video-extend", "lip-sync", "video-to-audio")
 
 
 class SandboxError(Exception):
@@ -177,12 +179,15 @@ class SandboxState:
             units=units,
             parent_video=parent,
         )
-        if family is Family.VIDEO:
+        outputs = product.outputs
+        if "video" in outputs:
             task.video_duration = life.video_duration(product, request)
             task.video_id = life.new_uuid()
             self.by_video[task.video_id] = task
-        else:
-            task.n_images = cost if family is Family.IMAGE else 1
+        if "audio" in outputs or "speech" in outputs:
+            task.audio_duration = life.audio_duration(product, request, parent)
+        if "image" in outputs:
+            task.n_images = life.image_count(product, cost)
         self._index(task)
         for listener in self.on_created:
             listener(task)
@@ -208,7 +213,7 @@ class SandboxState:
         video_id = request.get("video_id")
         if video_id is None and isinstance(request.get("input"), dict):
             video_id = request["input"].get("video_id")
-        if product.name not in ("video-extend", "lip-sync") or not video_id:
+        if product.name not in _VIDEO_INPUTS or not video_id:
             return None
         parent = self.by_video.get(str(video_id))
         if parent is None or parent.status_at(now) is not TaskStatus.SUCCEED:

@@ -15,7 +15,6 @@ from typing import Any
 from starlette.responses import Response
 
 from klingwatch.kling.models import TaskStatus
-from klingwatch.kling.products import Family
 from klingwatch.sandbox.lifecycle import SandboxTask, format_units
 from klingwatch.sandbox.state import SandboxError, media_url
 
@@ -85,20 +84,70 @@ def legacy_create_answer(task: SandboxTask) -> dict[str, Any]:
     }
 
 
+def _element_id(task: SandboxTask) -> int:
+    # Element and voice ids are numbers on the pages ("element_id": 0, "voice_id": "8500...").
+    return int(task.task_id[-12:])
+
+
 def _legacy_result(task: SandboxTask) -> dict[str, Any]:
-    if task.family is Family.VIDEO:
-        return {
-            "videos": [
-                {
-                    "id": task.video_id,
-                    "url": media_url(task, f"{task.video_id}.mp4"),
-                    "duration": task.video_duration,
-                }
-            ]
-        }
-    return {
-        "images": [{"index": i, "url": media_url(task, f"{i}.png")} for i in range(task.n_images)]
-    }
+    """``task_result`` of a succeeded task, in the shape its product's page shows."""
+    outputs = task.product.outputs
+    result: dict[str, Any] = {}
+    if "video" in outputs:
+        result["videos"] = [
+            {
+                "id": task.video_id,
+                "url": media_url(task, f"{task.video_id}.mp4"),
+                "duration": task.video_duration,
+            }
+        ]
+    if "image" in outputs:
+        images = [{"index": i, "url": media_url(task, f"{i}.png")} for i in range(task.n_images)]
+        if task.product.name == "ai-multi-shot":  # kling-image-common-subject-completion.md
+            images = [{"index": 0, **{f"url_{i + 1}": im["url"] for i, im in enumerate(images)}}]
+        result["images"] = images
+    if "audio" in outputs:  # kling-text-to-audio.md, kling-video-to-audio.md
+        result["audios"] = [
+            {
+                "id": f"{task.task_id}-audio",
+                "url_mp3": media_url(task, "audio.mp3"),
+                "url_wav": media_url(task, "audio.wav"),
+                "duration_mp3": task.audio_duration,
+                "duration_wav": task.audio_duration,
+            }
+        ]
+    if "speech" in outputs:  # kling-text-to-speech.md
+        result["audios"] = [
+            {
+                "id": f"{task.task_id}-audio",
+                "url": media_url(task, "audio.mp3"),
+                "duration": task.audio_duration,
+            }
+        ]
+    if "voice" in outputs:  # kling-2.6-voice-mgt.md
+        result["voices"] = [
+            {
+                "voice_id": str(_element_id(task)),
+                "voice_name": str(task.request.get("voice_name") or "voice"),
+                "trial_url": media_url(task, "audio.mp3"),
+                "owned_by": "sandbox",
+            }
+        ]
+    if "element" in outputs:  # kling-o1-element-mgt.md
+        result["elements"] = [
+            {
+                "element_id": _element_id(task),
+                "element_name": task.request.get("element_name"),
+                "element_description": task.request.get("element_description"),
+                "reference_type": task.request.get("reference_type"),
+                "element_image_list": task.request.get("element_image_list") or {},
+                "element_video_list": task.request.get("element_video_list") or {},
+                "tag_list": task.request.get("tag_list") or [],
+                "owned_by": "sandbox",
+                "status": "succeed",
+            }
+        ]
+    return result
 
 
 def legacy_task(task: SandboxTask, now: float) -> dict[str, Any]:
@@ -133,26 +182,51 @@ def tasks_create_answer(task: SandboxTask) -> dict[str, Any]:
 
 
 def _outputs(task: SandboxTask) -> list[dict[str, Any]]:
-    if task.family is Family.VIDEO:
-        url = media_url(task, f"{task.video_id}.mp4")
-        return [
+    """``outputs[]`` of a succeeded task (kling-3.0-turbo-t2v.md, "Query Task")."""
+    out: list[dict[str, Any]] = []
+    legacy = _legacy_result(task)
+    for video in legacy.get("videos", []):
+        out.append({"type": "video", **video, "watermark_url": video["url"]})
+    for i in range(task.n_images):
+        url = media_url(task, f"{i}.png")
+        out.append({"type": "image", "url": url, "watermark_url": url, "group_id": task.task_id})
+    if legacy.get("audios"):
+        out.append(
             {
-                "type": "video",
-                "id": task.video_id,
-                "url": url,
-                "watermark_url": url,
-                "duration": task.video_duration,
+                "type": "audio",
+                "id": f"{task.task_id}-audio",
+                "mp3_url": media_url(task, "audio.mp3"),
+                "wav_url": media_url(task, "audio.wav"),
+                "mp3_duration": task.audio_duration,
+                "wav_duration": task.audio_duration,
             }
-        ]
-    return [
-        {
-            "type": "image",
-            "url": media_url(task, f"{i}.png"),
-            "watermark_url": media_url(task, f"{i}.png"),
-            "group_id": task.task_id,
-        }
-        for i in range(task.n_images)
-    ]
+        )
+    for voice in legacy.get("voices", []):
+        out.append(
+            {
+                "type": "voice",
+                "id": voice["voice_id"],
+                "name": voice["voice_name"],
+                "url": voice["trial_url"],
+                "owned_by": "sandbox",
+                "status": "succeeded",
+            }
+        )
+    for element in legacy.get("elements", []):
+        out.append(
+            {
+                "type": "element",
+                "id": str(element["element_id"]),
+                "name": element["element_name"],
+                "description": element["element_description"],
+                "element_type": "multi_image_elements"
+                if element["reference_type"] == "image_refer"
+                else "video_character_elements",
+                "owned_by": "sandbox",
+                "status": "succeeded",
+            }
+        )
+    return out
 
 
 def tasks_task(task: SandboxTask, now: float) -> dict[str, Any]:

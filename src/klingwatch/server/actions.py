@@ -8,21 +8,21 @@ from __future__ import annotations
 
 import logging
 
-from klingwatch.kling.errors import KlingError
 from klingwatch.kling.products import get_product
 from klingwatch.monitor import gates
 from klingwatch.monitor.observe import observe_task
+from klingwatch.monitor.retries import retry_task
 from klingwatch.server.schemas import TrackIn
 from klingwatch.server.state import AppState
 from klingwatch.store import Source, TaskRecord
 
-__all__ = ["ActionRefused", "pause_code", "paused", "resume", "retry", "track"]
+__all__ = ["FORCE_IN_JSON", "pause_code", "paused", "resume", "retry", "track"]
 
 logger = logging.getLogger(__name__)
 
 
-class ActionRefused(KlingError):
-    """An action the ledger's state does not allow (e.g. retrying a task still in flight)."""
+#: How the API says "force" in a refusal's message.
+FORCE_IN_JSON = '"force": true to the JSON body'
 
 
 def paused(state: AppState) -> tuple[bool, str | None]:
@@ -37,15 +37,10 @@ def pause_code(state: AppState) -> int | None:
     return pause.code if pause is not None else None
 
 
-async def retry(state: AppState, record: TaskRecord) -> TaskRecord:
-    """Queue a new task with ``record``'s request; the submitter sends it when a slot frees."""
-    from klingwatch.monitor.retries import retry_task
-
-    if not record.status.is_final:
-        raise ActionRefused(
-            f"task {record.local_id} is {record.status.value}; only a finished task can be retried"
-        )
-    return retry_task(state.ledger, record, at=state.clock.time())
+async def retry(state: AppState, record: TaskRecord, *, force: bool = False) -> TaskRecord:
+    """Queue a new task with ``record``'s request, under the one retry rule
+    (:func:`~klingwatch.monitor.retries.check_retry`: raises ``RetryRefused``)."""
+    return retry_task(state.ledger, record, force=force, how_to_force=FORCE_IN_JSON)
 
 
 async def track(state: AppState, body: TrackIn) -> TaskRecord:

@@ -2,19 +2,25 @@
 
 =================================== ============================================================
 ``GET  /api/batches``               every batch with counts, progress and ETA
-``GET  /api/tasks``                 tasks, filtered (status, batch, product, model, since, until,
-                                    q = text in the prompt) and paged (limit, offset), newest first
+``GET  /api/tasks``                 tasks, filtered (status, batch, product, model, since_ms,
+                                    until_ms, q = text in the prompt) and paged (limit, offset),
+                                    newest first
 ``GET  /api/tasks/{ref}``           one task (local id, external id or Kling id) with its timeline
                                     and downloads
+``GET  /api/tasks/{ref}/files/{i}`` a downloaded result file (:mod:`klingwatch.server.media`)
 ``GET  /api/stats``                 counts, slots, durations, throughput, alerts, callbacks
 ``GET  /api/stuck``                 active tasks marked stuck, with the reason
 ``GET  /api/failed``                failed and rejected tasks with their reasons, newest first
 ``GET  /api/events``                changes after ``after_id`` (oldest first), for scripts
 ``GET  /api/events/stream``         the same as server-sent events, live
-``POST /api/tasks/{ref}/retry``     queue a new task with the same request (final tasks only)
+``POST /api/tasks/{ref}/retry``     queue a new task with the same request (final tasks only;
+                                    a succeeded one with ``{"force": true}``)
 ``POST /api/track``                 follow a task created elsewhere, by its Kling ``task_id``
 ``POST /api/resume``                resume paused submissions and clear the account alerts
 =================================== ============================================================
+
+Every number a request may carry is bounded in the schema, and every error answers
+``{"detail": "..."}`` with a 4xx (:mod:`klingwatch.server.deps`).
 """
 
 from __future__ import annotations
@@ -26,13 +32,25 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
-from klingwatch.kling.errors import KlingError, TaskNotFound
+from klingwatch.kling.errors import ConfigurationError, KlingError, TaskNotFound
 from klingwatch.monitor.expiry import expires_at
+from klingwatch.monitor.retries import RetryRefused
 from klingwatch.server import actions
 from klingwatch.server.auth import require_token
+from klingwatch.server.deps import (
+    ERRORS,
+    MAX_ID,
+    NOT_FOUND,
+    EpochMs,
+    ErrorOut,
+    FilterText,
+    State,
+    TaskRef,
+    find_task,
+)
 from klingwatch.server.metrics import PACK_EXHAUSTED
 from klingwatch.server.overview import (
     Overview,
@@ -50,6 +68,7 @@ from klingwatch.server.schemas import (
     EventOut,
     EventPage,
     ResumeOut,
+    RetryIn,
     RetryOut,
     StatsOut,
     TaskDetail,
@@ -59,31 +78,32 @@ from klingwatch.server.schemas import (
     TrackIn,
     TrackOut,
     prompt_of,
+    task_fields,
 )
 from klingwatch.server.state import AppState
-from klingwatch.store import EventRecord, LocalStatus, TaskRecord
+from klingwatch.store import DownloadRecord, EventRecord, LocalStatus, TaskRecord
+from klingwatch.timestamps import stamp
 
 __all__ = ["router"]
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/api", dependencies=[Depends(require_token)], tags=["api"])
+router = APIRouter(
+    prefix="/api", dependencies=[Depends(require_token)], tags=["api"], responses=ERRORS
+)
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0, le=MAX_ID)]
 
 
-def get_state(request: Request) -> AppState:
-    state: AppState = request.app.state.klingwatch
-    return state
-
-
-State = Annotated[AppState, Depends(get_state)]
-
-
-def find_task(state: AppState, ref: str) -> TaskRecord:
-    """A task by local id, external id or Kling id; 404 when there is none."""
-    record = state.ledger.task(ref)
-    if record is None:
-        raise HTTPException(status_code=404, detail=f"no task {ref!r} in the ledger")
-    return record
+def with_files(state: AppState, tasks: list[TaskRecord]) -> list[TaskOut]:
+    """``tasks`` as listed, their media pointing at downloaded copies (only a succeeded task has
+    files, so only those are looked up)."""
+    files: dict[int, list[DownloadRecord]] = {
+        t.local_id: state.ledger.downloads(t.local_id)
+        for t in tasks
+        if t.status is LocalStatus.SUCCEED
+    }
+    return [TaskOut.of(t, files.get(t.local_id, ())) for t in tasks]
 
 
 def batch_out(ov: Overview, name: str, created_at: float, download_dir: str | None) -> BatchOut:
@@ -92,18 +112,20 @@ def batch_out(ov: Overview, name: str, created_at: float, download_dir: str | No
     total = sum(counts.values())
     done = sum(n for s, n in counts.items() if s.is_final)
     rate, seconds = eta(figures, ov.at) if figures else (None, None)
-    return BatchOut(
-        name=name,
-        created_at=created_at,
-        download_dir=download_dir,
-        counts={s: counts.get(s, 0) for s in LocalStatus},
-        total=total,
-        done=done,
-        succeeded=counts.get(LocalStatus.SUCCEED, 0),
-        failed=counts.get(LocalStatus.FAILED, 0) + counts.get(LocalStatus.REJECTED, 0),
-        progress=(done / total) if total else 0.0,
-        rate_per_min=rate,
-        eta_seconds=seconds,
+    return BatchOut.model_validate(
+        {
+            "name": name,
+            **stamp("created_at", created_at),
+            "download_dir": download_dir,
+            "counts": {s: counts.get(s, 0) for s in LocalStatus},
+            "total": total,
+            "done": done,
+            "succeeded": counts.get(LocalStatus.SUCCEED, 0),
+            "failed": counts.get(LocalStatus.FAILED, 0) + counts.get(LocalStatus.REJECTED, 0),
+            "progress": (done / total) if total else 0.0,
+            "rate_per_min": rate,
+            "eta_seconds": seconds,
+        }
     )
 
 
@@ -119,17 +141,19 @@ def list_batches(state: State) -> list[BatchOut]:
 def list_tasks(
     state: State,
     status: Annotated[list[LocalStatus] | None, Query(description="repeat for several")] = None,
-    batch: str | None = None,
-    product: str | None = None,
-    model: str | None = None,
-    since: Annotated[float | None, Query(description="queued at or after (Unix s)")] = None,
-    until: Annotated[float | None, Query(description="queued before (Unix s)")] = None,
-    q: Annotated[str | None, Query(description="text in the prompt")] = None,
+    batch: FilterText | None = None,
+    product: FilterText | None = None,
+    model: FilterText | None = None,
+    since_ms: Annotated[EpochMs | None, Query(description="queued at or after (epoch ms)")] = None,
+    until_ms: Annotated[EpochMs | None, Query(description="queued before (epoch ms)")] = None,
+    q: Annotated[FilterText | None, Query(description="text in the prompt")] = None,
     stuck: bool | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> TaskPage:
     """Tasks matching every filter given, newest first."""
+    since = None if since_ms is None else since_ms / 1000
+    until = None if until_ms is None else until_ms / 1000
     if model is None and since is None and until is None and not q:
         # Every filter is the ledger's own: let it page, and count without reading rows.
         page = state.ledger.tasks(
@@ -142,7 +166,7 @@ def list_tasks(
             newest_first=True,
         )
         return TaskPage(
-            items=[TaskOut.of(r) for r in page],
+            items=with_files(state, page),
             total=count_tasks(state, status, batch, product, stuck, offset + len(page)),
             limit=limit,
             offset=offset,
@@ -166,7 +190,7 @@ def list_tasks(
         and (needle is None or needle in (prompt_of(r.request) or "").lower())
     ]
     return TaskPage(
-        items=[TaskOut.of(r) for r in picked[offset : offset + limit]],
+        items=with_files(state, picked[offset : offset + limit]),
         total=len(picked),
         limit=limit,
         offset=offset,
@@ -190,23 +214,25 @@ def count_tasks(
     return max(at_least, len(ids))
 
 
-@router.get("/tasks/{ref}", response_model=TaskDetail)
-def get_task(ref: str, state: State) -> TaskDetail:
-    """One task with its timeline (oldest first) and downloads."""
+@router.get("/tasks/{ref}", response_model=TaskDetail, responses=NOT_FOUND)
+def get_task(ref: TaskRef, state: State) -> TaskDetail:
+    """One task with its timeline (oldest first) and downloads; its media play the downloaded
+    copies where there are any."""
     r = find_task(state, ref)
-    base = TaskOut.of(r).model_dump()
-    expires = expires_at(r)
-    return TaskDetail(
-        **base,
-        request=r.request,
-        result=r.result,
-        sent_at=r.sent_at,
-        send_attempts=r.send_attempts,
-        last_polled_at=r.last_polled_at,
-        next_look_at=r.next_look_at,
-        expires_at=expires,
-        timeline=[EventOut.of(e) for e in state.ledger.events(r.local_id)],
-        downloads=[DownloadOut.of(d) for d in state.ledger.downloads(r.local_id)],
+    downloads = state.ledger.downloads(r.local_id)
+    return TaskDetail.model_validate(
+        {
+            **task_fields(r, downloads),
+            "request": r.request,
+            "result": r.result,
+            **stamp("sent_at", r.sent_at),
+            "send_attempts": r.send_attempts,
+            **stamp("last_polled_at", r.last_polled_at),
+            **stamp("next_look_at", r.next_look_at),
+            **stamp("expires_at", expires_at(r)),
+            "timeline": [EventOut.of(e) for e in state.ledger.events(r.local_id)],
+            "downloads": [DownloadOut.of(d) for d in downloads],
+        }
     )
 
 
@@ -218,37 +244,46 @@ def stats(state: State) -> StatsOut:
     groups = sorted(ov.durations.items(), key=lambda kv: -len(kv[1].total))
     paused, reason = actions.paused(state)
     code = actions.pause_code(state)
-    return StatsOut(
-        generated_at=ov.at,
-        total=ov.total,
-        counts={s: ov.counts.get(s, 0) for s in LocalStatus},
-        by_product=by_product(ov),
-        slots_in_use=dict(ov.slots_in_use),
-        stuck=len(ov.stuck),
-        paused=paused,
-        pause_reason=reason,
-        pause_code=code,
-        pack_exhausted=paused and code == PACK_EXHAUSTED,
-        alerts=[AlertOut.of(a) for a in state.ledger.alerts(active=True)],
-        expiring_downloads=ov.expiring,
-        durations=[
-            DurationGroup(
-                product=product,
-                model=model or None,
-                mode=mode or None,
-                n=len(g.total) or len(g.run),
-                queue_p50=percentile(g.queue, 0.5),
-                run_p50=percentile(g.run, 0.5),
-                run_p95=percentile(g.run, 0.95),
-                bounds=[float(b) for b in state.duration_bounds],
-                counts=histogram(g.total or g.run, state.duration_bounds),
-            )
-            for (product, model, mode), g in groups
-            if g.total or g.run
-        ],
-        throughput=ThroughputOut(bucket_seconds=width, start=start, succeeded=ok, failed=bad),
-        callbacks=dict(state.metrics.callback_counts),
-        engine=engine_out(state),
+    return StatsOut.model_validate(
+        {
+            **stamp("generated_at", ov.at),
+            "total": ov.total,
+            "counts": {s: ov.counts.get(s, 0) for s in LocalStatus},
+            "by_product": by_product(ov),
+            "slots_in_use": dict(ov.slots_in_use),
+            "stuck": len(ov.stuck),
+            "paused": paused,
+            "pause_reason": reason,
+            "pause_code": code,
+            "pack_exhausted": paused and code == PACK_EXHAUSTED,
+            "alerts": [AlertOut.of(a) for a in state.ledger.alerts(active=True)],
+            "expiring_downloads": ov.expiring,
+            "durations": [
+                DurationGroup(
+                    product=product,
+                    model=model or None,
+                    mode=mode or None,
+                    n=len(g.total) or len(g.run),
+                    queue_p50_seconds=percentile(g.queue, 0.5),
+                    run_p50_seconds=percentile(g.run, 0.5),
+                    run_p95_seconds=percentile(g.run, 0.95),
+                    bounds_seconds=[float(b) for b in state.duration_bounds],
+                    counts=histogram(g.total or g.run, state.duration_bounds),
+                )
+                for (product, model, mode), g in groups
+                if g.total or g.run
+            ],
+            "throughput": ThroughputOut.model_validate(
+                {
+                    "bucket_seconds": width,
+                    **stamp("start_at", start),
+                    "succeeded": ok,
+                    "failed": bad,
+                }
+            ),
+            "callbacks": dict(state.metrics.callback_counts),
+            "engine": engine_out(state),
+        }
     )
 
 
@@ -272,13 +307,14 @@ def engine_out(state: AppState) -> EngineOut | None:
 @router.get("/stuck", response_model=list[TaskOut])
 def stuck(state: State) -> list[TaskOut]:
     """Active tasks the engine marked stuck, with ``stuck_reason``."""
-    return [TaskOut.of(r) for r in state.overview.get().stuck]
+    return with_files(state, state.overview.get().stuck)
 
 
 @router.get("/failed", response_model=list[TaskOut])
-def failed(state: State, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[TaskOut]:
-    """Failed and rejected tasks, newest first, with ``status_msg``."""
-    return [TaskOut.of(r) for r in state.overview.get().failed[:limit]]
+def failed(state: State, limit: Limit = 50) -> list[TaskOut]:
+    """Failed and rejected tasks, newest first, with ``status_msg`` (``/api/stats`` counts them
+    all; ``/api/tasks?status=failed&status=rejected`` pages through them)."""
+    return with_files(state, state.overview.get().failed[:limit])
 
 
 def event_page(state: AppState, after_id: int | None, limit: int) -> EventPage:
@@ -311,8 +347,8 @@ def with_tasks(state: AppState, events: list[EventRecord]) -> list[EventOut]:
 @router.get("/events", response_model=EventPage)
 def events(
     state: State,
-    after_id: int | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    after_id: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+    limit: Limit = 50,
 ) -> EventPage:
     """Recorded changes after ``after_id`` (oldest first); without it, the latest ``limit``."""
     return event_page(state, after_id, limit)
@@ -344,18 +380,37 @@ async def event_stream(request: Request, state: State) -> StreamingResponse:
     )
 
 
-@router.post("/tasks/{ref}/retry", response_model=RetryOut, status_code=201)
-async def retry(ref: str, state: State) -> RetryOut:
-    """Queue a new task with the same request as a failed, rejected or succeeded one."""
+@router.post(
+    "/tasks/{ref}/retry",
+    response_model=RetryOut,
+    status_code=201,
+    responses={
+        **NOT_FOUND,
+        409: {"model": ErrorOut, "description": "in flight, or succeeded without force"},
+    },
+)
+async def retry(
+    ref: TaskRef, state: State, body: Annotated[RetryIn | None, Body()] = None
+) -> RetryOut:
+    """Queue a new task with the same request as a failed or rejected one (a succeeded one only
+    with ``{"force": true}``: the retry is a new task that Kling bills again)."""
     record = find_task(state, ref)
     try:
-        new = await actions.retry(state, record)
-    except KlingError as exc:
+        new = await actions.retry(state, record, force=body is not None and body.force)
+    except RetryRefused as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from None
     return RetryOut(retry_of=record.local_id, task=TaskOut.of(new))
 
 
-@router.post("/track", response_model=TrackOut, status_code=201)
+@router.post(
+    "/track",
+    response_model=TrackOut,
+    status_code=201,
+    responses={
+        404: {"model": ErrorOut, "description": "Kling has no such task"},
+        502: {"model": ErrorOut, "description": "Kling did not answer the lookup"},
+    },
+)
 async def track(body: TrackIn, state: State) -> TrackOut:
     """Follow a task created elsewhere (by its Kling ``task_id``); it is read once on Kling
     first when this server has Kling credentials (404 if Kling does not know it)."""
@@ -363,8 +418,10 @@ async def track(body: TrackIn, state: State) -> TrackOut:
         record = await actions.track(state, body)
     except TaskNotFound as exc:
         raise HTTPException(status_code=404, detail=f"Kling has no such task: {exc}") from None
-    except KlingError as exc:
+    except ConfigurationError as exc:  # an unknown product, say
         raise HTTPException(status_code=422, detail=str(exc)) from None
+    except KlingError as exc:  # Kling itself failed to answer: the gateway's error, not ours
+        raise HTTPException(status_code=502, detail=f"Kling did not answer: {exc}") from None
     return TrackOut(local_id=record.local_id, task=TaskOut.of(record))
 
 

@@ -2,7 +2,10 @@
 
 :func:`create_app` wires them to one ledger. With a ``monitor`` the app also runs the engine for
 its lifetime (started with the app, stopped before the ledger is let go), which is how
-``klingwatch serve`` keeps everything in one process.
+``klingwatch serve`` keeps everything in one process. Every request first passes the
+:class:`~klingwatch.server.guard.RequestGuard` (known Host, same-origin JSON writes). ``/docs``
+(Swagger UI) loads its script and styles from ``/static/docs``, shipped by the
+``fastapi-offline`` package, so it works without a network.
 """
 
 from __future__ import annotations
@@ -10,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from klingwatch import __version__
@@ -28,6 +33,9 @@ from klingwatch.server.callbacks import CallbackOutcome, CallbackReceiver
 from klingwatch.server.callbacks import router as callback_router
 from klingwatch.server.dashboard import router as dashboard_router
 from klingwatch.server.dashboard import static_files
+from klingwatch.server.deps import validation_error
+from klingwatch.server.guard import HostPolicy, RequestGuard
+from klingwatch.server.media import router as media_router
 from klingwatch.server.metrics import Metrics
 from klingwatch.server.overview import OverviewCache
 from klingwatch.server.state import AppState, callback_token
@@ -47,11 +55,15 @@ def create_app(
     clock: Clock | None = None,
     client: KlingClient | None = None,
     stream_interval: float = 1.0,
+    bind_host: str | None = None,
+    allowed_hosts: Iterable[str] = (),
 ) -> FastAPI:
     """The app for ``ledger``.
 
     ``client`` confirms unsigned final callbacks (default: the monitor's client, if it has one);
     ``monitor`` is run for the app's lifetime when given; ``clock`` defaults to the wall clock.
+    ``bind_host`` (the address uvicorn binds) and ``allowed_hosts`` join loopback and the public
+    URL's host in the names a request's ``Host`` may give (:class:`HostPolicy`).
     """
     clock = clock or RealClock()
     if client is None and monitor is not None:
@@ -106,15 +118,27 @@ def create_app(
             if monitor is not None and state.engine is not None:
                 await _stop_engine(monitor, state.engine)
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="klingwatch",
         version=__version__,
         description="Where every Kling task stands: callbacks, tasks, batches, stats.",
         lifespan=lifespan,
+        static_url="/static/docs",
+        # No ReDoc: its page always fetches its maker's logo from a CDN. And no online
+        # validator badge in Swagger UI.
+        redoc_url=None,
+        swagger_ui_parameters={"validatorUrl": None},
+        favicon_url="/static/favicon.svg",
     )
     app.state.klingwatch = state
+    policy = HostPolicy.build(
+        bind_host=bind_host, public_url=settings.public_url, extra=allowed_hosts
+    )
+    app.add_middleware(RequestGuard, policy=policy)
+    app.add_exception_handler(RequestValidationError, validation_error)
     app.include_router(callback_router)
     app.include_router(api_router)
+    app.include_router(media_router)
     app.include_router(dashboard_router)
     app.mount("/static", static_files(), name="static")
 

@@ -1,14 +1,21 @@
 """What the JSON API answers: pydantic models (they are also the OpenAPI schema at ``/docs``).
 
-Times are Unix seconds (floats) as in the ledger; ``kling_*_ms`` keep Kling's epoch milliseconds.
+Every instant is a pair of fields, ``<name>_ms`` (integer epoch milliseconds, UTC) and
+``<name>_iso`` (ISO-8601 UTC, ``2026-01-01T00:00:00.000Z``), both null when unknown (see
+:mod:`klingwatch.timestamps`); durations are seconds, in fields ending ``_seconds``. The models
+are filled from dicts (``model_validate``) so that each pair comes from one :func:`stamp` call.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Iterable
+from typing import Any
 
 from pydantic import BaseModel, Field
 
+from klingwatch.kling.products import PRODUCTS
+from klingwatch.server.deps import NO_NUL
+from klingwatch.server.media import MediaOut, file_url, local_file, media_of
 from klingwatch.store import (
     AlertRecord,
     DownloadRecord,
@@ -16,6 +23,7 @@ from klingwatch.store import (
     LocalStatus,
     TaskRecord,
 )
+from klingwatch.timestamps import stamp, stamp_ms
 
 __all__ = [
     "AlertOut",
@@ -27,6 +35,7 @@ __all__ = [
     "EventPage",
     "MediaOut",
     "ResumeOut",
+    "RetryIn",
     "RetryOut",
     "StatsOut",
     "TaskDetail",
@@ -37,6 +46,9 @@ __all__ = [
     "TrackOut",
     "prompt_of",
 ]
+
+Ms = int | None
+Iso = str | None
 
 
 def prompt_of(request: dict[str, Any]) -> str | None:
@@ -50,33 +62,6 @@ def prompt_of(request: dict[str, Any]) -> str | None:
             if isinstance(text, str):
                 return text
     return None
-
-
-class MediaOut(BaseModel):
-    """One result file: a video plays in the dashboard, an image is shown."""
-
-    kind: Literal["video", "image", "audio"]
-    url: str
-    duration: float | None = None
-
-
-def media_of(result: dict[str, Any] | None) -> list[MediaOut]:
-    """Every playable result of a task, in order."""
-    if not result:
-        return []
-    out: list[MediaOut] = []
-    for key, kind in (("videos", "video"), ("images", "image"), ("audios", "audio")):
-        for item in result.get(key) or ():
-            if isinstance(item, dict) and isinstance(item.get("url"), str):
-                duration = item.get("duration")
-                out.append(
-                    MediaOut(
-                        kind=kind,
-                        url=item["url"],
-                        duration=float(duration) if isinstance(duration, int | float) else None,
-                    )
-                )
-    return out
 
 
 class TaskOut(BaseModel):
@@ -94,13 +79,20 @@ class TaskOut(BaseModel):
     status: LocalStatus
     status_msg: str | None
     prompt: str | None
-    queued_at: float
-    submitted_at: float | None
-    processing_at: float | None
-    finished_at: float | None
-    detected_at: float | None
-    kling_created_ms: int | None
-    kling_updated_ms: int | None
+    queued_at_ms: int
+    queued_at_iso: str
+    submitted_at_ms: Ms
+    submitted_at_iso: Iso
+    processing_at_ms: Ms
+    processing_at_iso: Iso
+    finished_at_ms: Ms = Field(description="when the task ended, by Kling's clock when known")
+    finished_at_iso: Iso
+    detected_at_ms: Ms = Field(description="when klingwatch learned the final status")
+    detected_at_iso: Iso
+    kling_created_at_ms: Ms
+    kling_created_at_iso: Iso
+    kling_updated_at_ms: Ms
+    kling_updated_at_iso: Iso
     units: str | None
     polls: int
     stuck: bool
@@ -110,35 +102,41 @@ class TaskOut(BaseModel):
     media: list[MediaOut]
 
     @classmethod
-    def of(cls, r: TaskRecord) -> TaskOut:
-        return cls(
-            local_id=r.local_id,
-            batch=r.batch,
-            external_task_id=r.external_task_id,
-            task_id=r.task_id,
-            product=r.product,
-            family=r.family,
-            model=r.model,
-            mode=r.mode,
-            duration=r.duration,
-            status=r.status,
-            status_msg=r.status_msg,
-            prompt=prompt_of(r.request),
-            queued_at=r.queued_at,
-            submitted_at=r.submitted_at,
-            processing_at=r.processing_at,
-            finished_at=r.finished_at,
-            detected_at=r.detected_at,
-            kling_created_ms=r.kling_created_ms,
-            kling_updated_ms=r.kling_updated_ms,
-            units=r.units,
-            polls=r.polls,
-            stuck=r.stuck,
-            stuck_reason=r.stuck_reason,
-            retry_of=r.retry_of,
-            source_line=r.source_line,
-            media=media_of(r.result),
-        )
+    def of(cls, r: TaskRecord, downloads: Iterable[DownloadRecord] = ()) -> TaskOut:
+        """``r`` as listed; its media point at downloaded copies found in ``downloads``."""
+        return cls.model_validate(task_fields(r, downloads))
+
+
+def task_fields(r: TaskRecord, downloads: Iterable[DownloadRecord] = ()) -> dict[str, Any]:
+    """The fields of :class:`TaskOut` for ``r``."""
+    return {
+        "local_id": r.local_id,
+        "batch": r.batch,
+        "external_task_id": r.external_task_id,
+        "task_id": r.task_id,
+        "product": r.product,
+        "family": r.family,
+        "model": r.model,
+        "mode": r.mode,
+        "duration": r.duration,
+        "status": r.status,
+        "status_msg": r.status_msg,
+        "prompt": prompt_of(r.request),
+        **stamp("queued_at", r.queued_at),
+        **stamp("submitted_at", r.submitted_at),
+        **stamp("processing_at", r.processing_at),
+        **stamp("finished_at", r.finished_at),
+        **stamp("detected_at", r.detected_at),
+        **stamp_ms("kling_created_at", r.kling_created_ms),
+        **stamp_ms("kling_updated_at", r.kling_updated_ms),
+        "units": r.units,
+        "polls": r.polls,
+        "stuck": r.stuck,
+        "stuck_reason": r.stuck_reason,
+        "retry_of": r.retry_of,
+        "source_line": r.source_line,
+        "media": media_of(r, downloads),
+    }
 
 
 class EventOut(BaseModel):
@@ -146,53 +144,64 @@ class EventOut(BaseModel):
 
     id: int
     local_id: int | None
-    at: float
+    at_ms: int
+    at_iso: str
     from_status: LocalStatus | None
     to_status: LocalStatus
     source: str
     detail: str | None
-    #: For the stream of changes: which task (external id and product), when known.
+    #: Which task (its name, product and batch), when known: the change feed names tasks so.
     external_task_id: str | None = None
     product: str | None = None
     batch: str | None = None
 
     @classmethod
     def of(cls, e: EventRecord, task: TaskRecord | None = None) -> EventOut:
-        return cls(
-            id=e.id,
-            local_id=e.local_id,
-            at=e.at,
-            from_status=e.from_status,
-            to_status=e.to_status,
-            source=str(e.source),
-            detail=e.detail,
-            external_task_id=task.external_task_id if task else None,
-            product=task.product if task else None,
-            batch=task.batch if task else None,
+        return cls.model_validate(
+            {
+                "id": e.id,
+                "local_id": e.local_id,
+                **stamp("at", e.at),
+                "from_status": e.from_status,
+                "to_status": e.to_status,
+                "source": str(e.source),
+                "detail": e.detail,
+                "external_task_id": task.external_task_id if task else None,
+                "product": task.product if task else None,
+                "batch": task.batch if task else None,
+            }
         )
 
 
 class DownloadOut(BaseModel):
+    """One result file's download: where it went, or why it did not."""
+
     index: int
     url: str
     path: str | None
+    #: Where ``serve`` serves the file, while it is complete and on disk.
+    file_url: str | None
     size: int | None
     sha256: str | None
     state: str
     error: str | None
-    at: float
+    at_ms: int
+    at_iso: str
 
     @classmethod
     def of(cls, d: DownloadRecord) -> DownloadOut:
-        return cls(
-            index=d.index,
-            url=d.url,
-            path=d.path,
-            size=d.size,
-            sha256=d.sha256,
-            state=d.state,
-            error=d.error,
-            at=d.at,
+        return cls.model_validate(
+            {
+                "index": d.index,
+                "url": d.url,
+                "path": d.path,
+                "file_url": file_url(d.local_id, d.index) if local_file(d) else None,
+                "size": d.size,
+                "sha256": d.sha256,
+                "state": d.state,
+                "error": d.error,
+                **stamp("at", d.at),
+            }
         )
 
 
@@ -201,12 +210,15 @@ class TaskDetail(TaskOut):
 
     request: dict[str, Any]
     result: dict[str, Any] | None
-    sent_at: float | None
+    sent_at_ms: Ms
+    sent_at_iso: Iso
     send_attempts: int
-    last_polled_at: float | None
-    next_look_at: float | None
-    #: When Kling deletes the results (30 days after the task ended), if it succeeded.
-    expires_at: float | None
+    last_polled_at_ms: Ms
+    last_polled_at_iso: Iso
+    next_look_at_ms: Ms
+    next_look_at_iso: Iso
+    expires_at_ms: Ms = Field(description="when Kling deletes the results (30 days after)")
+    expires_at_iso: Iso
     timeline: list[EventOut]
     downloads: list[DownloadOut]
 
@@ -229,7 +241,8 @@ class BatchOut(BaseModel):
     """A batch and how far it has come."""
 
     name: str
-    created_at: float
+    created_at_ms: int
+    created_at_iso: str
     download_dir: str | None
     counts: dict[LocalStatus, int]
     total: int
@@ -244,28 +257,38 @@ class BatchOut(BaseModel):
 class AlertOut(BaseModel):
     kind: str
     message: str
-    at: float
-    last_at: float
+    at_ms: int = Field(description="when it was first raised")
+    at_iso: str
+    last_at_ms: int = Field(description="when it was last raised")
+    last_at_iso: str
     count: int
 
     @classmethod
     def of(cls, a: AlertRecord) -> AlertOut:
-        return cls(kind=a.kind, message=a.message, at=a.at, last_at=a.last_at, count=a.count)
+        return cls.model_validate(
+            {
+                "kind": a.kind,
+                "message": a.message,
+                **stamp("at", a.at),
+                **stamp("last_at", a.last_at),
+                "count": a.count,
+            }
+        )
 
 
 class DurationGroup(BaseModel):
-    """How long finished tasks of one product/model/mode took (seconds)."""
+    """How long finished tasks of one product/model/mode took."""
 
     product: str
     model: str | None
     mode: str | None
     n: int
-    queue_p50: float | None
-    run_p50: float | None
-    run_p95: float | None
+    queue_p50_seconds: float | None
+    run_p50_seconds: float | None
+    run_p95_seconds: float | None
     #: Histogram of total time (submit to final): ``counts[i]`` tasks took <= ``bounds[i]``
     #: seconds (and more than the bound before); the last count is everything above.
-    bounds: list[float]
+    bounds_seconds: list[float]
     counts: list[int]
 
 
@@ -273,7 +296,8 @@ class ThroughputOut(BaseModel):
     """Tasks that reached a final status, per bucket, ending now."""
 
     bucket_seconds: float
-    start: float
+    start_at_ms: int = Field(description="where the first bucket begins")
+    start_at_iso: str
     succeeded: list[int]
     failed: list[int]
 
@@ -291,7 +315,8 @@ class EngineOut(BaseModel):
 
 
 class StatsOut(BaseModel):
-    generated_at: float
+    generated_at_ms: int
+    generated_at_iso: str
     total: int
     counts: dict[LocalStatus, int]
     #: ``{product: {model: {status: n}}}`` (model ``""`` when unset).
@@ -311,17 +336,37 @@ class StatsOut(BaseModel):
     engine: EngineOut | None
 
 
+def _text(max_length: int, default: str | None = None, **kw: Any) -> Any:
+    """A request text field: no longer than the ledger's column, no NUL (PostgreSQL cannot
+    store one)."""
+    if default is not None:
+        kw["default"] = default
+    return Field(min_length=1, max_length=max_length, pattern=NO_NUL, **kw)
+
+
 class TrackIn(BaseModel):
     """A task created elsewhere (by its Kling ``task_id``) that klingwatch should follow."""
 
-    task_id: str = Field(min_length=1)
-    product: str = Field(default="text2video", description="the product that created it")
-    batch: str = Field(default="tracked", min_length=1)
+    # The ledger keeps it as "adopted-<task_id>" in a 200-character column, and alone in 100.
+    task_id: str = _text(100)
+    product: str = _text(
+        100,
+        "text2video",
+        description="the product that created it",
+        json_schema_extra={"enum": sorted(PRODUCTS)},
+    )
+    batch: str = _text(200, "tracked")
 
 
 class TrackOut(BaseModel):
     local_id: int
     task: TaskOut
+
+
+class RetryIn(BaseModel):
+    """How to retry. A succeeded task is retried only with ``force``: it is paid for again."""
+
+    force: bool = Field(default=False, description="also retry a succeeded task (pays again)")
 
 
 class RetryOut(BaseModel):

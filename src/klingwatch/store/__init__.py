@@ -44,6 +44,7 @@ from klingwatch.store.errors import (
     LedgerError,
     LedgerUnavailable,
     MissingDriver,
+    MissingFolder,
     SchemaMismatch,
     UnknownTask,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "LedgerUnavailable",
     "LocalStatus",
     "MissingDriver",
+    "MissingFolder",
     "NewTask",
     "Observation",
     "SchemaMismatch",

@@ -27,6 +27,7 @@ from klingwatch.store.errors import (
     BadLedgerURL,
     LedgerUnavailable,
     MissingDriver,
+    MissingFolder,
     SchemaMismatch,
     redact,
 )
@@ -61,7 +62,7 @@ def create_ledger_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise BadLedgerURL(url, "not a SQLAlchemy URL") from exc
+        raise BadLedgerURL(url, _not_a_url(url)) from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         return _sqlite_engine(url, parsed)
@@ -80,8 +81,26 @@ def create_ledger_engine(url: str) -> Engine:
     raise BadLedgerURL(url, f"unsupported database {backend!r} (use sqlite or postgresql)")
 
 
+def _not_a_url(url: str) -> str:
+    if "://" not in url and url.endswith((".db", ".sqlite", ".sqlite3")):
+        return f"not a SQLAlchemy URL (a SQLite file is sqlite:///{url})"
+    return "not a SQLAlchemy URL"
+
+
 def _sqlite_engine(url: str, parsed: URL) -> Engine:
+    if parsed.host or parsed.port or parsed.username:
+        # sqlite://kw.db: two slashes make "kw.db" a host name, which SQLite has no use for.
+        file = "/".join(filter(None, [parsed.host, parsed.database]))
+        raise BadLedgerURL(
+            url,
+            f"a SQLite URL has no host: write sqlite:///{file} (three slashes) for a file "
+            "relative to the working directory, four for an absolute path",
+        )
     memory = parsed.database in (None, "", ":memory:")
+    if not memory and parsed.database and not parsed.database.startswith("file:"):
+        folder = Path(parsed.database).expanduser().absolute().parent
+        if not folder.is_dir():
+            raise MissingFolder(url, str(folder))
     kwargs: dict[str, Any] = {}
     if memory:
         # One shared connection, or every checkout would see its own empty database.
@@ -91,6 +110,8 @@ def _sqlite_engine(url: str, parsed: URL) -> Engine:
         engine = create_engine(parsed, **kwargs)
     except (NoSuchModuleError, ImportError) as exc:
         raise BadLedgerURL(url, f"driver {parsed.drivername!r} is not available") from exc
+    except ArgumentError as exc:  # the dialect refused the URL's shape
+        raise BadLedgerURL(url, describe(exc)) from exc
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

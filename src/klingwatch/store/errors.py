@@ -5,6 +5,7 @@
     LedgerError                 root: catch this to catch everything klingwatch.store raises
     ├── LedgerConfigError       the ledger cannot even be tried: fix the setup
     │   ├── BadLedgerURL        KLINGWATCH_DB / --db is not a usable SQLAlchemy URL
+    │   ├── MissingFolder       a SQLite ledger file in a folder that does not exist
     │   └── MissingDriver       a postgresql URL without psycopg installed
     ├── LedgerUnavailable       the database did not answer (unreachable, locked, file not openable)
     ├── SchemaMismatch          the database was migrated by a newer klingwatch (or is not ours)
@@ -23,6 +24,7 @@ __all__ = [
     "LedgerError",
     "LedgerUnavailable",
     "MissingDriver",
+    "MissingFolder",
     "SchemaMismatch",
     "UnknownTask",
     "redact",
@@ -46,6 +48,19 @@ class BadLedgerURL(LedgerConfigError):
             "URL such as sqlite:///klingwatch.db or postgresql+psycopg://user@host/dbname"
         )
         self.url = redact(url)
+
+
+class MissingFolder(LedgerConfigError):
+    """A SQLite ledger file whose folder does not exist (klingwatch creates files, not folders:
+    a folder that is not there is more often a typo than a wish)."""
+
+    def __init__(self, url: str, folder: str) -> None:
+        super().__init__(
+            f"the folder {folder} of the ledger {redact(url)} does not exist; create it, or set "
+            "KLINGWATCH_DB (or --db) to a file in a folder that does"
+        )
+        self.url = redact(url)
+        self.folder = folder
 
 
 class MissingDriver(LedgerConfigError):

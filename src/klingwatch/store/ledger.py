@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
@@ -130,8 +131,14 @@ class Ledger:
     # -- intents ---------------------------------------------------------------------------
 
     def ensure_batch(self, name: str, *, download_dir: str | None = None) -> BatchRecord:
-        """The batch called ``name``, created if new; a given ``download_dir`` is recorded."""
+        """The batch called ``name``, created if new; a given ``download_dir`` is recorded.
+
+        ``download_dir`` is stored absolute (a relative one is taken from the working
+        directory), so a process started anywhere else finds the same folder.
+        """
         now = self.clock.time()
+        if download_dir is not None:
+            download_dir = _absolute(download_dir)
 
         def work(conn: Connection) -> BatchRecord:
             intents.batch_id(conn, name, now)
@@ -533,10 +540,16 @@ class Ledger:
         at: float,
     ) -> None:
         """Record the outcome of fetching result file ``index`` of a task (``state``:
-        ``complete``, ``expired`` or ``failed``); one row per file, replaced on each attempt."""
+        ``complete``, ``expired`` or ``failed``); one row per file, replaced on each attempt.
+
+        ``path`` is stored absolute. A ``complete`` record is only ever replaced by another
+        ``complete`` one: a later attempt that failed (a wrong folder, an expired URL, a file
+        deleted by hand) says nothing against the file having been collected, and must not
+        turn it into a failure to collect it again.
+        """
         values = {
             "url": url,
-            "path": path,
+            "path": None if path is None else _absolute(path),
             "size": size,
             "sha256": sha256,
             "state": state,
@@ -551,7 +564,11 @@ class Ledger:
                 local_id=local_id, idx=index, **values
             )
             conn.execute(
-                stmt.on_conflict_do_update(index_elements=["local_id", "idx"], set_=values)
+                stmt.on_conflict_do_update(
+                    index_elements=["local_id", "idx"],
+                    set_=values,
+                    where=(downloads.c.state != "complete") | (stmt.excluded.state == "complete"),
+                )
             )
 
         self._write(work)
@@ -564,3 +581,7 @@ class Ledger:
         return self._read(
             lambda conn: [reads.download_record(r) for r in conn.execute(query).mappings()]
         )
+
+
+def _absolute(path: str) -> str:
+    return str(Path(path).expanduser().absolute())

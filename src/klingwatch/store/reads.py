@@ -95,7 +95,7 @@ def find_task(conn: Connection, ref: int | str) -> TaskRecord | None:
         found = _first(conn, TASK_SELECT.where(column == ref).order_by(tasks.c.id))
         if found is not None:
             return found
-    if ref.isdigit() and int(ref) < 2**31:
+    if ref.isascii() and ref.isdigit() and int(ref) < 2**31:
         return _first(conn, TASK_SELECT.where(tasks.c.id == int(ref)))
     return None
 

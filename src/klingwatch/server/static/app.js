@@ -1,4 +1,5 @@
 // klingwatch dashboard: plain JS, reads /api and listens to /api/events/stream.
+// Instants come from the API as *_ms (epoch milliseconds); durations as *_seconds.
 "use strict";
 
 const STATUSES = ["queued", "unknown", "submitted", "processing", "succeed", "failed", "rejected"];
@@ -7,6 +8,8 @@ const LABELS = {
   succeed: "succeeded", failed: "failed", rejected: "rejected",
 };
 const PAGE = 50;
+const FAILURES = "failed,rejected";  // the tasks page's filter for "Failed and rejected"
+const ATTENTION = 10;  // failures listed on the overview; the rest are a link away
 
 // ---- small helpers -------------------------------------------------------------------------
 function h(tag, attrs, ...children) {
@@ -31,17 +34,17 @@ function badge(status) {
   return h("span", { class: `badge ${status}`, "data-status": status }, LABELS[status] || status);
 }
 
-function ago(ts) {
-  if (!ts) return "";
-  const s = Math.max(0, Date.now() / 1000 - ts);
+function ago(ms) {
+  if (!ms) return "";
+  const s = Math.max(0, (Date.now() - ms) / 1000);
   if (s < 60) return `${Math.round(s)}s ago`;
   if (s < 3600) return `${Math.round(s / 60)}m ago`;
   if (s < 86400) return `${Math.round(s / 3600)}h ago`;
   return `${Math.round(s / 86400)}d ago`;
 }
 
-function hms(ts) {
-  return new Date(ts * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+function hms(ms) {
+  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
 }
 
 function durShort(seconds) {
@@ -50,9 +53,9 @@ function durShort(seconds) {
   return `${Math.round(seconds / 3600)}h`;
 }
 
-function clock(ts) {
-  if (!ts) return "";
-  const d = new Date(ts * 1000);
+function clock(ms) {
+  if (!ms) return "";
+  const d = new Date(ms);
   const today = new Date();
   const t = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
   return d.toDateString() === today.toDateString() ? t : `${d.toLocaleDateString()} ${t}`;
@@ -68,6 +71,9 @@ function dur(seconds) {
   return `${Math.round(hrs / 24)}d`;
 }
 
+// Seconds from instant a to instant b (both epoch ms), or null when either is unknown.
+function between(a, b) { return a && b ? (b - a) / 1000 : null; }
+
 function short(text, n) {
   if (!text) return "";
   return text.length > n ? `${text.slice(0, n - 1)}…` : text;
@@ -79,6 +85,19 @@ function taskLabel(t) {
 
 async function api(path, opts) {
   const res = await fetch(path, { credentials: "same-origin", ...(opts || {}) });
+  return answer(res);
+}
+
+// Every write is a same-origin JSON POST: the server refuses any other kind (cross-site forms).
+async function post(path, body) {
+  const res = await fetch(path, {
+    method: "POST", credentials: "same-origin",
+    headers: { "Content-Type": "application/json" }, body: JSON.stringify(body || {}),
+  });
+  return answer(res);
+}
+
+async function answer(res) {
   if (res.status === 401) {
     location.href = `/login?next=${encodeURIComponent(location.pathname + location.search)}`;
     throw new Error("not signed in");
@@ -130,7 +149,7 @@ function renderAlerts(stats) {
     if (a.kind === "submissions_paused" && stats.paused) continue;
     items.push(h("div", { class: "alert", "data-kind": a.kind },
       h("strong", {}, a.kind.replace(/_/g, " ")), h("span", {}, a.message),
-      h("span", { class: "muted" }, a.count > 1 ? `${a.count}× · ${ago(a.last_at)}` : ago(a.at))));
+      h("span", { class: "muted" }, a.count > 1 ? `${a.count}× · ${ago(a.last_at_ms)}` : ago(a.at_ms))));
   }
   if (stats.expiring_downloads > 0 && !stats.alerts.some((a) => a.kind === "results_expiring")) {
     items.push(h("div", { class: "alert", id: "alert-expiring" }, h("strong", {}, "Downloads expiring"),
@@ -145,7 +164,7 @@ async function refreshAlerts() {
 }
 
 async function resume() {
-  try { await api("/api/resume", { method: "POST" }); } catch (e) { alert(e.message); }
+  try { await post("/api/resume"); } catch (e) { alert(e.message); }
   if ($("view-overview").hidden) refreshAlerts(); else refreshOverview();
 }
 
@@ -197,15 +216,17 @@ function renderBatches(batches) {
 }
 
 function eventItem(e, fresh) {
+  // Named as the user named it (its external_task_id), the local id only as a fallback.
   const who = e.local_id === null
     ? h("span", { class: "muted" }, "unknown task")
-    : h("a", { href: `/task/${e.local_id}` }, `#${e.local_id}`);
+    : h("a", { href: `/task/${e.local_id}`, class: "task-name", title: `task #${e.local_id}` },
+      e.external_task_id || `#${e.local_id}`);
   const move = e.from_status && e.from_status !== e.to_status
     ? [badge(e.from_status), h("span", { class: "arrow" }, "→"), badge(e.to_status)]
     : [badge(e.to_status)];
   const note = e.from_status === e.to_status ? ` ${e.detail || ""}` : "";
   return h("li", { class: fresh ? "fresh" : "", "data-event": String(e.id) },
-    h("span", { class: "when", title: new Date(e.at * 1000).toString() }, hms(e.at)),
+    h("span", { class: "when", title: e.at_iso }, hms(e.at_ms)),
     h("span", { class: "what" }, who, " ", e.product ? h("span", { class: "muted" }, `${e.product} `) : "", move, note),
     h("span", { class: "src" }, e.source));
 }
@@ -230,13 +251,18 @@ function attentionItem(t, reason) {
     h("span", { class: "reason" }, reason || "no reason given"));
 }
 
-function renderAttention(stuck, failed) {
+// The pill counts every failure; the list shows the newest few and links to all of them.
+function renderAttention(stuck, failed, failures) {
   $("stuck-count").textContent = stuck.length;
-  $("failed-count").textContent = failed.length;
+  $("failed-count").textContent = fmtInt(failures);
   $("stuck").replaceChildren(...(stuck.length ? stuck.map((t) => attentionItem(t, t.stuck_reason))
     : [h("li", { class: "empty" }, "No stuck tasks.")]));
   $("failed").replaceChildren(...(failed.length ? failed.map((t) => attentionItem(t, t.status_msg))
     : [h("li", { class: "empty" }, "No failures.")]));
+  const more = $("failed-all");
+  more.hidden = failures <= failed.length;
+  more.href = `/tasks?status=${encodeURIComponent(FAILURES)}`;
+  more.textContent = `All ${fmtInt(failures)} failed and rejected tasks →`;
 }
 
 function renderThroughput(tp) {
@@ -261,7 +287,7 @@ function renderThroughput(tp) {
     const ok = tp.succeeded[i], bad = tp.failed[i];
     const hOk = (H - 4) * ok / max, hBad = (H - 4) * bad / max;
     const x = pad + i * bw + 1;
-    const when = new Date((tp.start + i * tp.bucket_seconds) * 1000).toLocaleString();
+    const when = new Date(tp.start_at_ms + i * tp.bucket_seconds * 1000).toLocaleString();
     if (ok) add("rect", { class: "ok", x, y: H - hOk, width: bw - 2, height: hOk }).append(
       Object.assign(document.createElementNS(ns, "title"), { textContent: `${ok} succeeded from ${when}` }));
     if (bad) add("rect", { class: "bad", x, y: H - hOk - hBad, width: bw - 2, height: hBad }).append(
@@ -290,10 +316,11 @@ function renderDurations(groups) {
   box.replaceChildren(...groups.slice(0, 6).map((g) => {
     const max = Math.max(1, ...g.counts);
     const names = [g.product, g.model, g.mode].filter(Boolean).join(" · ");
-    const labels = g.bounds.map((b) => `≤${durShort(b)}`).concat([`>${durShort(g.bounds[g.bounds.length - 1])}`]);
+    const bounds = g.bounds_seconds;
+    const labels = bounds.map((b) => `≤${durShort(b)}`).concat([`>${durShort(bounds[bounds.length - 1])}`]);
     return h("div", { class: "dur" },
       h("div", { class: "dur-head" }, h("b", {}, names),
-        h("span", { class: "muted" }, `n=${g.n} · queue p50 ${dur(g.queue_p50)} · run p50 ${dur(g.run_p50)} · p95 ${dur(g.run_p95)}`)),
+        h("span", { class: "muted" }, `n=${g.n} · queue p50 ${dur(g.queue_p50_seconds)} · run p50 ${dur(g.run_p50_seconds)} · p95 ${dur(g.run_p95_seconds)}`)),
       h("div", { class: "hist" }, g.counts.map((c, i) =>
         h("span", { style: `height:${(100 * c) / max}%`, title: `${c} task(s) ${labels[i]}` }))),
       h("div", { class: "hist-axis" }, labels.map((l, i) => h("span", {}, i % 3 === 0 ? l : ""))));
@@ -318,12 +345,12 @@ async function refreshOverview() {
   refreshing = true;
   try {
     const [stats, batches, stuck, failed] = await Promise.all([
-      api("/api/stats"), api("/api/batches"), api("/api/stuck"), api("/api/failed?limit=20"),
+      api("/api/stats"), api("/api/batches"), api("/api/stuck"), api(`/api/failed?limit=${ATTENTION}`),
     ]);
     renderAlerts(stats);
     renderCards(stats);
     renderBatches(batches);
-    renderAttention(stuck, failed);
+    renderAttention(stuck, failed, stats.counts.failed + stats.counts.rejected);
     renderThroughput(stats.throughput);
     renderDurations(stats.durations);
     renderEngine(stats);
@@ -347,9 +374,9 @@ async function showOverview() {
 
 // ---- tasks list ----------------------------------------------------------------------------
 function tookOf(t) {
-  const start = t.submitted_at || t.queued_at;
-  if (t.finished_at && start) return dur(t.finished_at - start);
-  if (t.status === "processing" || t.status === "submitted") return `${dur(Date.now() / 1000 - start)}…`;
+  const start = t.submitted_at_ms || t.queued_at_ms;
+  if (t.finished_at_ms && start) return dur(between(start, t.finished_at_ms));
+  if (t.status === "processing" || t.status === "submitted") return `${dur(between(start, Date.now()))}…`;
   return "—";
 }
 
@@ -360,6 +387,7 @@ async function showTasks() {
   const params = new URLSearchParams(location.search);
   const statusSel = form.elements.status;
   for (const s of STATUSES) statusSel.append(h("option", { value: s }, LABELS[s]));
+  statusSel.append(h("option", { value: FAILURES }, "failed or rejected"));
   try {
     const batches = await api("/api/batches");
     for (const b of batches) form.elements.batch.append(h("option", { value: b.name }, b.name));
@@ -368,8 +396,9 @@ async function showTasks() {
     if (params.get(key)) form.elements[key].value = params.get(key);
   }
   for (const key of ["since", "until"]) {
-    if (params.get(key)) {
-      const d = new Date(Number(params.get(key)) * 1000);
+    const ms = params.get(`${key}_ms`);
+    if (ms) {
+      const d = new Date(Number(ms));
       form.elements[key].value = new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
     }
   }
@@ -383,14 +412,24 @@ async function showTasks() {
     }
     for (const key of ["since", "until"]) {
       const v = form.elements[key].value;
-      if (v) q.set(key, String(Math.floor(new Date(v).getTime() / 1000)));
+      if (v) q.set(`${key}_ms`, String(new Date(v).getTime()));
     }
     return q;
   }
 
+  // The page's query as the API takes it: "failed,rejected" is status=failed&status=rejected.
+  function apiQuery(q) {
+    const out = new URLSearchParams(q);
+    out.delete("status");
+    for (const s of (q.get("status") || "").split(",").filter(Boolean)) out.append("status", s);
+    out.set("limit", String(PAGE));
+    out.set("offset", String(offset));
+    return out;
+  }
+
   async function load() {
     const q = query();
-    const page = await api(`/api/tasks?${q}&limit=${PAGE}&offset=${offset}`);
+    const page = await api(`/api/tasks?${apiQuery(q)}`);
     if (offset) q.set("offset", String(offset));
     history.replaceState(null, "", `/tasks${q.toString() ? `?${q}` : ""}`);
     $("task-rows").replaceChildren(...(page.items.length ? page.items.map((t) =>
@@ -401,7 +440,7 @@ async function showTasks() {
           t.status_msg ? h("div", { class: "row-reason", title: t.status_msg }, t.status_msg) : null),
         h("td", { class: "hide-sm" }, [t.product, t.model].filter(Boolean).join(" · ")),
         h("td", { class: "hide-sm" }, t.batch),
-        h("td", { class: "hide-sm", title: new Date(t.queued_at * 1000).toString() }, ago(t.queued_at)),
+        h("td", { class: "hide-sm", title: t.queued_at_iso }, ago(t.queued_at_ms)),
         h("td", {}, tookOf(t))))
       : [h("tr", {}, h("td", { colspan: "7", class: "empty" }, "No task matches."))]));
     const last = Math.min(offset + PAGE, page.total);
@@ -439,29 +478,33 @@ async function showTask(ref) {
     if (key === lastShown) return;
     lastShown = key;
     document.title = `#${t.local_id} ${LABELS[t.status]} · klingwatch`;
-    const media = t.media.map((m) => m.kind === "video"
-      ? h("video", { src: m.url, controls: true, autoplay: true, muted: true, loop: true, playsinline: true, preload: "metadata" })
-      : m.kind === "image" ? h("img", { src: m.url, alt: `result of task ${t.local_id}`, loading: "lazy" })
-        : h("audio", { src: m.url, controls: true }));
-    const start = t.submitted_at || t.sent_at;
+    // m.url is klingwatch's downloaded copy when there is one (Kling's link expires).
+    const media = t.media.map((m) => h("figure", { "data-local": String(m.local) },
+      m.kind === "video"
+        ? h("video", { src: m.url, controls: true, autoplay: true, muted: true, loop: true, playsinline: true, preload: "metadata" })
+        : m.kind === "image" ? h("img", { src: m.url, alt: `result of task ${t.local_id}`, loading: "lazy" })
+          : h("audio", { src: m.url, controls: true }),
+      h("figcaption", { class: "muted" }, m.local ? "downloaded copy · " : "from Kling · ",
+        h("a", { href: m.kling_url, target: "_blank", rel: "noopener noreferrer" }, "Kling's link"))));
+    const start = t.submitted_at_ms || t.sent_at_ms;
     const facts = [
       fact("Product", t.product), fact("Model", t.model), fact("Mode", t.mode), fact("Duration", t.duration && `${t.duration}s`),
       fact("Batch", h("a", { href: `/tasks?batch=${encodeURIComponent(t.batch)}` }, t.batch)),
       fact("Kling task id", t.task_id && h("span", { class: "mono" }, t.task_id)),
       fact("External id", h("span", { class: "mono" }, t.external_task_id)),
-      fact("Queued", clock(t.queued_at)), fact("Submitted", clock(t.submitted_at)),
-      fact("Processing since", clock(t.processing_at)), fact("Finished", clock(t.finished_at)),
-      fact("Queue time", start && t.processing_at ? dur(t.processing_at - start) : null),
-      fact("Run time", t.processing_at && t.finished_at ? dur(t.finished_at - t.processing_at) : null),
-      fact("Detected after", t.detected_at && t.finished_at ? dur(t.detected_at - t.finished_at) : null),
+      fact("Queued", clock(t.queued_at_ms)), fact("Submitted", clock(t.submitted_at_ms)),
+      fact("Processing since", clock(t.processing_at_ms)), fact("Finished", clock(t.finished_at_ms)),
+      fact("Queue time", start && t.processing_at_ms ? dur(between(start, t.processing_at_ms)) : null),
+      fact("Run time", t.processing_at_ms && t.finished_at_ms ? dur(between(t.processing_at_ms, t.finished_at_ms)) : null),
+      fact("Detected after", t.detected_at_ms && t.finished_at_ms ? dur(between(t.finished_at_ms, t.detected_at_ms)) : null),
       fact("Units", t.units), fact("Polls", String(t.polls)), fact("Send attempts", String(t.send_attempts)),
-      fact("Results deleted", t.expires_at && `${clock(t.expires_at)} (${dur(t.expires_at - Date.now() / 1000)} left)`),
+      fact("Results deleted", t.expires_at_ms && `${clock(t.expires_at_ms)} (${dur(between(Date.now(), t.expires_at_ms))} left)`),
       fact("Retry of", t.retry_of && h("a", { href: `/task/${t.retry_of}` }, `#${t.retry_of}`)),
       fact("From", t.source_line),
     ];
     const timeline = t.timeline.map((e) => h("li", { style: `--dot:var(--${e.to_status})` },
       h("div", {}, e.from_status && e.from_status !== e.to_status ? [badge(e.from_status), h("span", { class: "arrow" }, "→")] : "",
-        badge(e.to_status), " ", h("span", { class: "muted" }, `${e.source} · ${clock(e.at)}`)),
+        badge(e.to_status), " ", h("span", { class: "muted" }, `${e.source} · ${clock(e.at_ms)}`)),
       e.detail ? h("div", { class: "detail" }, e.detail) : null));
     const final = ["succeed", "failed", "rejected"].includes(t.status);
     // Retrying spends units: offered for failures only (the API also takes a succeeded task).
@@ -469,7 +512,7 @@ async function showTask(ref) {
     const retryBtn = retryable ? h("button", { type: "button", class: "ghost", onclick: async () => {
       if (!confirm(`Queue task #${t.local_id} again as a new task? Retrying spends units.`)) return;
       try {
-        const out = await api(`/api/tasks/${t.local_id}/retry`, { method: "POST" });
+        const out = await post(`/api/tasks/${t.local_id}/retry`);
         location.href = `/task/${out.task.local_id}`;
       } catch (e) { alert(e.message); }
     } }, "Retry") : null;
@@ -492,7 +535,8 @@ async function showTask(ref) {
             h("ol", { class: "timeline", id: "timeline" }, timeline)),
           t.downloads.length ? h("section", { class: "panel" }, h("div", { class: "panel-head" }, h("h2", {}, "Downloads")),
             h("ul", { class: "attention" }, t.downloads.map((d) => h("li", {},
-              h("span", {}, `${d.index}`), h("span", {}, `${d.state} ${d.path || ""}`),
+              h("span", {}, `${d.index}`), h("span", {}, `${d.state} `,
+                d.file_url ? h("a", { href: d.file_url }, d.path) : (d.path || "")),
               d.error ? h("span", { class: "reason" }, d.error) : null)))) : null,
           h("section", { class: "panel" }, h("details", {}, h("summary", {}, "Request"),
             h("pre", { class: "json" }, JSON.stringify(t.request, null, 2)))))));
