@@ -1,16 +1,7 @@
 from __future__ import annotations
 
-from klingwatch.kling.errors import (
-    ConcurrencyLimited,
-    ContentPolicyError,
-    InsufficientBalance,
-    InvalidRequest,
-    KlingTimeout,
-    ServerError,
-    ServiceUnavailable,
-)
 from klingwatch.kling.models import Task
-from klingwatch.monitor.observe import observe_create, observe_create_error, observe_task
+from klingwatch.monitor.observe import observe_create, observe_task
 from klingwatch.store import LocalStatus, Source
 
 LEGACY_DONE = {
@@ -56,38 +47,3 @@ def test_a_create_answer_is_a_submitted_observation_from_create() -> None:
     task = Task.from_payload({**LEGACY_DONE, "task_status": "submitted", "task_result": {}})
     obs = observe_create(task, local_id=3, at=5.0)
     assert (obs.status, obs.source, obs.local_id) == (LocalStatus.SUBMITTED, Source.CREATE, 3)
-
-
-def _api(cls: type, code: int, status: int, message: str = "bad") -> object:
-    return cls(message, status_code=status, code=code)
-
-
-def test_refusals_for_good_become_rejected_with_the_reason() -> None:
-    for exc in (
-        _api(InvalidRequest, 1201, 400, "prompt too long"),
-        _api(ContentPolicyError, 1301, 400, "content security"),
-    ):
-        obs = observe_create_error(exc, local_id=1, at=0.0)  # type: ignore[arg-type]
-        assert obs is not None
-        assert obs.status is LocalStatus.REJECTED
-        assert obs.status_msg in ("prompt too long", "content security")
-
-
-def test_answers_that_may_hide_a_created_task_become_unknown() -> None:
-    for exc in (
-        _api(ServerError, 5000, 500),
-        KlingTimeout("no answer"),
-        _api(InvalidRequest, 1201, 400, "external_task_id already exists"),
-    ):
-        obs = observe_create_error(exc, local_id=1, at=0.0)  # type: ignore[arg-type]
-        assert obs is not None
-        assert obs.status is LocalStatus.UNKNOWN, exc
-
-
-def test_slot_rate_account_and_maintenance_answers_leave_the_task_queued() -> None:
-    for exc in (
-        _api(ConcurrencyLimited, 1303, 429),
-        _api(InsufficientBalance, 1102, 429),
-        _api(ServiceUnavailable, 5001, 503),
-    ):
-        assert observe_create_error(exc, local_id=1, at=0.0) is None  # type: ignore[arg-type]

@@ -24,9 +24,11 @@ from submit_world import (
 
 from klingwatch.clock import ManualClock
 from klingwatch.kling.client import KlingClient
+from klingwatch.kling.outcomes import MAX_CREATE_SENDS
 from klingwatch.kling.products import Family
 from klingwatch.kling.retry import RetryPolicy
 from klingwatch.monitor import gates
+from klingwatch.monitor.create_policy import GIVE_UP_ALERT
 from klingwatch.monitor.service import Monitor
 from klingwatch.monitor.submitter import Submitter
 from klingwatch.sandbox import ChaosConfig
@@ -300,6 +302,45 @@ async def test_a_duplicate_external_id_answer_is_looked_up_not_rejected(ledger: 
     assert record.task_id == kling.tasks["line-0"]["task_id"]
 
 
+async def test_a_permanent_refusal_that_looks_ambiguous_is_given_up_after_the_send_cap(
+    ledger: Ledger,
+) -> None:
+    # Seen in the field: a 1201 whose message mentions the external id, for a task that does
+    # not exist. Each answer looks like "already created", each lookup finds nothing, and
+    # without a cap the task was paid for (and refused) again every half minute, forever.
+    ledger.add_tasks("b1", intents(2))
+    refusal = (400, 1201, {}, "external_task_id 'line-0' already exists")
+    kling = ScriptedKling(ManualClock(), script={"line-0": [refusal] * 20})
+    submitter = await _run(kling, ledger, passes=40, step=30)
+    record = ledger.task("line-0")
+    assert record is not None
+    assert record.status is LocalStatus.REJECTED
+    assert "not sending it again" in (record.status_msg or "")
+    assert kling.creates["line-0"] == MAX_CREATE_SENDS
+    assert submitter.stats.given_up == 1
+    [alert] = [a for a in ledger.alerts() if a.kind == GIVE_UP_ALERT]
+    assert "line-0" in alert.message
+    assert kling.status(ledger, "line-1") is LocalStatus.SUBMITTED  # the others carry on
+
+
+async def test_sends_a_killed_process_never_saw_answered_do_not_count_towards_the_cap(
+    ledger: Ledger,
+) -> None:
+    [local_id] = ledger.add_tasks("b1", intents(1)).added
+    kling = ScriptedKling(ManualClock())
+    for _ in range(MAX_CREATE_SENDS + 1):  # killed mid-send, again and again: nothing left
+        ledger.mark_sending(local_id, kling.clock.time())
+        async with kling.client() as client:
+            fresh = Submitter(client=client, ledger=AsyncLedger(ledger), clock=kling.clock)
+            for _ in range(3):
+                kling.clock.advance(60)
+                await fresh.recovery.run()
+                await fresh._adopt_orphans()
+    await _run(kling, ledger, passes=3, step=30)
+    assert kling.status(ledger, "line-0") is LocalStatus.SUBMITTED
+    assert kling.creates["line-0"] == 1
+
+
 async def test_pack_exhausted_pauses_everything_with_an_alert_until_resumed(
     tmp_path: Path,
 ) -> None:
@@ -389,7 +430,7 @@ async def test_a_create_answered_401_or_403_was_not_created_and_waits_for_no_loo
     assert submitter.stats.ambiguous == 0
     assert sum(kling.lookups.values()) == 0
     assert sum(kling.creates.values()) == 1
-    state = submitter.paused()
+    state = await submitter.paused()
     assert state is not None
     assert ("401" in state.reason) or ("403" in state.reason)
     assert ledger.counts()[LocalStatus.UNKNOWN] == 0

@@ -25,8 +25,9 @@ already have created it, the action to take. :meth:`KlingClient.create_and_wait
     401 · 1000-1004, 403 (1103 or none),     PAUSE          not created; every create stops until
       429 · 1100/1101/1102/1304, local setup                 the operator acts (1102 may resume)
 
-``sends`` counts the sends of this task that may have created it, this one included (a send
-answered 1303, 1302, 5001, 401 or 403 never counts: Kling refused before creating anything). On
+``sends`` counts the sends of this task that may have created it, this one included: the ones
+Kling answered ambiguously (a send answered 1303, 1302, 5001, 401 or 403 never counts: Kling
+refused before creating anything). On
 a resend, a 400 refusal may be Kling's "that external_task_id exists" in words the duplicate
 match does not know, so it is looked up rather than believed. The cap is what ends a loop of
 "ambiguous, not found, sent again": without it a permanent failure that looks ambiguous would be

@@ -6,29 +6,22 @@ This is the one place where :mod:`klingwatch.kling` types meet :mod:`klingwatch.
 
 * :func:`observe_task` a task read by a single get, a ``/tasks`` query, a list page, a callback
   or a recovery lookup;
-* :func:`observe_create` the answer to a create;
-* :func:`observe_create_error` what a failed create means for the task (rejected for good, may
-  exist, or nothing to record).
+* :func:`observe_create` the answer to a create.
+
+What a *failed* create means is not decided here but in one pure table,
+:func:`klingwatch.kling.outcomes.create_outcome`, which the submitter's create policy acts on.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from klingwatch.kling.errors import (
-    ContentPolicyError,
-    InvalidRequest,
-    KlingError,
-    NotFound,
-    TaskNotFound,
-)
 from klingwatch.kling.models import Task, TaskStatus
 from klingwatch.store import LocalStatus, Observation, Source
 
 __all__ = [
     "STATUS_MAP",
     "observe_create",
-    "observe_create_error",
     "observe_task",
     "result_json",
 ]
@@ -89,50 +82,3 @@ def observe_task(
 def observe_create(task: Task, *, local_id: int, at: float) -> Observation:
     """The answer to a create: the task exists now and has Kling's ``task_id``."""
     return observe_task(task, source=Source.CREATE, at=at, local_id=local_id)
-
-
-def _duplicate_external_id(exc: KlingError) -> bool:
-    # Seen live: a second create with an existing external_task_id answers 400/1201 and creates
-    # nothing. The task therefore exists: look it up rather than reject it.
-    text = str(exc).lower()
-    return "external" in text and ("exist" in text or "duplicate" in text or "used" in text)
-
-
-def observe_create_error(exc: KlingError, *, local_id: int, at: float) -> Observation | None:
-    """What a failed create means for the task, or ``None`` when its status stays as it is.
-
-    * refused for good (1200/1201 bad request, 1202/1203, 1300/1301 content policy):
-      ``rejected`` with Kling's reason; it is never sent again on its own;
-    * no trustworthy answer (5000/5002, timeout, dropped, garbage, duplicate external id):
-      ``unknown``: look it up by ``external_task_id`` before anything is resent;
-    * anything else (1303 slots busy, 1302 rate limit, account and credential errors, 5001
-      maintenance): ``None``; the task stays ``queued`` and the submitter decides when to retry.
-    """
-    if isinstance(exc, InvalidRequest) and _duplicate_external_id(exc):
-        return Observation(
-            status=LocalStatus.UNKNOWN,
-            source=Source.CREATE,
-            at=at,
-            local_id=local_id,
-            detail=f"external_task_id already used on Kling, look it up: {exc}",
-        )
-    if exc.may_exist:
-        return Observation(
-            status=LocalStatus.UNKNOWN,
-            source=Source.CREATE,
-            at=at,
-            local_id=local_id,
-            detail=f"create may have gone through: {exc}",
-        )
-    if isinstance(exc, ContentPolicyError | NotFound) or (
-        isinstance(exc, InvalidRequest) and not isinstance(exc, TaskNotFound)
-    ):
-        return Observation(
-            status=LocalStatus.REJECTED,
-            source=Source.CREATE,
-            at=at,
-            local_id=local_id,
-            status_msg=getattr(exc, "kling_message", None) or str(exc),
-            detail=str(exc),
-        )
-    return None

@@ -30,10 +30,10 @@ from klingwatch.kling.models import Task
 from klingwatch.kling.outcomes import CreateAction
 from klingwatch.monitor.create_policy import CreatePolicy
 from klingwatch.monitor.observe import observe_task
-from klingwatch.store import Change, LocalStatus, Source, TaskRecord
+from klingwatch.store import Change, EventRecord, LocalStatus, Source, TaskRecord
 from klingwatch.store.async_ledger import AsyncLedger
 
-__all__ = ["LookupClient", "Recovery", "RecoveryWorker", "possible_creates"]
+__all__ = ["LookupClient", "Recovery", "RecoveryWorker", "ambiguous_sends"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +49,21 @@ class LookupClient(Protocol):
     async def get_many_by_external_id(self, ids: Sequence[str]) -> dict[str, Task]: ...
 
 
-def possible_creates(timeline: Sequence[object]) -> int:
-    """How many sends of a task may have created it: its moves to ``unknown`` (an ambiguous
-    answer, or a send whose answer a dead process never recorded)."""
-    return sum(1 for e in timeline if getattr(e, "to_status", None) is LocalStatus.UNKNOWN)
+def ambiguous_sends(timeline: Sequence[EventRecord]) -> int:
+    """How many sends of a task Kling answered ambiguously (5000, a timeout, a garbled answer):
+    its moves to ``unknown`` made by a create's answer. What the send cap counts.
+
+    Sends a killed process never saw answered are not counted: Kling said nothing about them,
+    and the lookup that follows each one either finds the task or proves nothing was created
+    (a process crashing over and over must not turn a task into ``rejected``). Stuck notes, which
+    stay in ``unknown``, are not moves."""
+    return sum(
+        1
+        for e in timeline
+        if e.to_status is LocalStatus.UNKNOWN
+        and e.from_status is not LocalStatus.UNKNOWN
+        and e.source is Source.CREATE
+    )
 
 
 @dataclass(slots=True)
@@ -201,7 +212,7 @@ class Recovery:
             self._retries[task.local_id] = _Retry(at=trusted_from)
             return
         self._retries.pop(task.local_id, None)
-        sends = possible_creates(await self.ledger.events(task.local_id))
+        sends = ambiguous_sends(await self.ledger.events(task.local_id))
         outcome = await self.policy.lookup_missed(task, sends=sends)
         if outcome.action is CreateAction.RESEND:
             self._cleared(task.local_id, task.send_attempts)

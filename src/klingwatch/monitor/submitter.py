@@ -38,7 +38,7 @@ from klingwatch.kling.models import Task
 from klingwatch.kling.outcomes import MAX_CREATE_SENDS, CreateAction
 from klingwatch.monitor import gates
 from klingwatch.monitor.create_policy import CreatePolicy, SubmitterStats
-from klingwatch.monitor.recovery import LookupClient, Recovery, possible_creates
+from klingwatch.monitor.recovery import LookupClient, Recovery, ambiguous_sends
 from klingwatch.monitor.slots import FAMILIES, Slots
 from klingwatch.settings import Settings
 from klingwatch.store import Change, LocalStatus, Observation, Source, TaskRecord
@@ -293,7 +293,7 @@ class Submitter:
                 answer = exc
             try:
                 outcome = await self.policy.settle(
-                    task, answer, sends=await self._possible_creates(task)
+                    task, answer, sends=await self._ambiguous_sends(task)
                 )
             finally:
                 await self.ledger.release([task.local_id], owner=self.owner)
@@ -303,11 +303,11 @@ class Submitter:
             # ``task`` was read before mark_sending counted this attempt.
             self._cleared[task.local_id] = task.send_attempts + 1
 
-    async def _possible_creates(self, task: TaskRecord) -> int:
-        """This send, plus the earlier sends of ``task`` that may have created it."""
+    async def _ambiguous_sends(self, task: TaskRecord) -> int:
+        """This send, plus the earlier sends of ``task`` Kling answered ambiguously."""
         if task.send_attempts == 0:
             return 1
-        return 1 + possible_creates(await self.ledger.events(task.local_id))
+        return 1 + ambiguous_sends(await self.ledger.events(task.local_id))
 
     async def _watch_slots(self, family: str) -> None:
         """Work is waiting for a slot of ``family``: have the engine look at the tasks holding
