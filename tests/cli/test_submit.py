@@ -15,7 +15,6 @@ from klingwatch.kling.products import Family
 from klingwatch.monitor import gates
 from klingwatch.sandbox import SandboxConfig, TimingSpec, serve_in_thread
 from klingwatch.store import Ledger, LocalStatus, NewTask, Observation, Source
-from klingwatch.store.async_ledger import AsyncLedger
 
 API_KEY = "submit-cli-key"
 
@@ -299,24 +298,3 @@ def test_watch_sends_what_submit_left_queued(
         assert code == 0, err
     with Ledger.open(f"sqlite:///{env}", clock=ManualClock()) as ledger:
         assert ledger.counts(batch="six")[LocalStatus.SUCCEED] == 6
-
-
-async def test_the_submitter_takes_its_slots_and_auto_resume_from_the_settings(
-    env: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from klingwatch.cli.submit import make_submitter
-    from klingwatch.kling.client import KlingClient
-    from klingwatch.settings import Settings
-
-    monkeypatch.setenv("KLINGWATCH_SLOTS_VIDEO", "4")
-    monkeypatch.setenv("KLINGWATCH_SLOTS_IMAGE", "9")
-    monkeypatch.setenv("KLINGWATCH_RESUME_AFTER_1102", "900")
-    settings = Settings.load()
-    async with KlingClient(api_key=API_KEY, base_url="http://127.0.0.1:9") as client:
-        with Ledger.open(f"sqlite:///{env}", clock=ManualClock()) as ledger:
-            async with AsyncLedger(ledger) as aledger:
-                submitter = make_submitter(
-                    settings, client=client, ledger=aledger, clock=ManualClock()
-                )
-                assert submitter.slots.configured == {"video": 4, "image": 9}
-                assert submitter.policy.resume_after_1102 == 900

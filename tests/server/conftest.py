@@ -8,11 +8,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from serverkit import AppFactory, client_of, settings
+from serverkit import AppFactory, app_for, client_of, settings
 
 from klingwatch.clock import ManualClock
 from klingwatch.kling.client import KlingClient
-from klingwatch.server.app import create_app
 from klingwatch.store import Ledger
 
 
@@ -31,7 +30,7 @@ def ledger(ledger_url: str, clock: ManualClock) -> Iterator[Ledger]:
 @pytest.fixture
 def make_app(ledger: Ledger, clock: ManualClock) -> AppFactory:
     def make(*, client: KlingClient | None = None, **overrides: Any) -> FastAPI:
-        return create_app(ledger=ledger, settings=settings(**overrides), clock=clock, client=client)
+        return app_for(ledger, settings=settings(**overrides), clock=clock, client=client)
 
     return make
 

@@ -12,17 +12,37 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from klingwatch.clock import RealClock
+from klingwatch.clock import Clock, RealClock
+from klingwatch.kling.client import KlingClient
+from klingwatch.monitor.service import Monitor
+from klingwatch.operations import Operations
 from klingwatch.server.app import create_app
 from klingwatch.server.runner import AppServer
 from klingwatch.settings import Settings
 from klingwatch.store import Ledger, LocalStatus, NewTask, Observation, Source
+from klingwatch.store.async_ledger import AsyncLedger
 
 CALLBACK_TOKEN = "cb-token-for-tests"
 API_TOKEN = "api-token-for-tests"
 SECRET = "whsec_dGVzdHNlY3JldHRlc3RzZWNyZXR0ZXN0c2VjcmV0MTI="
 
 AppFactory = Callable[..., FastAPI]
+
+
+def app_for(
+    ledger: Ledger,
+    *,
+    settings: Settings,
+    clock: Clock | None = None,
+    client: KlingClient | None = None,
+    monitor: Monitor | None = None,
+    **kw: Any,
+) -> FastAPI:
+    """The app on ``ledger`` (seen through its async boundary, as ``serve`` sees it)."""
+    ops = Operations(
+        settings=settings, ledger=AsyncLedger(ledger), clock=clock or RealClock(), client=client
+    )
+    return create_app(ops, monitor=monitor, **kw)
 
 
 def settings(**overrides: Any) -> Settings:
@@ -168,8 +188,8 @@ class ThreadedServer:
     def __init__(
         self, ledger: Ledger, *, bind_host: str | None = None, **overrides: object
     ) -> None:
-        app = create_app(
-            ledger=ledger,
+        app = app_for(
+            ledger,
             settings=settings(**overrides),
             clock=RealClock(),
             stream_interval=0.2,

@@ -6,15 +6,15 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from serverkit import client_of, settings
+from serverkit import app_for, client_of, settings
 
 from klingwatch.clock import ManualClock
 from klingwatch.kling.client import KlingClient
 from klingwatch.monitor.service import Monitor
+from klingwatch.operations import Operations
 from klingwatch.sandbox import SandboxConfig, TimingSpec
 from klingwatch.sandbox import create_app as create_sandbox
 from klingwatch.server.app import create_app
-from klingwatch.server.engine import build_engine
 from klingwatch.store import Ledger, LocalStatus, NewTask
 from klingwatch.store.async_ledger import AsyncLedger
 
@@ -46,8 +46,9 @@ async def test_the_engine_runs_with_the_app_and_stops_with_it(
         transport=httpx.ASGITransport(app=sandbox),
         clock=clock,
     )
-    monitor = build_engine(settings(), client=client, ledger=ledger, clock=clock)
-    app = create_app(ledger=ledger, settings=settings(), monitor=monitor, clock=clock)
+    ops = Operations(settings=settings(), ledger=AsyncLedger(ledger), clock=clock, client=client)
+    monitor = ops.engine()
+    app = create_app(ops, monitor=monitor)
     async with client, app.router.lifespan_context(app), client_of(app) as http:
         health = await http.get("/healthz")
         assert (health.status_code, health.json()["engine"]) == (200, "running")
@@ -78,7 +79,7 @@ async def test_healthz_says_when_the_engine_died(ledger: Ledger, clock: ManualCl
     monitor = BrokenEngine(
         client=client, ledger=AsyncLedger(ledger), clock=clock, handle_signals=False
     )
-    app = create_app(ledger=ledger, settings=settings(), monitor=monitor, clock=clock)
+    app = app_for(ledger, settings=settings(), clock=clock, client=client, monitor=monitor)
     async with client, app.router.lifespan_context(app), client_of(app) as http:
         await asyncio.sleep(0)  # let the engine task run (and fail)
         health = await http.get("/healthz")

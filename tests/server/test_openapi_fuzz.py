@@ -17,11 +17,10 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from serverkit import ThreadedServer, add_task, end_task
+from serverkit import ThreadedServer, add_task, app_for, end_task
 from serverkit import settings as app_settings
 
 from klingwatch.clock import RealClock
-from klingwatch.server.app import create_app
 from klingwatch.store import Ledger, LocalStatus
 
 #: Examples per operation and generation mode: enough to find what the fuzzer found before
@@ -51,7 +50,7 @@ def seeded(ledger: Ledger) -> None:
 def openapi() -> dict[str, Any]:
     """The app's schema, as ``/openapi.json`` serves it (schemathesis needs it at collection)."""
     with Ledger.open("sqlite://", clock=RealClock()) as ledger:
-        return create_app(ledger=ledger, settings=app_settings()).openapi()
+        return app_for(ledger, settings=app_settings()).openapi()
 
 
 # Loaded at import and called over a real socket: schemathesis's fixture-based loader

@@ -8,14 +8,13 @@ from typing import Any
 
 import httpx
 import pytest
-from serverkit import CALLBACK_TOKEN, SECRET, client_of, legacy_body, raw, settings
+from serverkit import CALLBACK_TOKEN, SECRET, app_for, client_of, legacy_body, raw, settings
 
 from klingwatch.clock import ManualClock
 from klingwatch.kling.client import KlingClient
 from klingwatch.monitor.observe import STATUS_MAP, observe_create
 from klingwatch.sandbox import SandboxConfig, TimingSpec
 from klingwatch.sandbox import create_app as create_sandbox
-from klingwatch.server.app import create_app
 from klingwatch.store import Ledger, NewTask
 
 PUBLIC_URL = "http://klingwatch.test"
@@ -61,8 +60,8 @@ class World:
             transport=httpx.ASGITransport(app=self.sandbox_app),
             clock=clock,
         )
-        self.app = create_app(
-            ledger=ledger,
+        self.app = app_for(
+            ledger,
             settings=settings(public_url=PUBLIC_URL, **app_kw),
             clock=clock,
             client=self.client,

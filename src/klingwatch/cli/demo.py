@@ -28,18 +28,18 @@ import typer
 from rich.table import Table
 
 from klingwatch.cli.app import app
-from klingwatch.cli.common import clock_from, console, run_async, run_engine
+from klingwatch.cli.common import console, run_async
 from klingwatch.cli.live import Reporter, format_duration, make_reporter
-from klingwatch.cli.submit import batch_monitor, make_submitter, to_new_task
+from klingwatch.cli.submit import to_new_task, wait_for_batch
 from klingwatch.kling.client import KlingClient
 from klingwatch.kling.models import TaskStatus
 from klingwatch.monitor.intake import read_batch
+from klingwatch.operations import Operations
 from klingwatch.sandbox import SandboxConfig
 from klingwatch.sandbox.media import png
 from klingwatch.sandbox.server import serve_in_thread
 from klingwatch.settings import Settings
 from klingwatch.store import Change, Ledger, LocalStatus, NewTask, TaskRecord
-from klingwatch.store.async_ledger import AsyncLedger
 
 __all__ = ["MARKER", "demo_batch", "prepare", "run_demo"]
 
@@ -110,33 +110,33 @@ def demo_batch() -> list[dict[str, Any]]:
 class _ExtendWhenReady:
     """A reporter in front of the real one: queues the video-extend once its source succeeds."""
 
-    def __init__(self, inner: Reporter, ledger: Ledger) -> None:
+    def __init__(self, inner: Reporter, ops: Operations) -> None:
         self._inner = inner
-        self._ledger = ledger
+        self._ops = ops
         self.extended = False
 
-    def __enter__(self) -> _ExtendWhenReady:
+    async def __aenter__(self) -> _ExtendWhenReady:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         return None
 
-    def changes(self, changes: Sequence[Change]) -> None:
-        self._inner.changes(changes)
+    async def changes(self, changes: Sequence[Change]) -> None:
+        await self._inner.changes(changes)
         for change in changes:
             if change.external_task_id == EXTEND_SOURCE and change.new is LocalStatus.SUCCEED:
-                self._queue_extend()
+                await self._queue_extend()
 
-    def tick(self) -> None:
-        self._inner.tick()
+    async def tick(self) -> None:
+        await self._inner.tick()
 
-    def _queue_extend(self) -> None:
-        source = self._ledger.task(EXTEND_SOURCE)
+    async def _queue_extend(self) -> None:
+        source = await self._ops.ledger.task(EXTEND_SOURCE)
         videos = (source.result or {}).get("videos") or [] if source else []
         if source is None or not videos or self.extended:
             return
         request = {"video_id": str(videos[0]["id"]), "prompt": "the fox stops and looks back"}
-        self._ledger.add_tasks(
+        await self._ops.queue(
             BATCH,
             [
                 NewTask(
@@ -241,30 +241,20 @@ async def run_demo(
         )
         found = read_batch(str(batch_file), batch=BATCH)
         found.raise_for_problems()
-        clock = clock_from(settings)
-        async with KlingClient(settings=settings, clock=clock) as client:
-            with Ledger.open(settings.db, clock=clock) as ledger:
-                ledger.ensure_batch(BATCH, download_dir=str(downloads))
-                ledger.add_tasks(BATCH, [to_new_task(line) for line in found.lines])
-                submitter = make_submitter(
-                    settings, client=client, ledger=AsyncLedger(ledger), clock=clock
+        async with Operations.open(settings) as ops:
+            await ops.queue(
+                BATCH, [to_new_task(line) for line in found.lines], download_dir=downloads
+            )
+            async with make_reporter(
+                ops.ledger, json_lines=as_json, batch=BATCH, console=console(), clock=ops.clock
+            ) as inner:
+                # The sandbox goes with the demo: nothing would carry on from here.
+                await wait_for_batch(
+                    ops, BATCH, _ExtendWhenReady(inner, ops), interrupted="interrupted"
                 )
-                with make_reporter(
-                    ledger, json_lines=as_json, batch=BATCH, console=console(), clock=clock
-                ) as inner:
-                    reporter = _ExtendWhenReady(inner, ledger)
-                    monitor = batch_monitor(
-                        settings,
-                        client=client,
-                        ledger=ledger,
-                        clock=clock,
-                        submitter=submitter,
-                        reporter=reporter,
-                        batch=BATCH,
-                    )
-                    # The sandbox goes with the demo: nothing would carry on from here.
-                    await run_engine(monitor, interrupted="interrupted")
-                return _summary(ledger, directory, downloads, batch_file, time_scale, client)
+            return await ops.ledger.read(
+                _summary, directory, downloads, batch_file, time_scale, ops.kling()
+            )
 
 
 def _nominal(ms_from: int | None, ms_to: int | None, scale: float) -> float | None:

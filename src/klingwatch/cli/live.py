@@ -9,7 +9,9 @@ Three reporters share one small interface (:class:`Reporter`):
 
 :func:`make_reporter` picks one. The engine calls :meth:`Reporter.changes` with what the ledger's
 door accepted, and :meth:`Reporter.tick` once per sweep so the live view can refresh from the
-ledger (reads are throttled; the ledger is never read more than a few times a second).
+ledger (reads are throttled; the ledger is never read more than a few times a second). Every read
+goes through the async ledger (one composite read per refresh), so a slow disk or a busy
+PostgreSQL never freezes the engine that shares the event loop.
 """
 
 from __future__ import annotations
@@ -33,16 +35,19 @@ from rich.text import Text
 
 from klingwatch import clock
 from klingwatch.clock import Clock, RealClock
-from klingwatch.store import Change, Ledger, LocalStatus
+from klingwatch.store import AlertRecord, BatchRecord, Change, Ledger, LocalStatus, TaskRecord
+from klingwatch.store.async_ledger import AsyncLedger
 
 __all__ = [
     "JsonReporter",
     "LiveView",
     "PlainReporter",
     "Reporter",
+    "Snapshot",
     "describe_change",
     "format_duration",
     "make_reporter",
+    "snapshot",
 ]
 
 STATUS_STYLE: dict[LocalStatus, str] = {
@@ -57,22 +62,22 @@ STATUS_STYLE: dict[LocalStatus, str] = {
 
 
 class Reporter(Protocol):
-    """What the engine tells whoever is watching."""
+    """What the engine tells whoever is watching (an async context manager)."""
 
-    def __enter__(self) -> Reporter: ...
+    async def __aenter__(self) -> Reporter: ...
 
-    def __exit__(
+    async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
 
-    def changes(self, changes: Sequence[Change]) -> None:
+    async def changes(self, changes: Sequence[Change]) -> None:
         """Status changes the ledger just accepted."""
         ...
 
-    def tick(self) -> None:
+    async def tick(self) -> None:
         """Called once per engine sweep; a chance to refresh."""
         ...
 
@@ -82,16 +87,15 @@ def format_duration(seconds: float | None) -> str:
     return "-" if seconds is None else clock.format_duration(seconds)
 
 
-def describe_change(change: Change, ledger: Ledger | None = None) -> str:
+def describe_change(change: Change) -> str:
     """``<external id>  submitted -> processing`` plus the reason of a failure or rejection."""
     label = change.external_task_id
     if change.task_id:
         label += f" ({change.task_id})"
     text = f"{label}  {change.old} -> {change.new}"
-    if change.new in (LocalStatus.FAILED, LocalStatus.REJECTED) and ledger is not None:
-        record = ledger.task(change.local_id)
-        if record is not None and record.status_msg:
-            text += f"  reason: {record.status_msg}"
+    reason = change.state.status_msg if change.state is not None else None
+    if change.new in (LocalStatus.FAILED, LocalStatus.REJECTED) and reason:
+        text += f"  reason: {reason}"
     return text
 
 
@@ -99,45 +103,45 @@ class _LineReporter:
     """A reporter that writes one line per status change to a stream."""
 
     def __init__(
-        self, ledger: Ledger, *, clock: Clock | None = None, stream: IO[str] | None = None
+        self, ledger: AsyncLedger, *, clock: Clock | None = None, stream: IO[str] | None = None
     ) -> None:
         self._ledger = ledger
         self._clock = clock or RealClock()
         self._stream = stream or sys.stdout
 
-    def __enter__(self) -> _LineReporter:
+    async def __aenter__(self) -> _LineReporter:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         self._stream.flush()
 
-    def changes(self, changes: Sequence[Change]) -> None:
+    async def changes(self, changes: Sequence[Change]) -> None:
         at = self._clock.time()
         for change in changes:
             if change.status_changed:
-                self._stream.write(self.line(change, at) + "\n")
+                self._stream.write(await self.line(change, at) + "\n")
         self._stream.flush()
 
-    def line(self, change: Change, at: float) -> str:
+    async def line(self, change: Change, at: float) -> str:
         raise NotImplementedError
 
-    def tick(self) -> None:
+    async def tick(self) -> None:
         return None
 
 
 class PlainReporter(_LineReporter):
     """One line per status change: ``HH:MM:SS  <task>  old -> new``."""
 
-    def line(self, change: Change, at: float) -> str:
+    async def line(self, change: Change, at: float) -> str:
         stamp = datetime.fromtimestamp(at).strftime("%H:%M:%S")
-        return f"{stamp}  {describe_change(change, self._ledger)}"
+        return f"{stamp}  {describe_change(change)}"
 
 
 class JsonReporter(_LineReporter):
     """One JSON object per status change (JSON Lines)."""
 
-    def line(self, change: Change, at: float) -> str:
-        record = self._ledger.task(change.local_id)
+    async def line(self, change: Change, at: float) -> str:
+        record = await self._ledger.task(change.local_id)
         return json.dumps(
             {
                 "at": round(at, 3),
@@ -150,6 +154,28 @@ class JsonReporter(_LineReporter):
                 "status_msg": record.status_msg if record else None,
             }
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What one refresh of the live view shows, read from the ledger in one go."""
+
+    batches: list[BatchRecord]
+    alerts: list[AlertRecord]
+    stuck: list[TaskRecord]
+    failed: list[TaskRecord]
+
+
+def snapshot(ledger: Ledger, batch: str | None, limit: int = 5) -> Snapshot:
+    """The live view's composite read (run on a ledger reader thread)."""
+    return Snapshot(
+        batches=ledger.batches(),
+        alerts=ledger.alerts(active=True),
+        stuck=ledger.tasks(stuck=True, batch=batch, limit=limit),
+        failed=ledger.tasks(
+            status=[LocalStatus.FAILED, LocalStatus.REJECTED], batch=batch, limit=limit
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +195,7 @@ class LiveView:
 
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: AsyncLedger,
         *,
         batch: str | None = None,
         console: Console | None = None,
@@ -184,37 +210,39 @@ class LiveView:
         self._live = Live(console=self._console, auto_refresh=False, transient=False)
         self._last_read = 0.0
 
-    def __enter__(self) -> LiveView:
+    async def __aenter__(self) -> LiveView:
         self._live.start()
-        self.refresh(force=True)
+        await self.refresh(force=True)
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.refresh(force=True)
-        self._live.stop()
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            await self.refresh(force=True)
+        finally:
+            self._live.stop()
 
-    def changes(self, changes: Sequence[Change]) -> None:
+    async def changes(self, changes: Sequence[Change]) -> None:
         at = self._clock.time()
         for change in changes:
             if change.status_changed:
-                self._recent.append((at, describe_change(change, self._ledger), change.new))
-        self.refresh()
+                self._recent.append((at, describe_change(change), change.new))
+        await self.refresh()
 
-    def tick(self) -> None:
-        self.refresh()
+    async def tick(self) -> None:
+        await self.refresh()
 
-    def refresh(self, *, force: bool = False) -> None:
+    async def refresh(self, *, force: bool = False) -> None:
         now = time.monotonic()  # throttle on real time: it is about the reader's screen
         if not force and now - self._last_read < self.refresh_every:
             return
         self._last_read = now
-        self._live.update(self.render(), refresh=True)
+        self._live.update(self.render(await self._ledger.read(snapshot, self._batch)), refresh=True)
 
     # -- rendering ------------------------------------------------------------------------------
-    def render(self) -> RenderableType:
-        """The whole view, read from the ledger now."""
-        parts: list[RenderableType] = [self._batches_table()]
-        alerts = self._ledger.alerts(active=True)
+    def render(self, snap: Snapshot) -> RenderableType:
+        """The whole view, from one snapshot of the ledger."""
+        parts: list[RenderableType] = [self._batches_table(snap)]
+        alerts = snap.alerts
         if alerts:
             text = Text()
             for alert in alerts:
@@ -227,15 +255,15 @@ class LiveView:
                 stamp = datetime.fromtimestamp(at).strftime("%H:%M:%S")
                 recent.add_row(stamp, Text(line, style=STATUS_STYLE.get(status, "")))
             parts.append(Panel(recent, title="latest changes", border_style="bright_black"))
-        trouble = self._trouble_table()
+        trouble = self._trouble_table(snap)
         if trouble is not None:
             parts.append(trouble)
         return Group(*parts)
 
-    def _batch_lines(self) -> list[_BatchLine]:
+    def _batch_lines(self, snap: Snapshot) -> list[_BatchLine]:
         lines: list[_BatchLine] = []
         now = self._clock.time()
-        for batch in self._ledger.batches():
+        for batch in snap.batches:
             if self._batch is not None and batch.name != self._batch:
                 continue
             total = sum(batch.counts.values())
@@ -248,14 +276,14 @@ class LiveView:
             lines.append(_BatchLine(batch.name, total, done, dict(batch.counts), eta))
         return lines
 
-    def _batches_table(self) -> Table:
+    def _batches_table(self, snap: Snapshot) -> Table:
         table = Table(title="klingwatch", expand=True, title_justify="left")
         table.add_column("batch", no_wrap=True)
         table.add_column("progress", ratio=2)
         table.add_column("done", justify="right", no_wrap=True)
         table.add_column("by status", ratio=3)
         table.add_column("ETA", justify="right", no_wrap=True)
-        lines = self._batch_lines()
+        lines = self._batch_lines(snap)
         if not lines:
             table.add_row("-", "", "", Text("no tasks yet", style="dim"), "")
         for line in lines:
@@ -274,11 +302,8 @@ class LiveView:
             )
         return table
 
-    def _trouble_table(self) -> Table | None:
-        stuck = self._ledger.tasks(stuck=True, batch=self._batch, limit=5)
-        failed = self._ledger.tasks(
-            status=[LocalStatus.FAILED, LocalStatus.REJECTED], batch=self._batch, limit=5
-        )
+    def _trouble_table(self, snap: Snapshot) -> Table | None:
+        stuck, failed = snap.stuck, snap.failed
         if not stuck and not failed:
             return None
         table = Table(title="needs a look", expand=True, title_justify="left")
@@ -298,7 +323,7 @@ class LiveView:
 
 
 def make_reporter(
-    ledger: Ledger,
+    ledger: AsyncLedger,
     *,
     json_lines: bool = False,
     batch: str | None = None,

@@ -5,12 +5,24 @@ from __future__ import annotations
 import typer
 
 from klingwatch.cli.app import app
-from klingwatch.cli.common import DB_OPTION, JSON_OPTION, console, format_time, open_ledger
+from klingwatch.cli.common import (
+    DB_OPTION,
+    JSON_OPTION,
+    console,
+    format_time,
+    load_settings,
+    run_async,
+)
 from klingwatch.cli.common import print_json as _print_json
-from klingwatch.monitor import gates
-from klingwatch.store import LocalStatus
+from klingwatch.operations import Operations, ResumeResult
+from klingwatch.settings import Settings
 
 __all__: list[str] = []
+
+
+async def _resume(settings: Settings, forget_slots: bool) -> ResumeResult:
+    async with Operations.open(settings, client=False) as ops:
+        return await ops.resume(forget_slots=forget_slots)
 
 
 @app.command("resume")
@@ -30,11 +42,8 @@ def resume_command(
     pack exhausted, 1103 no permission, 1304 IP whitelist) or the credentials; nothing queued is
     lost. Fix the cause first: if it persists, the next create pauses sending again.
     """
-    with open_ledger(db) as ledger:
-        was = gates.pause_state(ledger)
-        gates.resume(ledger)
-        forgotten = gates.forget_slots(ledger) if forget_slots else {}
-        queued = ledger.counts().get(LocalStatus.QUEUED, 0)
+    result = run_async(_resume(load_settings(db), forget_slots))
+    was, forgotten, queued = result.was, result.forgotten, result.queued
     if as_json:
         _print_json(
             {

@@ -16,72 +16,20 @@ from typing import Any
 import typer
 
 from klingwatch.cli.app import app
-from klingwatch.cli.common import DB_OPTION, JSON_OPTION, console, open_ledger, print_json
+from klingwatch.cli.common import (
+    DB_OPTION,
+    JSON_OPTION,
+    console,
+    load_settings,
+    print_json,
+    run_async,
+)
 from klingwatch.cli.common import print_table as _print_table
-from klingwatch.monitor.retries import RetryRefused, check_retry, retry_task
-from klingwatch.store import Ledger, LocalStatus, TaskRecord
+from klingwatch.operations import Operations, RetryResult
+from klingwatch.settings import Settings
+from klingwatch.store import Ledger, TaskRecord
 
-__all__ = ["lineage", "lineage_lines", "pick_retries"]
-
-
-def _find(ledger: Ledger, ref: str) -> TaskRecord | None:
-    # A short number is a local id first (as in `show`), else an external or Kling id.
-    local = ref.isascii() and ref.isdigit() and len(ref) < 10
-    task = ledger.task(int(ref)) if local else None
-    return task if task is not None else ledger.task(ref)
-
-
-def _retried(ledger: Ledger, batch: str) -> set[int]:
-    """Local ids (in ``batch``) that some task already retries."""
-    return {t.retry_of for t in ledger.tasks(batch=batch) if t.retry_of is not None}
-
-
-def pick_retries(
-    ledger: Ledger,
-    *,
-    batch: str | None,
-    failed: bool,
-    rejected: bool,
-    ids: Sequence[str],
-    force: bool = False,
-) -> tuple[list[TaskRecord], list[TaskRecord]]:
-    """``(to retry, skipped because already retried)``.
-
-    Raises :class:`~klingwatch.monitor.retries.RetryRefused` for nothing asked for, an unknown
-    id, or a named task :func:`~klingwatch.monitor.retries.check_retry` refuses (in flight, or
-    succeeded without ``force``); then nothing is queued.
-    """
-    if not (failed or rejected or ids):
-        raise RetryRefused(
-            "say what to retry: --failed, --rejected, or --ids ID... (retrying spends units)"
-        )
-    if (failed or rejected) and batch is None:
-        raise RetryRefused("--failed/--rejected need --batch NAME (see `klingwatch status`)")
-    if batch is not None and batch not in {b.name for b in ledger.batches()}:
-        raise RetryRefused(f"no batch named {batch!r} in the ledger (see `klingwatch status`)")
-    chosen: dict[int, TaskRecord] = {}
-    statuses = [
-        s for s, on in ((LocalStatus.FAILED, failed), (LocalStatus.REJECTED, rejected)) if on
-    ]
-    if statuses:
-        for task in ledger.tasks(batch=batch, status=statuses):
-            chosen[task.local_id] = task
-    explicit: set[int] = set()
-    for ref in ids:
-        named = _find(ledger, ref)
-        if named is None:
-            raise RetryRefused(f"no task {ref!r} in the ledger (a local id, external or Kling id)")
-        if batch is not None and named.batch != batch:
-            raise RetryRefused(f"task {ref!r} is in batch {named.batch!r}, not {batch!r}")
-        check_retry(named, force=force)
-        chosen[named.local_id] = named
-        explicit.add(named.local_id)
-    retried: set[int] = set()
-    for name in {t.batch for t in chosen.values()}:
-        retried |= _retried(ledger, name)
-    todo = [t for i, t in sorted(chosen.items()) if i not in retried or i in explicit]
-    skipped = [t for i, t in sorted(chosen.items()) if i in retried and i not in explicit]
-    return todo, skipped
+__all__ = ["lineage", "lineage_lines"]
 
 
 def _split(values: Sequence[str]) -> list[str]:
@@ -128,6 +76,18 @@ def lineage_lines(ledger: Ledger, task: TaskRecord) -> list[str]:
     return lines
 
 
+async def _retry(
+    settings: Settings,
+    batch: str | None,
+    failed: bool,
+    rejected: bool,
+    ids: list[str],
+    force: bool,
+) -> RetryResult:
+    async with Operations.open(settings, client=False) as ops:
+        return await ops.retry(batch=batch, failed=failed, rejected=rejected, ids=ids, force=force)
+
+
 IDS_OPTION: Any = typer.Option(
     None,
     "--ids",
@@ -159,16 +119,8 @@ def retry_command(
     A succeeded task is retried only with --force (Kling bills the new task again).
     The new tasks are queued; `klingwatch watch` (or serve) sends them as slots free up.
     """
-    with open_ledger(db) as ledger:
-        todo, skipped = pick_retries(
-            ledger,
-            batch=batch,
-            failed=failed,
-            rejected=rejected,
-            ids=_split(ids or []),
-            force=force,
-        )
-        made = [(old, retry_task(ledger, old, force=force)) for old in todo]
+    result = run_async(_retry(load_settings(db), batch, failed, rejected, _split(ids or []), force))
+    made, skipped = result.queued, result.skipped
     if as_json:
         print_json(
             {

@@ -11,15 +11,14 @@ import typer
 import uvicorn
 
 from klingwatch.cli.app import app
-from klingwatch.cli.common import DB_OPTION, clock_from, load_settings, make_client, open_ledger
+from klingwatch.cli.common import DB_OPTION, load_settings
 from klingwatch.cli.common import run_async as _run
 from klingwatch.cli.listen import listening_socket
 from klingwatch.monitor.download_worker import DownloadWorker
+from klingwatch.operations import Operations
 from klingwatch.server.app import create_app
 from klingwatch.server.auth import check_bind
-from klingwatch.server.engine import build_engine
 from klingwatch.server.runner import AppServer
-from klingwatch.server.state import callback_token, callback_url
 from klingwatch.settings import Settings
 
 __all__ = ["serve_command"]
@@ -44,25 +43,12 @@ async def serve(
     ``sock`` is the listening socket (:func:`~klingwatch.cli.listen.listening_socket`); without
     it uvicorn binds ``host:port`` itself.
     """
-    clock = clock_from(settings)
     if sock is not None:
         port = int(sock.getsockname()[1])
-    with open_ledger(settings=settings) as ledger:
-        client = make_client(settings, clock=clock) if settings.has_credentials else None
-        url = callback_url(ledger, settings)
-        monitor = (
-            build_engine(settings, client=client, ledger=ledger, clock=clock, callback_url=url)
-            if client is not None
-            else None
-        )
-        web = create_app(
-            ledger=ledger,
-            settings=settings,
-            monitor=monitor,
-            clock=clock,
-            bind_host=host,
-            allowed_hosts=allowed_hosts or (),
-        )
+    async with Operations.open(settings) as ops:
+        url = await ops.callback_url()
+        monitor = ops.engine(callback_url=url) if ops.client is not None else None
+        web = create_app(ops, monitor=monitor, bind_host=host, allowed_hosts=allowed_hosts or ())
         where = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
         typer.echo(f"klingwatch: dashboard {where}/  API {where}/docs  metrics {where}/metrics")
         if monitor is None:
@@ -72,9 +58,10 @@ async def serve(
                 err=True,
             )
         if url:
+            logger.info("tasks sent from here carry a callback URL on %s", settings.public_url)
             typer.echo(f"klingwatch: tasks sent from here get callbacks at {url}")
         else:
-            path = f"/callbacks/kling/{callback_token(ledger, settings)}"
+            path = f"/callbacks/kling/{await ops.callback_token()}"
             typer.echo(
                 f"klingwatch: callbacks are taken at {where}{path} (--public-url to send it)"
             )
@@ -91,8 +78,6 @@ async def serve(
         finally:
             if monitor is not None:
                 await DownloadWorker.close_all(monitor.workers)
-            if client is not None:
-                await client.aclose()
     typer.echo("klingwatch: stopped")
 
 

@@ -31,21 +31,15 @@ from klingwatch.cli.common import (
     DB_OPTION,
     JSON_OPTION,
     WIDE_OPTION,
-    clock_from,
     console,
     load_settings,
-    make_client,
-    open_ledger,
     print_json,
     print_table,
     run_async,
     run_engine,
 )
+from klingwatch.cli.exits import CARRIES_ON
 from klingwatch.cli.live import Reporter, make_reporter
-from klingwatch.clock import Clock
-from klingwatch.kling.client import KlingClient
-from klingwatch.monitor import gates
-from klingwatch.monitor.download_worker import DownloadWorker
 from klingwatch.monitor.estimate import ESTIMATE_NOTE, estimate_total, estimate_units
 from klingwatch.monitor.intake import (
     BatchFile,
@@ -54,28 +48,19 @@ from klingwatch.monitor.intake import (
     parse_assignments,
     read_batch,
 )
-from klingwatch.monitor.poller import SweepReport
 from klingwatch.monitor.service import Monitor
-from klingwatch.monitor.stuck import StuckPolicy
 from klingwatch.monitor.submitter import Submitter, slot_limits
+from klingwatch.operations import Operations
 from klingwatch.settings import Settings
-from klingwatch.store import Change, Ledger, LocalStatus, NewTask
-from klingwatch.store.async_ledger import AsyncLedger
+from klingwatch.store import LocalStatus, NewTask
 
-__all__ = ["batch_monitor", "make_submitter", "to_new_task"]
+__all__ = ["to_new_task", "wait_for_batch"]
 
 logger = logging.getLogger(__name__)
 
 #: Exit code of ``submit --wait`` when Kling paused sending before the batch was done (the code
 #: ``klingwatch`` uses for every error it can explain).
 _EXIT_PAUSED = 3
-
-
-def make_submitter(
-    settings: Settings, *, client: KlingClient, ledger: AsyncLedger, clock: Clock
-) -> Submitter:
-    """The submitter as ``submit``, ``watch`` and ``serve`` run it, configured from settings."""
-    return Submitter.from_settings(settings, client=client, ledger=ledger, clock=clock)
 
 
 def to_new_task(line: IntakeLine, *, callback_url: str | None = None) -> NewTask:
@@ -215,43 +200,21 @@ def _print_plan(plan: dict[str, Any], found: BatchFile, *, wide: bool) -> None:
 
 
 # -- the real thing ----------------------------------------------------------------------------
-def batch_monitor(
-    settings: Settings,
-    *,
-    client: KlingClient,
-    ledger: Ledger,
-    clock: Clock,
-    submitter: Submitter,
-    reporter: Reporter,
-    batch: str,
+async def wait_for_batch(
+    ops: Operations, batch: str, reporter: Reporter, *, interrupted: str = CARRIES_ON
 ) -> Monitor:
-    """The engine with the submitter plugged in, stopping once ``batch`` is done or paused."""
-    monitor: Monitor
-    aledger = AsyncLedger(ledger)
-    downloads = DownloadWorker.from_settings(settings, ledger=aledger, clock=clock, batch=batch)
-
-    async def on_change(changes: list[Change]) -> None:
-        reporter.changes(changes)
-
-    def on_sweep(_: SweepReport) -> None:
-        reporter.tick()
-        counts = ledger.counts(batch=batch)
-        done = not any(n for status, n in counts.items() if not status.is_final)
-        if (done and not downloads.busy()) or gates.pause_state(ledger) is not None:
-            monitor.stop()
-
-    monitor = Monitor(
-        client=client,
-        ledger=aledger,
-        clock=clock,
-        stuck=StuckPolicy(threshold=settings.stuck_after),
-        submitter=submitter,
-        workers=[downloads],
-        on_change=on_change,
-        on_sweep=on_sweep,
-        handle_signals=False,  # run_engine's: Ctrl-C is one line and exit code 130
+    """Run the engine with the submitter until ``batch`` is done or Kling pauses sending
+    (``submit --wait``, the demo); every batch's tasks are followed meanwhile, so slots that
+    other batches free are seen and refilled."""
+    engine = ops.engine(
+        until_done=True,
+        done_batch=batch,
+        stop_on_pause=True,
+        on_change=reporter.changes,
+        on_sweep=lambda _: reporter.tick(),
     )
-    return monitor
+    await run_engine(engine, interrupted=interrupted)
+    return engine
 
 
 async def _submit(
@@ -263,35 +226,26 @@ async def _submit(
     wait: bool,
     as_json: bool,
 ) -> dict[str, Any]:
-    clock = clock_from(settings)
     tasks = [to_new_task(line, callback_url=callback_url) for line in found.lines]
-    # The client first: missing credentials are reported before anything is written.
-    async with make_client(settings, clock=clock) as client:
-        with open_ledger(settings.db, settings=settings) as ledger:
-            ledger.ensure_batch(found.batch, download_dir=str(download) if download else None)
-            added = ledger.add_tasks(found.batch, tasks)
-            submitter = make_submitter(
-                settings, client=client, ledger=AsyncLedger(ledger), clock=clock
-            )
-            if wait:
-                with make_reporter(
-                    ledger, json_lines=as_json, batch=found.batch, console=console(), clock=clock
-                ) as reporter:
-                    monitor = batch_monitor(
-                        settings,
-                        client=client,
-                        ledger=ledger,
-                        clock=clock,
-                        submitter=submitter,
-                        reporter=reporter,
-                        batch=found.batch,
-                    )
-                    await run_engine(monitor)
-            else:
-                await submitter.run_once()
-            counts = ledger.counts(batch=found.batch)
-            paused = gates.pause_state(ledger)
-            limit = await submitter.slot_limit("video")
+    # Missing credentials are reported before anything is written.
+    async with Operations.open(settings, need_client=True) as ops:
+        added = await ops.queue(found.batch, tasks, download_dir=download)
+        if wait:
+            async with make_reporter(
+                ops.ledger,
+                json_lines=as_json,
+                batch=found.batch,
+                console=console(),
+                clock=ops.clock,
+            ) as reporter:
+                engine = await wait_for_batch(ops, found.batch, reporter)
+            assert isinstance(engine.submitter, Submitter)
+            submitter = engine.submitter
+        else:
+            submitter = await ops.send_once()
+        counts = await ops.ledger.counts(batch=found.batch)
+        paused = await ops.pause_state()
+        limit = await submitter.slot_limit("video")
     return {
         "batch": found.batch,
         "added": len(added.added),

@@ -8,91 +8,35 @@ from klingwatch.cli.app import app
 from klingwatch.cli.common import (
     BATCH_OPTION,
     DB_OPTION,
-    clock_from,
     console,
     load_settings,
-    make_client,
-    open_ledger,
     run_async,
     run_engine,
 )
-from klingwatch.cli.live import Reporter, make_reporter
-from klingwatch.cli.submit import make_submitter
-from klingwatch.clock import Clock
-from klingwatch.kling.client import KlingClient
-from klingwatch.monitor.download_worker import DownloadWorker
-from klingwatch.monitor.poller import SweepReport
-from klingwatch.monitor.service import Monitor
-from klingwatch.monitor.stuck import StuckPolicy
+from klingwatch.cli.live import make_reporter
+from klingwatch.operations import Operations
 from klingwatch.settings import Settings
-from klingwatch.store import Change, Ledger
-from klingwatch.store.async_ledger import AsyncLedger
-
-
-def build_monitor(
-    settings: Settings,
-    *,
-    client: KlingClient,
-    ledger: Ledger,
-    clock: Clock,
-    reporter: Reporter,
-    batch: str | None = None,
-    until_done: bool = False,
-) -> Monitor:
-    """The engine as ``watch`` runs it, configured from the settings.
-
-    The place to plug further workers in (``submitter=...``, ``workers=[downloads, ...]``).
-    """
-
-    async def on_change(changes: list[Change]) -> None:
-        reporter.changes(changes)
-
-    def on_sweep(_: SweepReport) -> None:
-        reporter.tick()
-
-    # Queued tasks are sent as slots free up. With --batch the poller reads only that batch, so
-    # slots held by other batches could never be seen to free: no sending then.
-    aledger = AsyncLedger(ledger)
-    submitter = (
-        None if batch else make_submitter(settings, client=client, ledger=aledger, clock=clock)
-    )
-    return Monitor(
-        client=client,
-        ledger=aledger,
-        clock=clock,
-        batch=batch,
-        stuck=StuckPolicy(threshold=settings.stuck_after),
-        submitter=submitter,
-        workers=[DownloadWorker.from_settings(settings, ledger=aledger, clock=clock, batch=batch)],
-        on_change=on_change,
-        on_sweep=on_sweep,
-        until_done=until_done,
-        handle_signals=False,  # run_engine's: Ctrl-C is one line and exit code 130
-    )
 
 
 async def _watch(settings: Settings, batch: str | None, until_done: bool, as_json: bool) -> str:
-    clock = clock_from(settings)
-    with open_ledger(settings.db, settings=settings) as ledger:
-        if batch is not None and batch not in {b.name for b in ledger.batches()}:
+    async with Operations.open(settings, need_client=True) as ops:
+        if batch is not None and batch not in {b.name for b in await ops.ledger.batches()}:
             raise typer.BadParameter(
                 f"no batch named {batch!r} in the ledger", param_hint="--batch"
             )
-        async with make_client(settings, clock=clock) as client:
-            with make_reporter(
-                ledger, json_lines=as_json, batch=batch, console=console(), clock=clock
-            ) as reporter:
-                monitor = build_monitor(
-                    settings,
-                    client=client,
-                    ledger=ledger,
-                    clock=clock,
-                    reporter=reporter,
-                    batch=batch,
-                    until_done=until_done,
-                )
-                await run_engine(monitor)
-        counts = ledger.counts(batch=batch)
+        async with make_reporter(
+            ops.ledger, json_lines=as_json, batch=batch, console=console(), clock=ops.clock
+        ) as reporter:
+            # Queued tasks are sent as slots free up; with --batch the poller reads only that
+            # batch (and so sends nothing: slots held by others could never be seen to free).
+            engine = ops.engine(
+                batch=batch,
+                until_done=until_done,
+                on_change=reporter.changes,
+                on_sweep=lambda _: reporter.tick(),
+            )
+            await run_engine(engine)
+        counts = await ops.ledger.counts(batch=batch)
     summary = "  ".join(f"{status.value} {n}" for status, n in counts.items() if n)
     return f"nothing left to follow: {summary or 'no tasks'}"
 

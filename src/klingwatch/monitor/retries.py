@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 
 from klingwatch.kling.errors import KlingError
 from klingwatch.store import Ledger, LocalStatus, NewTask, TaskRecord
 
-__all__ = ["RetryRefused", "check_retry", "retry_external_id", "retry_task"]
+__all__ = ["RetryRefused", "check_retry", "pick_retries", "retry_external_id", "retry_task"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,3 +90,67 @@ def retry_task(
     assert created is not None
     logger.info("task %s retries %s as %s", local_id, record.local_id, new.external_task_id)
     return created
+
+
+def _find(ledger: Ledger, ref: str) -> TaskRecord | None:
+    # A short number is a local id first (as in `show`), else an external or Kling id.
+    local = ref.isascii() and ref.isdigit() and len(ref) < 10
+    task = ledger.task(int(ref)) if local else None
+    return task if task is not None else ledger.task(ref)
+
+
+def _retried(ledger: Ledger, batch: str) -> set[int]:
+    """Local ids (in ``batch``) that some task already retries."""
+    return {t.retry_of for t in ledger.tasks(batch=batch) if t.retry_of is not None}
+
+
+def pick_retries(
+    ledger: Ledger,
+    *,
+    batch: str | None,
+    failed: bool,
+    rejected: bool,
+    ids: Sequence[str],
+    force: bool = False,
+    how_to_force: str = "--force",
+) -> tuple[list[TaskRecord], list[TaskRecord]]:
+    """``(to retry, skipped because already retried)``: a batch's failed and/or rejected tasks,
+    and tasks named by local, external or Kling id.
+
+    Raises :class:`RetryRefused` for nothing asked for, an unknown batch or id, or a named task
+    :func:`check_retry` refuses (in flight, or succeeded without ``force``); then nothing is
+    picked. A task picked by a filter that some task already retries is skipped (retry the
+    newest attempt instead), so asking twice queues nothing twice; a task named by id is
+    retried even so.
+    """
+    if not (failed or rejected or ids):
+        raise RetryRefused(
+            "say what to retry: --failed, --rejected, or --ids ID... (retrying spends units)"
+        )
+    if (failed or rejected) and batch is None:
+        raise RetryRefused("--failed/--rejected need --batch NAME (see `klingwatch status`)")
+    if batch is not None and batch not in {b.name for b in ledger.batches()}:
+        raise RetryRefused(f"no batch named {batch!r} in the ledger (see `klingwatch status`)")
+    chosen: dict[int, TaskRecord] = {}
+    statuses = [
+        s for s, on in ((LocalStatus.FAILED, failed), (LocalStatus.REJECTED, rejected)) if on
+    ]
+    if statuses:
+        for task in ledger.tasks(batch=batch, status=statuses):
+            chosen[task.local_id] = task
+    explicit: set[int] = set()
+    for ref in ids:
+        named = _find(ledger, ref)
+        if named is None:
+            raise RetryRefused(f"no task {ref!r} in the ledger (a local id, external or Kling id)")
+        if batch is not None and named.batch != batch:
+            raise RetryRefused(f"task {ref!r} is in batch {named.batch!r}, not {batch!r}")
+        check_retry(named, force=force, how_to_force=how_to_force)
+        chosen[named.local_id] = named
+        explicit.add(named.local_id)
+    retried: set[int] = set()
+    for name in {t.batch for t in chosen.values()}:
+        retried |= _retried(ledger, name)
+    todo = [t for i, t in sorted(chosen.items()) if i not in retried or i in explicit]
+    skipped = [t for i, t in sorted(chosen.items()) if i in retried and i not in explicit]
+    return todo, skipped

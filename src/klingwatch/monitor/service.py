@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import random
 import signal
@@ -36,6 +37,7 @@ from typing import Protocol, runtime_checkable
 
 from klingwatch.clock import Clock
 from klingwatch.kling.client import KlingClient
+from klingwatch.monitor import gates
 from klingwatch.monitor.cadence import Cadence, CadencePolicy
 from klingwatch.monitor.create_policy import CreatePolicy, SubmitterStats
 from klingwatch.monitor.learned import LearnedTimings
@@ -83,8 +85,10 @@ class Monitor:
         submitter: Worker | None = None,
         workers: Sequence[Worker] = (),
         on_change: ChangeHook | None = None,
-        on_sweep: Callable[[SweepReport], None] | None = None,
+        on_sweep: Callable[[SweepReport], Awaitable[None] | None] | None = None,
         until_done: bool = False,
+        done_batch: str | None = None,
+        stop_on_pause: bool = False,
         idle_interval: float = 5.0,
         handle_signals: bool = True,
         rng: random.Random | None = None,
@@ -98,6 +102,10 @@ class Monitor:
         self.on_change = on_change
         self.on_sweep = on_sweep
         self.until_done = until_done
+        #: With ``until_done``: the batch whose end ends the run (default: ``batch``, else all).
+        self.done_batch = done_batch if done_batch is not None else batch
+        #: Stop as soon as Kling pauses sending (``submit --wait``: nothing more will be sent).
+        self.stop_on_pause = stop_on_pause
         self.idle_interval = idle_interval
         self.handle_signals = handle_signals
         self.cadence = Cadence(
@@ -152,8 +160,9 @@ class Monitor:
         return self._stop.is_set()
 
     async def done(self) -> bool:
-        """No task in flight, none waiting for a submitter, and every worker idle."""
-        counts = await self.ledger.counts(batch=self.batch)
+        """No task in flight (in :attr:`done_batch`), none waiting for a submitter, and every
+        worker idle."""
+        counts = await self.ledger.counts(batch=self.done_batch)
         if any(counts.get(s, 0) for s in ACTIVE_STATUSES):
             return False
         if self.submitter is not None and counts.get(LocalStatus.QUEUED, 0):
@@ -178,7 +187,9 @@ class Monitor:
         if changes and self.on_change is not None:
             await self.on_change(changes)
         if self.on_sweep is not None:
-            self.on_sweep(report)
+            outcome = self.on_sweep(report)
+            if inspect.isawaitable(outcome):
+                await outcome
         return changes
 
     async def run(self) -> None:
@@ -188,6 +199,9 @@ class Monitor:
             while not self._stop.is_set():
                 changes = await self.run_once()
                 if self.until_done and await self.done():
+                    break
+                if self.stop_on_pause and await self.ledger.read(gates.pause_state) is not None:
+                    log.info("sending is paused: stopping (%r)", self)
                     break
                 if self._stop.is_set():
                     break

@@ -95,11 +95,11 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=MAX_ID)]
 
 
-def with_files(state: AppState, tasks: list[TaskRecord]) -> list[TaskOut]:
+async def with_files(state: AppState, tasks: list[TaskRecord]) -> list[TaskOut]:
     """``tasks`` as listed, their media pointing at downloaded copies (only a succeeded task has
     files, so only those are looked up)."""
     files: dict[int, list[DownloadRecord]] = {
-        t.local_id: state.ledger.downloads(t.local_id)
+        t.local_id: await state.ledger.downloads(t.local_id)
         for t in tasks
         if t.status is LocalStatus.SUCCEED
     }
@@ -130,15 +130,15 @@ def batch_out(ov: Overview, name: str, created_at: float, download_dir: str | No
 
 
 @router.get("/batches", response_model=list[BatchOut])
-def list_batches(state: State) -> list[BatchOut]:
+async def list_batches(state: State) -> list[BatchOut]:
     """Every batch, newest first, with counts by status, progress and an ETA."""
-    ov = state.overview.get()
-    records = sorted(state.ledger.batches(), key=lambda b: b.created_at, reverse=True)
+    ov = await state.overview.get()
+    records = sorted(await state.ledger.batches(), key=lambda b: b.created_at, reverse=True)
     return [batch_out(ov, b.name, b.created_at, b.download_dir) for b in records]
 
 
 @router.get("/tasks", response_model=TaskPage)
-def list_tasks(
+async def list_tasks(
     state: State,
     status: Annotated[list[LocalStatus] | None, Query(description="repeat for several")] = None,
     batch: FilterText | None = None,
@@ -156,7 +156,7 @@ def list_tasks(
     until = None if until_ms is None else until_ms / 1000
     if model is None and since is None and until is None and not q:
         # Every filter is the ledger's own: let it page, and count without reading rows.
-        page = state.ledger.tasks(
+        page = await state.ledger.tasks(
             status=status or None,
             batch=batch,
             product=product,
@@ -166,12 +166,12 @@ def list_tasks(
             newest_first=True,
         )
         return TaskPage(
-            items=with_files(state, page),
-            total=count_tasks(state, status, batch, product, stuck, offset + len(page)),
+            items=await with_files(state, page),
+            total=await count_tasks(state, status, batch, product, stuck, offset + len(page)),
             limit=limit,
             offset=offset,
         )
-    rows = state.ledger.tasks(
+    rows = await state.ledger.tasks(
         status=status or None,
         batch=batch,
         product=product,
@@ -190,14 +190,14 @@ def list_tasks(
         and (needle is None or needle in (prompt_of(r.request) or "").lower())
     ]
     return TaskPage(
-        items=with_files(state, picked[offset : offset + limit]),
+        items=await with_files(state, picked[offset : offset + limit]),
         total=len(picked),
         limit=limit,
         offset=offset,
     )
 
 
-def count_tasks(
+async def count_tasks(
     state: AppState,
     status: list[LocalStatus] | None,
     batch: str | None,
@@ -207,19 +207,19 @@ def count_tasks(
 ) -> int:
     """How many tasks match, from the ledger's counts when they can say it."""
     if product is None and stuck is None:
-        counts = state.ledger.counts(batch=batch)
+        counts = await state.ledger.counts(batch=batch)
         wanted = status or list(LocalStatus)
         return sum(counts.get(s, 0) for s in set(wanted))
-    ids = state.ledger.tasks(status=status or None, batch=batch, product=product, stuck=stuck)
+    ids = await state.ledger.tasks(status=status or None, batch=batch, product=product, stuck=stuck)
     return max(at_least, len(ids))
 
 
 @router.get("/tasks/{ref}", response_model=TaskDetail, responses=NOT_FOUND)
-def get_task(ref: TaskRef, state: State) -> TaskDetail:
+async def get_task(ref: TaskRef, state: State) -> TaskDetail:
     """One task with its timeline (oldest first) and downloads; its media play the downloaded
     copies where there are any."""
-    r = find_task(state, ref)
-    downloads = state.ledger.downloads(r.local_id)
+    r = await find_task(state, ref)
+    downloads = await state.ledger.downloads(r.local_id)
     return TaskDetail.model_validate(
         {
             **task_fields(r, downloads),
@@ -230,20 +230,21 @@ def get_task(ref: TaskRef, state: State) -> TaskDetail:
             **stamp("last_polled_at", r.last_polled_at),
             **stamp("next_look_at", r.next_look_at),
             **stamp("expires_at", expires_at(r)),
-            "timeline": [EventOut.of(e) for e in state.ledger.events(r.local_id)],
+            "timeline": [EventOut.of(e) for e in await state.ledger.events(r.local_id)],
             "downloads": [DownloadOut.of(d) for d in downloads],
         }
     )
 
 
 @router.get("/stats", response_model=StatsOut)
-def stats(state: State) -> StatsOut:
+async def stats(state: State) -> StatsOut:
     """Everything the dashboard's overview shows."""
-    ov = state.overview.get()
+    ov = await state.overview.get()
     width, start, ok, bad = ov.throughput(ov.at)
     groups = sorted(ov.durations.items(), key=lambda kv: -len(kv[1].total))
-    paused, reason = actions.paused(state)
-    code = actions.pause_code(state)
+    pause = await state.ops.pause_state()
+    paused, reason = pause is not None, (pause.reason if pause is not None else None)
+    code = pause.code if pause is not None else None
     return StatsOut.model_validate(
         {
             **stamp("generated_at", ov.at),
@@ -256,7 +257,7 @@ def stats(state: State) -> StatsOut:
             "pause_reason": reason,
             "pause_code": code,
             "pack_exhausted": paused and code == PACK_EXHAUSTED,
-            "alerts": [AlertOut.of(a) for a in state.ledger.alerts(active=True)],
+            "alerts": [AlertOut.of(a) for a in await state.ledger.alerts(active=True)],
             "expiring_downloads": ov.expiring,
             "durations": [
                 DurationGroup(
@@ -305,30 +306,32 @@ def engine_out(state: AppState) -> EngineOut | None:
 
 
 @router.get("/stuck", response_model=list[TaskOut])
-def stuck(state: State) -> list[TaskOut]:
+async def stuck(state: State) -> list[TaskOut]:
     """Active tasks the engine marked stuck, with ``stuck_reason``."""
-    return with_files(state, state.overview.get().stuck)
+    return await with_files(state, (await state.overview.get()).stuck)
 
 
 @router.get("/failed", response_model=list[TaskOut])
-def failed(state: State, limit: Limit = 50) -> list[TaskOut]:
+async def failed(state: State, limit: Limit = 50) -> list[TaskOut]:
     """Failed and rejected tasks, newest first, with ``status_msg`` (``/api/stats`` counts them
     all; ``/api/tasks?status=failed&status=rejected`` pages through them)."""
-    return with_files(state, state.overview.get().failed[:limit])
+    return await with_files(state, (await state.overview.get()).failed[:limit])
 
 
-def event_page(state: AppState, after_id: int | None, limit: int) -> EventPage:
+async def event_page(state: AppState, after_id: int | None, limit: int) -> EventPage:
     if after_id is None:
         # The newest ``limit`` events, oldest first.
-        events = sorted(state.ledger.recent_events(limit=limit), key=lambda e: e.id)
+        events = sorted(await state.ledger.recent_events(limit=limit), key=lambda e: e.id)
     else:
         events = sorted(
-            state.ledger.recent_events(limit=limit, after_id=after_id), key=lambda e: e.id
+            await state.ledger.recent_events(limit=limit, after_id=after_id), key=lambda e: e.id
         )
-    return EventPage(items=with_tasks(state, events), last_id=events[-1].id if events else after_id)
+    return EventPage(
+        items=await with_tasks(state, events), last_id=events[-1].id if events else after_id
+    )
 
 
-def with_tasks(state: AppState, events: list[EventRecord]) -> list[EventOut]:
+async def with_tasks(state: AppState, events: list[EventRecord]) -> list[EventOut]:
     """Events with the task each is about (external id, product, batch: they never change, so
     they are remembered across calls and every open stream does not re-read them)."""
     out = []
@@ -337,7 +340,7 @@ def with_tasks(state: AppState, events: list[EventRecord]) -> list[EventOut]:
         if e.local_id is not None:
             task = state.task_labels.get(e.local_id)
             if task is None:
-                task = state.ledger.task(e.local_id)
+                task = await state.ledger.task(e.local_id)
                 if task is not None:
                     state.remember_task(task)
         out.append(EventOut.of(e, task))
@@ -345,25 +348,25 @@ def with_tasks(state: AppState, events: list[EventRecord]) -> list[EventOut]:
 
 
 @router.get("/events", response_model=EventPage)
-def events(
+async def events(
     state: State,
     after_id: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
     limit: Limit = 50,
 ) -> EventPage:
     """Recorded changes after ``after_id`` (oldest first); without it, the latest ``limit``."""
-    return event_page(state, after_id, limit)
+    return await event_page(state, after_id, limit)
 
 
 @router.get("/events/stream", response_class=StreamingResponse)
 async def event_stream(request: Request, state: State) -> StreamingResponse:
     """Server-sent events: one ``change`` message per recorded change, as they happen."""
-    start = event_page(state, None, 1).last_id or 0
+    start = (await event_page(state, None, 1)).last_id or 0
 
     async def stream() -> AsyncIterator[str]:
         after = start
         yield "retry: 3000\n\n"
         while not state.stopping.is_set() and not await request.is_disconnected():
-            page = event_page(state, after, 200)
+            page = await event_page(state, after, 200)
             for item in page.items:
                 yield f"id: {item.id}\nevent: change\ndata: {json.dumps(item.model_dump())}\n\n"
             after = page.last_id or after
@@ -394,7 +397,7 @@ async def retry(
 ) -> RetryOut:
     """Queue a new task with the same request as a failed or rejected one (a succeeded one only
     with ``{"force": true}``: the retry is a new task that Kling bills again)."""
-    record = find_task(state, ref)
+    record = await find_task(state, ref)
     try:
         new = await actions.retry(state, record, force=body is not None and body.force)
     except RetryRefused as exc:
@@ -429,5 +432,4 @@ async def track(body: TrackIn, state: State) -> TrackOut:
 async def resume(state: State) -> ResumeOut:
     """Resume paused submissions (after topping up the pack, say) and clear account alerts."""
     cleared = await actions.resume(state)
-    paused, _ = actions.paused(state)
-    return ResumeOut(paused=paused, cleared_alerts=cleared)
+    return ResumeOut(paused=await state.ops.pause_state() is not None, cleared_alerts=cleared)

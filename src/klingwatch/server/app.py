@@ -1,6 +1,9 @@
 """The web app: callbacks, JSON API, dashboard, ``/metrics`` and ``/healthz`` in one FastAPI.
 
-:func:`create_app` wires them to one ledger. With a ``monitor`` the app also runs the engine for
+:func:`create_app` wires them to one :class:`~klingwatch.operations.Operations` (the async ledger,
+the Kling client, the clock): every route reads and writes the ledger through its one async
+boundary, so a database slow to give a lock never stops the event loop (``/healthz`` and
+callbacks keep answering). With a ``monitor`` the app also runs the engine for
 its lifetime (started with the app, stopped before the ledger is let go), which is how
 ``klingwatch serve`` keeps everything in one process. Every request first passes the
 :class:`~klingwatch.server.guard.RequestGuard` (known Host, same-origin JSON writes). ``/docs``
@@ -23,11 +26,9 @@ from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from klingwatch import __version__
-from klingwatch.clock import Clock, RealClock
-from klingwatch.kling.client import KlingClient
 from klingwatch.kling.webhooks import sign
 from klingwatch.monitor.service import Monitor
-from klingwatch.server import actions
+from klingwatch.operations import Operations
 from klingwatch.server.api import router as api_router
 from klingwatch.server.callbacks import CallbackOutcome, CallbackReceiver
 from klingwatch.server.callbacks import router as callback_router
@@ -38,9 +39,8 @@ from klingwatch.server.guard import HostPolicy, RequestGuard
 from klingwatch.server.media import router as media_router
 from klingwatch.server.metrics import Metrics
 from klingwatch.server.overview import OverviewCache
-from klingwatch.server.state import AppState, callback_token
-from klingwatch.settings import Settings
-from klingwatch.store import Ledger, LedgerError
+from klingwatch.server.state import AppState
+from klingwatch.store import LedgerError
 
 __all__ = ["create_app"]
 
@@ -48,33 +48,24 @@ logger = logging.getLogger(__name__)
 
 
 def create_app(
+    ops: Operations,
     *,
-    ledger: Ledger,
-    settings: Settings,
     monitor: Monitor | None = None,
-    clock: Clock | None = None,
-    client: KlingClient | None = None,
     stream_interval: float = 1.0,
     bind_host: str | None = None,
     allowed_hosts: Iterable[str] = (),
 ) -> FastAPI:
-    """The app for ``ledger``.
+    """The app for ``ops`` (its settings, async ledger, clock and Kling client).
 
-    ``client`` confirms unsigned final callbacks (default: the monitor's client, if it has one);
-    ``monitor`` is run for the app's lifetime when given; ``clock`` defaults to the wall clock.
-    ``bind_host`` (the address uvicorn binds) and ``allowed_hosts`` join loopback and the public
-    URL's host in the names a request's ``Host`` may give (:class:`HostPolicy`).
+    The client confirms unsigned final callbacks (none: the poller is asked to look instead);
+    ``monitor`` is run for the app's lifetime when given. ``bind_host`` (the address uvicorn
+    binds) and ``allowed_hosts`` join loopback and the public URL's host in the names a
+    request's ``Host`` may give (:class:`HostPolicy`).
     """
-    clock = clock or RealClock()
-    if client is None and monitor is not None:
-        client = monitor.client
+    settings, ledger, clock, client = ops.settings, ops.ledger, ops.clock, ops.client
     overview = OverviewCache(ledger, clock, warn_days=settings.expiry_warn_days)
-    holder: dict[str, AppState] = {}
     metrics = Metrics(
-        ledger,
-        overview,
-        client_stats=lambda: client.stats if client is not None else None,
-        paused=lambda: (actions.paused(holder["state"])[0], actions.pause_code(holder["state"])),
+        ledger, overview, client_stats=lambda: client.stats if client is not None else None
     )
 
     def count(outcome: CallbackOutcome) -> None:
@@ -86,24 +77,20 @@ def create_app(
     receiver = CallbackReceiver(
         ledger=ledger,
         clock=clock,
-        token=callback_token(ledger, settings),
+        token=ops.callback_token,
         webhook_secret=secret,
         trust_unsigned=settings.trust_unsigned_callbacks,
         client=client,
         count=count,
     )
     state = AppState(
-        ledger=ledger,
-        settings=settings,
-        clock=clock,
+        ops=ops,
         callbacks=receiver,
         overview=overview,
         metrics=metrics,
         monitor=monitor,
-        client=client,
         stream_interval=stream_interval,
     )
-    holder["state"] = state
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -143,11 +130,11 @@ def create_app(
     app.mount("/static", static_files(), name="static")
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> JSONResponse:
+    async def healthz() -> JSONResponse:
         """200 while the ledger answers and the engine (if any) runs; 503 saying what is wrong."""
         body: dict[str, Any] = {"status": "ok", "version": __version__, "engine": "none"}
         try:
-            ledger.get_meta(HEALTH_PROBE)
+            await ledger.get_meta(HEALTH_PROBE)  # a read: never behind another's write lock
         except LedgerError as exc:
             body.update(status="ledger unavailable", error=str(exc))
         if state.engine is not None:
@@ -158,7 +145,8 @@ def create_app(
         return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
     @app.get("/metrics", include_in_schema=False)
-    def prometheus() -> Response:
+    async def prometheus() -> Response:
+        await metrics.prepare()
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

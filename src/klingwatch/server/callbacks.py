@@ -17,6 +17,13 @@ receiver answers fast and believes only what it may:
   apart while Kling does not agree yet) and records what Kling says, not what the delivery said
   (``KLINGWATCH_TRUST_UNSIGNED_CALLBACKS`` skips this). Without a Kling client it asks the
   poller to look at the task now instead.
+
+Answering fast: the receiver reads and writes through the async ledger, so a database that is
+slow to give its write lock (another process holding SQLite's, a PostgreSQL row lock held by
+another replica) never stops the event loop. A write that has not finished within
+:data:`ACK_WITHIN` seconds is left to finish on its own and the delivery is answered 200 with
+outcome ``recording``: Kling is not kept waiting (nor made to retry), and should this process die
+before the write lands, the poller, the safety net, reads the task anyway.
 """
 
 from __future__ import annotations
@@ -24,9 +31,10 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -42,17 +50,23 @@ from klingwatch.kling.errors import (
 from klingwatch.kling.models import Task
 from klingwatch.kling.webhooks import parse_callback, verify_signature
 from klingwatch.monitor.observe import observe_task
-from klingwatch.store import Ledger, Source, TaskRecord
+from klingwatch.store import Change, Observation, Source, TaskRecord
+from klingwatch.store.async_ledger import AsyncLedger
 
 __all__ = ["CallbackOutcome", "CallbackReceiver", "router"]
 
 logger = logging.getLogger(__name__)
 
 
+#: Seconds a delivery waits for its ledger write before it is answered anyway.
+ACK_WITHIN = 0.05
+
+
 class CallbackOutcome(StrEnum):
     """What became of one delivery (the ``outcome`` label of the deliveries counter)."""
 
     APPLIED = "applied"  # changed what the ledger knows
+    RECORDING = "recording"  # answered before the ledger's write finished (it carries on)
     UNCHANGED = "unchanged"  # a duplicate or a late stale status: nothing changed
     ORPHAN = "orphan"  # no such task in the ledger: kept as an orphan event
     CONFIRMING = "confirming"  # unsigned final status: being confirmed with one get
@@ -66,11 +80,15 @@ class CallbackOutcome(StrEnum):
 
 @dataclass
 class CallbackReceiver:
-    """Turns deliveries into observations; one per app."""
+    """Turns deliveries into observations; one per app.
 
-    ledger: Ledger
+    ``token`` is the secret path segment (:meth:`Operations.callback_token
+    <klingwatch.operations.Operations.callback_token>`), asked for once, on the first delivery.
+    """
+
+    ledger: AsyncLedger
     clock: Clock
-    token: str
+    token: Callable[[], Awaitable[str]]
     webhook_secret: str | None = None
     trust_unsigned: bool = False
     client: KlingClient | None = None
@@ -81,6 +99,8 @@ class CallbackReceiver:
     _pending: set[asyncio.Task[CallbackOutcome]] = field(
         default_factory=set, init=False, repr=False
     )
+    _writes: set[asyncio.Future[Any]] = field(default_factory=set, init=False, repr=False)
+    _token: str | None = field(default=None, init=False, repr=False)
 
     def start_confirm(self, record: TaskRecord, claimed: Task) -> None:
         """Confirm in a task of its own, so neither this answer nor the next delivery on the
@@ -95,42 +115,66 @@ class CallbackReceiver:
             logger.error("confirming a callback failed", exc_info=job.exception())
 
     async def drain(self) -> None:
-        """Wait until every confirmation in progress has ended."""
-        while self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
+        """Wait until every confirmation and ledger write in progress has ended."""
+        while self._pending or self._writes:
+            await asyncio.gather(*self._pending, *self._writes, return_exceptions=True)
 
     async def aclose(self) -> None:
-        """Cancel confirmations in progress (the poller reads those tasks anyway)."""
+        """Cancel confirmations in progress (the poller reads those tasks anyway); let the
+        ledger writes already handed over finish."""
         for job in list(self._pending):
             job.cancel()
-        await asyncio.gather(*self._pending, return_exceptions=True)
+        await asyncio.gather(*self._pending, *self._writes, return_exceptions=True)
 
-    def token_matches(self, token: str) -> bool:
-        return hmac.compare_digest(token.encode(), self.token.encode())
+    async def token_matches(self, token: str) -> bool:
+        if self._token is None:
+            self._token = await self.token()
+        return hmac.compare_digest(token.encode(), self._token.encode())
+
+    async def record(self, obs: Observation) -> tuple[bool, Change | None]:
+        """Pass ``obs`` through the ledger's door; ``(finished, change)``. Waits at most
+        :data:`ACK_WITHIN` seconds: a write that takes longer carries on by itself."""
+        write = asyncio.ensure_future(self.ledger.apply(obs))
+        done, _ = await asyncio.wait({write}, timeout=ACK_WITHIN)
+        if write in done:
+            return True, write.result()
+        self._writes.add(write)
+        write.add_done_callback(self._written)
+        logger.info("the ledger is slow to write; answered the callback before it finished")
+        return False, None
+
+    def _written(self, write: asyncio.Future[Any]) -> None:
+        self._writes.discard(write)
+        if not write.cancelled() and write.exception() is not None:
+            logger.error("recording a callback failed", exc_info=write.exception())
 
     def verify(self, headers: dict[str, str], body: bytes) -> None:
         """Raise ``WebhookVerificationError`` unless the signature holds (when a secret is set)."""
         if self.webhook_secret is not None:
             verify_signature(self.webhook_secret, headers, body, now=self.clock.time())
 
-    def find(self, task: Task) -> TaskRecord | None:
+    async def find(self, task: Task) -> TaskRecord | None:
         """The ledger row a delivery is about: by our external id, else by Kling's id."""
         if task.external_id:
-            record = self.ledger.task(task.external_id)
+            record = await self.ledger.task(task.external_id)
             if record is not None:
                 return record
-        return self.ledger.task(task.id)
+        return await self.ledger.task(task.id)
 
-    def accept(self, task: Task, *, signed: bool) -> tuple[CallbackOutcome, TaskRecord | None]:
+    async def accept(
+        self, task: Task, *, signed: bool
+    ) -> tuple[CallbackOutcome, TaskRecord | None]:
         """Record what may be believed at once; say whether a confirmation must follow."""
         now = self.clock.time()
         how = "signature verified" if signed else None
-        record = self.find(task)
+        record = await self.find(task)
         if record is None:
             # The ledger keeps it as an orphan event (not dropped): a task created elsewhere,
             # or a callback that outran the create answer.
-            self.ledger.apply(observe_task(task, source=Source.CALLBACK, at=now, detail=how))
-            return CallbackOutcome.ORPHAN, None
+            finished, _ = await self.record(
+                observe_task(task, source=Source.CALLBACK, at=now, detail=how)
+            )
+            return (CallbackOutcome.ORPHAN if finished else CallbackOutcome.RECORDING), None
         # An unsigned delivery is taken on its word only when it cannot do harm: a progress
         # report about the Kling task already paired with this row. A final status, or a pairing
         # the ledger does not know yet (a forger could tie a queued task to another Kling id,
@@ -139,9 +183,11 @@ class CallbackReceiver:
         believe = signed or self.trust_unsigned or harmless or record.status.is_final
         if not believe:
             return CallbackOutcome.CONFIRMING, record
-        change = self.ledger.apply(
+        finished, change = await self.record(
             observe_task(task, source=Source.CALLBACK, at=now, local_id=record.local_id, detail=how)
         )
+        if not finished:
+            return CallbackOutcome.RECORDING, record
         return (CallbackOutcome.APPLIED if change else CallbackOutcome.UNCHANGED), record
 
     async def confirm(self, record: TaskRecord, claimed: Task) -> CallbackOutcome:
@@ -153,13 +199,13 @@ class CallbackReceiver:
         leaves the task to the poller, which is asked to look at it now.
         """
         if self.client is None:
-            return self._defer(record, "no Kling client to confirm with")
+            return await self._defer(record, "no Kling client to confirm with")
         failure: KlingError | None = None
         said: Task | None = None
         for delay in self.confirm_delays:
             if delay:
                 await self.clock.sleep(delay)
-            current = self.ledger.task(record.local_id)
+            current = await self.ledger.task(record.local_id)
             if current is not None and current.status.is_final:
                 # Learned meanwhile (the poller, a later delivery): nothing left to confirm.
                 self.count(CallbackOutcome.UNCHANGED)
@@ -181,7 +227,7 @@ class CallbackReceiver:
                 return CallbackOutcome.REFUTED
             if said.status == claimed.status or not claimed.is_terminal:
                 # Recorded as Kling said it (results and reasons included), not as claimed.
-                self.ledger.apply(
+                await self.ledger.apply(
                     observe_task(
                         said,
                         source=Source.CALLBACK,
@@ -192,7 +238,7 @@ class CallbackReceiver:
                 )
                 self.count(CallbackOutcome.CONFIRMED)
                 return CallbackOutcome.CONFIRMED
-            self.ledger.apply(
+            await self.ledger.apply(
                 observe_task(
                     said,
                     source=Source.GET,
@@ -204,7 +250,7 @@ class CallbackReceiver:
             if said.is_terminal:
                 break  # Kling's own final status differs: recorded; the claim is false
         if said is None:
-            return self._defer(record, f"confirming get failed: {failure}")
+            return await self._defer(record, f"confirming get failed: {failure}")
         logger.warning(
             "unsigned callback claimed task %s is %s; Kling says %s",
             claimed.id,
@@ -212,13 +258,13 @@ class CallbackReceiver:
             said.status,
         )
         if not said.is_terminal:
-            self.ledger.schedule([(record.local_id, self.clock.time())])
+            await self.ledger.schedule([(record.local_id, self.clock.time())])
         self.count(CallbackOutcome.REFUTED)
         return CallbackOutcome.REFUTED
 
-    def _defer(self, record: TaskRecord, why: str) -> CallbackOutcome:
+    async def _defer(self, record: TaskRecord, why: str) -> CallbackOutcome:
         logger.warning("task %s: %s; the poller will look at it next", record.local_id, why)
-        self.ledger.schedule([(record.local_id, self.clock.time())])
+        await self.ledger.schedule([(record.local_id, self.clock.time())])
         self.count(CallbackOutcome.DEFERRED)
         return CallbackOutcome.DEFERRED
 
@@ -234,7 +280,7 @@ def _refuse(status_code: int, error: str, detail: str) -> JSONResponse:
 async def kling_callback(token: str, request: Request) -> JSONResponse:
     """Receive one Kling callback (see the module docstring for what is believed)."""
     receiver: CallbackReceiver = request.app.state.klingwatch.callbacks
-    if not receiver.token_matches(token):
+    if not await receiver.token_matches(token):
         receiver.count(CallbackOutcome.WRONG_TOKEN)
         return JSONResponse({"detail": "Not Found"}, status_code=404)
     body = await request.body()
@@ -251,7 +297,7 @@ async def kling_callback(token: str, request: Request) -> JSONResponse:
         logger.warning("refused a garbled callback: %s", exc)
         return _refuse(400, "garbled_callback", str(exc))
     signed = receiver.webhook_secret is not None
-    outcome, record = receiver.accept(task, signed=signed)
+    outcome, record = await receiver.accept(task, signed=signed)
     receiver.count(outcome)
     if outcome is CallbackOutcome.CONFIRMING and record is not None:
         receiver.start_confirm(record, task)

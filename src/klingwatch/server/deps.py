@@ -82,9 +82,9 @@ def get_state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(get_state)]
 
 
-def find_task(state: AppState, ref: str) -> TaskRecord:
+async def find_task(state: AppState, ref: str) -> TaskRecord:
     """A task by local id, external id or Kling id; 404 when there is none."""
-    record = state.ledger.task(ref)
+    record = await state.ledger.task(ref)
     if record is None:
         raise HTTPException(status_code=404, detail=f"no task {ref!r} in the ledger")
     return record

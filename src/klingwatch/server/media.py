@@ -97,12 +97,13 @@ def _durations(result: dict[str, Any] | None) -> dict[str, float]:
         200: {"description": "the file as downloaded", "content": {"*/*": {}}},
     },
 )
-def task_file(
+async def task_file(
     ref: TaskRef, index: Annotated[int, PathParam(ge=0, le=MAX_ID)], state: State
 ) -> FileResponse:
     """A result file klingwatch downloaded (with Range requests, so a video can seek)."""
-    task = find_task(state, ref)
-    record = next((d for d in state.ledger.downloads(task.local_id) if d.index == index), None)
+    task = await find_task(state, ref)
+    downloads = await state.ledger.downloads(task.local_id)
+    record = next((d for d in downloads if d.index == index), None)
     if record is None or record.state != "complete":
         raise HTTPException(
             status_code=404, detail=f"file {index} of task {ref!r} is not downloaded"

@@ -25,10 +25,11 @@ exact whichever process or replica changed the ledger:
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as PromCounter
@@ -41,8 +42,11 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from klingwatch.kling.stats import ClientStats
-from klingwatch.server.overview import DURATION_BOUNDS, OverviewCache
-from klingwatch.store import Ledger, LocalStatus
+from klingwatch.monitor import gates
+from klingwatch.monitor.gates import PauseState
+from klingwatch.server.overview import DURATION_BOUNDS, Overview, OverviewCache
+from klingwatch.store import AlertRecord, LocalStatus
+from klingwatch.store.async_ledger import AsyncLedger
 
 __all__ = ["PACK_EXHAUSTED", "LedgerCollector", "Metrics", "TransitionTail"]
 
@@ -55,18 +59,20 @@ logger = logging.getLogger(__name__)
 class TransitionTail:
     """Counts the ledger's status-change events, reading only the ones it has not seen."""
 
-    def __init__(self, ledger: Ledger, *, page: int = 5000) -> None:
+    def __init__(self, ledger: AsyncLedger, *, page: int = 5000) -> None:
         self._ledger = ledger
         self._page = page
         self._after: int | None = None
-        self._lock = threading.Lock()
+        self._lock = asyncio.Lock()
         self.counts: Counter[tuple[str, str, str]] = Counter()
 
-    def catch_up(self) -> Counter[tuple[str, str, str]]:
+    async def catch_up(self) -> Counter[tuple[str, str, str]]:
         """Read new events (oldest first) and return the counts so far."""
-        with self._lock:
+        async with self._lock:
             while True:
-                events = self._ledger.recent_events(limit=self._page, after_id=self._after or 0)
+                events = await self._ledger.recent_events(
+                    limit=self._page, after_id=self._after or 0
+                )
                 for e in events:
                     # Notes (stuck, unstuck) repeat the status; orphans are about no task.
                     if e.local_id is not None and e.from_status != e.to_status:
@@ -99,26 +105,28 @@ def _histogram(
     return family
 
 
-class LedgerCollector(Collector):
-    """Computes the ledger's figures at scrape time."""
+@dataclass(frozen=True, slots=True)
+class Scrape:
+    """What one scrape reports, read from the ledger (asynchronously) just before it."""
 
-    def __init__(
-        self,
-        ledger: Ledger,
-        overview: OverviewCache,
-        tail: TransitionTail,
-        *,
-        client_stats: Callable[[], ClientStats | None] = lambda: None,
-        paused: Callable[[], tuple[bool, int | None]] = lambda: (False, None),
-    ) -> None:
-        self._ledger = ledger
-        self._overview = overview
-        self._tail = tail
+    overview: Overview
+    transitions: Counter[tuple[str, str, str]]
+    alerts: list[AlertRecord]
+    pause: PauseState | None
+
+
+class LedgerCollector(Collector):
+    """Reports the ledger's figures as read by :meth:`Metrics.prepare` for this scrape
+    (prometheus-client collects synchronously; the reads happen before, on the async ledger)."""
+
+    def __init__(self, *, client_stats: Callable[[], ClientStats | None] = lambda: None) -> None:
         self._client_stats = client_stats
-        self._paused = paused
+        self.scrape: Scrape | None = None
 
     def collect(self) -> Iterator[Metric]:
-        ov = self._overview.get()
+        if self.scrape is None:
+            return
+        ov = self.scrape.overview
         tasks = GaugeMetricFamily(
             "klingwatch_tasks", "Tasks in the ledger.", labels=["status", "product", "model"]
         )
@@ -133,7 +141,7 @@ class LedgerCollector(Collector):
             "Status changes recorded by the ledger.",
             labels=["from_status", "to_status", "source"],
         )
-        for (frm, to, source), n in sorted(self._tail.catch_up().items()):
+        for (frm, to, source), n in sorted(self.scrape.transitions.items()):
             transitions.add_metric([frm, to, source], n)
         yield transitions
 
@@ -164,7 +172,8 @@ class LedgerCollector(Collector):
             "Succeeded tasks not downloaded whose results Kling deletes soon.",
             value=ov.expiring,
         )
-        paused, code = self._paused()
+        pause = self.scrape.pause
+        paused, code = pause is not None, (pause.code if pause is not None else None)
         yield GaugeMetricFamily(
             "klingwatch_submissions_paused", "1 while submissions are paused.", value=int(paused)
         )
@@ -176,7 +185,7 @@ class LedgerCollector(Collector):
         alerts = GaugeMetricFamily(
             "klingwatch_alert_active", "Active alerts by kind.", labels=["kind"]
         )
-        for alert in self._ledger.alerts(active=True):
+        for alert in self.scrape.alerts:
             alerts.add_metric([alert.kind], 1)
         yield alerts
         yield from self._client_metrics()
@@ -207,17 +216,17 @@ class Metrics:
 
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: AsyncLedger,
         overview: OverviewCache,
         *,
         client_stats: Callable[[], ClientStats | None] = lambda: None,
-        paused: Callable[[], tuple[bool, int | None]] = lambda: (False, None),
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
+        self.ledger = ledger
+        self.overview = overview
         self.tail = TransitionTail(ledger)
-        self.registry.register(
-            LedgerCollector(ledger, overview, self.tail, client_stats=client_stats, paused=paused)
-        )
+        self.collector = LedgerCollector(client_stats=client_stats)
+        self.registry.register(self.collector)
         self.callbacks = PromCounter(
             "klingwatch_callback_deliveries",
             "Callback deliveries by outcome.",
@@ -225,6 +234,15 @@ class Metrics:
             registry=self.registry,
         )
         self.callback_counts: Counter[str] = Counter()
+
+    async def prepare(self) -> None:
+        """Read what the next scrape reports (call before ``generate_latest``)."""
+        self.collector.scrape = Scrape(
+            overview=await self.overview.get(),
+            transitions=await self.tail.catch_up(),
+            alerts=await self.ledger.alerts(active=True),
+            pause=await self.ledger.read(gates.pause_state),
+        )
 
     def count_callback(self, outcome: str) -> None:
         self.callbacks.labels(outcome=outcome).inc()

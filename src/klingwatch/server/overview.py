@@ -7,8 +7,8 @@ Prometheus scrape every 15 s cost one read between changes, not one each.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 from bisect import bisect_left
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from klingwatch.clock import Clock
 from klingwatch.monitor.expiry import DEFAULT_WARN_DAYS, expires_at, is_collected
 from klingwatch.store import FINAL_STATUSES, DownloadRecord, Ledger, LocalStatus, TaskRecord
+from klingwatch.store.async_ledger import AsyncLedger
 
 __all__ = [
     "DURATION_BOUNDS",
@@ -209,7 +210,7 @@ class OverviewCache:
 
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: AsyncLedger,
         clock: Clock,
         *,
         max_age: float = 5.0,
@@ -222,12 +223,12 @@ class OverviewCache:
         self._warn_days = warn_days
         self._current: Overview | None = None
         self._built_mono = 0.0
-        # /metrics is scraped from uvicorn's thread pool while the API runs on the event loop.
-        self._lock = threading.Lock()
+        # Ten tabs asking at once wait for one count, not ten.
+        self._lock = asyncio.Lock()
 
-    def get(self) -> Overview:
-        with self._lock:
-            latest = self._ledger.recent_events(limit=1)
+    async def get(self) -> Overview:
+        async with self._lock:
+            latest = await self._ledger.recent_events(limit=1)
             newest = latest[0].id if latest else None
             fresh = (
                 self._current is not None
@@ -236,8 +237,8 @@ class OverviewCache:
             )
             if not fresh:
                 began = self._clock.monotonic()
-                self._current = build_overview(
-                    self._ledger, self._clock.time(), warn_days=self._warn_days
+                self._current = await self._ledger.read(
+                    build_overview, self._clock.time(), warn_days=self._warn_days
                 )
                 self._built_mono = self._clock.monotonic()
                 # A big ledger takes a while to count: never spend more than a fifth of the

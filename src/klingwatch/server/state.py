@@ -3,62 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 from dataclasses import dataclass, field
 
 from klingwatch.clock import Clock
 from klingwatch.kling.client import KlingClient
 from klingwatch.monitor.service import Monitor
+from klingwatch.operations import Operations
 from klingwatch.server.callbacks import CallbackReceiver
 from klingwatch.server.metrics import Metrics
 from klingwatch.server.overview import DURATION_BOUNDS, OverviewCache
 from klingwatch.settings import Settings
-from klingwatch.store import Ledger, TaskRecord
+from klingwatch.store import TaskRecord
+from klingwatch.store.async_ledger import AsyncLedger
 
-__all__ = ["CALLBACK_TOKEN_META", "AppState", "callback_token", "callback_url"]
-
-#: Ledger meta key keeping the generated callback token (when KLINGWATCH_CALLBACK_TOKEN is unset).
-CALLBACK_TOKEN_META = "server.callback_token"
-
-
-def callback_token(ledger: Ledger, settings: Settings) -> str:
-    """The secret path segment of the callback URL.
-
-    ``KLINGWATCH_CALLBACK_TOKEN`` when set; otherwise one generated on first use and kept in the
-    ledger, so the URL stays valid across restarts (tasks in flight carry it) and every replica
-    sharing the ledger accepts it.
-    """
-    if settings.callback_token is not None:
-        return settings.callback_token.get_secret_value()
-    token = ledger.get_meta(CALLBACK_TOKEN_META)
-    if not token:
-        token = secrets.token_urlsafe(24)
-        ledger.set_meta(CALLBACK_TOKEN_META, token)
-        # Another replica may have written its own at the same moment: the ledger's wins.
-        token = ledger.get_meta(CALLBACK_TOKEN_META) or token
-    return token
-
-
-def callback_url(ledger: Ledger, settings: Settings) -> str | None:
-    """``<public-url>/callbacks/kling/<token>``, or ``None`` without ``KLINGWATCH_PUBLIC_URL``."""
-    if not settings.public_url:
-        return None
-    base = settings.public_url.rstrip("/")
-    return f"{base}/callbacks/kling/{callback_token(ledger, settings)}"
+__all__ = ["AppState"]
 
 
 @dataclass
 class AppState:
-    """The ledger, the engine (when running), and the app's own caches and counters."""
+    """The operations (the ledger, the client, the clock), the engine (when running), and the
+    app's own caches and counters."""
 
-    ledger: Ledger
-    settings: Settings
-    clock: Clock
+    ops: Operations
     callbacks: CallbackReceiver
     overview: OverviewCache
     metrics: Metrics
     monitor: Monitor | None = None
-    client: KlingClient | None = None
     #: Seconds between two reads of the ledger by an open event stream.
     stream_interval: float = 1.0
     duration_bounds: tuple[float, ...] = DURATION_BOUNDS
@@ -73,6 +43,22 @@ class AppState:
         if len(self.task_labels) >= limit:
             self.task_labels.pop(next(iter(self.task_labels)))
         self.task_labels[task.local_id] = task
+
+    @property
+    def ledger(self) -> AsyncLedger:
+        return self.ops.ledger
+
+    @property
+    def settings(self) -> Settings:
+        return self.ops.settings
+
+    @property
+    def clock(self) -> Clock:
+        return self.ops.clock
+
+    @property
+    def client(self) -> KlingClient | None:
+        return self.ops.client
 
     @property
     def api_token(self) -> str | None:
