@@ -74,7 +74,7 @@ async def test_the_live_view_shows_progress_changes_failures_and_alerts(ledger: 
     await view.changes(
         see(ledger, "shot-1", LocalStatus.FAILED, "Failure to pass the risk control")
     )
-    console.print(view.render(snapshot(ledger, None)))
+    console.print(view.render(snapshot(ledger, None, T0 + 120)))
     text = console.export_text()
     assert "shots" in text
     assert "2/4" in text  # succeed + failed are done

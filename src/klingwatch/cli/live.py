@@ -35,6 +35,7 @@ from rich.text import Text
 
 from klingwatch import clock
 from klingwatch.clock import Clock, RealClock
+from klingwatch.monitor.eta import Eta, estimate, progress
 from klingwatch.store import AlertRecord, BatchRecord, Change, Ledger, LocalStatus, TaskRecord
 from klingwatch.store.async_ledger import AsyncLedger
 
@@ -164,12 +165,20 @@ class Snapshot:
     alerts: list[AlertRecord]
     stuck: list[TaskRecord]
     failed: list[TaskRecord]
+    #: Each shown batch's ETA (:mod:`klingwatch.monitor.eta`, as ``status`` and the dashboard).
+    etas: dict[str, Eta]
 
 
-def snapshot(ledger: Ledger, batch: str | None, limit: int = 5) -> Snapshot:
+def snapshot(ledger: Ledger, batch: str | None, now: float, limit: int = 5) -> Snapshot:
     """The live view's composite read (run on a ledger reader thread)."""
+    batches = [b for b in ledger.batches() if batch is None or b.name == batch]
     return Snapshot(
-        batches=ledger.batches(),
+        batches=batches,
+        etas={
+            b.name: estimate(progress(ledger, b.name, now))
+            for b in batches
+            if any(not s.is_final and n for s, n in b.counts.items())
+        },
         alerts=ledger.alerts(active=True),
         stuck=ledger.tasks(stuck=True, batch=batch, limit=limit),
         failed=ledger.tasks(
@@ -236,7 +245,8 @@ class LiveView:
         if not force and now - self._last_read < self.refresh_every:
             return
         self._last_read = now
-        self._live.update(self.render(await self._ledger.read(snapshot, self._batch)), refresh=True)
+        snap = await self._ledger.read(snapshot, self._batch, self._clock.time())
+        self._live.update(self.render(snap), refresh=True)
 
     # -- rendering ------------------------------------------------------------------------------
     def render(self, snap: Snapshot) -> RenderableType:
@@ -262,18 +272,14 @@ class LiveView:
 
     def _batch_lines(self, snap: Snapshot) -> list[_BatchLine]:
         lines: list[_BatchLine] = []
-        now = self._clock.time()
         for batch in snap.batches:
-            if self._batch is not None and batch.name != self._batch:
-                continue
             total = sum(batch.counts.values())
             if total == 0:
                 continue
             done = sum(n for status, n in batch.counts.items() if status.is_final)
-            elapsed = max(now - batch.created_at, 1e-9)
-            # Rate since the batch was created; a rough ETA, honest about being rough.
-            eta = (total - done) / (done / elapsed) if 0 < done < total else None
-            lines.append(_BatchLine(batch.name, total, done, dict(batch.counts), eta))
+            eta = snap.etas.get(batch.name)
+            seconds = eta.seconds if eta is not None else None
+            lines.append(_BatchLine(batch.name, total, done, dict(batch.counts), seconds))
         return lines
 
     def _batches_table(self, snap: Snapshot) -> Table:

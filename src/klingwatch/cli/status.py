@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -18,13 +17,12 @@ from klingwatch.cli.common import (
     print_json,
     wall_time,
 )
-from klingwatch.monitor.cadence import Cadence, phase_of
+from klingwatch.monitor.eta import estimate, progress
 from klingwatch.monitor.expiry import DEFAULT_WARN_DAYS, collection, expires_at, format_when
-from klingwatch.monitor.learned import learned_timing
 from klingwatch.store import ACTIVE_STATUSES, Ledger, LocalStatus
 
-#: Active tasks looked at for the ETA; in-flight tasks are bounded by Kling's slots anyway.
-_ETA_SAMPLE = 2000
+#: In-flight tasks read for the oldest one (Kling's slots bound them anyway).
+_IN_FLIGHT_SAMPLE = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +35,9 @@ class Status:
     active: int
     stuck: int
     oldest_active: dict[str, Any] | None
-    #: seconds until everything in flight and queued is expected done (learned p50s); rough
+    #: seconds until every task is final (:mod:`klingwatch.monitor.eta`), and what it rests on
     eta_seconds: float | None
+    eta_basis: str
     #: results not yet downloaded that Kling deletes within the warning window (soonest first)
     expiring: list[dict[str, Any]]
     #: succeeded tasks whose results Kling has already deleted before they were collected
@@ -53,10 +52,9 @@ def gather(
     """Counts by SQL; only in-flight tasks (few: Kling's slots bound them) are read for the ETA."""
     counts = ledger.counts(batch=batch)
     active = sum(counts.get(s, 0) for s in ACTIVE_STATUSES)
-    queued = counts.get(LocalStatus.QUEUED, 0)
     stuck = len(ledger.tasks(stuck=True, batch=batch)) if active else 0
     in_flight = (
-        ledger.tasks(status=ACTIVE_STATUSES, batch=batch, limit=_ETA_SAMPLE) if active else []
+        ledger.tasks(status=ACTIVE_STATUSES, batch=batch, limit=_IN_FLIGHT_SAMPLE) if active else []
     )
     oldest = None
     if in_flight:
@@ -71,20 +69,7 @@ def gather(
             "status": first.status.value,
             "age_seconds": round(now - since, 1),
         }
-    eta: float | None = None
-    if active or queued:
-        cadence = Cadence(learned=learned_timing(ledger))
-        left = 0.0
-        for task in in_flight:
-            start, finish = phase_of(task, cadence.timing(task, now))
-            if start is not None:
-                left = max(left, start + finish.p50 - now)
-        if queued:
-            sample = ledger.tasks(status=LocalStatus.QUEUED, batch=batch, limit=1)
-            per_task = cadence.timing(sample[0], now).total.p50 if sample else 0.0
-            waves = math.ceil(queued / max(1, active))
-            left += waves * per_task
-        eta = round(max(left, 0.0), 1)
+    eta = estimate(progress(ledger, batch, now))
     collected = collection(ledger, now, warn_days, batch=batch)
     return Status(
         batch=batch,
@@ -93,7 +78,8 @@ def gather(
         active=active,
         stuck=stuck,
         oldest_active=oldest,
-        eta_seconds=eta,
+        eta_seconds=eta.seconds,
+        eta_basis=eta.basis.value,
         expiring=[
             {
                 "external_task_id": task.external_task_id,
@@ -145,7 +131,8 @@ def status_command(
             f"{format_age(o['age_seconds'])})"
         )
     if status.eta_seconds is not None:
-        out.print(f"ETA ~{format_age(status.eta_seconds)} (from learned durations)")
+        how = "recent finishes" if status.eta_basis == "throughput" else "learned durations"
+        out.print(f"ETA ~{format_age(status.eta_seconds)} (from {how})")
     if status.expiring:
         first = status.expiring[0]
         out.print(

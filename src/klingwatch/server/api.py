@@ -55,7 +55,6 @@ from klingwatch.server.metrics import PACK_EXHAUSTED
 from klingwatch.server.overview import (
     Overview,
     by_product,
-    eta,
     histogram,
     percentile,
 )
@@ -111,7 +110,9 @@ def batch_out(ov: Overview, name: str, created_at: float, download_dir: str | No
     counts = dict(figures.counts) if figures else {}
     total = sum(counts.values())
     done = sum(n for s, n in counts.items() if s.is_final)
-    rate, seconds = eta(figures, ov.at) if figures else (None, None)
+    eta = figures.eta if figures else None
+    rate = eta.per_minute if eta is not None else None
+    seconds = eta.seconds if eta is not None else None
     return BatchOut.model_validate(
         {
             "name": name,

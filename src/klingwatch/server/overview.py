@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from klingwatch.clock import Clock
+from klingwatch.monitor.eta import Eta, estimate, progress
 from klingwatch.monitor.expiry import DEFAULT_WARN_DAYS, expires_at, is_collected
 from klingwatch.store import FINAL_STATUSES, DownloadRecord, Ledger, LocalStatus, TaskRecord
 from klingwatch.store.async_ledger import AsyncLedger
@@ -32,8 +33,6 @@ logger = logging.getLogger(__name__)
 DURATION_BOUNDS: tuple[float, ...] = (15, 30, 60, 120, 180, 300, 600, 1200, 1800, 3600, 7200)
 #: Throughput windows, seconds: the shortest that holds the last day's finishes is shown.
 WINDOWS: tuple[float, ...] = (600.0, 1800.0, 3600.0, 6 * 3600.0, 86400.0)
-#: Finishes in this window set a batch's recent rate (and so its ETA).
-RATE_WINDOW = 900.0
 
 
 @dataclass
@@ -50,8 +49,8 @@ class GroupDurations:
 class BatchFigures:
     name: str
     counts: Counter[LocalStatus] = field(default_factory=Counter)
-    recent_finishes: int = 0
-    first_finish: float | None = None
+    #: When it will be done (:mod:`klingwatch.monitor.eta`, as ``status`` and the live view).
+    eta: Eta | None = None
 
     @property
     def total(self) -> int:
@@ -167,6 +166,8 @@ def build_overview(ledger: Ledger, now: float, *, warn_days: float = DEFAULT_WAR
             ):
                 ov.expiring += 1
     ov.failed.sort(key=lambda t: t.finished_at or t.detected_at or 0.0, reverse=True)
+    for name, figures in ov.batches.items():
+        figures.eta = estimate(progress(ledger, name, now))
     return ov
 
 
@@ -174,9 +175,6 @@ def _finished(ov: Overview, batch: BatchFigures, t: TaskRecord, now: float) -> N
     when = t.finished_at or t.detected_at
     if when is not None:
         ov.finishes.append((when, t.status))
-        if now - when <= RATE_WINDOW:
-            batch.recent_finishes += 1
-        batch.first_finish = when if batch.first_finish is None else min(batch.first_finish, when)
     key = (t.product, t.model or "", t.mode or "")
     group = ov.durations.get(key)
     if group is None:
@@ -193,16 +191,6 @@ def _finished(ov: Overview, batch: BatchFigures, t: TaskRecord, now: float) -> N
         group.run.append(max(0.0, t.finished_at - t.processing_at))
     if start is not None and t.finished_at is not None:
         group.total.append(max(0.0, t.finished_at - start))
-
-
-def eta(batch: BatchFigures, now: float) -> tuple[float | None, float | None]:
-    """``(finishes per minute, seconds until all final)`` from the batch's recent finishes."""
-    remaining = batch.total - batch.done
-    if batch.recent_finishes == 0 or batch.first_finish is None:
-        return None, (0.0 if remaining == 0 else None)
-    window = min(RATE_WINDOW, max(60.0, now - batch.first_finish))
-    per_second = batch.recent_finishes / window
-    return per_second * 60.0, remaining / per_second
 
 
 class OverviewCache:

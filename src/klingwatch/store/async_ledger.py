@@ -289,6 +289,9 @@ class AsyncLedger:
     async def counts(self, *, batch: str | None = None) -> dict[LocalStatus, int]:
         return await self._read(self.sync.counts, batch=batch)
 
+    async def finishes(self, *, batch: str | None = None, since: float) -> tuple[int, float | None]:
+        return await self._read(self.sync.finishes, batch=batch, since=since)
+
     async def durations(self, product: str, model: str | None, mode: str | None) -> DurationStats:
         return await self._read(self.sync.durations, product, model, mode)
 

@@ -23,6 +23,7 @@ from klingwatch.store.durations import SAMPLE, DurationCache, Timing, summarize
 from klingwatch.store.errors import LedgerUnavailable, UnknownTask, redact
 from klingwatch.store.records import (
     ACTIVE_STATUSES,
+    FINAL_STATUSES,
     AddResult,
     AlertRecord,
     BatchRecord,
@@ -427,6 +428,25 @@ class Ledger:
             if batch_id is None:
                 return reads.zero_counts()
             return reads.count_statuses(conn, batch_id=batch_id)
+
+        return self._read(work)
+
+    def finishes(self, *, batch: str | None = None, since: float) -> tuple[int, float | None]:
+        """``(tasks finished at or after since, when the first task ever finished)``, of one
+        batch or of all: what a throughput (and so an ETA) is measured from."""
+
+        def work(conn: Connection) -> tuple[int, float | None]:
+            final = [s.value for s in FINAL_STATUSES]
+            when = func.coalesce(task_table.c.finished_at, task_table.c.detected_at)
+            query = select(func.count().filter(when >= since), func.min(when)).where(
+                task_table.c.status.in_(final)
+            )
+            if batch is not None:
+                query = query.join(batches, batches.c.id == task_table.c.batch_id).where(
+                    batches.c.name == batch
+                )
+            recent, first = conn.execute(query).one()
+            return int(recent or 0), (None if first is None else float(first))
 
         return self._read(work)
 
