@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from klingwatch.kling.errors import ConfigurationError
-from klingwatch.settings import DEFAULT_API_BASE, Settings
+from klingwatch.environment import DEFAULT_API_BASE
+from klingwatch.errors import ConfigurationError
+from klingwatch.settings import Settings
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
 from klingwatch.clock import Clock, ManualClock, RealClock, ScaledClock
+from klingwatch.errors import KlingwatchError
 from klingwatch.kling.client import KlingClient
 from klingwatch.kling.errors import (
     APIError,
@@ -38,6 +39,7 @@ __all__ = [
     "Family",
     "KlingClient",
     "KlingError",
+    "KlingwatchError",
     "ManualClock",
     "MissingCredentials",
     "Product",

@@ -7,8 +7,8 @@ A command module typically reads::
         with open_ledger(db) as ledger:
             print_json([...]) if as_json else print_table(...)
 
-Errors are not caught here: the root command (:mod:`klingwatch.cli.app`) turns every
-``KlingError`` and ``LedgerError`` into one ``error: ...`` line (exit code 3), and
+Errors are not caught here: the root command (:mod:`klingwatch.cli.exits`) turns every
+:class:`~klingwatch.errors.KlingwatchError` into one ``error: ...`` line (exit code 3), and
 :func:`run_engine` turns Ctrl-C into one ``interrupted`` line (exit code 130).
 """
 
@@ -23,16 +23,20 @@ from collections.abc import Coroutine, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+import httpx
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Column, Table
 
 from klingwatch.cli.exits import CARRIES_ON, Interrupted
 from klingwatch.clock import Clock, RealClock, ScaledClock, format_duration
+from klingwatch.environment import absolute_db_url
 from klingwatch.kling.client import KlingClient
+from klingwatch.kling.retry import RetryPolicy
 from klingwatch.monitor.download_worker import DownloadWorker
 from klingwatch.monitor.service import Monitor
-from klingwatch.settings import Settings, absolute_db_url
+from klingwatch.settings import Settings
 from klingwatch.store import Ledger
 
 __all__ = [
@@ -93,14 +97,35 @@ def clock_from(settings: Settings) -> Clock:
     return RealClock() if settings.time_scale == 1.0 else ScaledClock(settings.time_scale)
 
 
-def make_client(settings: Settings, *, clock: Clock | None = None) -> KlingClient:
-    """A Kling client from the settings' credentials, base URL and request budget."""
+def make_client(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    http_client: httpx.AsyncClient | None = None,
+    retry: RetryPolicy | None = None,
+) -> KlingClient:
+    """The one place the command line builds a Kling client: the settings' credentials, base
+    URL, clock (``KLINGWATCH_TIME_SCALE``; ``clock`` overrides it) and request budget, passed
+    explicitly (the library client itself reads nothing but its arguments and ``KLING_*``).
+
+    ``http_client`` and ``retry`` are for ``doctor``'s one-shot checks (its own timeout, no
+    retries).
+    """
     return KlingClient(
-        settings=settings,
+        access_key=_reveal(settings.access_key),
+        secret_key=_reveal(settings.secret_key),
+        api_key=_reveal(settings.api_key),
+        base_url=settings.api_base,
         clock=clock or clock_from(settings),
         requests_per_second=settings.requests_per_second,
         max_concurrency=settings.max_concurrency,
+        http_client=http_client,
+        retry=retry,
     )
+
+
+def _reveal(secret: SecretStr | None) -> str | None:
+    return None if secret is None else secret.get_secret_value()
 
 
 def run_async(coro: Coroutine[Any, Any, _T]) -> _T:

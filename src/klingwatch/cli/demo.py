@@ -28,7 +28,7 @@ import typer
 from rich.table import Table
 
 from klingwatch.cli.app import app
-from klingwatch.cli.common import clock_from, console, run_async, run_engine
+from klingwatch.cli.common import clock_from, console, make_client, run_async, run_engine
 from klingwatch.cli.live import Reporter, format_duration, make_reporter
 from klingwatch.cli.submit import batch_monitor, make_submitter, to_new_task
 from klingwatch.kling.client import KlingClient
@@ -242,7 +242,7 @@ async def run_demo(
         found = read_batch(str(batch_file), batch=BATCH)
         found.raise_for_problems()
         clock = clock_from(settings)
-        async with KlingClient(settings=settings, clock=clock) as client:
+        async with make_client(settings, clock=clock) as client:
             with Ledger.open(settings.db, clock=clock) as ledger:
                 ledger.ensure_batch(BATCH, download_dir=str(downloads))
                 ledger.add_tasks(BATCH, [to_new_task(line) for line in found.lines])

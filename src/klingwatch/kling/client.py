@@ -2,7 +2,7 @@
 
 ::
 
-    async with KlingClient() as kling:                        # credentials from the environment
+    async with KlingClient() as kling:                 # credentials from KLING_* variables
         task = await kling.create("text2video", {"prompt": "a fox in snow"},
                                   external_task_id="batch1-0001")
         done = await kling.wait("text2video", task.id, deadline=timedelta(minutes=30))
@@ -13,8 +13,12 @@
 
 What it promises:
 
-* Everything raised is a :class:`~klingwatch.kling.errors.KlingError`; httpx errors are translated
-  at one boundary (:class:`~klingwatch.kling.session.Session`) and chained.
+* Everything raised is a :class:`~klingwatch.errors.KlingwatchError`: a
+  :class:`~klingwatch.kling.errors.KlingError` for what Kling or the network did (httpx errors are
+  translated at one boundary, :class:`~klingwatch.kling.session.Session`, and chained), a
+  :class:`~klingwatch.errors.ConfigurationError` or
+  :class:`~klingwatch.kling.errors.RequestValidationError` for a local mistake found before
+  sending.
 * **Reads are retried** (:mod:`klingwatch.kling.retry`) on 1302, 5000-5002, dropped connections,
   timeouts and garbled answers, honouring ``Retry-After``. **Creates are never retried**, except
   the one re-sign on 1003/1004 that :class:`~klingwatch.kling.auth.KlingAuth` does (Kling refused
@@ -23,7 +27,7 @@ What it promises:
   :meth:`KlingClient.get_by_external_id` before sending it again.
 * Legacy products are read at ``<create path>/{id}`` (by task id or, in the same slot, by external
   id); new-standard products through ``/tasks``, which takes an API key only: with AK/SK alone those
-  calls raise :class:`~klingwatch.kling.errors.ConfigurationError` before sending anything.
+  calls raise :class:`~klingwatch.errors.ConfigurationError` before sending anything.
 * :attr:`KlingClient.stats` counts every request by route and outcome.
 """
 
@@ -40,7 +44,9 @@ from urllib.parse import quote
 
 import httpx
 
-from klingwatch.clock import Clock, RealClock, ScaledClock, format_duration, to_ms
+from klingwatch.clock import Clock, RealClock, format_duration, to_ms
+from klingwatch.environment import DEFAULT_API_BASE, kling_api_base, kling_credentials
+from klingwatch.errors import ConfigurationError, KlingwatchError
 from klingwatch.kling import pacing
 from klingwatch.kling.auth import Credentials, KlingAuth
 from klingwatch.kling.budget import RequestBudget
@@ -48,7 +54,6 @@ from klingwatch.kling.envelope import parse_task, parse_tasks
 from klingwatch.kling.errors import (
     AuthenticationError,
     BadResponse,
-    ConfigurationError,
     KlingError,
     NotFound,
     PermissionDenied,
@@ -63,7 +68,6 @@ from klingwatch.kling.products import Family, Product, get_product
 from klingwatch.kling.retry import RetryPolicy, is_retryable_read
 from klingwatch.kling.session import Session
 from klingwatch.kling.stats import ClientStats
-from klingwatch.settings import Settings
 
 __all__ = ["DEFAULT_WAIT_DEADLINE", "MAX_CREATE_SENDS", "MAX_IDS_PER_CALL", "KlingClient"]
 
@@ -99,12 +103,15 @@ class KlingClient:
     """An async client for Kling's task API (legacy ``/v1`` and the 2026 ``/tasks`` standard).
 
     Credentials: ``access_key`` + ``secret_key`` (JWT), or ``api_key``, or both (the API key is
-    then used). When none is given, all come from ``settings`` (by default
-    :meth:`Settings.load`: environment, ``.env``, ``klingwatch.toml``); so does ``base_url``.
-    ``transport`` or ``http_client`` replace the network (tests use ``httpx.MockTransport`` /
-    ``httpx.ASGITransport``); a given ``http_client`` is not closed by :meth:`aclose`. ``clock``
-    (default: scaled by ``settings.time_scale``) paces waits and retries; ``timeout`` is per
-    request, in seconds; ``retry`` is the read retry policy.
+    then used). When none is given, all three come from ``KLING_ACCESS_KEY``,
+    ``KLING_SECRET_KEY`` and ``KLING_API_KEY``; ``base_url`` from ``KLING_API_BASE`` (default
+    :data:`~klingwatch.environment.DEFAULT_API_BASE`). Nothing else is read: no ``.env``, no
+    ``klingwatch.toml`` (the command line builds its clients from its settings with
+    :func:`klingwatch.cli.common.make_client`). ``transport`` or ``http_client`` replace the
+    network (tests use ``httpx.MockTransport`` / ``httpx.ASGITransport``); a given
+    ``http_client`` is not closed by :meth:`aclose`. ``clock`` (default: the wall clock) paces
+    waits and retries; ``timeout`` is per request, in seconds; ``retry`` is the read retry
+    policy; ``requests_per_second`` and ``max_concurrency`` bound every request of the client.
     """
 
     def __init__(
@@ -114,7 +121,6 @@ class KlingClient:
         secret_key: str | None = None,
         api_key: str | None = None,
         base_url: str | None = None,
-        settings: Settings | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         http_client: httpx.AsyncClient | None = None,
         clock: Clock | None = None,
@@ -123,23 +129,16 @@ class KlingClient:
         requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND,
         max_concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
-        explicit = any(v is not None for v in (access_key, secret_key, api_key))
-        if settings is None and not (explicit and base_url is not None):
-            settings = Settings.load()
-        if explicit:
+        if any(v is not None for v in (access_key, secret_key, api_key)):
             credentials = Credentials(access_key, secret_key, api_key)
         else:
-            assert settings is not None
-            credentials = Credentials.from_settings(settings)
-        base = base_url if base_url is not None else settings.api_base if settings else ""
+            credentials = Credentials(**kling_credentials())
+        base = base_url if base_url is not None else kling_api_base()
         if not base.startswith(("http://", "https://")):
             raise ConfigurationError(
-                f"KLING_API_BASE must be an http(s) URL such as "
-                f"https://api-singapore.klingai.com, got {base!r}"
+                f"KLING_API_BASE must be an http(s) URL such as {DEFAULT_API_BASE}, got {base!r}"
             )
-        if clock is None:
-            scale = settings.time_scale if settings is not None else 1.0
-            clock = RealClock() if scale == 1.0 else ScaledClock(scale)
+        clock = clock if clock is not None else RealClock()
         self._session = Session(
             base_url=base,
             auth=KlingAuth(credentials, clock=clock),
@@ -473,7 +472,7 @@ class KlingClient:
                     type(failed).__name__,
                     external_id,
                 )
-            except KlingError as lookup_exc:
+            except KlingwatchError as lookup_exc:  # whatever stopped the lookup, say so
                 failed.add_note(f"the lookup by external id {external_id!r} failed: {lookup_exc}")
                 raise failed from failed.__cause__  # the lookup error stays as __context__
         raise AssertionError("unreachable")  # pragma: no cover
@@ -577,7 +576,7 @@ def _product(product: str | Product) -> Product:
         return product
     try:
         return get_product(product)
-    except KlingError:
+    except KlingwatchError:  # UnknownProduct: already the one clear line
         raise
     except KeyError as exc:
         raise ConfigurationError(str(exc.args[0]) if exc.args else str(exc)) from None

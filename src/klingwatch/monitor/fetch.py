@@ -12,13 +12,9 @@ with the final name is always whole. It:
 * retries transient failures (5xx, 429, dropped or timed-out connections) with backoff slept on
   the injected clock, and gives up after a few attempts that made no progress.
 
-Errors (all :class:`~klingwatch.kling.errors.KlingError`, so the CLI prints one line)::
-
-    FetchError          a file could not be fetched
-    ├── ExpiredURL      403/404/410: the result was deleted (Kling keeps results 30 days)
-    ├── NotMedia        the URL answered HTML, or bytes that are not the media expected
-    ├── TransferFailed  retries exhausted, or an answer that makes no sense; .part kept
-    └── StorageError    disk full / folder unwritable: every download must stop
+Errors are a :class:`FetchError` (a :class:`~klingwatch.errors.KlingwatchError`, so the CLI prints
+one line; the branch is drawn in :mod:`klingwatch.errors`): :class:`ExpiredURL`,
+:class:`NotMedia`, :class:`TransferFailed` (the ``.part`` is kept) and :class:`StorageError`.
 """
 
 from __future__ import annotations
@@ -37,7 +33,7 @@ from typing import IO
 import httpx
 
 from klingwatch.clock import Clock
-from klingwatch.kling.errors import KlingError
+from klingwatch.errors import KlingwatchError
 from klingwatch.monitor.media import HEAD_BYTES, MediaKind, accepts, looks_like_html, sniff
 
 __all__ = [
@@ -67,7 +63,7 @@ _EXPIRED_STATUSES = frozenset({403, 404, 410})
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 
 
-class FetchError(KlingError):
+class FetchError(KlingwatchError):
     """A file could not be fetched; ``url`` says which."""
 
     def __init__(self, message: str, *, url: str) -> None:

@@ -18,12 +18,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from klingwatch.errors import KlingwatchError
+
 __all__ = ["FileBusy", "destination_lock", "lock_path"]
 
 _LOCKS: weakref.WeakValueDictionary[tuple[int, str], asyncio.Lock] = weakref.WeakValueDictionary()
 
 
-class FileBusy(Exception):
+class FileBusy(KlingwatchError):
     """Another process is downloading this file right now."""
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 
-from klingwatch.kling.errors import KlingError
+from klingwatch.errors import KlingwatchError
 from klingwatch.store import Ledger, LocalStatus, NewTask, TaskRecord
 
 __all__ = ["RetryRefused", "check_retry", "retry_external_id", "retry_task"]
@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 _RETRY_SUFFIX = re.compile(r"-r(\d+)$")
 
 
-class RetryRefused(KlingError):
+class RetryRefused(KlingwatchError):
     """A retry that must not happen: nothing retryable named, a task still in flight, or a
     succeeded task without ``force``. Nothing was queued."""
 

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from klingwatch.clock import Clock
-from klingwatch.kling.errors import KlingError
+from klingwatch.errors import KlingwatchError
 from klingwatch.kling.models import Task
 from klingwatch.kling.outcomes import MAX_CREATE_SENDS, CreateAction
 from klingwatch.monitor import gates
@@ -288,7 +288,7 @@ class Submitter:
                     callback_url=task.callback_url or self.callback_url,
                 )
             except Exception as exc:  # every failure is an answer the table knows how to read
-                if not isinstance(exc, KlingError):
+                if not isinstance(exc, KlingwatchError):
                     logger.exception("create of task %s failed unexpectedly", task.local_id)
                 answer = exc
             try:
