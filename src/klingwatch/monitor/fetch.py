@@ -6,6 +6,11 @@ with the final name is always whole. It:
 
 * resumes a dropped transfer with ``Range: bytes=N-`` (keeping the ``.part``), and starts over
   from byte 0 when the server does not answer ``206`` with the matching ``Content-Range``;
+* sends ``If-Range`` with the validator of the answer that started the ``.part`` (its strong
+  ``ETag``, else its ``Last-Modified``; kept beside it in ``.NAME.part.validator`` so a later run
+  resumes safely too), so a file that changed on the server comes whole from byte 0 instead of
+  being spliced onto the old one's first bytes; a ``206`` whose own validator differs (a server
+  that ignores ``If-Range``) restarts the file as well;
 * checks the byte count against ``Content-Length`` / the ``Content-Range`` total, and the first
   bytes against the media types the result kind allows (:mod:`klingwatch.monitor.media`);
 * refuses an HTML answer (a login or error page) instead of saving it as a video;
@@ -48,6 +53,8 @@ __all__ = [
     "TransferFailed",
     "open_part",
     "part_path",
+    "validator_of",
+    "validator_path",
 ]
 
 logger = logging.getLogger(__name__)
@@ -149,6 +156,24 @@ def part_path(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}.part")
 
 
+def validator_path(part: Path) -> Path:
+    """Where the validator (``ETag`` / ``Last-Modified``) of the answer that started ``part`` is
+    kept while ``part`` exists."""
+    return part.with_name(part.name + ".validator")
+
+
+def validator_of(resp: httpx.Response) -> str | None:
+    """What ``If-Range`` may carry for this answer: a strong ``ETag``, else ``Last-Modified``.
+
+    A weak ETag (``W/"..."``) may not be used in ``If-Range`` (RFC 9110 13.1.5): it says two
+    files are equivalent, not byte for byte the same, and a range must splice bytes.
+    """
+    etag = str(resp.headers.get("etag", "")).strip()
+    if etag.startswith('"'):
+        return etag
+    return str(resp.headers.get("last-modified", "")).strip() or None
+
+
 def open_part(path: Path, mode: str) -> IO[bytes]:
     """The default :data:`Opener`: the real file."""
     return open(path, mode)  # the caller closes it
@@ -234,8 +259,11 @@ class Fetcher:
     ) -> Fetched:
         # Identity encoding: byte offsets (Range, Content-Length) then count the file's own bytes.
         headers = {"Accept-Encoding": "identity"}
+        validator = _read_text(validator_path(part)) if offset else None
         if offset:
             headers["Range"] = f"bytes={offset}-"
+            if validator:
+                headers["If-Range"] = validator
         written = offset
         try:
             async with self._client.stream("GET", url, headers=headers) as resp:
@@ -260,13 +288,18 @@ class Fetcher:
                         url=url,
                     )
                 start, total = self._span(resp, offset)
+                if start and validator and _changed(resp, validator):
+                    raise _Restart("the file changed on the server since the partial download")
                 if offset and start == 0:
-                    logger.info("%s ignored the Range header; downloading it whole", url)
+                    why = "changed since the partial download" if validator else "ignored Range"
+                    logger.info("%s %s; downloading it whole", url, why)
                 written = start
                 hasher = hashlib.sha256()
                 if start:
                     self._hash_prefix(part, start, hasher, url)
                 try:
+                    if not start:  # a new .part: remember what it is a part of
+                        _write_text(validator_path(part), validator_of(resp))
                     fh = self._open(part, "r+b" if start else "wb")
                     with fh:
                         fh.truncate(start)
@@ -381,6 +414,7 @@ class Fetcher:
     @staticmethod
     def _discard(part: Path, url: str) -> None:
         try:
+            validator_path(part).unlink(missing_ok=True)
             part.unlink(missing_ok=True)
         except OSError as exc:  # a read-only folder cannot even lose its .part; nothing looks done
             logger.warning("could not remove %s (%s) after a failed download of %s", part, exc, url)
@@ -395,7 +429,30 @@ def _size(path: Path) -> int:
 
 def _publish(part: Path, dest: Path) -> None:
     os.replace(part, dest)
+    validator_path(part).unlink(missing_ok=True)
     _fsync_dir(dest.parent)
+
+
+def _changed(resp: httpx.Response, validator: str) -> bool:
+    """Whether a ``206`` names another file than ``validator`` does (compared like for like; an
+    answer without that validator cannot say, and is believed)."""
+    kind = "etag" if validator.startswith('"') else "last-modified"
+    now = resp.headers.get(kind, "").strip()
+    return bool(now) and now != validator
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None  # a .part of an older klingwatch, or an unreadable file: plain Range
+
+
+def _write_text(path: Path, text: str | None) -> None:
+    if text is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.write_text(text, encoding="utf-8")
 
 
 def _fsync_dir(folder: Path) -> None:
