@@ -20,7 +20,7 @@ from klingwatch.kling.errors import (
 )
 from klingwatch.kling.models import ApiStandard, Task, TaskStatus
 from klingwatch.kling.products import PRODUCTS, Family, Product, get_product
-from klingwatch.kling.retry import RetryPolicy
+from klingwatch.kling.retry import Backoff, RetryPolicy
 from klingwatch.kling.stats import ClientStats
 from klingwatch.kling.webhooks import parse_callback, verify_signature
 
@@ -33,6 +33,7 @@ __all__ = [
     "PRODUCTS",
     "APIError",
     "ApiStandard",
+    "Backoff",
     "BadResponse",
     "ClientStats",
     "Clock",

@@ -197,7 +197,7 @@ async def test_transient_errors_are_retried_with_backoff_on_the_clock(
     await fetcher(client, clock).fetch(server.url("a.mp4"), dest, "video")
     assert dest.read_bytes() == VIDEO
     assert len(server.requests_for("a.mp4")) == 3
-    assert clock.time() - start == pytest.approx(1.0 + 2.0)
+    assert 0.5 + 1.0 <= clock.time() - start <= 1.0 + 2.0  # 1 s then 2 s, less up to half
 
 
 async def test_a_connection_that_keeps_dying_without_progress_gives_up_and_keeps_the_part(

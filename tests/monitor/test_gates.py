@@ -1,8 +1,7 @@
-"""Gates: the pause flag, learned slot limits and backoff, as the ledger keeps them."""
+"""Gates: the pause flag and learned slot limits, as the ledger keeps them."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 
 import pytest
@@ -41,15 +40,6 @@ def test_an_auto_resuming_pause_says_when(ledger: Ledger) -> None:
     assert state is not None
     assert state.resume_at == 650.0
     assert "resumes by itself in 600 s" in ledger.alerts()[0].message
-
-
-def test_backoff_grows_is_jittered_capped_and_honours_retry_after() -> None:
-    rng = random.Random(1)
-    waits = [gates.backoff_delay(n, base=2, cap=60, rng=rng) for n in range(1, 9)]
-    assert 1 <= waits[0] <= 2
-    assert 4 <= waits[2] <= 8
-    assert all(30 <= w <= 60 for w in waits[6:])
-    assert gates.backoff_delay(1, base=2, cap=60, rng=rng, retry_after=45) == 45
 
 
 def test_a_pause_flag_nobody_can_read_still_pauses(ledger: Ledger) -> None:

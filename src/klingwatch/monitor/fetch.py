@@ -29,6 +29,7 @@ import errno
 import hashlib
 import logging
 import os
+import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,9 +40,11 @@ import httpx
 
 from klingwatch.clock import Clock
 from klingwatch.errors import KlingwatchError
+from klingwatch.kling.retry import Backoff
 from klingwatch.monitor.media import HEAD_BYTES, MediaKind, accepts, looks_like_html, sniff
 
 __all__ = [
+    "FETCH_BACKOFF",
     "ExpiredURL",
     "FetchError",
     "Fetched",
@@ -122,21 +125,22 @@ def storage_error(exc: OSError, path: Path, url: str) -> StorageError | None:
     )
 
 
+#: Waits between tries of one file: 0.5-1 s, 1-2 s, ... up to 15-30 s.
+FETCH_BACKOFF = Backoff(initial=1.0, cap=30.0)
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Backoff for transient failures: ``attempts`` tries in a row without progress, then stop.
+    """Transient failures: ``attempts`` tries in a row without progress, then stop; between
+    them the one backoff rule (:class:`~klingwatch.kling.retry.Backoff`, by default
+    :data:`FETCH_BACKOFF`), jittered so files cut by one CDN hiccup do not all come back at once.
 
     An attempt that wrote new bytes before failing resets the count, so a flaky connection that
     drops every few megabytes still finishes a large file.
     """
 
     attempts: int = 5
-    backoff: float = 1.0
-    max_backoff: float = 30.0
-
-    def delay(self, failures: int) -> float:
-        """Seconds (nominal) to wait after the ``failures``-th failure in a row (1-based)."""
-        return float(min(self.max_backoff, self.backoff * 2 ** max(0, failures - 1)))
+    backoff: Backoff = FETCH_BACKOFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,11 +203,13 @@ class Fetcher:
         clock: Clock,
         retry: RetryPolicy | None = None,
         opener: Opener = open_part,
+        rng: random.Random | None = None,
     ) -> None:
         self._client = client
         self._clock = clock
         self._retry = retry or RetryPolicy()
         self._open = opener
+        self._rng = rng or random.Random()
 
     async def fetch(self, url: str, dest: Path, kind: MediaKind) -> Fetched:
         """Download ``url`` to ``dest`` (whose folder must exist), resuming any ``.part``.
@@ -227,7 +233,7 @@ class Fetcher:
                         f"({exc}); the partial file is kept and the next run resumes it",
                         url=url,
                     ) from None
-                delay = self._retry.delay(max(1, failures))
+                delay = self._retry.backoff.delay(max(1, failures), self._rng.random())
                 logger.info("retrying %s from byte %d in %.1fs: %s", url, _size(part), delay, exc)
                 await self._clock.sleep(delay)
                 continue

@@ -8,14 +8,15 @@
 * **Learned slot limits**: a 1303 answer while N slots of a pack family were in flight means the
   account's limit for that family is N (:func:`learn_slots`); it is kept as ``slots.<family>``
   and never exceeded afterwards.
-* **Backoff** (:func:`backoff_delay`): exponential with jitter, one pure function.
+
+How long sending waits after a refusal is not kept here: that is the one backoff rule,
+:class:`klingwatch.kling.retry.Backoff`, applied by :mod:`klingwatch.monitor.create_policy`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import random
 from dataclasses import asdict, dataclass
 
 from klingwatch.kling.products import Family
@@ -25,7 +26,6 @@ __all__ = [
     "PAUSE_ALERT",
     "PAUSE_KEY",
     "PauseState",
-    "backoff_delay",
     "forget_slots",
     "learn_slots",
     "learned_limits",
@@ -149,23 +149,3 @@ def forget_slots(ledger: Ledger) -> dict[str, int]:
             out[family] = value
             ledger.set_meta(_SLOTS_PREFIX + family, None)
     return out
-
-
-def backoff_delay(
-    attempt: int,
-    *,
-    base: float,
-    cap: float,
-    rng: random.Random,
-    retry_after: float | None = None,
-) -> float:
-    """Seconds to wait before try number ``attempt + 1`` (``attempt`` >= 1).
-
-    "Equal jitter": half of ``min(cap, base * 2**(attempt-1))`` fixed, half random, so waits grow
-    and replicas spread out. A ``Retry-After`` from Kling is a floor.
-    """
-    ceiling = min(cap, base * 2.0 ** max(0, attempt - 1))
-    delay = ceiling / 2 + rng.uniform(0, ceiling / 2)
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    return delay
