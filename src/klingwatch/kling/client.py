@@ -64,6 +64,7 @@ from klingwatch.kling.errors import (
 )
 from klingwatch.kling.models import ApiStandard, Task, TaskStatus
 from klingwatch.kling.outcomes import LOOKUP_MISS, MAX_CREATE_SENDS, CreateAction, create_outcome
+from klingwatch.kling.pacing import CadencePolicy, Timing
 from klingwatch.kling.products import Family, Product, get_product
 from klingwatch.kling.retry import RetryPolicy, is_retryable_read
 from klingwatch.kling.session import Session
@@ -488,8 +489,10 @@ class KlingClient:
     ) -> Task:
         """Poll one task until it succeeds or fails; return the final task.
 
-        Looks at once, then paced by status and the product's expected durations
-        (:mod:`klingwatch.kling.pacing`). ``on_update`` (plain or async) is called with the task
+        Looks at once, then as the engine would (:mod:`klingwatch.kling.pacing`, the one look
+        schedule): soon after creation, then by where the task should be given its product's
+        expected queue and run times, never more often than every 2 s nor less than every
+        120 s. ``on_update`` (plain or async) is called with the task
         on every status change, the first look included. If the first look fails, its error is
         raised; later, passing errors that survive the read retries are logged and waited
         through, while the rest (not found, auth) are raised.
@@ -498,14 +501,17 @@ class KlingClient:
         """
         p = _product(product)
         limit = _seconds(DEFAULT_WAIT_DEADLINE if deadline is None else deadline)
-        timing = p.expected_timing()
         scale = self._clock.scale
+        # The pacing policy and timings on this clock's axis (clock seconds, like the engine's).
+        policy = CadencePolicy().scaled(scale)
+        timing = Timing.from_expected(p.expected_timing(), scale=scale)
         start = self._clock.monotonic()
+        first_look = self._clock.time()
         task: Task | None = None
-        status_since = 0.0
+        running_since: float | None = None  # when the task was first seen processing
         last_error: KlingError | None = None
         while True:
-            looked_at = (self._clock.monotonic() - start) / scale
+            looked_at = self._clock.time()
             try:
                 seen = await self.get(p, task_id)
             except KlingError as exc:
@@ -519,7 +525,12 @@ class KlingClient:
                 last_error = None
                 # A stale read (an older status than already seen) changes nothing.
                 if task is None or _RANK[seen.status] > _RANK[task.status]:
-                    task, status_since = seen, looked_at
+                    task = seen
+                    if seen.status is TaskStatus.PROCESSING:
+                        # Kling's last update of a running task is when it started, at the
+                        # latest; our first sighting lags it.
+                        updated = seen.updated_at.timestamp() if seen.updated_at else looked_at
+                        running_since = min(updated, looked_at)
                     await _call(on_update, seen)
                 if seen.is_terminal:
                     return seen
@@ -530,17 +541,14 @@ class KlingClient:
                     f"task {task_id} is still {task.status} after waiting {format_duration(limit)}",
                     task,
                 ) from last_error
-            delay = pacing.poll_delay(
-                task.status, timing, age=self._age(task, elapsed), in_status=elapsed - status_since
+            created = task.created_at.timestamp() if task.created_at else first_look
+            began, finish = pacing.phase(
+                task.status, timing, created=created, running_since=running_since
             )
-            delay = pacing.jittered(delay, self._rng.random())
-            await self._clock.sleep(min(delay, limit - elapsed))
-
-    def _age(self, task: Task, elapsed: float) -> float:
-        """Nominal seconds since the task was created (its own timestamp, else our watch)."""
-        if task.created_at is None:
-            return elapsed
-        return max(0.0, (self._clock.time() - task.created_at.timestamp()) / self._clock.scale)
+            now = self._clock.time()
+            elapsed_in_phase = 0.0 if began is None else now - began
+            step = pacing.next_interval(elapsed_in_phase, finish, policy, self._rng.random())
+            await self._clock.sleep(min(step / scale, limit - elapsed))
 
     def _require_api_key(self, what: str) -> None:
         if not self.has_api_key:
