@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from klingwatch.clock import ManualClock
+from klingwatch.kling.products import Family
 from klingwatch.monitor import gates
 from klingwatch.store import Ledger
 
@@ -56,3 +57,11 @@ def test_learned_limits_only_go_down_and_can_be_forgotten(ledger: Ledger) -> Non
     assert gates.learn_slots(ledger, "video", 4) == 4
     assert gates.forget_slots(ledger) == {"video": 4}
     assert gates.learned_slots(ledger, "video") is None
+
+
+def test_every_pack_family_keeps_its_own_learned_limit(ledger: Ledger) -> None:
+    for n, family in enumerate(Family, start=2):
+        gates.learn_slots(ledger, family.value, n)
+    assert gates.learned_limits(ledger) == {"video": 2, "image": 3, "try_on": 4}
+    assert gates.forget_slots(ledger) == {"video": 2, "image": 3, "try_on": 4}
+    assert gates.learned_limits(ledger) == {}

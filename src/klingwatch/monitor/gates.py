@@ -42,7 +42,6 @@ PAUSE_KEY = "submit.paused"
 #: Alert kind raised while sending is paused.
 PAUSE_ALERT = "submissions_paused"
 _SLOTS_PREFIX = "slots."
-_FAMILIES = tuple(f.value for f in Family)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +118,7 @@ def learned_slots(ledger: Ledger, family: str) -> int | None:
 
 def learned_limits(ledger: Ledger) -> dict[str, int]:
     """Every family's learned slot limit (families with none are absent)."""
-    found = {family: learned_slots(ledger, family) for family in _FAMILIES}
+    found = {family.value: learned_slots(ledger, family) for family in Family}
     return {family: n for family, n in found.items() if n is not None}
 
 
@@ -143,9 +142,9 @@ def learn_slots(ledger: Ledger, family: str, in_flight: int) -> int | None:
 def forget_slots(ledger: Ledger) -> dict[str, int]:
     """Drop every learned slot limit (after a pack upgrade); return what was forgotten."""
     out: dict[str, int] = {}
-    for family in _FAMILIES:
+    for family in Family:
         value = learned_slots(ledger, family)
         if value is not None:
-            out[family] = value
-            ledger.set_meta(_SLOTS_PREFIX + family, None)
+            out[family.value] = value
+            ledger.set_meta(_SLOTS_PREFIX + family.value, None)
     return out
