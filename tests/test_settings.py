@@ -2,8 +2,11 @@ from pathlib import Path
 
 import pytest
 
-from klingwatch.kling.errors import ConfigurationError
-from klingwatch.settings import DEFAULT_API_BASE, Settings
+from klingwatch.environment import DEFAULT_API_BASE
+from klingwatch.errors import ConfigurationError
+from klingwatch.kling.products import Family
+from klingwatch.monitor.submitter import slot_limits
+from klingwatch.settings import Settings
 
 
 @pytest.fixture
@@ -61,3 +64,10 @@ def test_a_bad_value_names_the_setting(workdir: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("KLINGWATCH_TIME_SCALE", "fast")
     with pytest.raises(ConfigurationError, match="KLINGWATCH_TIME_SCALE='fast'"):
         Settings.load()
+
+
+def test_every_pack_family_has_a_slot_setting(workdir: Path) -> None:
+    settings = Settings.load(slots_video=5, slots_image=10, slots_try_on=2)
+    assert slot_limits(settings) == {Family.VIDEO: 5, Family.IMAGE: 10, Family.TRY_ON: 2}
+    assert set(slot_limits(settings)) == {f.value for f in Family}
+    assert slot_limits(Settings.load()) == {}

@@ -7,6 +7,7 @@ from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
 from klingwatch.clock import Clock, ManualClock, RealClock, ScaledClock
+from klingwatch.errors import KlingwatchError
 from klingwatch.kling.client import KlingClient
 from klingwatch.kling.errors import (
     APIError,
@@ -19,7 +20,7 @@ from klingwatch.kling.errors import (
 )
 from klingwatch.kling.models import ApiStandard, Task, TaskStatus
 from klingwatch.kling.products import PRODUCTS, Family, Product, get_product
-from klingwatch.kling.retry import RetryPolicy
+from klingwatch.kling.retry import Backoff, RetryPolicy
 from klingwatch.kling.stats import ClientStats
 from klingwatch.kling.webhooks import parse_callback, verify_signature
 
@@ -32,12 +33,14 @@ __all__ = [
     "PRODUCTS",
     "APIError",
     "ApiStandard",
+    "Backoff",
     "BadResponse",
     "ClientStats",
     "Clock",
     "Family",
     "KlingClient",
     "KlingError",
+    "KlingwatchError",
     "ManualClock",
     "MissingCredentials",
     "Product",

@@ -10,9 +10,11 @@ variable names (``KLING_API_BASE``, ``KLINGWATCH_SLOTS_VIDEO``). Secrets are ``S
 never print, and ``klingwatch config`` masks them.
 
 Paths are made absolute as they are read (a relative SQLite ledger file, ``download_dir``), so
-a process started in another folder finds the same files. A ``klingwatch.toml`` that does not
-parse is a :class:`~klingwatch.kling.errors.ConfigurationError` naming the line;
-:func:`toml_warnings` names keys it does not know (with the closest known one).
+a process started in another folder finds the same files. The variable names and defaults are
+the library's own (:mod:`klingwatch.environment`): a ``KlingClient`` or ``Ledger`` built without
+settings reads the same ``KLING_*`` / ``KLINGWATCH_DB`` variables, and nothing else. A
+``klingwatch.toml`` that does not parse is a :class:`~klingwatch.errors.ConfigurationError`
+naming the line; :func:`toml_warnings` names keys it does not know (with the closest known one).
 """
 
 from __future__ import annotations
@@ -33,48 +35,14 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
-from klingwatch.kling.errors import ConfigurationError
+from klingwatch.environment import DEFAULT_API_BASE, absolute_db_url, default_db_url
+from klingwatch.errors import ConfigurationError
 
-__all__ = [
-    "DEFAULT_API_BASE",
-    "Setting",
-    "Settings",
-    "absolute_db_url",
-    "default_db_url",
-    "toml_warnings",
-]
+__all__ = ["Setting", "Settings", "toml_warnings"]
 
-DEFAULT_API_BASE = "https://api-singapore.klingai.com"
 ENV_FILE = ".env"
 TOML_FILE = "klingwatch.toml"
-
-
-def default_db_url() -> str:
-    """The default ledger: ``klingwatch.db``, a SQLite file in the working directory."""
-    return f"sqlite:///{Path('klingwatch.db').resolve()}"
-
-
-def absolute_db_url(url: str) -> str:
-    """``url`` with a relative SQLite file made absolute (against the working directory).
-
-    Anything else (PostgreSQL, in-memory SQLite, a URL that does not parse) is returned as it
-    is: the ledger reports what is wrong with it when it is opened.
-    """
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return url
-    database = parsed.database
-    if parsed.get_backend_name() != "sqlite" or database in (None, "", ":memory:"):
-        return url
-    assert database is not None
-    if database.startswith("file:") or Path(database).is_absolute():
-        return url
-    absolute = parsed.set(database=str(Path(database).expanduser().absolute()))
-    return absolute.render_as_string(hide_password=False)
 
 
 def _env(name: str, field: str, default: Any = None, **kw: Any) -> Any:
@@ -167,7 +135,7 @@ class Settings(BaseSettings):
     def load(cls, **flags: Any) -> Settings:
         """Settings with ``flags`` on top (``None`` means "flag not given").
 
-        A bad value raises :class:`~klingwatch.kling.errors.ConfigurationError` naming the
+        A bad value raises :class:`~klingwatch.errors.ConfigurationError` naming the
         variable and what is wrong, never a pydantic traceback; so does a ``klingwatch.toml``
         that does not parse.
         """

@@ -11,10 +11,10 @@ import pytest
 from fakekling import AK, API_KEY, BASE, SK, FakeKling, error, make_client
 
 from klingwatch.clock import ManualClock
+from klingwatch.environment import DEFAULT_API_BASE
 from klingwatch.kling.auth import TOKEN_LIFETIME, TOKEN_REFRESH_MARGIN, Credentials, KlingAuth
 from klingwatch.kling.client import KlingClient
 from klingwatch.kling.errors import AuthenticationError, MissingCredentials, TokenExpired
-from klingwatch.settings import Settings
 
 
 def bearer(request: httpx.Request) -> str:
@@ -170,13 +170,49 @@ def test_half_a_key_pair_names_the_missing_half() -> None:
         Credentials(access_key="  ", secret_key="\n", api_key="")
 
 
-def test_credentials_come_from_settings_and_are_stripped() -> None:
-    settings = Settings(access_key=f" {AK}\n", secret_key=SK, api_base="https://kling.test/")
-    client = KlingClient(settings=settings)
-    assert client.base_url == "https://kling.test"
-    assert not client.has_api_key
-    token = KlingAuth(Credentials.from_settings(settings)).token()
-    assert jwt.decode(token, SK, algorithms=["HS256"])["iss"] == AK
+async def test_without_arguments_the_client_reads_the_kling_variables_stripped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = FakeKling()
+    task = fake.add()
+    monkeypatch.setenv("KLING_ACCESS_KEY", f" {AK}\n")
+    monkeypatch.setenv("KLING_SECRET_KEY", SK)
+    monkeypatch.setenv("KLING_API_BASE", f"{BASE}/")
+    async with KlingClient(transport=fake.transport(), clock=fake.clock) as kling:
+        assert kling.base_url == BASE
+        assert not kling.has_api_key
+        await kling.get("text2video", task.id)
+    claims = jwt.decode(
+        bearer(fake.requests[0]), SK, algorithms=["HS256"], options={"verify_exp": False}
+    )
+    assert claims["iss"] == AK  # signed with the stripped pair (the fake's clock is 2026)
+
+
+async def test_without_kling_api_base_the_client_talks_to_the_default_region(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KLING_API_KEY", API_KEY)
+    async with KlingClient() as kling:
+        assert kling.base_url == DEFAULT_API_BASE
+
+
+async def test_a_library_client_ignores_a_broken_env_file_and_klingwatch_toml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The command line reads these files (and would refuse them); a library user's client must
+    # not even open them: only its arguments and the KLING_* variables count.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "klingwatch.toml").write_text("this is = = not toml [\n")
+    (tmp_path / ".env").write_text(
+        "KLINGWATCH_TIME_SCALE=fast\nKLING_API_KEY=from-dotenv\nKLING_API_BASE=nonsense\n"
+    )
+    with pytest.raises(MissingCredentials):
+        KlingClient()  # KLING_API_KEY in .env is not a KLING_* variable of the environment
+    monkeypatch.setenv("KLING_API_KEY", API_KEY)
+    async with KlingClient() as kling:
+        assert kling.has_api_key
+        assert kling.base_url == DEFAULT_API_BASE
+        assert kling.clock.scale == 1.0  # KLINGWATCH_TIME_SCALE is the command line's, not ours
 
 
 async def test_secrets_never_reach_reprs_errors_or_logs(caplog: pytest.LogCaptureFixture) -> None:

@@ -24,7 +24,7 @@ from klingwatch.kling.errors import (
     ServiceUnavailable,
     UnknownTaskStatus,
 )
-from klingwatch.kling.retry import NO_RETRY, RetryPolicy
+from klingwatch.kling.retry import NO_RETRY, Backoff, RetryPolicy
 
 
 @pytest.mark.parametrize(("status", "code", "cls", "retryable", "may_exist"), ERROR_TABLE)
@@ -199,7 +199,7 @@ async def test_a_retry_after_longer_than_the_policy_allows_is_raised_at_once() -
 async def test_retries_stop_when_the_policy_is_spent_and_the_last_error_is_raised() -> None:
     fake = FakeKling()
     fake.script += [error(500, 5000, "internal")] * 10
-    policy = RetryPolicy(attempts=4, wait_jitter=0)
+    policy = RetryPolicy(attempts=4, backoff=Backoff(initial=0.5, jitter=0))
     start = fake.clock.time()
     async with make_client(fake, retry=policy) as kling:
         with pytest.raises(ServerError):

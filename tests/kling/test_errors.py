@@ -1,13 +1,13 @@
-"""The error tree: every row of the protocol's error table, the fallbacks, and the drawn tree."""
+"""Kling's errors: each row of the protocol's error table, the fallbacks, who is a KlingError."""
 
 from __future__ import annotations
 
 import inspect
-import re
 
 import pytest
 from error_table import ERROR_TABLE
 
+from klingwatch.errors import ConfigurationError
 from klingwatch.kling import errors
 from klingwatch.kling.errors import (
     AccountError,
@@ -200,11 +200,11 @@ def test_missing_credentials_names_every_variable() -> None:
         assert name in text
 
 
-def test_unknown_product_is_a_kling_error_and_a_key_error() -> None:
+def test_unknown_product_is_a_configuration_error_and_a_key_error() -> None:
     err = UnknownProduct("txt2video", ["text2video", "image2video"])
 
     assert isinstance(err, KeyError)
-    assert isinstance(err, KlingError)
+    assert isinstance(err, ConfigurationError)
     assert str(err) == "unknown product 'txt2video'; known products: text2video, image2video"
 
 
@@ -227,40 +227,24 @@ def test_every_error_says_what_to_do() -> None:
         assert err.hint(), f"{type(err).__name__} has no hint"
 
 
-# -- the drawn tree ---------------------------------------------------------------------------
-_TREE_LINE = re.compile(r"^(?P<indent>[ │├└─]*)(?P<name>[A-Z]\w+)")
-
-
-def _drawn_tree() -> dict[str, str | None]:
-    """Parse the module docstring's tree into {class name: parent name}."""
-    doc = errors.__doc__ or ""
-    block = doc.split("::", 1)[1].strip("\n").split("\n\n", 1)[0]
-    parents: dict[str, str | None] = {}
-    stack: list[tuple[int, str]] = []
-    for line in block.splitlines():
-        match = _TREE_LINE.match(line.strip("\n")[4:])  # the block is indented four spaces
-        assert match, f"unparsable tree line: {line!r}"
-        depth = len(match["indent"]) // 4
-        while stack and stack[-1][0] >= depth:
-            stack.pop()
-        parents[match["name"]] = stack[-1][1] if stack else None
-        stack.append((depth, match["name"]))
-    return parents
-
-
-def _real_tree() -> dict[str, str | None]:
-    parents: dict[str, str | None] = {}
-    for name, obj in vars(errors).items():
-        if inspect.isclass(obj) and issubclass(obj, KlingError):
-            kling_bases = [b for b in obj.__bases__ if issubclass(b, KlingError)]
-            assert len(kling_bases) <= 1, f"{name} has several KlingError parents"
-            parents[name] = kling_bases[0].__name__ if kling_bases else None
-    return parents
-
-
-def test_the_docstring_tree_is_the_class_hierarchy() -> None:
-    assert _drawn_tree() == _real_tree()
+# -- the module's classes ---------------------------------------------------------------------
+def _defined_here() -> set[str]:
+    return {
+        name
+        for name, obj in vars(errors).items()
+        if inspect.isclass(obj) and issubclass(obj, Exception) and obj.__module__ == errors.__name__
+    }
 
 
 def test_every_error_class_is_exported() -> None:
-    assert set(_real_tree()) | {"error_for"} == set(errors.__all__)
+    # ConfigurationError is the bottom layer's, re-exported: the client raises it.
+    assert _defined_here() | {"ConfigurationError", "error_for"} == set(errors.__all__)
+
+
+def test_only_what_kling_or_the_network_did_is_a_kling_error() -> None:
+    local = {"MissingCredentials", "UnknownProduct", "RequestValidationError"}
+    for name in _defined_here():
+        cls = getattr(errors, name)
+        assert issubclass(cls, KlingError) is (name not in local), name
+    assert issubclass(MissingCredentials, ConfigurationError)
+    assert issubclass(UnknownProduct, ConfigurationError)

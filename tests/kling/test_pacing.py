@@ -1,4 +1,4 @@
-"""The wait cadence as a pure function: quick first look, converge on the expected end, back off."""
+"""The one look schedule, as pure functions: what wait() and the engine's cadence both follow."""
 
 from __future__ import annotations
 
@@ -6,49 +6,114 @@ import itertools
 
 import pytest
 
-from klingwatch.kling.models import TaskStatus
-from klingwatch.kling.pacing import CEILING, EARLY_LOOK, FLOOR, JITTER, jittered, poll_delay
+from klingwatch.kling.pacing import (
+    CadencePolicy,
+    Percentiles,
+    Timing,
+    expected_looks,
+    interval_for,
+    next_interval,
+    phase,
+)
 from klingwatch.kling.products import ExpectedTiming
 
-VIDEO = ExpectedTiming(queue_p50=10, queue_p95=30, run_p50=75, run_p95=180)
-IMAGE = ExpectedTiming(queue_p50=5, queue_p95=20, run_p50=20, run_p95=60)
+NO_JITTER = CadencePolicy(jitter=0.0)
+FINISH = Percentiles(p50=85.0, p95=210.0, p99=340.0)
+TIMING = Timing(Percentiles(10, 30, 50), Percentiles(70, 180, 300))
 
 
-def test_a_young_task_gets_a_quick_early_look() -> None:
-    assert poll_delay(TaskStatus.SUBMITTED, VIDEO, age=0, in_status=0) == EARLY_LOOK
-    assert poll_delay(TaskStatus.SUBMITTED, VIDEO, age=2.5, in_status=2.5) == FLOOR
+def schedule(finish: Percentiles, until: float, policy: CadencePolicy = NO_JITTER) -> list[float]:
+    looks, t = [], 0.0
+    while t <= until:
+        t += interval_for(t, finish, policy)
+        looks.append(t)
+    return looks
 
 
-def test_looks_converge_on_the_expected_end_then_back_off_when_overdue() -> None:
-    ages, age = [], EARLY_LOOK
-    while age < 400:
-        ages.append(age)
-        age += poll_delay(TaskStatus.SUBMITTED, VIDEO, age=age, in_status=age)
-    gaps = [b - a for a, b in itertools.pairwise(ages)]
-    before = [g for a, g in zip(ages, gaps, strict=False) if a < VIDEO.total_p50]
-    after = [g for a, g in zip(ages, gaps, strict=False) if a > VIDEO.total_p50 + 60]
-    assert before == sorted(before, reverse=True)  # shrinking towards the expected end
-    assert after == sorted(after)  # growing once overdue
-    assert max(gaps) <= CEILING
-    assert min(gaps) >= FLOOR
-    assert len(ages) < 30  # 400 s of waiting in fewer than 30 looks
+def test_first_look_comes_soon_after_submit() -> None:
+    assert interval_for(0.0, FINISH, NO_JITTER) == NO_JITTER.first_look
 
 
-def test_a_processing_task_is_paced_by_its_run_time() -> None:
-    just_started = poll_delay(TaskStatus.PROCESSING, IMAGE, age=6, in_status=0)
-    nearly_done = poll_delay(TaskStatus.PROCESSING, IMAGE, age=22, in_status=16)
-    assert just_started == pytest.approx(IMAGE.run_p50 / 2 - 0.5)
-    assert nearly_done == FLOOR
-    long_overdue = poll_delay(TaskStatus.PROCESSING, VIDEO, age=3600, in_status=3000)
-    assert long_overdue == CEILING
+def test_looks_are_sparse_before_the_expected_finish_and_dense_around_it() -> None:
+    looks = schedule(FINISH, 400)
+    gaps = [b - a for a, b in itertools.pairwise(looks)]
+    before = [g for t, g in zip(looks, gaps, strict=False) if t < 0.6 * FINISH.p50]
+    around = [g for t, g in zip(looks, gaps, strict=False) if 0.6 * FINISH.p50 <= t <= FINISH.p95]
+    assert len(before) <= 4
+    assert max(around) <= NO_JITTER.dense_max
+    assert min(before[1:]) >= min(around)
 
 
-def test_a_task_seen_running_already_is_credited_with_its_age() -> None:
-    fresh = poll_delay(TaskStatus.PROCESSING, VIDEO, age=80, in_status=0)
-    assert fresh < VIDEO.run_p50 / 2
+def test_interval_grows_geometrically_after_p95_up_to_the_ceiling() -> None:
+    late = [interval_for(FINISH.p95 + over, FINISH, NO_JITTER) for over in (100, 200, 400, 5000)]
+    assert late[0] < late[1] < late[2]
+    assert late[-1] == NO_JITTER.ceiling
 
 
-@pytest.mark.parametrize("unit", [0.0, 0.5, 1.0])
-def test_jitter_stays_within_twenty_percent(unit: float) -> None:
-    assert jittered(10.0, unit) == pytest.approx(10.0 * (1 + JITTER * (2 * unit - 1)))
-    assert 8.0 <= jittered(10.0, unit) <= 12.0
+def test_every_interval_respects_floor_and_ceiling() -> None:
+    tiny = Percentiles(0.5, 1.0, 1.5)
+    huge = Percentiles(5000, 20000, 40000)
+    for finish in (tiny, FINISH, huge):
+        for t in range(0, 50000, 97):
+            step = interval_for(float(t), finish, NO_JITTER)
+            assert NO_JITTER.floor <= step <= NO_JITTER.ceiling
+
+
+def test_detection_lag_in_the_dense_window_is_bounded_by_dense_max() -> None:
+    looks = schedule(FINISH, FINISH.p95)
+    for finish_at in range(60, int(FINISH.p95), 7):
+        detected = min(t for t in looks if t >= finish_at)
+        assert detected - finish_at <= NO_JITTER.dense_max
+
+
+def test_a_long_task_costs_few_looks_compared_with_fixed_30s_polling() -> None:
+    hour = 3600.0
+    assert expected_looks(FINISH, hour, NO_JITTER) < 0.6 * hour / 30
+
+
+def test_cold_start_p99_lies_beyond_p95() -> None:
+    timing = Timing.from_expected(_video(), scale=2.0)
+    assert timing.run.p99 > timing.run.p95 == 360.0
+
+
+def test_bad_policies_and_percentiles_are_refused() -> None:
+    with pytest.raises(ValueError, match="floor"):
+        CadencePolicy(floor=0)
+    with pytest.raises(ValueError, match="jitter"):
+        CadencePolicy(jitter=1.5)
+    with pytest.raises(ValueError, match="p50"):
+        Percentiles(10, 5, 20)
+
+
+@pytest.mark.parametrize("draw", [0.0, 0.25, 0.5, 1.0])
+def test_jitter_moves_an_interval_by_at_most_its_share_and_stays_clamped(draw: float) -> None:
+    policy = CadencePolicy(jitter=0.2)
+    base = interval_for(40.0, FINISH, policy)
+    assert next_interval(40.0, FINISH, policy, draw) == pytest.approx(
+        base * (1 + 0.2 * (2 * draw - 1))
+    )
+    assert next_interval(40.0, FINISH, policy, 0.5) == base
+    late = 10 * FINISH.p99  # an interval at the ceiling is never jittered past it
+    assert next_interval(late, FINISH, policy, 1.0) == policy.ceiling
+
+
+def test_a_running_task_is_timed_by_its_run_everything_else_from_creation() -> None:
+    assert phase("processing", TIMING, created=1000.0, running_since=1030.0) == (1030.0, TIMING.run)
+    assert phase("processing", TIMING, created=1000.0, running_since=None) == (1000.0, TIMING.total)
+    assert phase("submitted", TIMING, created=1000.0, running_since=1030.0) == (
+        1000.0,
+        TIMING.total,
+    )
+    assert phase("submitted", TIMING, created=None, running_since=None) == (None, TIMING.total)
+
+
+def test_a_scaled_policy_keeps_its_shape_on_a_faster_clock() -> None:
+    fast = NO_JITTER.scaled(0.01)
+    assert fast.floor == pytest.approx(0.02)
+    assert interval_for(40 * 0.01, FINISH.times(0.01), fast) == pytest.approx(
+        interval_for(40, FINISH, NO_JITTER) * 0.01
+    )
+
+
+def _video() -> ExpectedTiming:
+    return ExpectedTiming(queue_p50=10, queue_p95=30, run_p50=75, run_p95=180)

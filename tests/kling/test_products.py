@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from klingwatch.kling.errors import KlingError, RequestValidationError, UnknownProduct
+from klingwatch.errors import ConfigurationError
+from klingwatch.kling.errors import RequestValidationError, UnknownProduct
 from klingwatch.kling.models import ApiStandard
 from klingwatch.kling.products import (
     PRODUCTS,
@@ -131,7 +132,7 @@ def test_an_unknown_product_names_the_known_ones(name: Any) -> None:
         get_product(name)
 
     assert isinstance(caught.value, KeyError)  # callers that catch KeyError keep working
-    assert isinstance(caught.value, KlingError)  # and the CLI prints one line
+    assert isinstance(caught.value, ConfigurationError)  # and the CLI prints one line
     assert str(caught.value).startswith(f"unknown product {name!r}; known products: text2video")
     assert caught.value.args[0] == str(caught.value)
 

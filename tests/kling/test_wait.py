@@ -16,7 +16,9 @@ from klingwatch.kling.errors import (
     WaitTimeout,
 )
 from klingwatch.kling.models import Task, TaskStatus
-from klingwatch.kling.pacing import CEILING, FLOOR, JITTER
+from klingwatch.kling.pacing import CadencePolicy
+
+POLICY = CadencePolicy()  # what wait() follows, as the engine does
 
 
 async def test_wait_returns_the_finished_task_having_seen_every_status() -> None:
@@ -40,11 +42,12 @@ async def test_cadence_looks_at_once_then_early_then_paced_within_bounds() -> No
 
     looks = [t - start for t in fake.times]
     gaps = [b - a for a, b in itertools.pairwise(looks)]
+    first, jitter = POLICY.first_look, POLICY.jitter
     assert looks[0] == 0  # the first look is immediate
-    assert 3 * (1 - JITTER) <= looks[1] <= 3 * (1 + JITTER)  # a quick early look
-    assert all(FLOOR * (1 - JITTER) <= g <= CEILING * (1 + JITTER) for g in gaps)
+    assert first * (1 - jitter) <= looks[1] <= first * (1 + jitter)  # a quick early look
+    assert all(POLICY.floor <= g <= POLICY.ceiling for g in gaps)
     finished_at = 70
-    assert looks[-1] - finished_at <= CEILING * (1 + JITTER)  # seen soon after it ended
+    assert looks[-1] - finished_at <= POLICY.dense_max * (1 + jitter)  # seen soon after it ended
     assert len(looks) <= 12  # a 70 s task, not a look every second
     assert done.is_terminal
 

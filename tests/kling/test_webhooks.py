@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import time
 
 import pytest
+from standardwebhooks.webhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError as LibraryVerificationError
 
 from klingwatch.kling.errors import (
     BadCallback,
@@ -95,6 +99,20 @@ def test_anything_tampered_is_refused_with_the_reason(change: dict[str, object],
     assert isinstance(body, bytes)
     with pytest.raises(WebhookVerificationError, match=why):
         verify_signature(str(change.get("secret", SECRET)), hdrs, body, now=STAMP)
+
+
+def test_why_the_library_verify_is_not_used_still_holds() -> None:
+    # kling/webhooks.py checks the timestamp itself because standardwebhooks' verify takes no
+    # time window and no "now", and lets a malformed signature out as a bare ValueError. When a
+    # release changes either, this fails: use the library's verify then.
+    params = set(inspect.signature(Webhook.verify).parameters)
+    assert params == {"self", "data", "headers", "json_parse"}, "verify takes a window now?"
+    library = Webhook(SECRET)
+    ts = str(int(time.time()))
+    with pytest.raises(ValueError, match="unpack"):
+        library.verify(BODY, {**headers(), "webhook-timestamp": ts, "webhook-signature": "x"})
+    with pytest.raises(LibraryVerificationError, match="too old"):
+        library.verify(BODY, headers(stamp=int(time.time()) - 301))
 
 
 def test_missing_headers_are_named() -> None:

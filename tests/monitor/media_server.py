@@ -1,15 +1,19 @@
 """A real HTTP media server for download tests: real bytes on a real loopback socket.
 
 :class:`MediaServer` is a small ASGI app served by uvicorn in a thread. It answers ``Range``
-requests the way a CDN does (``206`` + ``Content-Range``) and can be told, per file, to cut the
-connection part-way through the next answer, to answer a fixed status (403 for an expired link,
-503 for a hiccup), to answer an HTML page, or to ignore ``Range``. It records every request it
-saw, so tests can assert what was (and was not) asked.
+requests the way a CDN does (``206`` + ``Content-Range``), with a strong ``ETag`` (of the file's
+bytes) and a ``Last-Modified``, and honours ``If-Range`` by either (a range only while the file is
+unchanged, else the whole file with ``200``). It can be told, per file, to cut the connection
+part-way through the next answer, to answer a fixed status (403 for an expired link, 503 for a
+hiccup), to answer an HTML page, to ignore ``Range``, to send no validators, or to ignore
+``If-Range``. It records every request it saw, so tests can assert what was (and was not) asked.
 """
 
 from __future__ import annotations
 
+import email.utils
 import errno
+import hashlib
 import os
 import random
 import re
@@ -64,6 +68,12 @@ class Seen:
     path: str
     range: str | None
     encoding: str | None = None
+    if_range: str | None = None
+
+
+def etag_of(body: bytes) -> str:
+    """The strong ETag the server sends for ``body``."""
+    return f'"{hashlib.sha256(body).hexdigest()[:16]}"'
 
 
 @dataclass
@@ -76,6 +86,9 @@ class MediaServer:
     fail_times: dict[str, list[int]] = field(default_factory=dict)  # statuses for next answers
     html: set[str] = field(default_factory=set)
     ignore_range: set[str] = field(default_factory=set)
+    no_validators: set[str] = field(default_factory=set)  # neither ETag nor Last-Modified
+    ignore_if_range: set[str] = field(default_factory=set)  # a range even for a changed file
+    modified: dict[str, float] = field(default_factory=dict)  # Last-Modified, Unix seconds
     seen: list[Seen] = field(default_factory=list)
     base_url: str = ""
 
@@ -84,8 +97,9 @@ class MediaServer:
         self.files = dict(files)
         for knobs in (self.cut_after, self.status, self.fail_times):
             knobs.clear()
-        self.html.clear()
-        self.ignore_range.clear()
+        for names in (self.html, self.ignore_range, self.no_validators, self.ignore_if_range):
+            names.clear()
+        self.modified = dict.fromkeys(files, 1_767_225_600.0)
         self.seen.clear()
         return self
 
@@ -99,7 +113,11 @@ class MediaServer:
         assert scope["type"] == "http"
         path: str = scope["path"]
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        self.seen.append(Seen(path, headers.get("range"), headers.get("accept-encoding")))
+        self.seen.append(
+            Seen(
+                path, headers.get("range"), headers.get("accept-encoding"), headers.get("if-range")
+            )
+        )
         name = path.removeprefix("/media/")
         if name in self.html:
             page = b"<!DOCTYPE html><html><body>Please log in</body></html>"
@@ -116,15 +134,16 @@ class MediaServer:
         if body is None:
             await _answer(send, 404, b"not found")
             return
-        start, status, extra = 0, 200, {}
+        start, status, extra = 0, 200, self._validators(name, body)
         want = _RANGE.match(headers.get("range", ""))
-        if want and name not in self.ignore_range:
+        unchanged = name in self.ignore_if_range or _if_range_holds(headers, extra)
+        if want and name not in self.ignore_range and unchanged:
             start = int(want.group(1))
             if start >= len(body):
                 await _answer(send, 416, b"", {"content-range": f"bytes */{len(body)}"})
                 return
             status = 206
-            extra = {"content-range": f"bytes {start}-{len(body) - 1}/{len(body)}"}
+            extra["content-range"] = f"bytes {start}-{len(body) - 1}/{len(body)}"
         part = body[start:]
         extra |= {"content-type": "video/mp4" if name.endswith(".mp4") else "image/png"}
         cuts = self.cut_after.get(name)
@@ -135,6 +154,25 @@ class MediaServer:
             await send({"type": "http.response.body", "body": part[:limit], "more_body": True})
             raise ConnectionAbortedError("test server cut the connection")
         await _answer(send, status, part, extra)
+
+    def _validators(self, name: str, body: bytes) -> dict[str, str]:
+        if name in self.no_validators:
+            return {}
+        modified = self.modified.get(name, 1_767_225_600.0)
+        return {
+            "etag": etag_of(body),
+            "last-modified": email.utils.formatdate(modified, usegmt=True),
+        }
+
+
+def _if_range_holds(headers: dict[str, str], validators: dict[str, str]) -> bool:
+    """RFC 9110 13.1.5: a range is sent only if ``If-Range`` names the current file."""
+    given = headers.get("if-range")
+    if given is None:
+        return True
+    if given.startswith('"'):
+        return given == validators.get("etag")  # strong comparison
+    return given == validators.get("last-modified")
 
 
 async def _start(send: Any, status: int, length: int, headers: dict[str, str]) -> None:

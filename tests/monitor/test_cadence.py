@@ -1,4 +1,7 @@
-import itertools
+"""The engine's cadence: learned timings on the look schedule, cached; phases from records."""
+
+from __future__ import annotations
+
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -6,20 +9,11 @@ from typing import Any
 
 import pytest
 
+from klingwatch.kling.pacing import CadencePolicy, Percentiles, Timing, interval_for
 from klingwatch.kling.products import ExpectedTiming
-from klingwatch.monitor.cadence import (
-    Cadence,
-    CadencePolicy,
-    Percentiles,
-    Timing,
-    expected_looks,
-    interval_for,
-    phase_of,
-    product_cold_start,
-)
+from klingwatch.monitor.cadence import Cadence, phase_of, product_cold_start
 
 NO_JITTER = CadencePolicy(jitter=0.0)
-FINISH = Percentiles(p50=85.0, p95=210.0, p99=340.0)
 
 
 @dataclass(frozen=True)
@@ -35,55 +29,6 @@ class FakeTask:
     sent_at: float | None = 999.5
     queued_at: float | None = 990.0
     processing_at: float | None = None
-
-
-def schedule(finish: Percentiles, until: float, policy: CadencePolicy = NO_JITTER) -> list[float]:
-    looks, t = [], 0.0
-    while t <= until:
-        t += interval_for(t, finish, policy)
-        looks.append(t)
-    return looks
-
-
-def test_first_look_comes_soon_after_submit() -> None:
-    assert interval_for(0.0, FINISH, NO_JITTER) == NO_JITTER.first_look
-
-
-def test_looks_are_sparse_before_the_expected_finish_and_dense_around_it() -> None:
-    looks = schedule(FINISH, 400)
-    gaps = [b - a for a, b in itertools.pairwise(looks)]
-    before = [g for t, g in zip(looks, gaps, strict=False) if t < 0.6 * FINISH.p50]
-    around = [g for t, g in zip(looks, gaps, strict=False) if 0.6 * FINISH.p50 <= t <= FINISH.p95]
-    assert len(before) <= 4
-    assert max(around) <= NO_JITTER.dense_max
-    assert min(before[1:]) >= min(around)
-
-
-def test_interval_grows_geometrically_after_p95_up_to_the_ceiling() -> None:
-    late = [interval_for(FINISH.p95 + over, FINISH, NO_JITTER) for over in (100, 200, 400, 5000)]
-    assert late[0] < late[1] < late[2]
-    assert late[-1] == NO_JITTER.ceiling
-
-
-def test_every_interval_respects_floor_and_ceiling() -> None:
-    tiny = Percentiles(0.5, 1.0, 1.5)
-    huge = Percentiles(5000, 20000, 40000)
-    for finish in (tiny, FINISH, huge):
-        for t in range(0, 50000, 97):
-            step = interval_for(float(t), finish, NO_JITTER)
-            assert NO_JITTER.floor <= step <= NO_JITTER.ceiling
-
-
-def test_detection_lag_in_the_dense_window_is_bounded_by_dense_max() -> None:
-    looks = schedule(FINISH, FINISH.p95)
-    for finish_at in range(60, int(FINISH.p95), 7):
-        detected = min(t for t in looks if t >= finish_at)
-        assert detected - finish_at <= NO_JITTER.dense_max
-
-
-def test_a_long_task_costs_few_looks_compared_with_fixed_30s_polling() -> None:
-    hour = 3600.0
-    assert expected_looks(FINISH, hour, NO_JITTER) < 0.6 * hour / 30
 
 
 def test_jitter_stays_within_bounds_and_is_repeatable_with_a_seed() -> None:
@@ -169,20 +114,6 @@ def test_a_task_without_kling_times_is_timed_from_when_it_was_sent() -> None:
     timing = Timing(Percentiles(10, 30, 50), Percentiles(70, 180, 300))
     task = FakeTask(kling_created_ms=None, kling_updated_ms=None)
     assert phase_of(task, timing)[0] == 999.5
-
-
-def test_cold_start_p99_lies_beyond_p95() -> None:
-    timing = Timing.from_expected(_video(), scale=2.0)
-    assert timing.run.p99 > timing.run.p95 == 360.0
-
-
-def test_bad_policies_and_percentiles_are_refused() -> None:
-    with pytest.raises(ValueError, match="floor"):
-        CadencePolicy(floor=0)
-    with pytest.raises(ValueError, match="jitter"):
-        CadencePolicy(jitter=1.5)
-    with pytest.raises(ValueError, match="p50"):
-        Percentiles(10, 5, 20)
 
 
 def _video() -> ExpectedTiming:

@@ -367,25 +367,35 @@ async def test_two_downloaders_on_the_same_task_make_one_transfer_and_both_see_t
         assert path.read_bytes() == VIDEOS[name]
 
 
-async def test_a_file_another_process_is_downloading_is_left_to_it(
+async def _held_elsewhere(
     server: MediaServer, ledger: Ledger, clock: ManualClock, tmp_path: Path
-) -> None:
+) -> tuple[TaskRecord, Path, asyncio.subprocess.Process]:
+    """A task with one video, and a second process holding that file's download lock (taken
+    with the library, not with our code)."""
     task = succeeded(ledger, clock, "spring-1", video_result(server, "v0.mp4"))
-    video = tmp_path / "spring" / "spring-1_0.mp4"
-    video.parent.mkdir(parents=True)
+    dest = tmp_path / "spring" / "spring-1_0.mp4"
+    dest.parent.mkdir(parents=True)
     script = (
-        "import fcntl, os, sys\n"
-        f"fd = os.open({str(lock_path(video))!r}, os.O_RDWR | os.O_CREAT)\n"
-        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "import sys\n"
+        "from filelock import FileLock\n"
+        f"lock = FileLock({str(lock_path(dest))!r})\n"
+        "lock.acquire()\n"
         "print('locked', flush=True)\n"
         "sys.stdin.read()\n"
     )
     holder = await asyncio.create_subprocess_exec(
         sys.executable, "-c", script, stdin=PIPE, stdout=PIPE
     )
+    assert holder.stdout is not None
+    assert await holder.stdout.readline() == b"locked\n"
+    return task, dest, holder
+
+
+async def test_a_file_another_process_is_downloading_is_left_to_it(
+    server: MediaServer, ledger: Ledger, clock: ManualClock, tmp_path: Path
+) -> None:
+    task, video, holder = await _held_elsewhere(server, ledger, clock, tmp_path)
     try:
-        assert holder.stdout is not None
-        assert await holder.stdout.readline() == b"locked\n"
         async with downloader(ledger, clock) as dl:
             summary = await dl.download([task], tmp_path)
     finally:
@@ -394,6 +404,23 @@ async def test_a_file_another_process_is_downloading_is_left_to_it(
     assert "another process" in (summary.files[0].message or "")
     assert server.seen == []
     assert not video.exists()
+    async with downloader(ledger, clock) as dl:  # the holder is gone: the file is ours now
+        again = await dl.download([task], tmp_path)
+    assert [f.outcome for f in again.files] == ["downloaded"]
+
+
+async def test_a_holder_that_crashed_leaves_no_lock_that_blocks(
+    server: MediaServer, ledger: Ledger, clock: ManualClock, tmp_path: Path
+) -> None:
+    task, video, holder = await _held_elsewhere(server, ledger, clock, tmp_path)
+    holder.kill()  # SIGKILL: no cleanup of any kind runs
+    await holder.wait()
+    assert lock_path(video).exists()  # its lock file stays; the lock died with the process
+    async with downloader(ledger, clock) as dl:
+        summary = await dl.download([task], tmp_path)
+    assert [f.outcome for f in summary.files] == ["downloaded"]
+    assert video.read_bytes() == VIDEOS["v0.mp4"]
+    assert not lock_path(video).exists()  # and a finished download leaves no lock file
 
 
 async def test_a_template_that_gives_two_files_one_path_is_refused_before_any_request(

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from media_server import MediaServer, mp4_bytes, png_bytes, read_only_dir, serve, small_disk
+from media_server import (
+    MediaServer,
+    etag_of,
+    mp4_bytes,
+    png_bytes,
+    read_only_dir,
+    serve,
+    small_disk,
+)
 
 from klingwatch.clock import ManualClock
 from klingwatch.monitor.fetch import (
@@ -19,6 +27,8 @@ from klingwatch.monitor.fetch import (
     TransferFailed,
     open_part,
     part_path,
+    validator_of,
+    validator_path,
 )
 
 VIDEO = mp4_bytes(600_000)
@@ -109,6 +119,75 @@ async def test_a_server_that_ignores_range_restarts_the_file_from_zero(
     assert got.sha256 == hashlib.sha256(VIDEO).hexdigest()
 
 
+async def _cut_and_keep_the_part(
+    server: MediaServer, client: httpx.AsyncClient, clock: ManualClock, dest: Path
+) -> None:
+    """A first run that stopped after 200 000 bytes of a.mp4, its .part kept."""
+    server.cut_after["a.mp4"] = [200_000] + [0] * 5
+    with pytest.raises(TransferFailed):
+        await fetcher(client, clock).fetch(server.url("a.mp4"), dest, "video")
+    assert 0 < part_path(dest).stat().st_size <= 200_000
+    server.cut_after.pop("a.mp4")
+
+
+async def test_a_resume_carries_if_range_with_the_etag_of_the_first_answer(
+    server: MediaServer, client: httpx.AsyncClient, clock: ManualClock, tmp_path: Path
+) -> None:
+    dest = tmp_path / "a.mp4"
+    await _cut_and_keep_the_part(server, client, clock, dest)
+    got = await fetcher(client, clock).fetch(server.url("a.mp4"), dest, "video")
+    seen = server.requests_for("a.mp4")
+    assert seen[0].if_range is None  # the first answer is whole: nothing to guard
+    assert {s.if_range for s in seen[1:]} == {etag_of(VIDEO)}
+    assert got.resumed
+    assert dest.read_bytes() == VIDEO
+    assert names(tmp_path) == ["a.mp4"]  # neither .part nor its validator stays
+
+
+async def test_a_file_changed_on_the_server_restarts_from_zero_instead_of_splicing(
+    server: MediaServer, client: httpx.AsyncClient, clock: ManualClock, tmp_path: Path
+) -> None:
+    dest = tmp_path / "a.mp4"
+    await _cut_and_keep_the_part(server, client, clock, dest)
+    changed = mp4_bytes(len(VIDEO), seed=99)  # same length: only the validator tells them apart
+    server.files["a.mp4"] = changed
+    got = await fetcher(client, clock).fetch(server.url("a.mp4"), dest, "video")
+    last = server.requests_for("a.mp4")[-1]
+    assert (last.range is not None, last.if_range) == (True, etag_of(VIDEO))
+    assert not got.resumed  # the server answered 200: the whole new file
+    assert dest.read_bytes() == changed
+    assert got.sha256 == hashlib.sha256(changed).hexdigest()
+
+
+async def test_a_server_that_ignores_if_range_is_caught_by_the_etag_of_its_206(
+    server: MediaServer, client: httpx.AsyncClient, clock: ManualClock, tmp_path: Path
+) -> None:
+    dest = tmp_path / "a.mp4"
+    await _cut_and_keep_the_part(server, client, clock, dest)
+    changed = mp4_bytes(len(VIDEO), seed=98)
+    server.files["a.mp4"] = changed
+    server.ignore_if_range.add("a.mp4")
+    got = await fetcher(client, clock).fetch(server.url("a.mp4"), dest, "video")
+    assert dest.read_bytes() == changed
+    assert server.requests_for("a.mp4")[-1].range is None  # started over from byte 0
+    assert got.sha256 == hashlib.sha256(changed).hexdigest()
+
+
+async def test_without_a_strong_etag_if_range_carries_last_modified(
+    server: MediaServer, client: httpx.AsyncClient, clock: ManualClock, tmp_path: Path
+) -> None:
+    weak = httpx.Response(200, headers={"etag": 'W/"v1"', "last-modified": "Thu, 01 Jan 2026"})
+    assert validator_of(weak) == "Thu, 01 Jan 2026"
+    assert validator_of(httpx.Response(200)) is None
+    server.no_validators.add("a.mp4")
+    dest = tmp_path / "a.mp4"
+    await _cut_and_keep_the_part(server, client, clock, dest)
+    assert not validator_path(part_path(dest)).exists()
+    await fetcher(client, clock).fetch(server.url("a.mp4"), dest, "video")
+    assert server.requests_for("a.mp4")[-1].if_range is None  # nothing to guard with: plain Range
+    assert dest.read_bytes() == VIDEO
+
+
 async def test_transient_errors_are_retried_with_backoff_on_the_clock(
     server: MediaServer, client: httpx.AsyncClient, clock: ManualClock, tmp_path: Path
 ) -> None:
@@ -118,7 +197,7 @@ async def test_transient_errors_are_retried_with_backoff_on_the_clock(
     await fetcher(client, clock).fetch(server.url("a.mp4"), dest, "video")
     assert dest.read_bytes() == VIDEO
     assert len(server.requests_for("a.mp4")) == 3
-    assert clock.time() - start == pytest.approx(1.0 + 2.0)
+    assert 0.5 + 1.0 <= clock.time() - start <= 1.0 + 2.0  # 1 s then 2 s, less up to half
 
 
 async def test_a_connection_that_keeps_dying_without_progress_gives_up_and_keeps_the_part(

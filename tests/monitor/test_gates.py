@@ -1,13 +1,13 @@
-"""Gates: the pause flag, learned slot limits and backoff, as the ledger keeps them."""
+"""Gates: the pause flag and learned slot limits, as the ledger keeps them."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 
 import pytest
 
 from klingwatch.clock import ManualClock
+from klingwatch.kling.products import Family
 from klingwatch.monitor import gates
 from klingwatch.store import Ledger
 
@@ -43,15 +43,6 @@ def test_an_auto_resuming_pause_says_when(ledger: Ledger) -> None:
     assert "resumes by itself in 600 s" in ledger.alerts()[0].message
 
 
-def test_backoff_grows_is_jittered_capped_and_honours_retry_after() -> None:
-    rng = random.Random(1)
-    waits = [gates.backoff_delay(n, base=2, cap=60, rng=rng) for n in range(1, 9)]
-    assert 1 <= waits[0] <= 2
-    assert 4 <= waits[2] <= 8
-    assert all(30 <= w <= 60 for w in waits[6:])
-    assert gates.backoff_delay(1, base=2, cap=60, rng=rng, retry_after=45) == 45
-
-
 def test_a_pause_flag_nobody_can_read_still_pauses(ledger: Ledger) -> None:
     ledger.set_meta(gates.PAUSE_KEY, "{garbled")
     state = gates.pause_state(ledger)
@@ -66,3 +57,11 @@ def test_learned_limits_only_go_down_and_can_be_forgotten(ledger: Ledger) -> Non
     assert gates.learn_slots(ledger, "video", 4) == 4
     assert gates.forget_slots(ledger) == {"video": 4}
     assert gates.learned_slots(ledger, "video") is None
+
+
+def test_every_pack_family_keeps_its_own_learned_limit(ledger: Ledger) -> None:
+    for n, family in enumerate(Family, start=2):
+        gates.learn_slots(ledger, family.value, n)
+    assert gates.learned_limits(ledger) == {"video": 2, "image": 3, "try_on": 4}
+    assert gates.forget_slots(ledger) == {"video": 2, "image": 3, "try_on": 4}
+    assert gates.learned_limits(ledger) == {}

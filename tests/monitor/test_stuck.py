@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from klingwatch.clock import format_duration
-from klingwatch.monitor.cadence import Cadence, CadencePolicy, Percentiles, Timing
+from klingwatch.kling.pacing import CadencePolicy, Percentiles, Timing
+from klingwatch.monitor.cadence import Cadence
 from klingwatch.monitor.stuck import StuckDetector, StuckPolicy
 
 LEARNED = Timing(Percentiles(5, 10, 20), Percentiles(60, 90, 120), samples=100)

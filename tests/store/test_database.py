@@ -80,6 +80,28 @@ def test_open_without_anything_uses_klingwatch_db_in_the_working_directory(
     assert (tmp_path / "klingwatch.db").exists()
 
 
+def test_a_library_ledger_reads_no_env_file_nor_klingwatch_toml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Those are the command line's (it passes the URL its settings chose); a broken one must not
+    # break a program that only opens a ledger.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(f"KLINGWATCH_DB=sqlite:///{tmp_path / 'from-dotenv.db'}\n")
+    (tmp_path / "klingwatch.toml").write_text("not = = toml [\n")
+    with Ledger.open() as ledger:
+        assert ledger.url == f"sqlite:///{tmp_path / 'klingwatch.db'}"
+    assert not (tmp_path / "from-dotenv.db").exists()
+
+
+def test_a_relative_sqlite_file_is_opened_against_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KLINGWATCH_DB", "sqlite:///relative.db")
+    with Ledger.open() as ledger:
+        assert ledger.url == f"sqlite:///{tmp_path / 'relative.db'}"
+
+
 def test_an_in_memory_ledger_works_for_throwaway_use() -> None:
     with Ledger.open("sqlite://") as ledger:
         ledger.add_tasks("b", [NewTask("text2video", {"prompt": "p"}, "e1")])

@@ -7,8 +7,8 @@ A command module typically reads::
         with open_ledger(db) as ledger:
             print_json([...]) if as_json else print_table(...)
 
-Errors are not caught here: the root command (:mod:`klingwatch.cli.app`) turns every
-``KlingError`` and ``LedgerError`` into one ``error: ...`` line (exit code 3), and
+Errors are not caught here: the root command (:mod:`klingwatch.cli.exits`) turns every
+:class:`~klingwatch.errors.KlingwatchError` into one ``error: ...`` line (exit code 3), and
 :func:`run_engine` turns Ctrl-C into one ``interrupted`` line (exit code 130).
 """
 
@@ -28,11 +28,13 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from klingwatch.cli.exits import CARRIES_ON, Interrupted
-from klingwatch.clock import Clock, RealClock, ScaledClock, format_duration
-from klingwatch.kling.client import KlingClient
+from klingwatch.clock import RealClock, format_duration
+from klingwatch.environment import absolute_db_url
 from klingwatch.monitor.download_worker import DownloadWorker
 from klingwatch.monitor.service import Monitor
-from klingwatch.settings import Settings, absolute_db_url
+from klingwatch.operations import client_from as make_client
+from klingwatch.operations import clock_from
+from klingwatch.settings import Settings
 from klingwatch.store import Ledger
 
 __all__ = [
@@ -86,21 +88,6 @@ def open_ledger(db: str | None = None, *, settings: Settings | None = None) -> I
         yield ledger
     finally:
         ledger.close()
-
-
-def clock_from(settings: Settings) -> Clock:
-    """The wall clock, scaled by ``KLINGWATCH_TIME_SCALE`` when it is not 1."""
-    return RealClock() if settings.time_scale == 1.0 else ScaledClock(settings.time_scale)
-
-
-def make_client(settings: Settings, *, clock: Clock | None = None) -> KlingClient:
-    """A Kling client from the settings' credentials, base URL and request budget."""
-    return KlingClient(
-        settings=settings,
-        clock=clock or clock_from(settings),
-        requests_per_second=settings.requests_per_second,
-        max_concurrency=settings.max_concurrency,
-    )
 
 
 def run_async(coro: Coroutine[Any, Any, _T]) -> _T:

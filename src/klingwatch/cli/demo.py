@@ -33,6 +33,7 @@ from klingwatch.cli.live import Reporter, format_duration, make_reporter
 from klingwatch.cli.submit import to_new_task, wait_for_batch
 from klingwatch.kling.client import KlingClient
 from klingwatch.kling.models import TaskStatus
+from klingwatch.kling.products import Family, get_product
 from klingwatch.monitor.intake import read_batch
 from klingwatch.operations import Operations
 from klingwatch.sandbox import SandboxConfig
@@ -143,7 +144,7 @@ class _ExtendWhenReady:
                     product="video-extend",
                     request=request,
                     external_task_id="demo-fox-extended",
-                    family="video",
+                    family=get_product("video-extend").family.value,
                     source_line="(queued by the demo when demo-fox succeeded)",
                 )
             ],
@@ -230,7 +231,7 @@ async def run_demo(
         failure_rate=0.0,
         straggler_rate=0.0,
         # Three video slots for seven videos: the submitter has to queue, as on a real account.
-        slots={"video": 3, "image": 10, "try_on": 2},
+        slots={Family.VIDEO: 3, Family.IMAGE: 10, Family.TRY_ON: 2},
     )
     with serve_in_thread(config) as base_url:
         settings = Settings.load(

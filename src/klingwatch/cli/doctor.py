@@ -29,11 +29,19 @@ import typer
 from sqlalchemy.engine import make_url
 
 from klingwatch.cli.app import app
-from klingwatch.cli.common import DB_OPTION, JSON_OPTION, load_settings, print_json, run_async
+from klingwatch.cli.common import (
+    DB_OPTION,
+    JSON_OPTION,
+    load_settings,
+    make_client,
+    print_json,
+    run_async,
+)
 from klingwatch.cli.exits import ExitCode
 from klingwatch.clock import Clock, RealClock
+from klingwatch.errors import KlingwatchError
 from klingwatch.kling.client import KlingClient
-from klingwatch.kling.errors import AuthenticationError, KlingError, TransportError
+from klingwatch.kling.errors import AuthenticationError, TransportError
 from klingwatch.kling.retry import NO_RETRY
 from klingwatch.settings import Settings
 from klingwatch.store import Ledger, LedgerError
@@ -113,12 +121,11 @@ async def _kling_checks(settings: Settings, clock: Clock, request_timeout: float
             return check
 
         if ak is not None and sk is not None:
-            pair = KlingClient(
-                access_key=ak.get_secret_value(),
-                secret_key=sk.get_secret_value(),
-                base_url=settings.api_base,
-                http_client=http,
+            # Each kind of credential is checked on its own: a client of the pair alone.
+            pair = make_client(
+                settings.model_copy(update={"api_key": None}),
                 clock=clock,
+                http_client=http,
                 retry=NO_RETRY,
             )
             checks.append(await attempt("AK/SK pair", pair))
@@ -130,11 +137,10 @@ async def _kling_checks(settings: Settings, clock: Clock, request_timeout: float
                 Check("AK/SK pair", "skip", "not set (KLING_ACCESS_KEY, KLING_SECRET_KEY)")
             )
         if key is not None:
-            keyed = KlingClient(
-                api_key=key.get_secret_value(),
-                base_url=settings.api_base,
-                http_client=http,
+            keyed = make_client(
+                settings.model_copy(update={"access_key": None, "secret_key": None}),
                 clock=clock,
+                http_client=http,
                 retry=NO_RETRY,
             )
             check = await attempt("API key", keyed)
@@ -162,7 +168,7 @@ async def _credential_check(
         return Check(name, "FAIL", f"refused by Kling: {exc}")
     except TransportError as exc:
         return Check(name, "FAIL", f"cannot reach {base}: {exc}")
-    except KlingError as exc:
+    except KlingwatchError as exc:
         return Check(name, "FAIL", str(exc))
     shown = "no tasks yet" if not page else "the list answers"
     return Check(name, "ok", f"accepted by {base} ({shown})")

@@ -31,8 +31,7 @@ from typing import Any
 
 import typer
 
-from klingwatch.kling.errors import KlingError
-from klingwatch.store.errors import LedgerError
+from klingwatch.errors import KlingwatchError
 
 __all__ = ["EXIT_TABLE", "ExitCode", "Interrupted", "exit_table_markdown", "run_guarded"]
 
@@ -132,7 +131,7 @@ def run_guarded(invoke: Callable[[], Any]) -> int:
     except Interrupted as exc:
         _say(str(exc))
         return exc.exit_code
-    except (KlingError, LedgerError) as exc:
+    except KlingwatchError as exc:  # anything klingwatch explains: Kling, the ledger, local setup
         _say(f"error: {exc}")
         return ExitCode.ERROR
     except (KeyboardInterrupt, asyncio.CancelledError, typer.Abort):  # Ctrl-C, however it landed

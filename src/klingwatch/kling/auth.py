@@ -25,16 +25,12 @@ import logging
 import warnings
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import httpx
 import jwt
 
 from klingwatch.clock import Clock, RealClock
 from klingwatch.kling.errors import MissingCredentials
-
-if TYPE_CHECKING:
-    from klingwatch.settings import Settings
 
 __all__ = ["TOKEN_LIFETIME", "TOKEN_REFRESH_MARGIN", "Credentials", "KlingAuth"]
 
@@ -86,20 +82,6 @@ class Credentials:
     @property
     def has_api_key(self) -> bool:
         return self.api_key is not None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Credentials:
-        """The credentials in ``settings`` (``MissingCredentials`` if there are none)."""
-
-        def reveal(value: object) -> str | None:
-            getter = getattr(value, "get_secret_value", None)
-            return None if getter is None else str(getter())
-
-        return cls(
-            access_key=reveal(settings.access_key),
-            secret_key=reveal(settings.secret_key),
-            api_key=reveal(settings.api_key),
-        )
 
     def __repr__(self) -> str:
         kinds = [k for k, ok in (("ak/sk", self.has_key_pair), ("api_key", self.has_api_key)) if ok]

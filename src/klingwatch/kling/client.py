@@ -2,7 +2,7 @@
 
 ::
 
-    async with KlingClient() as kling:                        # credentials from the environment
+    async with KlingClient() as kling:                 # credentials from KLING_* variables
         task = await kling.create("text2video", {"prompt": "a fox in snow"},
                                   external_task_id="batch1-0001")
         done = await kling.wait("text2video", task.id, deadline=timedelta(minutes=30))
@@ -13,8 +13,12 @@
 
 What it promises:
 
-* Everything raised is a :class:`~klingwatch.kling.errors.KlingError`; httpx errors are translated
-  at one boundary (:class:`~klingwatch.kling.session.Session`) and chained.
+* Everything raised is a :class:`~klingwatch.errors.KlingwatchError`: a
+  :class:`~klingwatch.kling.errors.KlingError` for what Kling or the network did (httpx errors are
+  translated at one boundary, :class:`~klingwatch.kling.session.Session`, and chained), a
+  :class:`~klingwatch.errors.ConfigurationError` or
+  :class:`~klingwatch.kling.errors.RequestValidationError` for a local mistake found before
+  sending.
 * **Reads are retried** (:mod:`klingwatch.kling.retry`) on 1302, 5000-5002, dropped connections,
   timeouts and garbled answers, honouring ``Retry-After``. **Creates are never retried**, except
   the one re-sign on 1003/1004 that :class:`~klingwatch.kling.auth.KlingAuth` does (Kling refused
@@ -23,7 +27,7 @@ What it promises:
   :meth:`KlingClient.get_by_external_id` before sending it again.
 * Legacy products are read at ``<create path>/{id}`` (by task id or, in the same slot, by external
   id); new-standard products through ``/tasks``, which takes an API key only: with AK/SK alone those
-  calls raise :class:`~klingwatch.kling.errors.ConfigurationError` before sending anything.
+  calls raise :class:`~klingwatch.errors.ConfigurationError` before sending anything.
 * :attr:`KlingClient.stats` counts every request by route and outcome.
 """
 
@@ -40,7 +44,9 @@ from urllib.parse import quote
 
 import httpx
 
-from klingwatch.clock import Clock, RealClock, ScaledClock, format_duration, to_ms
+from klingwatch.clock import Clock, RealClock, format_duration, to_ms
+from klingwatch.environment import DEFAULT_API_BASE, kling_api_base, kling_credentials
+from klingwatch.errors import ConfigurationError, KlingwatchError
 from klingwatch.kling import pacing
 from klingwatch.kling.auth import Credentials, KlingAuth
 from klingwatch.kling.budget import RequestBudget
@@ -48,7 +54,6 @@ from klingwatch.kling.envelope import parse_task, parse_tasks
 from klingwatch.kling.errors import (
     AuthenticationError,
     BadResponse,
-    ConfigurationError,
     KlingError,
     NotFound,
     PermissionDenied,
@@ -59,11 +64,11 @@ from klingwatch.kling.errors import (
 )
 from klingwatch.kling.models import ApiStandard, Task, TaskStatus
 from klingwatch.kling.outcomes import LOOKUP_MISS, MAX_CREATE_SENDS, CreateAction, create_outcome
+from klingwatch.kling.pacing import CadencePolicy, Timing
 from klingwatch.kling.products import Family, Product, get_product
 from klingwatch.kling.retry import RetryPolicy, is_retryable_read
 from klingwatch.kling.session import Session
 from klingwatch.kling.stats import ClientStats
-from klingwatch.settings import Settings
 
 __all__ = ["DEFAULT_WAIT_DEADLINE", "MAX_CREATE_SENDS", "MAX_IDS_PER_CALL", "KlingClient"]
 
@@ -99,12 +104,15 @@ class KlingClient:
     """An async client for Kling's task API (legacy ``/v1`` and the 2026 ``/tasks`` standard).
 
     Credentials: ``access_key`` + ``secret_key`` (JWT), or ``api_key``, or both (the API key is
-    then used). When none is given, all come from ``settings`` (by default
-    :meth:`Settings.load`: environment, ``.env``, ``klingwatch.toml``); so does ``base_url``.
-    ``transport`` or ``http_client`` replace the network (tests use ``httpx.MockTransport`` /
-    ``httpx.ASGITransport``); a given ``http_client`` is not closed by :meth:`aclose`. ``clock``
-    (default: scaled by ``settings.time_scale``) paces waits and retries; ``timeout`` is per
-    request, in seconds; ``retry`` is the read retry policy.
+    then used). When none is given, all three come from ``KLING_ACCESS_KEY``,
+    ``KLING_SECRET_KEY`` and ``KLING_API_KEY``; ``base_url`` from ``KLING_API_BASE`` (default
+    :data:`~klingwatch.environment.DEFAULT_API_BASE`). Nothing else is read: no ``.env``, no
+    ``klingwatch.toml`` (the command line builds its clients from its settings with
+    :func:`klingwatch.cli.common.make_client`). ``transport`` or ``http_client`` replace the
+    network (tests use ``httpx.MockTransport`` / ``httpx.ASGITransport``); a given
+    ``http_client`` is not closed by :meth:`aclose`. ``clock`` (default: the wall clock) paces
+    waits and retries; ``timeout`` is per request, in seconds; ``retry`` is the read retry
+    policy; ``requests_per_second`` and ``max_concurrency`` bound every request of the client.
     """
 
     def __init__(
@@ -114,7 +122,6 @@ class KlingClient:
         secret_key: str | None = None,
         api_key: str | None = None,
         base_url: str | None = None,
-        settings: Settings | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         http_client: httpx.AsyncClient | None = None,
         clock: Clock | None = None,
@@ -123,23 +130,16 @@ class KlingClient:
         requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND,
         max_concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
-        explicit = any(v is not None for v in (access_key, secret_key, api_key))
-        if settings is None and not (explicit and base_url is not None):
-            settings = Settings.load()
-        if explicit:
+        if any(v is not None for v in (access_key, secret_key, api_key)):
             credentials = Credentials(access_key, secret_key, api_key)
         else:
-            assert settings is not None
-            credentials = Credentials.from_settings(settings)
-        base = base_url if base_url is not None else settings.api_base if settings else ""
+            credentials = Credentials(**kling_credentials())
+        base = base_url if base_url is not None else kling_api_base()
         if not base.startswith(("http://", "https://")):
             raise ConfigurationError(
-                f"KLING_API_BASE must be an http(s) URL such as "
-                f"https://api-singapore.klingai.com, got {base!r}"
+                f"KLING_API_BASE must be an http(s) URL such as {DEFAULT_API_BASE}, got {base!r}"
             )
-        if clock is None:
-            scale = settings.time_scale if settings is not None else 1.0
-            clock = RealClock() if scale == 1.0 else ScaledClock(scale)
+        clock = clock if clock is not None else RealClock()
         self._session = Session(
             base_url=base,
             auth=KlingAuth(credentials, clock=clock),
@@ -473,7 +473,7 @@ class KlingClient:
                     type(failed).__name__,
                     external_id,
                 )
-            except KlingError as lookup_exc:
+            except KlingwatchError as lookup_exc:  # whatever stopped the lookup, say so
                 failed.add_note(f"the lookup by external id {external_id!r} failed: {lookup_exc}")
                 raise failed from failed.__cause__  # the lookup error stays as __context__
         raise AssertionError("unreachable")  # pragma: no cover
@@ -489,8 +489,10 @@ class KlingClient:
     ) -> Task:
         """Poll one task until it succeeds or fails; return the final task.
 
-        Looks at once, then paced by status and the product's expected durations
-        (:mod:`klingwatch.kling.pacing`). ``on_update`` (plain or async) is called with the task
+        Looks at once, then as the engine would (:mod:`klingwatch.kling.pacing`, the one look
+        schedule): soon after creation, then by where the task should be given its product's
+        expected queue and run times, never more often than every 2 s nor less than every
+        120 s. ``on_update`` (plain or async) is called with the task
         on every status change, the first look included. If the first look fails, its error is
         raised; later, passing errors that survive the read retries are logged and waited
         through, while the rest (not found, auth) are raised.
@@ -499,14 +501,17 @@ class KlingClient:
         """
         p = _product(product)
         limit = _seconds(DEFAULT_WAIT_DEADLINE if deadline is None else deadline)
-        timing = p.expected_timing()
         scale = self._clock.scale
+        # The pacing policy and timings on this clock's axis (clock seconds, like the engine's).
+        policy = CadencePolicy().scaled(scale)
+        timing = Timing.from_expected(p.expected_timing(), scale=scale)
         start = self._clock.monotonic()
+        first_look = self._clock.time()
         task: Task | None = None
-        status_since = 0.0
+        running_since: float | None = None  # when the task was first seen processing
         last_error: KlingError | None = None
         while True:
-            looked_at = (self._clock.monotonic() - start) / scale
+            looked_at = self._clock.time()
             try:
                 seen = await self.get(p, task_id)
             except KlingError as exc:
@@ -520,7 +525,12 @@ class KlingClient:
                 last_error = None
                 # A stale read (an older status than already seen) changes nothing.
                 if task is None or _RANK[seen.status] > _RANK[task.status]:
-                    task, status_since = seen, looked_at
+                    task = seen
+                    if seen.status is TaskStatus.PROCESSING:
+                        # Kling's last update of a running task is when it started, at the
+                        # latest; our first sighting lags it.
+                        updated = seen.updated_at.timestamp() if seen.updated_at else looked_at
+                        running_since = min(updated, looked_at)
                     await _call(on_update, seen)
                 if seen.is_terminal:
                     return seen
@@ -531,17 +541,14 @@ class KlingClient:
                     f"task {task_id} is still {task.status} after waiting {format_duration(limit)}",
                     task,
                 ) from last_error
-            delay = pacing.poll_delay(
-                task.status, timing, age=self._age(task, elapsed), in_status=elapsed - status_since
+            created = task.created_at.timestamp() if task.created_at else first_look
+            began, finish = pacing.phase(
+                task.status, timing, created=created, running_since=running_since
             )
-            delay = pacing.jittered(delay, self._rng.random())
-            await self._clock.sleep(min(delay, limit - elapsed))
-
-    def _age(self, task: Task, elapsed: float) -> float:
-        """Nominal seconds since the task was created (its own timestamp, else our watch)."""
-        if task.created_at is None:
-            return elapsed
-        return max(0.0, (self._clock.time() - task.created_at.timestamp()) / self._clock.scale)
+            now = self._clock.time()
+            elapsed_in_phase = 0.0 if began is None else now - began
+            step = pacing.next_interval(elapsed_in_phase, finish, policy, self._rng.random())
+            await self._clock.sleep(min(step / scale, limit - elapsed))
 
     def _require_api_key(self, what: str) -> None:
         if not self.has_api_key:
@@ -577,7 +584,7 @@ def _product(product: str | Product) -> Product:
         return product
     try:
         return get_product(product)
-    except KlingError:
+    except KlingwatchError:  # UnknownProduct: already the one clear line
         raise
     except KeyError as exc:
         raise ConfigurationError(str(exc.args[0]) if exc.args else str(exc)) from None

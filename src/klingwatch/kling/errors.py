@@ -1,43 +1,24 @@
-"""Everything that can go wrong talking to Kling, as one tree.
+"""What can go wrong talking to Kling: :class:`KlingError` and its branch, and the Kling layer's
+own local checks.
 
-::
+The whole tree, with the branch of this module in it, is drawn in :mod:`klingwatch.errors`. Here:
 
-    KlingError                      root: catch this to catch everything klingwatch.kling raises
-    ├── ConfigurationError          bad or missing local setup (never reaches the network)
-    │   ├── MissingCredentials      no KLING_ACCESS_KEY/KLING_SECRET_KEY and no KLING_API_KEY
-    │   ├── UnknownProduct          a product name or API path not in the registry (a KeyError too)
-    │   └── TasksStyleRefused       the server refuses the 2026 /tasks style to these credentials
-    ├── RequestValidationError      a create request Kling would refuse, caught before sending
-    ├── WebhookVerificationError    a callback whose signature or timestamp does not check out
-    ├── BadCallback                 a callback body that is not a Kling task in any known form
-    ├── WaitTimeout                 wait() passed its deadline; carries the last task seen
-    ├── TransportError              no usable answer: the request may or may not have arrived
-    │   ├── KlingConnectionError    refused, reset, dropped mid-answer
-    │   └── KlingTimeout            no answer in time
-    ├── BadResponse                 an answer that is not Kling's envelope (HTML, truncated JSON)
-    │   └── UnknownTaskStatus       a task status this version does not know (payload attached)
-    └── APIError                    Kling answered with an error envelope
-        ├── AuthenticationError     401 · 1000-1004
-        │   └── TokenExpired        401 · 1003, 1004 (the client re-signs and retries once)
-        ├── AccountError            429 · 1100, 1101, 1304 (account abnormal, arrears, IP whitelist)
-        │   └── InsufficientBalance 429 · 1102 (resource pack exhausted or expired)
-        ├── PermissionDenied        403 · 1103
-        ├── InvalidRequest          400 · 1200, 1201
-        │   └── TaskNotFound        a lookup answered 400 · 1201 "Task not found" or 404 · 1203
-        ├── NotFound                404 · 1202, 1203 (invalid method / resource not found)
-        ├── ContentPolicyError      400 · 1300, 1301
-        ├── RateLimited             429 · 1302
-        ├── ConcurrencyLimited      429 · 1303 (the task was *not* created)
-        └── ServerError             500/503/504 · 5000-5002
-            └── ServiceUnavailable  503 · 5001 (maintenance)
+* :class:`KlingError` and everything under it: what Kling or the network did (an error envelope,
+  no answer, a garbled answer, a callback that does not verify, a task still running at a wait's
+  deadline, the ``/tasks`` style refused).
+* Local checks of the Kling layer, which are *not* ``KlingError`` because Kling said nothing:
+  :class:`MissingCredentials` and :class:`UnknownProduct` (both a
+  :class:`~klingwatch.errors.ConfigurationError`) and :class:`RequestValidationError` (a request
+  Kling would refuse, found before sending). ``ConfigurationError`` itself is defined in
+  :mod:`klingwatch.errors` and re-exported here, since the client raises it for local mistakes.
 
-Every error says two things a caller needs: ``retryable`` (may the same request succeed later
-without any change?) and ``may_exist`` (after a *create*: could the task have been created even
-though no success answer arrived?). A create that raised ``may_exist=True`` must be looked up by its
-``external_task_id`` before anything is sent again. Both are class defaults that an instance may
-override (a connection refused before sending cannot have created anything). Every error also has
-``status_code``, ``code`` and ``request_id`` (``None`` where there is no Kling answer to take them
-from), so a caller can log any ``KlingError`` the same way.
+Every ``KlingError`` says two things a caller needs: ``retryable`` (may the same request succeed
+later without any change?) and ``may_exist`` (after a *create*: could the task have been created
+even though no success answer arrived?). A create that raised ``may_exist=True`` must be looked up
+by its ``external_task_id`` before anything is sent again. Both are class defaults that an instance
+may override (a connection refused before sending cannot have created anything). Every
+``KlingError`` also has ``status_code``, ``code`` and ``request_id`` (``None`` where there is no
+Kling answer to take them from), so a caller can log any of them the same way.
 
 :func:`error_for` is the one place that maps (HTTP status, Kling code) to a class; unknown codes
 fall back by HTTP status.
@@ -46,6 +27,8 @@ fall back by HTTP status.
 from __future__ import annotations
 
 from typing import Any
+
+from klingwatch.errors import ConfigurationError, KlingwatchError
 
 __all__ = [
     "APIError",
@@ -85,8 +68,8 @@ _QUOTE = 300
 _REFUSED_STATUSES = frozenset({401, 403})
 
 
-class KlingError(Exception):
-    """Root of every error klingwatch.kling raises."""
+class KlingError(KlingwatchError):
+    """What Kling or the network did: the root of this module's branch."""
 
     #: May the same request succeed later, unchanged?
     retryable: bool = False
@@ -98,17 +81,6 @@ class KlingError(Exception):
     code: int | None = None
     #: Kling's request id, if it sent one (quote it to Kling support).
     request_id: str | None = None
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
-
-
-class ConfigurationError(KlingError):
-    """Local setup is wrong; nothing was sent."""
 
 
 class MissingCredentials(ConfigurationError):
@@ -134,15 +106,16 @@ class UnknownProduct(ConfigurationError, KeyError):
         super().__init__(f"unknown product {name!r}; known products: {', '.join(known)}")
 
 
-class TasksStyleRefused(ConfigurationError):
+class TasksStyleRefused(KlingError):
     """The server does not serve the 2026 ``/tasks`` style to these credentials (401/1002 "does
     not support AK/SK", 403, 404). The client remembers it (:attr:`KlingClient.tasks_api
     <klingwatch.kling.client.KlingClient.tasks_api>` turns false), so every caller reads the
     legacy way from then on; the server's answer is the ``__cause__``."""
 
 
-class RequestValidationError(KlingError):
-    """A create request that Kling would refuse; found before sending anything.
+class RequestValidationError(KlingwatchError):
+    """A create request that Kling would refuse; found before sending anything (so it is not a
+    :class:`KlingError`: Kling said nothing).
 
     ``problems`` lists ``(field, what is wrong and how to fix it)`` pairs; ``field`` is a dotted
     path into the request (``camera_control.config.zoom``) or ``""`` for the request as a whole.

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from klingwatch.errors import ConfigurationError
 from klingwatch.kling.errors import (
     APIError,
     AuthenticationError,
@@ -169,6 +170,12 @@ def create_outcome(
         return CreateOutcome(
             CreateAction.RESEND, "not found by external_task_id: it was never created"
         )
+    if isinstance(answer, RequestValidationError):
+        return CreateOutcome(CreateAction.REJECT, str(answer), kling_message=str(answer))
+    if isinstance(answer, ConfigurationError):
+        # Local setup refused before sending (a /tasks product without KLING_API_KEY, say):
+        # nothing was sent, and nothing will be until the operator fixes it.
+        return CreateOutcome(CreateAction.PAUSE, str(answer))
     if not isinstance(answer, KlingError):
         # A bug or an unforeseen failure after the request may have left: assume it did.
         return CreateOutcome(
@@ -180,8 +187,6 @@ def create_outcome(
 def _for_error(exc: KlingError, sends: int) -> CreateOutcome:
     message = exc.kling_message if isinstance(exc, APIError) else None
     retry_after = getattr(exc, "retry_after", None)
-    if isinstance(exc, RequestValidationError):
-        return CreateOutcome(CreateAction.REJECT, str(exc), kling_message=str(exc))
     if is_duplicate_external_id(exc):
         return CreateOutcome(
             CreateAction.LOOK_UP,
@@ -210,5 +215,5 @@ def _for_error(exc: KlingError, sends: int) -> CreateOutcome:
         return CreateOutcome(CreateAction.REJECT, str(exc), kling_message=message or str(exc))
     if isinstance(exc, BadResponse):  # may_exist is True for these; kept for exhaustiveness
         return CreateOutcome(CreateAction.LOOK_UP, f"create may have gone through: {exc}")
-    # Account states (1100/1101/1102/1304) and local setup errors raised before sending.
+    # Account states (1100/1101/1102/1304), and the /tasks style refused to these credentials.
     return CreateOutcome(CreateAction.PAUSE, str(exc), retry_after, message)

@@ -1,10 +1,17 @@
-"""When and how long a read is retried.
+"""How long to wait after a failure (:class:`Backoff`, for every retry klingwatch makes), and
+when and how long a read is retried (:class:`RetryPolicy`, :func:`retry_read`).
+
+:class:`Backoff` is the one backoff rule: reads retried here, creates deferred by the submitter
+(1302, 5001, a 1303 with no slot to learn from), failed lookups in recovery, and result files
+fetched again (:mod:`klingwatch.monitor.fetch`) all wait ``Backoff.delay``, each with its own
+numbers. It is pure: the random draw and the server's ``Retry-After`` are arguments.
 
 Reads (single gets, list pages, ``/tasks``) are safe to send again; creates are not, and never go
-through here. A read is retried on what may pass by itself: rate limiting (1302), Kling's server
-errors (5000-5002), dropped connections, timeouts and garbled answers. ``Retry-After`` is
-honoured: the wait is what the server asked for, and a server asking for longer than the policy
-allows ends the retries at once (the caller sees the error and its ``retry_after``).
+through :func:`retry_read`. A read is retried on what may pass by itself: rate limiting (1302),
+Kling's server errors (5000-5002), dropped connections, timeouts and garbled answers.
+``Retry-After`` is honoured: the wait is at least what the server asked for, and a server asking
+for longer than the policy allows ends the retries at once (the caller sees the error and its
+``retry_after``).
 
 The shape is stamina's (attempts, a time budget, exponential backoff with jitter, one pure backoff
 function), but sleeping goes through the injected :class:`~klingwatch.clock.Clock`: stamina sleeps
@@ -30,7 +37,7 @@ from klingwatch.kling.errors import (
     UnknownTaskStatus,
 )
 
-__all__ = ["NO_RETRY", "RetryPolicy", "backoff", "is_retryable_read", "retry_read"]
+__all__ = ["NO_RETRY", "READ_BACKOFF", "Backoff", "RetryPolicy", "is_retryable_read", "retry_read"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,40 +45,68 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential backoff with jitter: the wait after the ``n``-th failure in a row.
+
+    ``min(cap, initial * growth ** (n - 1))``, less up to ``jitter`` of itself at random: 0 waits
+    the full amount every time, 0.5 (the default) is "equal jitter" (half fixed, half random, so
+    waits still grow while many waiters spread out), 1 is "full jitter". The cap is therefore a
+    true maximum. A server's ``Retry-After`` is a floor: never retry sooner than it asked.
+    Durations are nominal seconds (a clock scales them when sleeping).
+    """
+
+    initial: float = 0.5
+    cap: float = 15.0
+    growth: float = 2.0
+    jitter: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.initial <= self.cap:
+            raise ValueError("backoff needs 0 <= initial <= cap")
+        if self.growth < 1:
+            raise ValueError("backoff growth must be at least 1")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError("backoff jitter must be within [0, 1]")
+
+    def delay(self, retry: int, draw: float, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number ``retry`` (1 for the first); ``draw`` is a random
+        number in [0, 1] (pass ``rng.random()``), ``retry_after`` the server's, if it sent one."""
+        if retry < 1:
+            raise ValueError("retry numbers start at 1")
+        # A bounded exponent: growth ** retry overflows a float long before a loop gives up.
+        grown = self.initial * self.growth ** min(retry - 1, 64)
+        wait = min(self.cap, grown)
+        wait -= wait * self.jitter * draw
+        return wait if retry_after is None else max(wait, float(retry_after))
+
+
+#: Waits between tries of one read: 0.5-1 s, 1-2 s, 2-4 s, ... up to 7.5-15 s.
+READ_BACKOFF = Backoff(initial=1.0, cap=15.0)
+
+
+@dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """How hard a read is retried. Durations are nominal seconds (scaled by the clock).
 
     ``attempts`` counts every try, the first included. ``timeout`` bounds the total time spent
-    waiting between tries. The wait before retry *n* is
-    ``min(wait_max, wait_initial * wait_exp_base ** (n - 1) + uniform(0, wait_jitter))``, or the
-    server's ``Retry-After`` when it sent one (up to ``max_retry_after``).
+    waiting between tries. The wait before retry *n* is ``backoff.delay(n, ...)``; a server's
+    ``Retry-After`` longer than ``max_retry_after`` ends the retries instead.
     """
 
     attempts: int = 5
     timeout: float = 60.0
-    wait_initial: float = 0.5
-    wait_max: float = 15.0
-    wait_jitter: float = 1.0
-    wait_exp_base: float = 2.0
+    backoff: Backoff = READ_BACKOFF
     max_retry_after: float = 60.0
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
             raise ValueError("attempts must be at least 1")
-        if min(self.timeout, self.wait_initial, self.wait_max, self.wait_jitter) < 0:
+        if min(self.timeout, self.max_retry_after) < 0:
             raise ValueError("retry durations must not be negative")
 
 
 #: Try once, never again.
 NO_RETRY = RetryPolicy(attempts=1)
-
-
-def backoff(policy: RetryPolicy, retry: int, jitter: float) -> float:
-    """Seconds to wait before retry number ``retry`` (1 for the first); ``jitter`` is in [0, 1]."""
-    if retry < 1:
-        raise ValueError("retry numbers start at 1")
-    grown = policy.wait_initial * policy.wait_exp_base ** (retry - 1)
-    return min(policy.wait_max, grown + jitter * policy.wait_jitter)
 
 
 def is_retryable_read(exc: BaseException) -> bool:
@@ -106,12 +141,9 @@ async def retry_read(
             if not is_retryable_read(exc) or retry >= policy.attempts:
                 raise
             asked = getattr(exc, "retry_after", None)
-            if asked is not None:
-                if asked > policy.max_retry_after:
-                    raise  # the server wants a pause longer than a read should block
-                wait = max(0.0, float(asked))
-            else:
-                wait = backoff(policy, retry, rng.random())
+            if asked is not None and asked > policy.max_retry_after:
+                raise  # the server wants a pause longer than a read should block
+            wait = policy.backoff.delay(retry, rng.random(), asked)
             if waited + wait > policy.timeout:
                 raise
             logger.info(

@@ -10,11 +10,23 @@ space-separated during a secret rotation), signature = Base64(HMAC-SHA256(key, "
 with the key the Base64 of the ``whsec_`` secret. :func:`verify_signature` checks one, and
 :func:`sign` makes one (the sandbox signs its deliveries with it).
 
-The ``standardwebhooks`` package decodes the secret and computes signatures. Its own
-``Webhook.verify`` is not used: it reads the wall clock (a test or a sandbox on a manual clock
-cannot pass its own "now"), fixes the tolerance at five minutes, and lets a malformed signature
-header escape as a bare ``ValueError``. So the timestamp is checked here and every offered
-signature compared with :func:`hmac.compare_digest`.
+The ``standardwebhooks`` package decodes the secret and computes the signature
+(``Webhook.sign``); only the checks around it are written here. Its ``Webhook.verify(data,
+headers)`` (1.1.0, the newest release; checked by a test that fails when that changes) cannot be
+used, because:
+
+* it takes no time window: the timestamp is checked against ``datetime.now()``, the wall clock,
+  in a name-mangled ``__verify_timestamp`` with ``timedelta(minutes=5)`` written into it, so the
+  receiver cannot pass the ``tolerance`` it is configured with, nor a sandbox or a test its
+  clock's "now";
+* a malformed ``webhook-signature`` escapes as a bare exception: an entry without a comma raises
+  ``ValueError`` (tuple unpacking), one that is not Base64 ``binascii.Error``, where a forged
+  delivery must be one :class:`~klingwatch.kling.errors.WebhookVerificationError` (a 401, not a
+  500);
+* its messages ("Missing required headers") do not say which header or what to fix.
+
+So the headers and timestamp are checked here and every offered ``v1`` signature compared with
+the library's, with :func:`hmac.compare_digest`.
 """
 
 from __future__ import annotations
@@ -30,7 +42,8 @@ from typing import Any
 
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
-from klingwatch.kling.errors import ConfigurationError, WebhookVerificationError
+from klingwatch.errors import ConfigurationError
+from klingwatch.kling.errors import WebhookVerificationError
 from klingwatch.kling.models import Task
 
 __all__ = ["DEFAULT_TOLERANCE", "parse_callback", "sign", "verify_signature"]

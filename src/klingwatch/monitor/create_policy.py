@@ -41,18 +41,22 @@ from klingwatch.kling.outcomes import (
     CreateOutcome,
     create_outcome,
 )
+from klingwatch.kling.retry import Backoff
 from klingwatch.monitor import gates
 from klingwatch.monitor.observe import observe_create
 from klingwatch.monitor.slots import Slots
 from klingwatch.store import Change, LocalStatus, Observation, Source, TaskRecord
 from klingwatch.store.async_ledger import AsyncLedger
 
-__all__ = ["GIVE_UP_ALERT", "CreatePolicy", "SubmitterStats"]
+__all__ = ["CREATE_BACKOFF", "GIVE_UP_ALERT", "CreatePolicy", "SubmitterStats"]
 
 logger = logging.getLogger(__name__)
 
 #: Alert kind raised when a task was given up after ``max_sends`` unconfirmed sends.
 GIVE_UP_ALERT = "creates_given_up"
+#: How long creates wait after a refusal that may pass (1302, 5001, an unlearnable 1303) and a
+#: failed lookup waits before the next: 1-2 s, 2-4 s, ... up to 60-120 s.
+CREATE_BACKOFF = Backoff(initial=2.0, cap=120.0)
 
 
 @dataclass(slots=True)
@@ -106,8 +110,7 @@ class CreatePolicy:
         stats: SubmitterStats,
         resume_after_1102: float | None = None,
         max_sends: int = MAX_CREATE_SENDS,
-        backoff_base: float = 2.0,
-        backoff_cap: float = 120.0,
+        backoff: Backoff = CREATE_BACKOFF,
         rng: random.Random | None = None,
     ) -> None:
         self.ledger = ledger
@@ -116,8 +119,7 @@ class CreatePolicy:
         self.stats = stats
         self.resume_after_1102 = resume_after_1102
         self.max_sends = max_sends
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
+        self.backoff_rule = backoff
         self._rng = rng or random.Random()
         self._gates: dict[str, _Gate] = {}
         self._everyone = _Gate()
@@ -235,13 +237,7 @@ class CreatePolicy:
 
     def backoff(self, attempt: int, retry_after: float | None) -> float:
         """Nominal seconds before the next try after ``attempt`` waits in a row."""
-        return gates.backoff_delay(
-            attempt,
-            base=self.backoff_base,
-            cap=self.backoff_cap,
-            rng=self._rng,
-            retry_after=retry_after,
-        )
+        return self.backoff_rule.delay(attempt, self._rng.random(), retry_after)
 
     def _gate(self, family: str) -> _Gate:
         return self._gates.setdefault(family, _Gate())

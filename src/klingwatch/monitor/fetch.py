@@ -6,19 +6,20 @@ with the final name is always whole. It:
 
 * resumes a dropped transfer with ``Range: bytes=N-`` (keeping the ``.part``), and starts over
   from byte 0 when the server does not answer ``206`` with the matching ``Content-Range``;
+* sends ``If-Range`` with the validator of the answer that started the ``.part`` (its strong
+  ``ETag``, else its ``Last-Modified``; kept beside it in ``.NAME.part.validator`` so a later run
+  resumes safely too), so a file that changed on the server comes whole from byte 0 instead of
+  being spliced onto the old one's first bytes; a ``206`` whose own validator differs (a server
+  that ignores ``If-Range``) restarts the file as well;
 * checks the byte count against ``Content-Length`` / the ``Content-Range`` total, and the first
   bytes against the media types the result kind allows (:mod:`klingwatch.monitor.media`);
 * refuses an HTML answer (a login or error page) instead of saving it as a video;
 * retries transient failures (5xx, 429, dropped or timed-out connections) with backoff slept on
   the injected clock, and gives up after a few attempts that made no progress.
 
-Errors (all :class:`~klingwatch.kling.errors.KlingError`, so the CLI prints one line)::
-
-    FetchError          a file could not be fetched
-    ├── ExpiredURL      403/404/410: the result was deleted (Kling keeps results 30 days)
-    ├── NotMedia        the URL answered HTML, or bytes that are not the media expected
-    ├── TransferFailed  retries exhausted, or an answer that makes no sense; .part kept
-    └── StorageError    disk full / folder unwritable: every download must stop
+Errors are a :class:`FetchError` (a :class:`~klingwatch.errors.KlingwatchError`, so the CLI prints
+one line; the branch is drawn in :mod:`klingwatch.errors`): :class:`ExpiredURL`,
+:class:`NotMedia`, :class:`TransferFailed` (the ``.part`` is kept) and :class:`StorageError`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import errno
 import hashlib
 import logging
 import os
+import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,10 +39,12 @@ from typing import IO
 import httpx
 
 from klingwatch.clock import Clock
-from klingwatch.kling.errors import KlingError
+from klingwatch.errors import KlingwatchError
+from klingwatch.kling.retry import Backoff
 from klingwatch.monitor.media import HEAD_BYTES, MediaKind, accepts, looks_like_html, sniff
 
 __all__ = [
+    "FETCH_BACKOFF",
     "ExpiredURL",
     "FetchError",
     "Fetched",
@@ -52,6 +56,8 @@ __all__ = [
     "TransferFailed",
     "open_part",
     "part_path",
+    "validator_of",
+    "validator_path",
 ]
 
 logger = logging.getLogger(__name__)
@@ -67,7 +73,7 @@ _EXPIRED_STATUSES = frozenset({403, 404, 410})
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 
 
-class FetchError(KlingError):
+class FetchError(KlingwatchError):
     """A file could not be fetched; ``url`` says which."""
 
     def __init__(self, message: str, *, url: str) -> None:
@@ -119,21 +125,22 @@ def storage_error(exc: OSError, path: Path, url: str) -> StorageError | None:
     )
 
 
+#: Waits between tries of one file: 0.5-1 s, 1-2 s, ... up to 15-30 s.
+FETCH_BACKOFF = Backoff(initial=1.0, cap=30.0)
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Backoff for transient failures: ``attempts`` tries in a row without progress, then stop.
+    """Transient failures: ``attempts`` tries in a row without progress, then stop; between
+    them the one backoff rule (:class:`~klingwatch.kling.retry.Backoff`, by default
+    :data:`FETCH_BACKOFF`), jittered so files cut by one CDN hiccup do not all come back at once.
 
     An attempt that wrote new bytes before failing resets the count, so a flaky connection that
     drops every few megabytes still finishes a large file.
     """
 
     attempts: int = 5
-    backoff: float = 1.0
-    max_backoff: float = 30.0
-
-    def delay(self, failures: int) -> float:
-        """Seconds (nominal) to wait after the ``failures``-th failure in a row (1-based)."""
-        return float(min(self.max_backoff, self.backoff * 2 ** max(0, failures - 1)))
+    backoff: Backoff = FETCH_BACKOFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +158,24 @@ class Fetched:
 def part_path(dest: Path) -> Path:
     """Where ``dest`` is written while incomplete: a hidden ``.NAME.part`` beside it."""
     return dest.with_name(f".{dest.name}.part")
+
+
+def validator_path(part: Path) -> Path:
+    """Where the validator (``ETag`` / ``Last-Modified``) of the answer that started ``part`` is
+    kept while ``part`` exists."""
+    return part.with_name(part.name + ".validator")
+
+
+def validator_of(resp: httpx.Response) -> str | None:
+    """What ``If-Range`` may carry for this answer: a strong ``ETag``, else ``Last-Modified``.
+
+    A weak ETag (``W/"..."``) may not be used in ``If-Range`` (RFC 9110 13.1.5): it says two
+    files are equivalent, not byte for byte the same, and a range must splice bytes.
+    """
+    etag = str(resp.headers.get("etag", "")).strip()
+    if etag.startswith('"'):
+        return etag
+    return str(resp.headers.get("last-modified", "")).strip() or None
 
 
 def open_part(path: Path, mode: str) -> IO[bytes]:
@@ -178,11 +203,13 @@ class Fetcher:
         clock: Clock,
         retry: RetryPolicy | None = None,
         opener: Opener = open_part,
+        rng: random.Random | None = None,
     ) -> None:
         self._client = client
         self._clock = clock
         self._retry = retry or RetryPolicy()
         self._open = opener
+        self._rng = rng or random.Random()
 
     async def fetch(self, url: str, dest: Path, kind: MediaKind) -> Fetched:
         """Download ``url`` to ``dest`` (whose folder must exist), resuming any ``.part``.
@@ -206,7 +233,7 @@ class Fetcher:
                         f"({exc}); the partial file is kept and the next run resumes it",
                         url=url,
                     ) from None
-                delay = self._retry.delay(max(1, failures))
+                delay = self._retry.backoff.delay(max(1, failures), self._rng.random())
                 logger.info("retrying %s from byte %d in %.1fs: %s", url, _size(part), delay, exc)
                 await self._clock.sleep(delay)
                 continue
@@ -238,8 +265,11 @@ class Fetcher:
     ) -> Fetched:
         # Identity encoding: byte offsets (Range, Content-Length) then count the file's own bytes.
         headers = {"Accept-Encoding": "identity"}
+        validator = _read_text(validator_path(part)) if offset else None
         if offset:
             headers["Range"] = f"bytes={offset}-"
+            if validator:
+                headers["If-Range"] = validator
         written = offset
         try:
             async with self._client.stream("GET", url, headers=headers) as resp:
@@ -264,13 +294,18 @@ class Fetcher:
                         url=url,
                     )
                 start, total = self._span(resp, offset)
+                if start and validator and _changed(resp, validator):
+                    raise _Restart("the file changed on the server since the partial download")
                 if offset and start == 0:
-                    logger.info("%s ignored the Range header; downloading it whole", url)
+                    why = "changed since the partial download" if validator else "ignored Range"
+                    logger.info("%s %s; downloading it whole", url, why)
                 written = start
                 hasher = hashlib.sha256()
                 if start:
                     self._hash_prefix(part, start, hasher, url)
                 try:
+                    if not start:  # a new .part: remember what it is a part of
+                        _write_text(validator_path(part), validator_of(resp))
                     fh = self._open(part, "r+b" if start else "wb")
                     with fh:
                         fh.truncate(start)
@@ -385,6 +420,7 @@ class Fetcher:
     @staticmethod
     def _discard(part: Path, url: str) -> None:
         try:
+            validator_path(part).unlink(missing_ok=True)
             part.unlink(missing_ok=True)
         except OSError as exc:  # a read-only folder cannot even lose its .part; nothing looks done
             logger.warning("could not remove %s (%s) after a failed download of %s", part, exc, url)
@@ -399,7 +435,30 @@ def _size(path: Path) -> int:
 
 def _publish(part: Path, dest: Path) -> None:
     os.replace(part, dest)
+    validator_path(part).unlink(missing_ok=True)
     _fsync_dir(dest.parent)
+
+
+def _changed(resp: httpx.Response, validator: str) -> bool:
+    """Whether a ``206`` names another file than ``validator`` does (compared like for like; an
+    answer without that validator cannot say, and is believed)."""
+    kind = "etag" if validator.startswith('"') else "last-modified"
+    now = resp.headers.get(kind, "").strip()
+    return bool(now) and now != validator
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None  # a .part of an older klingwatch, or an unreadable file: plain Range
+
+
+def _write_text(path: Path, text: str | None) -> None:
+    if text is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.write_text(text, encoding="utf-8")
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -8,14 +8,15 @@
 * **Learned slot limits**: a 1303 answer while N slots of a pack family were in flight means the
   account's limit for that family is N (:func:`learn_slots`); it is kept as ``slots.<family>``
   and never exceeded afterwards.
-* **Backoff** (:func:`backoff_delay`): exponential with jitter, one pure function.
+
+How long sending waits after a refusal is not kept here: that is the one backoff rule,
+:class:`klingwatch.kling.retry.Backoff`, applied by :mod:`klingwatch.monitor.create_policy`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import random
 from dataclasses import asdict, dataclass
 
 from klingwatch.kling.products import Family
@@ -25,7 +26,6 @@ __all__ = [
     "PAUSE_ALERT",
     "PAUSE_KEY",
     "PauseState",
-    "backoff_delay",
     "forget_slots",
     "learn_slots",
     "learned_limits",
@@ -42,7 +42,6 @@ PAUSE_KEY = "submit.paused"
 #: Alert kind raised while sending is paused.
 PAUSE_ALERT = "submissions_paused"
 _SLOTS_PREFIX = "slots."
-_FAMILIES = tuple(f.value for f in Family)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +118,7 @@ def learned_slots(ledger: Ledger, family: str) -> int | None:
 
 def learned_limits(ledger: Ledger) -> dict[str, int]:
     """Every family's learned slot limit (families with none are absent)."""
-    found = {family: learned_slots(ledger, family) for family in _FAMILIES}
+    found = {family.value: learned_slots(ledger, family) for family in Family}
     return {family: n for family, n in found.items() if n is not None}
 
 
@@ -143,29 +142,9 @@ def learn_slots(ledger: Ledger, family: str, in_flight: int) -> int | None:
 def forget_slots(ledger: Ledger) -> dict[str, int]:
     """Drop every learned slot limit (after a pack upgrade); return what was forgotten."""
     out: dict[str, int] = {}
-    for family in _FAMILIES:
+    for family in Family:
         value = learned_slots(ledger, family)
         if value is not None:
-            out[family] = value
-            ledger.set_meta(_SLOTS_PREFIX + family, None)
+            out[family.value] = value
+            ledger.set_meta(_SLOTS_PREFIX + family.value, None)
     return out
-
-
-def backoff_delay(
-    attempt: int,
-    *,
-    base: float,
-    cap: float,
-    rng: random.Random,
-    retry_after: float | None = None,
-) -> float:
-    """Seconds to wait before try number ``attempt + 1`` (``attempt`` >= 1).
-
-    "Equal jitter": half of ``min(cap, base * 2**(attempt-1))`` fixed, half random, so waits grow
-    and replicas spread out. A ``Retry-After`` from Kling is a floor.
-    """
-    ceiling = min(cap, base * 2.0 ** max(0, attempt - 1))
-    delay = ceiling / 2 + rng.uniform(0, ceiling / 2)
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    return delay

@@ -41,7 +41,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
 
-from klingwatch.kling.errors import KlingError, RequestValidationError
+from klingwatch.errors import KlingwatchError
+from klingwatch.kling.errors import RequestValidationError
 from klingwatch.kling.inputs import resolve_local_images
 from klingwatch.kling.models import ApiStandard
 from klingwatch.kling.products import Product, get_product
@@ -109,7 +110,7 @@ class FileFormat(StrEnum):
     TEXT = "text"
 
 
-class IntakeError(KlingError):
+class IntakeError(KlingwatchError):
     """A batch file that cannot be queued; the message lists every ``FILE:LINE:`` problem."""
 
     def __init__(self, message: str, problems: Sequence[LineProblem] = ()) -> None:

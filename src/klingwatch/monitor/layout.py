@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from klingwatch.kling.errors import ConfigurationError
+from klingwatch.errors import ConfigurationError
 from klingwatch.monitor.media import MediaKind, ext_from_url
 from klingwatch.store.records import TaskRecord
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from klingwatch.monitor.cadence import Percentiles, Timing, TimingSource
+from klingwatch.kling.pacing import Percentiles, Timing
+from klingwatch.monitor.cadence import TimingSource
 from klingwatch.store import DurationStats, Ledger
 from klingwatch.store.async_ledger import AsyncLedger
 

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from klingwatch.clock import Clock
+from klingwatch.errors import KlingwatchError
 from klingwatch.kling.client import MAX_IDS_PER_CALL
-from klingwatch.kling.errors import KlingError, TaskNotFound, TasksStyleRefused
+from klingwatch.kling.errors import TaskNotFound, TasksStyleRefused
 from klingwatch.kling.models import Task
 from klingwatch.kling.outcomes import CreateAction
 from klingwatch.monitor.create_policy import CreatePolicy
@@ -157,7 +158,7 @@ class Recovery:
         except TaskNotFound:
             await self._missing(task)
             return 1
-        except KlingError as exc:
+        except KlingwatchError as exc:  # Kling failed, or the lookup cannot be made yet
             self._lookup_failed(task, exc)
             return 0
         await self._found(task, found)
@@ -177,7 +178,7 @@ class Recovery:
                 for task in due[start:]:
                     resolved += await self._recover_one(task)
                 return resolved
-            except KlingError as exc:
+            except KlingwatchError as exc:
                 for task in chunk:
                     self._lookup_failed(task, exc)
                 continue
@@ -217,7 +218,7 @@ class Recovery:
         if outcome.action is CreateAction.RESEND:
             self._cleared(task.local_id, task.send_attempts)
 
-    def _lookup_failed(self, task: TaskRecord, exc: KlingError) -> None:
+    def _lookup_failed(self, task: TaskRecord, exc: KlingwatchError) -> None:
         self.stats.lookup_errors += 1
         retry = self._retries.setdefault(task.local_id, _Retry(at=0.0))
         retry.failures += 1

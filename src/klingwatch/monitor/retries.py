@@ -16,7 +16,7 @@ import logging
 import re
 from collections.abc import Sequence
 
-from klingwatch.kling.errors import KlingError
+from klingwatch.errors import KlingwatchError
 from klingwatch.store import Ledger, LocalStatus, NewTask, TaskRecord
 
 __all__ = ["RetryRefused", "check_retry", "pick_retries", "retry_external_id", "retry_task"]
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 _RETRY_SUFFIX = re.compile(r"-r(\d+)$")
 
 
-class RetryRefused(KlingError):
+class RetryRefused(KlingwatchError):
     """A retry that must not happen: nothing retryable named, a task still in flight, or a
     succeeded task without ``force``. Nothing was queued."""
 

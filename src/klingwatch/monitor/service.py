@@ -37,8 +37,9 @@ from typing import Protocol, runtime_checkable
 
 from klingwatch.clock import Clock
 from klingwatch.kling.client import KlingClient
+from klingwatch.kling.pacing import CadencePolicy
 from klingwatch.monitor import gates
-from klingwatch.monitor.cadence import Cadence, CadencePolicy
+from klingwatch.monitor.cadence import Cadence
 from klingwatch.monitor.create_policy import CreatePolicy, SubmitterStats
 from klingwatch.monitor.learned import LearnedTimings
 from klingwatch.monitor.poller import Poller, PollSettings, SweepReport

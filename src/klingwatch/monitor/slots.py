@@ -26,12 +26,9 @@ from klingwatch.kling.products import Family
 from klingwatch.monitor import gates
 from klingwatch.store.async_ledger import AsyncLedger
 
-__all__ = ["FAMILIES", "Slots"]
+__all__ = ["Slots"]
 
 logger = logging.getLogger(__name__)
-
-#: Every pack family, in the order the submitter serves them.
-FAMILIES: tuple[str, ...] = tuple(f.value for f in Family)
 
 
 class Slots:
@@ -51,7 +48,7 @@ class Slots:
     async def refresh(self) -> None:
         """Read every family's learned limit again (once a pass)."""
         learned = await self.ledger.read(gates.learned_limits)
-        self._limits = {family: self._lower(family, learned.get(family)) for family in FAMILIES}
+        self._limits = {f.value: self._lower(f.value, learned.get(f.value)) for f in Family}
 
     def limit(self, family: str) -> int | None:
         """The limit in force for ``family`` as of the last :meth:`refresh`."""

@@ -33,13 +33,14 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from klingwatch.clock import Clock
-from klingwatch.kling.errors import KlingError
+from klingwatch.errors import KlingwatchError
 from klingwatch.kling.models import Task
 from klingwatch.kling.outcomes import MAX_CREATE_SENDS, CreateAction
+from klingwatch.kling.products import Family
 from klingwatch.monitor import gates
 from klingwatch.monitor.create_policy import CreatePolicy, SubmitterStats
 from klingwatch.monitor.recovery import LookupClient, Recovery, ambiguous_sends
-from klingwatch.monitor.slots import FAMILIES, Slots
+from klingwatch.monitor.slots import Slots
 from klingwatch.settings import Settings
 from klingwatch.store import Change, LocalStatus, Observation, Source, TaskRecord
 from klingwatch.store.async_ledger import AsyncLedger
@@ -68,11 +69,11 @@ class SubmitClient(LookupClient, Protocol):
 def slot_limits(settings: Settings) -> dict[str, int]:
     """The slot limits configured per pack family (``KLINGWATCH_SLOTS_VIDEO``, ...)."""
     given = {
-        "video": settings.slots_video,
-        "image": settings.slots_image,
-        "try_on": settings.slots_try_on,
+        Family.VIDEO: settings.slots_video,
+        Family.IMAGE: settings.slots_image,
+        Family.TRY_ON: settings.slots_try_on,
     }
-    return {family: n for family, n in given.items() if n}
+    return {family.value: n for family, n in given.items() if n}
 
 
 class Submitter:
@@ -194,11 +195,11 @@ class Submitter:
         self.policy.stopped = await self.policy.pause_state() is not None
         await self.slots.refresh()
         if not self.policy.stopped and await self.ledger.queued(limit=1):
-            for family in FAMILIES:
+            for family in Family:  # served in the registry's order
                 if self.policy.stopped:
                     break
-                if await self.ledger.queued(family=family, limit=1):
-                    self.last_sent += await self._send_family(family)
+                if await self.ledger.queued(family=family.value, limit=1):
+                    self.last_sent += await self._send_family(family.value)
         changes, self.policy.changes = self.policy.changes, []
         return changes
 
@@ -288,7 +289,7 @@ class Submitter:
                     callback_url=task.callback_url or self.callback_url,
                 )
             except Exception as exc:  # every failure is an answer the table knows how to read
-                if not isinstance(exc, KlingError):
+                if not isinstance(exc, KlingwatchError):
                     logger.exception("create of task %s failed unexpectedly", task.local_id)
                 answer = exc
             try:

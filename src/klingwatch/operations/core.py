@@ -14,11 +14,15 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
+import httpx
+from pydantic import SecretStr
+
 from klingwatch.clock import Clock, RealClock, ScaledClock
 from klingwatch.kling.client import KlingClient
 from klingwatch.kling.errors import MissingCredentials, TaskNotFound, TasksStyleRefused
 from klingwatch.kling.models import ApiStandard, Task
 from klingwatch.kling.products import get_product
+from klingwatch.kling.retry import RetryPolicy
 from klingwatch.monitor import gates
 from klingwatch.monitor.download_worker import DownloadWorker
 from klingwatch.monitor.observe import observe_task
@@ -51,14 +55,35 @@ def clock_from(settings: Settings) -> Clock:
     return RealClock() if settings.time_scale == 1.0 else ScaledClock(settings.time_scale)
 
 
-def client_from(settings: Settings, *, clock: Clock | None = None) -> KlingClient:
-    """A Kling client from the settings' credentials, base URL and request budget."""
+def client_from(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    http_client: httpx.AsyncClient | None = None,
+    retry: RetryPolicy | None = None,
+) -> KlingClient:
+    """The one place a Kling client is built from settings: their credentials, base URL, clock
+    (``KLINGWATCH_TIME_SCALE``; ``clock`` overrides it) and request budget, passed explicitly
+    (the library client itself reads nothing but its arguments and ``KLING_*``).
+
+    ``http_client`` and ``retry`` are for ``doctor``'s one-shot checks (its own timeout, no
+    retries).
+    """
     return KlingClient(
-        settings=settings,
+        access_key=_reveal(settings.access_key),
+        secret_key=_reveal(settings.secret_key),
+        api_key=_reveal(settings.api_key),
+        base_url=settings.api_base,
         clock=clock or clock_from(settings),
         requests_per_second=settings.requests_per_second,
         max_concurrency=settings.max_concurrency,
+        http_client=http_client,
+        retry=retry,
     )
+
+
+def _reveal(secret: SecretStr | None) -> str | None:
+    return None if secret is None else secret.get_secret_value()
 
 
 class Operations:

@@ -40,13 +40,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from klingwatch.clock import Clock
+from klingwatch.errors import KlingwatchError
 from klingwatch.kling.client import KlingClient
-from klingwatch.kling.errors import (
-    BadCallback,
-    BadResponse,
-    KlingError,
-    WebhookVerificationError,
-)
+from klingwatch.kling.errors import BadCallback, BadResponse, WebhookVerificationError
 from klingwatch.kling.models import Task
 from klingwatch.kling.webhooks import parse_callback, verify_signature
 from klingwatch.monitor.observe import observe_task
@@ -200,7 +196,7 @@ class CallbackReceiver:
         """
         if self.client is None:
             return await self._defer(record, "no Kling client to confirm with")
-        failure: KlingError | None = None
+        failure: KlingwatchError | None = None
         said: Task | None = None
         for delay in self.confirm_delays:
             if delay:
@@ -212,7 +208,7 @@ class CallbackReceiver:
                 return CallbackOutcome.UNCHANGED
             try:
                 said = await self.client.get(record.product, claimed.id)
-            except KlingError as exc:
+            except KlingwatchError as exc:
                 failure = exc
                 continue
             if said.id != record.task_id and said.external_id != record.external_task_id:

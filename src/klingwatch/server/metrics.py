@@ -41,6 +41,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from klingwatch.kling.products import Family
 from klingwatch.kling.stats import ClientStats
 from klingwatch.monitor import gates
 from klingwatch.monitor.gates import PauseState
@@ -161,7 +162,7 @@ class LedgerCollector(Collector):
         slots = GaugeMetricFamily(
             "klingwatch_slots_in_use", "Concurrency slots held.", labels=["family"]
         )
-        for family in sorted(set(ov.slots_in_use) | {"video", "image"}):
+        for family in sorted(set(ov.slots_in_use) | {f.value for f in Family}):
             slots.add_metric([family], ov.slots_in_use.get(family, 0))
         yield slots
         yield GaugeMetricFamily(

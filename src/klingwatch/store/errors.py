@@ -1,22 +1,18 @@
-"""Everything that can go wrong with the ledger, as one tree.
+"""Everything that can go wrong with the ledger: :class:`LedgerError` and its branch.
 
-::
+The branch is drawn, with the rest of the tree, in :mod:`klingwatch.errors`: ``LedgerConfigError``
+(the ledger cannot even be tried: ``BadLedgerURL``, ``MissingFolder``, ``MissingDriver``),
+``LedgerUnavailable``, ``SchemaMismatch`` and ``UnknownTask``.
 
-    LedgerError                 root: catch this to catch everything klingwatch.store raises
-    ├── LedgerConfigError       the ledger cannot even be tried: fix the setup
-    │   ├── BadLedgerURL        KLINGWATCH_DB / --db is not a usable SQLAlchemy URL
-    │   ├── MissingFolder       a SQLite ledger file in a folder that does not exist
-    │   └── MissingDriver       a postgresql URL without psycopg installed
-    ├── LedgerUnavailable       the database did not answer (unreachable, locked, file not openable)
-    ├── SchemaMismatch          the database was migrated by a newer klingwatch (or is not ours)
-    └── UnknownTask             an operation named a task the ledger does not hold
-
-klingwatch.store never imports klingwatch.kling, so this tree has its own root; the command line
-catches both. Errors from SQLAlchemy and the drivers are translated at one boundary (the ledger's
-transaction helper) and chained (``raise ... from exc``). Every message says what to do.
+klingwatch.store never imports klingwatch.kling; both branches hang off the bottom layer's
+:class:`~klingwatch.errors.KlingwatchError`, which the command line catches. Errors from
+SQLAlchemy and the drivers are translated at one boundary (the ledger's transaction helper) and
+chained (``raise ... from exc``). Every message says what to do.
 """
 
 from __future__ import annotations
+
+from klingwatch.errors import KlingwatchError
 
 __all__ = [
     "BadLedgerURL",
@@ -31,7 +27,7 @@ __all__ = [
 ]
 
 
-class LedgerError(Exception):
+class LedgerError(KlingwatchError):
     """Root of every error klingwatch.store raises."""
 
 

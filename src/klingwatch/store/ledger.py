@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, select, upda
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from klingwatch.clock import Clock, RealClock
+from klingwatch.environment import ledger_url
 from klingwatch.store import intents, leases, reads
 from klingwatch.store.apply import apply_observations, chunks
 from klingwatch.store.database import WRITE_OPTION, create_ledger_engine, describe, migrate
@@ -73,13 +74,10 @@ class Ledger:
     @classmethod
     def open(cls, url: str | None = None, *, clock: Clock | None = None) -> Ledger:
         """Connect to ``url`` and migrate its schema to head (an up-to-date database opens
-        without work). Without a URL: the ``db`` setting (``KLINGWATCH_DB``, ``.env``,
-        ``klingwatch.toml``), else ``klingwatch.db`` in the working directory."""
-        if url is None:
-            # Imported here: settings are only needed when no URL was given.
-            from klingwatch.settings import Settings
-
-            url = Settings.load().db
+        without work). Without a URL: ``KLINGWATCH_DB``, else ``klingwatch.db`` in the working
+        directory (a library ledger reads no ``.env`` nor ``klingwatch.toml``; the command line
+        passes the URL its settings chose). A relative SQLite file is made absolute."""
+        url = ledger_url(url)
         engine = create_ledger_engine(url)
         try:
             migrate(engine, url)
