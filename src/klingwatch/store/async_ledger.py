@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Concatenate, ParamSpec, TypeVar
 
+from sqlalchemy.engine import make_url
+
 from klingwatch.clock import Clock
 from klingwatch.store.ledger import Ledger
 from klingwatch.store.records import (
@@ -68,7 +70,14 @@ class AsyncLedger:
         self.sync = ledger
         self._owns = owns
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="ledger-write")
-        self._readers = ThreadPoolExecutor(max(1, readers), thread_name_prefix="ledger-read")
+        # An in-memory SQLite ledger is one shared connection, which two threads must never use
+        # at once: everything then runs on the one writer thread.
+        shared = _in_memory(ledger.url)
+        self._readers = (
+            self._writer
+            if shared
+            else ThreadPoolExecutor(max(1, readers), thread_name_prefix="ledger-read")
+        )
         self._closed = False
         # A facade dropped without aclose() must not keep idle threads alive.
         for pool in (self._writer, self._readers):
@@ -89,7 +98,8 @@ class AsyncLedger:
 
     def _shutdown(self) -> None:
         self._writer.shutdown(wait=True)
-        self._readers.shutdown(wait=True)
+        if self._readers is not self._writer:
+            self._readers.shutdown(wait=True)
         if self._owns:
             self.sync.close()
 
@@ -306,3 +316,8 @@ class AsyncLedger:
 
     async def downloads(self, local_id: int | None = None) -> list[DownloadRecord]:
         return await self._read(self.sync.downloads, local_id)
+
+
+def _in_memory(url: str) -> bool:
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
