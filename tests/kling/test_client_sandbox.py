@@ -175,7 +175,12 @@ async def test_a_create_answered_5000_after_landing_is_recovered_not_resent() ->
         found = await kling.get_by_external_id("text2video", "amb-1")
 
     truth = await _truth(app, "/sandbox/external/amb-1")
-    assert truth == {"external_task_id": "amb-1", "creates_seen": 1, "task_id": found.id}
+    assert truth == {
+        "external_task_id": "amb-1",
+        "creates_seen": 1,
+        "lookups_seen": 1,
+        "task_id": found.id,
+    }
 
 
 async def test_a_hostile_server_still_yields_one_task_and_its_result() -> None:

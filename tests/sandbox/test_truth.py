@@ -83,7 +83,12 @@ async def test_unknown_truth_ids_are_404(api: httpx.AsyncClient) -> None:
     r = await api.get("/sandbox/tasks/none")
     assert r.status_code == 404
     never = (await api.get("/sandbox/external/never")).json()
-    assert never == {"external_task_id": "never", "creates_seen": 0, "task_id": None}
+    assert never == {
+        "external_task_id": "never",
+        "creates_seen": 0,
+        "lookups_seen": 0,
+        "task_id": None,
+    }
 
 
 async def test_reset_forgets_everything(api: httpx.AsyncClient) -> None:
