@@ -295,9 +295,11 @@ class Task(BaseModel):
         )
         if self.units is not None:
             out["final_unit_deduction"] = format_amount(self.units)
-        cash = [b.amount for b in self.billing if b.amount is not None and not b.is_unit]
+        cash = [b for b in self.billing if b.amount is not None and not b.is_unit]
         if cash:
-            out["final_balance_deduction"] = {"quota": format_amount(sum(cash, Decimal(0)))}
+            total = sum((b.amount or Decimal(0) for b in cash), Decimal(0))
+            rest = {k: v for b in cash for k, v in (b.model_extra or {}).items()}
+            out["final_balance_deduction"] = {"quota": format_amount(total), **rest}
         return {**out, **self._times("created_at", "updated_at")}
 
     def to_tasks_dict(self, *, create_answer: bool = False) -> dict[str, Any]:
@@ -375,5 +377,7 @@ def _legacy_billing(units: Decimal | None, balance: Any) -> tuple[Billing, ...]:
         out.append(Billing(charge_type="unit", amount=units))
     cash = read_decimal(balance.get("quota")) if isinstance(balance, dict) else None
     if cash is not None:
-        out.append(Billing(charge_type="cash", amount=cash))
+        # The rest of it (``list_price``, ...) is kept beside the amount, and written back.
+        rest = {k: v for k, v in balance.items() if k not in ("quota", *Billing.model_fields)}
+        out.append(Billing.model_validate({**rest, "charge_type": "cash", "amount": cash}))
     return tuple(out)
