@@ -31,7 +31,7 @@ import logging
 import re
 from dataclasses import dataclass, fields
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypedDict, TypeVar
+from typing import Any, TypedDict, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict
 
@@ -167,13 +167,7 @@ class Results:
 
     def task_fields(self) -> ResultFields:
         """The items as keyword arguments of a ``Task``."""
-        return ResultFields(
-            videos=self.videos,
-            images=self.images,
-            audios=self.audios,
-            voices=self.voices,
-            elements=self.elements,
-        )
+        return cast(ResultFields, {f.name: getattr(self, f.name) for f in fields(self)})
 
     # -- reading ----------------------------------------------------------------------------
     @classmethod

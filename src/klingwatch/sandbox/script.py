@@ -42,6 +42,7 @@ import dataclasses
 import threading
 from collections import Counter, deque
 from collections.abc import Iterable
+from types import EllipsisType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -100,7 +101,7 @@ class Answer(BaseModel):
     body: bytes = b""
     content_type: str = "application/json"
     #: A made task's life instead of the seeded draw: nominal seconds queued and running, and
-    #: the reason it fails with (it succeeds when ``None``).
+    #: the reason it fails with (each ``None``: as drawn).
     queue: float | None = Field(default=None, ge=0)
     run: float | None = Field(default=None, ge=0)
     fail: str | None = None
@@ -268,6 +269,8 @@ class _Rule:
 
 
 _Kind = Literal["creates", "reads", "routes"]
+#: How many requests a rule answers; ``...``: as many as its answer says.
+_Times = int | None | EllipsisType
 
 
 class Script:
@@ -293,28 +296,32 @@ class Script:
 
     def load(self, config: ScriptConfig) -> None:
         """Add every rule of ``config`` after those already waiting."""
-        for key, answers in config.creates.items():
-            for answer in answers:
-                self._add("creates", key, answer, answer.times)
-        for key, answers in config.reads.items():
-            for answer in answers:
-                self._add("reads", key, answer, answer.times)
-        for key, answers in config.routes.items():
-            for answer in answers:
-                self._add("routes", key, answer, answer.times)
+        kinds: dict[_Kind, dict[str, list[Answer]]] = {
+            "creates": config.creates,
+            "reads": config.reads,
+            "routes": config.routes,
+        }
+        for kind, rules in kinds.items():
+            for key, answers in rules.items():
+                for answer in answers:
+                    self._add(kind, key, answer, ...)
 
     def on_create(
-        self, external_id: str, answer: Answer | str | int = "created", *, times: int | None = 1
+        self, external_id: str, answer: Answer | str | int = "created", *, times: _Times = ...
     ) -> None:
-        """The next ``times`` creates carrying ``external_id`` (``"*"``: any) get ``answer``."""
+        """The next ``times`` creates carrying ``external_id`` (``"*"``: any) get ``answer``.
+
+        ``times`` (here and below): how many matching requests get it, ``None`` every one
+        until :meth:`clear`; by default the answer's own ``times`` (1 unless it says).
+        """
         self._add("creates", external_id, answer, times)
 
-    def on_read(self, ident: str, answer: Answer | str | int, *, times: int | None = 1) -> None:
+    def on_read(self, ident: str, answer: Answer | str | int, *, times: _Times = ...) -> None:
         """The next ``times`` reads of the task ``ident`` (a task id or an external id;
         ``"*"``: any read) get ``answer``."""
         self._add("reads", ident, answer, times)
 
-    def on_route(self, route: str, answer: Answer | str | int, *, times: int | None = 1) -> None:
+    def on_route(self, route: str, answer: Answer | str | int, *, times: _Times = ...) -> None:
         """The next ``times`` requests to ``route`` (``"GET /tasks"``) get ``answer``."""
         self._add("routes", route, answer, times)
 
@@ -348,9 +355,11 @@ class Script:
         where: list[tuple[_Kind, str]] = [("reads", i) for i in dict.fromkeys(idents)]
         return self._take("read", [*where, ("reads", ANY), ("routes", route)])
 
-    def _add(self, kind: _Kind, key: str, answer: Answer | str | int, times: int | None) -> None:
+    def _add(self, kind: _Kind, key: str, answer: Answer | str | int, times: _Times) -> None:
         parsed = answer if isinstance(answer, Answer) else Answer.model_validate(answer)
-        rule = _Rule(parsed.repeated(times) if times != parsed.times else parsed)
+        if times is not ... and times != parsed.times:
+            parsed = parsed.repeated(times)
+        rule = _Rule(parsed)
         with self._lock:
             self._rules[kind].setdefault(key, deque()).append(rule)
 
