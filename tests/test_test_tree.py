@@ -1,6 +1,6 @@
 """The test tree's own rules.
 
-Test folders are not packages (helpers such as ``fakekling.py`` are imported by name), so pytest
+Test folders are not packages (helpers such as ``kling_world.py`` are imported by name), so pytest
 needs every test module's file name to be unique across the tree. Two ``test_auth.py`` in different
 folders stop the whole suite at collection; this test names the culprits instead.
 """

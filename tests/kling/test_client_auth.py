@@ -8,13 +8,15 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
-from fakekling import AK, API_KEY, BASE, SK, FakeKling, error, make_client
+from kling_world import AK, API_KEY, BASE, SK, kling_world
 
 from klingwatch.clock import ManualClock
 from klingwatch.environment import DEFAULT_API_BASE
 from klingwatch.kling.auth import TOKEN_LIFETIME, TOKEN_REFRESH_MARGIN, Credentials, KlingAuth
 from klingwatch.kling.client import KlingClient
+from klingwatch.kling.envelope import dumps, failure
 from klingwatch.kling.errors import AuthenticationError, MissingCredentials, TokenExpired
+from klingwatch.sandbox import Answer
 
 
 def bearer(request: httpx.Request) -> str:
@@ -32,32 +34,32 @@ def test_jwt_has_exactly_the_protocol_header_and_claims() -> None:
 
 
 async def test_one_token_serves_many_requests() -> None:
-    fake = FakeKling()
-    task = fake.add()
-    async with make_client(fake) as kling:
+    world = kling_world()
+    task = world.seed()
+    async with world.client() as kling:
         for _ in range(3):
-            await kling.get("text2video", task.id)
-            fake.clock.advance(60)
+            await kling.get("text2video", task.task_id)
+            world.clock.advance(60)
 
-    tokens = {bearer(r) for r in fake.requests}
+    tokens = {bearer(r) for r in world.requests}
     assert len(tokens) == 1
 
 
 async def test_token_is_resigned_shortly_before_it_expires() -> None:
-    fake = FakeKling()
-    task = fake.add()
-    async with make_client(fake) as kling:
-        await kling.get("text2video", task.id)
-        fake.clock.advance(TOKEN_LIFETIME - TOKEN_REFRESH_MARGIN - 1)
-        await kling.get("text2video", task.id)
-        fake.clock.advance(2)  # now inside the refresh margin: a fresh token, before any 1004
-        await kling.get("text2video", task.id)
+    world = kling_world()
+    task = world.seed()
+    async with world.client() as kling:
+        await kling.get("text2video", task.task_id)
+        world.clock.advance(TOKEN_LIFETIME - TOKEN_REFRESH_MARGIN - 1)
+        await kling.get("text2video", task.task_id)
+        world.clock.advance(2)  # now inside the refresh margin: a fresh token, before any 1004
+        await kling.get("text2video", task.task_id)
 
-    first, second, third = (bearer(r) for r in fake.requests)
+    first, second, third = (bearer(r) for r in world.requests)
     assert first == second != third
-    assert all(r.url.path.endswith(task.id) for r in fake.requests)
+    assert all(r.url.path.endswith(task.task_id) for r in world.requests)
     claims = jwt.decode(third, SK, algorithms=["HS256"], options={"verify_exp": False})
-    assert claims["exp"] == int(fake.clock.time()) + 1800
+    assert claims["exp"] == int(world.clock.time()) + 1800
 
 
 @pytest.mark.parametrize(
@@ -67,61 +69,63 @@ async def test_token_is_resigned_shortly_before_it_expires() -> None:
 async def test_token_refused_for_time_is_resigned_with_the_servers_time_and_sent_once_more(
     code: int, server_skew: float, refused_at: int
 ) -> None:
-    fake = FakeKling(skew=server_skew)
-    task = fake.add()
-    async with make_client(fake) as kling:
-        await kling.get("text2video", task.id)
-        fake.clock.advance(200)
-        await kling.get("text2video", task.id)
+    world = kling_world(clock_offset=server_skew)
+    task = world.seed()
+    async with world.client() as kling:
+        await kling.get("text2video", task.task_id)
+        world.clock.advance(200)
+        await kling.get("text2video", task.task_id)
 
-    assert len(fake.requests) == 3
-    refused, resent = fake.requests[refused_at : refused_at + 2]
+    assert len(world.requests) == 3
+    refused, resent = world.requests[refused_at : refused_at + 2]
     assert bearer(refused) != bearer(resent)
     assert kling.stats.by_outcome == {("401", str(code)): 1, ("200", "0"): 2}
 
 
 async def test_an_expiry_answer_without_a_date_still_gets_one_fresh_signature() -> None:
-    fake = FakeKling()
-    task = fake.add()
-    fake.script.append(error(401, 1004, "token expired"))
-    async with make_client(fake) as kling:
-        got = await kling.get("text2video", task.id)
+    world = kling_world()
+    task = world.seed()
+    expired = dumps(failure(1004, "token expired"))
+    world.script.on_read(task.task_id, Answer.raw(401, expired))  # a raw answer: no Date
+    async with world.client() as kling:
+        got = await kling.get("text2video", task.task_id)
         assert "tokens_signed=2" in repr(kling.auth)
 
-    assert got.id == task.id
-    assert len(fake.requests) == 2
+    assert "date" not in world.recorder.answers[0].headers
+    assert got.id == task.task_id
+    assert len(world.requests) == 2
 
 
 async def test_a_create_refused_for_an_expired_token_is_resent_once() -> None:
-    fake = FakeKling()
-    fake.script.append(error(401, 1004, "token expired"))
-    async with make_client(fake) as kling:
+    world = kling_world()
+    world.script.on_create("e1", Answer.error(1004, "token expired"))
+    async with world.client() as kling:
         task = await kling.create("text2video", {"prompt": "a fox"}, external_task_id="e1")
 
     assert task.external_id == "e1"
-    assert len(fake.calls("POST")) == 2
-    assert len(fake.tasks) == 1
+    assert len(world.recorder.calls("POST")) == 2
+    assert len(world.tasks) == 1
 
 
 async def test_a_second_expiry_answer_is_not_retried_again() -> None:
-    fake = FakeKling()
-    fake.script += [error(401, 1004, "expired"), error(401, 1004, "expired")]
-    async with make_client(fake) as kling:
+    world = kling_world()
+    world.script.on_create("*", Answer.error(1004, "expired"), times=2)
+    async with world.client() as kling:
         with pytest.raises(TokenExpired) as info:
             await kling.create("text2video", {"prompt": "a fox"})
 
-    assert len(fake.requests) == 2
+    assert len(world.requests) == 2
     assert "clock" in str(info.value)
 
 
 async def test_a_wrong_secret_is_an_authentication_error_without_retry() -> None:
-    fake = FakeKling()
+    world = kling_world()
     client = KlingClient(
         access_key=AK,
         secret_key="wrong",
         base_url=BASE,
-        transport=fake.transport(),
-        clock=fake.clock,
+        transport=world.recorder,
+        clock=world.clock,
     )
     async with client as kling:
         with pytest.raises(AuthenticationError) as info:
@@ -129,26 +133,26 @@ async def test_a_wrong_secret_is_an_authentication_error_without_retry() -> None
 
     assert type(info.value) is AuthenticationError
     assert info.value.code == 1002
-    assert len(fake.requests) == 1
+    assert len(world.requests) == 1
 
 
 async def test_api_key_is_sent_as_is_and_preferred_over_the_key_pair() -> None:
-    fake = FakeKling()
-    task = fake.add()
-    async with make_client(fake, api_key=True) as kling:
-        await kling.get("text2video", task.id)
+    world = kling_world()
+    task = world.seed()
+    async with world.client(api_key=True) as kling:
+        await kling.get("text2video", task.task_id)
         assert kling.has_api_key
 
-    assert bearer(fake.requests[0]) == API_KEY
+    assert bearer(world.requests[0]) == API_KEY
 
 
 async def test_api_key_refused_as_expired_is_not_retried() -> None:
-    fake = FakeKling()
-    fake.script.append(error(401, 1004, "expired"))
-    async with make_client(fake, api_key=True, key_pair=False) as kling:
+    world = kling_world()
+    world.script.on_read("1", Answer.error(1004, "expired"))
+    async with world.client(api_key=True, key_pair=False) as kling:
         with pytest.raises(TokenExpired):
             await kling.get("text2video", "1")
-    assert len(fake.requests) == 1
+    assert len(world.requests) == 1
 
 
 def test_no_credentials_names_every_variable(
@@ -173,19 +177,19 @@ def test_half_a_key_pair_names_the_missing_half() -> None:
 async def test_without_arguments_the_client_reads_the_kling_variables_stripped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    fake = FakeKling()
-    task = fake.add()
+    world = kling_world()
+    task = world.seed()
     monkeypatch.setenv("KLING_ACCESS_KEY", f" {AK}\n")
     monkeypatch.setenv("KLING_SECRET_KEY", SK)
     monkeypatch.setenv("KLING_API_BASE", f"{BASE}/")
-    async with KlingClient(transport=fake.transport(), clock=fake.clock) as kling:
+    async with KlingClient(transport=world.recorder, clock=world.clock) as kling:
         assert kling.base_url == BASE
         assert not kling.has_api_key
-        await kling.get("text2video", task.id)
+        await kling.get("text2video", task.task_id)
     claims = jwt.decode(
-        bearer(fake.requests[0]), SK, algorithms=["HS256"], options={"verify_exp": False}
+        bearer(world.requests[0]), SK, algorithms=["HS256"], options={"verify_exp": False}
     )
-    assert claims["iss"] == AK  # signed with the stripped pair (the fake's clock is 2026)
+    assert claims["iss"] == AK  # signed with the stripped pair (the sandbox's clock is 2026)
 
 
 async def test_without_kling_api_base_the_client_talks_to_the_default_region(
@@ -217,17 +221,17 @@ async def test_a_library_client_ignores_a_broken_env_file_and_klingwatch_toml(
 
 async def test_secrets_never_reach_reprs_errors_or_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    fake = FakeKling()
-    task = fake.add()
-    fake.script.append(error(401, 1004, "expired"))
-    kling = make_client(fake, api_key=False)
+    world = kling_world()
+    task = world.seed()
+    world.script.on_read(task.task_id, Answer.error(1004, "expired"))
+    kling = world.client(api_key=False)
     async with kling:
-        await kling.get("text2video", task.id)
-        fake.script.append(error(401, 1002, "invalid"))
+        await kling.get("text2video", task.task_id)
+        world.script.on_read(task.task_id, Answer.error(1002, "invalid"))
         with pytest.raises(AuthenticationError) as info:
-            await kling.get("text2video", task.id)
+            await kling.get("text2video", task.task_id)
     auth = KlingAuth(Credentials(AK, SK, API_KEY))
-    tokens = {bearer(r) for r in fake.requests}
+    tokens = {bearer(r) for r in world.requests}
 
     seen = " ".join(
         [

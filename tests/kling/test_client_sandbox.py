@@ -21,7 +21,13 @@ from klingwatch.kling.errors import (
 )
 from klingwatch.kling.models import ApiStandard, TaskStatus
 from klingwatch.kling.products import Family
-from klingwatch.sandbox import ChaosConfig, SandboxConfig, create_app, serve_in_thread
+from klingwatch.sandbox import (
+    ChaosConfig,
+    SandboxConfig,
+    SandboxTransport,
+    create_app,
+    serve_in_thread,
+)
 
 AK, SK = "sandbox-ak", "sandbox-sk-0123456789abcdef0123456789"
 API_KEY = "sandbox-api-key"
@@ -45,7 +51,7 @@ async def sandbox_client() -> AsyncIterator[ClientFactory]:
             secret_key=SK,
             api_key=API_KEY if api_key else None,
             base_url="http://sandbox.test",
-            transport=httpx.ASGITransport(app=app),
+            transport=SandboxTransport(app),
             clock=clock,
         )
         made.append(client)
@@ -145,7 +151,7 @@ async def test_tokens_keep_working_across_hours(sandbox_client: ClientFactory) -
 
 async def _truth(app: Any, path: str) -> Any:
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://sandbox.test"
+        transport=SandboxTransport(app), base_url="http://sandbox.test"
     ) as http:
         return (await http.get(path)).json()
 
@@ -160,7 +166,7 @@ def _world(**config: Any) -> tuple[KlingClient, Any]:
         access_key=AK,
         secret_key=SK,
         base_url="http://sandbox.test",
-        transport=httpx.ASGITransport(app=app),
+        transport=SandboxTransport(app),
         clock=clock,
     )
     return kling, app
@@ -175,12 +181,17 @@ async def test_a_create_answered_5000_after_landing_is_recovered_not_resent() ->
         found = await kling.get_by_external_id("text2video", "amb-1")
 
     truth = await _truth(app, "/sandbox/external/amb-1")
-    assert truth == {"external_task_id": "amb-1", "creates_seen": 1, "task_id": found.id}
+    assert truth == {
+        "external_task_id": "amb-1",
+        "creates_seen": 1,
+        "lookups_seen": 1,
+        "task_id": found.id,
+    }
 
 
 async def test_a_hostile_server_still_yields_one_task_and_its_result() -> None:
-    # (No "drop": a connection closed mid-answer needs a real socket, not ASGITransport.)
-    chaos = ChaosConfig(errors={1302: 0.1, 5000: 0.1, 5002: 0.05}, truncate=0.1)
+    # In process, SandboxTransport turns a dropped answer into the error a socket would give.
+    chaos = ChaosConfig(errors={1302: 0.1, 5000: 0.1, 5002: 0.05}, truncate=0.1, drop=0.05)
     kling, app = _world(chaos=chaos, seed=7)
     async with kling:
         task = None

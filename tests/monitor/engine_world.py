@@ -8,13 +8,12 @@ to watch them.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-from starlette.types import ASGIApp
 
 from klingwatch.clock import ManualClock
 from klingwatch.kling.client import KlingClient
@@ -22,7 +21,7 @@ from klingwatch.kling.products import Family
 from klingwatch.kling.retry import RetryPolicy
 from klingwatch.monitor.observe import observe_create
 from klingwatch.monitor.service import Monitor
-from klingwatch.sandbox import SandboxConfig, create_app
+from klingwatch.sandbox import Answer, SandboxConfig, SandboxTransport, ScriptConfig, create_app
 from klingwatch.store import Ledger, NewTask
 from klingwatch.store.async_ledger import AsyncLedger
 
@@ -39,8 +38,6 @@ CONFIG = SandboxConfig(
     failure_rate=0.1,
     seed=7,
 )
-
-Middleware = Callable[[ASGIApp], ASGIApp]
 
 
 @dataclass
@@ -90,8 +87,7 @@ class World:
 
     async def truth(self) -> dict[str, dict[str, Any]]:
         """The sandbox's true state of every task (``/sandbox/tasks``), by external id."""
-        transport = httpx.ASGITransport(app=self.app)
-        async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
+        async with httpx.AsyncClient(transport=SandboxTransport(self.app), base_url=BASE) as http:
             response = await http.get("/sandbox/tasks")
         return {t["external_task_id"]: t for t in response.json()["tasks"]}
 
@@ -110,20 +106,23 @@ async def world(
     *,
     api_key: bool = True,
     config: SandboxConfig = CONFIG,
-    wrap: Middleware | None = None,
+    script: ScriptConfig | None = None,
     start: float = 1_767_225_600.0,
 ) -> AsyncIterator[World]:
-    """A fresh sandbox and ledger; the client authenticates with an API key or with AK/SK."""
+    """A fresh sandbox and ledger; the client authenticates with an API key or with AK/SK.
+    ``script``: answers the sandbox gives instead of the usual (:mod:`klingwatch.sandbox.script`).
+    """
     clock = ManualClock(start=start)
+    if script is not None:
+        config = config.model_copy(update={"script": script})
     app = create_app(config, clock=clock)
-    served: Any = wrap(app) if wrap is not None else app
     creds: dict[str, str] = (
         {"api_key": API_KEY} if api_key else {"access_key": ACCESS_KEY, "secret_key": SECRET_KEY}
     )
     client = KlingClient(
         **creds,
         base_url=BASE,
-        transport=httpx.ASGITransport(app=served),
+        transport=SandboxTransport(app),
         clock=clock,
         retry=RetryPolicy(),
         # The world's own setup creates hundreds of tasks at once; pacing is tested elsewhere.
@@ -157,27 +156,13 @@ def per_task_polls(
     return total
 
 
-def refuse_tasks_api(status: int = 404, code: int = 1202) -> Middleware:
-    """An ASGI wrapper for a server that does not serve the /tasks style at all."""
+def refuse_tasks_api(status: int = 404, code: int = 1202) -> ScriptConfig:
+    """A server that does not serve the /tasks style at all: every /tasks read answers one
+    error."""
+    refusal = Answer.error(code, "Invalid request: no such route", status=status).repeated(None)
+    return ScriptConfig(routes={"GET /tasks": [refusal], "POST /tasks": [refusal]})
 
-    def wrap(app: ASGIApp) -> ASGIApp:
-        async def refusing(scope: Any, receive: Any, send: Any) -> None:
-            if scope["type"] == "http" and scope["path"].rstrip("/") == "/tasks":
-                body = (
-                    b'{"code": %d, "message": "Invalid request: no such route", '
-                    b'"request_id": "r-1"}' % code
-                )
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": status,
-                        "headers": [(b"content-type", b"application/json")],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
-                return
-            await app(scope, receive, send)
 
-        return refusing
-
-    return wrap
+def failing_reads(status: int, code: int, message: str = "no") -> ScriptConfig:
+    """A server whose every read answers one error."""
+    return ScriptConfig(reads={"*": [Answer.error(code, message, status=status).repeated(None)]})

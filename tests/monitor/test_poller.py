@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_world import World, world
+from engine_world import World, failing_reads, world
 
 from klingwatch.kling.errors import AuthenticationError
 from klingwatch.monitor.cadence import Cadence
@@ -167,7 +167,7 @@ async def test_an_unknown_task_kling_never_got_goes_back_to_the_queue(tmp_path: 
 
 
 async def test_failed_reads_change_nothing_and_are_tried_again_later(tmp_path: Path) -> None:
-    async with world(tmp_path, wrap=_always(503, 5001)) as w:
+    async with world(tmp_path, script=failing_reads(503, 5001)) as w:
         w.ledger.ensure_batch("b1")
         local_id = w.ledger.adopt("b1", "text2video", "123456789012345678")
         report = await poller(w).sweep()
@@ -180,7 +180,7 @@ async def test_failed_reads_change_nothing_and_are_tried_again_later(tmp_path: P
 
 
 async def test_bad_credentials_stop_the_sweep_with_a_clear_error(tmp_path: Path) -> None:
-    async with world(tmp_path, api_key=False, wrap=_always(401, 1002)) as w:
+    async with world(tmp_path, api_key=False, script=failing_reads(401, 1002)) as w:
         w.ledger.ensure_batch("b1")
         w.ledger.adopt("b1", "text2video", "123456789012345678")
         with pytest.raises(AuthenticationError, match="credentials"):
@@ -194,23 +194,6 @@ def _intent(external_id: str) -> Any:
     from klingwatch.store import NewTask
 
     return NewTask(product="text2video", request=_REQUEST, external_task_id=external_id)
-
-
-def _always(status: int, code: int) -> Any:
-    """An ASGI wrapper answering every Kling route with one error."""
-
-    def wrap(app: Any) -> Any:
-        async def failing(scope: Any, receive: Any, send: Any) -> None:
-            if scope["type"] != "http" or scope["path"].startswith("/sandbox"):
-                await app(scope, receive, send)
-                return
-            body = b'{"code": %d, "message": "no", "request_id": "r"}' % code
-            await send({"type": "http.response.start", "status": status, "headers": []})
-            await send({"type": "http.response.body", "body": body})
-
-        return failing
-
-    return wrap
 
 
 async def test_tasks_due_within_seconds_of_each_other_are_read_together(tmp_path: Path) -> None:

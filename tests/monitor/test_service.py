@@ -63,7 +63,7 @@ async def test_with_ak_sk_the_engine_reads_legacy_list_pages(tmp_path: Path) -> 
 async def test_a_server_refusing_the_tasks_style_is_read_the_legacy_way(
     tmp_path: Path, status: int, code: int
 ) -> None:
-    async with world(tmp_path, wrap=refuse_tasks_api(status, code)) as w:
+    async with world(tmp_path, script=refuse_tasks_api(status, code)) as w:
         await w.submit(60)
         monitor = w.monitor(until_done=True)
         await monitor.run()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -15,14 +16,14 @@ import pytest
 from submit_world import (
     API_KEY,
     BASE,
-    ScriptedKling,
+    SandboxWorld,
     all_final,
     intents,
     sandbox_config,
     sandbox_world,
+    scripted_config,
 )
 
-from klingwatch.clock import ManualClock
 from klingwatch.kling.client import KlingClient
 from klingwatch.kling.outcomes import MAX_CREATE_SENDS
 from klingwatch.kling.products import Family
@@ -31,8 +32,8 @@ from klingwatch.monitor import gates
 from klingwatch.monitor.create_policy import GIVE_UP_ALERT
 from klingwatch.monitor.service import Monitor
 from klingwatch.monitor.submitter import Submitter
-from klingwatch.sandbox import ChaosConfig
-from klingwatch.store import Ledger, LocalStatus, Source
+from klingwatch.sandbox import Answer, ChaosConfig, SandboxTransport
+from klingwatch.store import Ledger, LocalStatus, NewTask, Source
 from klingwatch.store.async_ledger import AsyncLedger
 
 
@@ -186,159 +187,153 @@ async def test_a_create_that_never_left_is_looked_up_then_sent_once(
 
 @pytest.mark.parametrize("api_key", [True, False], ids=["tasks-lookup", "legacy-lookup"])
 async def test_no_create_is_ever_sent_for_an_unknown_task(tmp_path: Path, api_key: bool) -> None:
-    clock = ManualClock()
-    kling = ScriptedKling(clock, script={"line-0": ["timeout"]}, lookups_fail=True)
-    ledger = Ledger.open(f"sqlite:///{tmp_path / 'l.db'}", clock=clock)
-    ledger.ensure_batch("b1")
-    ledger.add_tasks("b1", intents(1))
-    async with kling.client(api_key=api_key) as client:
-        submitter = Submitter(
-            client=client, ledger=AsyncLedger(ledger), clock=clock, slots={"video": 5}
-        )
+    config, once = scripted_config(), RetryPolicy(attempts=1)
+    async with sandbox_world(tmp_path, config, api_key=api_key, retry=once) as w:
+        w.queue(intents(1))
+        w.script.on_create("line-0", "timeout")  # no answer: created or not, nobody knows
+        w.script.on_read("line-0", Answer.error(5000), times=None)  # and lookups fail
+        submitter = w.submitter(slots={"video": 5})
         for _ in range(20):
             await submitter.run_once()
-            clock.advance(60)
-        assert kling.status(ledger, "line-0") is LocalStatus.UNKNOWN
-        assert kling.creates["line-0"] == 1
-        assert kling.lookups["line-0"] >= 5  # it keeps trying, with backoff
+            w.clock.advance(60)
+        assert w.status("line-0") is LocalStatus.UNKNOWN
+        assert w.creates_seen()["line-0"] == 1
+        assert w.lookups_seen()["line-0"] >= 5  # it keeps trying, with backoff
         # Once Kling answers lookups again, the task is sent: it never existed.
-        kling.lookups_fail = False
+        w.script.clear()
         for _ in range(3):
             await submitter.run_once()
-            clock.advance(60)
-        assert kling.status(ledger, "line-0") is LocalStatus.SUBMITTED
-        assert kling.creates["line-0"] == 2
-    ledger.close()
+            w.clock.advance(60)
+        assert w.status("line-0") is LocalStatus.SUBMITTED
+        assert w.creates_seen()["line-0"] == 2
+        assert len(w.sandbox.state.tasks) == 1
 
 
 async def test_lookups_fall_back_to_single_gets_when_the_server_refuses_tasks(
-    ledger: Ledger,
+    world: SandboxWorld,
 ) -> None:
-    ledger.add_tasks("b1", intents(2))
-    kling = ScriptedKling(
-        ManualClock(),
-        script={"line-0": ["created-then-500"], "line-1": ["timeout"]},
-        tasks_style=False,
-    )
-    await _run(kling, ledger, passes=4, step=10)
-    assert kling.status(ledger, "line-0") is LocalStatus.SUBMITTED  # found: not sent again
-    assert kling.creates["line-0"] == 1
-    assert kling.status(ledger, "line-1") is LocalStatus.SUBMITTED  # not found: sent again
-    assert kling.creates["line-1"] == 2
+    world.queue(intents(2))
+    world.script.on_create("line-0", "created-then-500")
+    world.script.on_create("line-1", "timeout")
+    for route in ("GET /tasks", "POST /tasks"):  # a server without the 2026 API
+        world.script.on_route(route, Answer.error(1202, "Invalid request"), times=None)
+    await _run(world, passes=4, step=10)
+    assert world.status("line-0") is LocalStatus.SUBMITTED  # found: not sent again
+    assert world.creates_seen()["line-0"] == 1
+    assert world.status("line-1") is LocalStatus.SUBMITTED  # not found: sent again
+    assert world.creates_seen()["line-1"] == 2
+    assert world.lookups_seen()["line-1"] >= 1
+    assert not world.client.tasks_api
 
 
 async def test_a_refusal_seen_here_does_not_cover_a_later_send_by_another_replica(
-    ledger: Ledger,
+    world: SandboxWorld,
 ) -> None:
-    [local_id] = ledger.add_tasks("b1", intents(1)).added
-    kling = ScriptedKling(ManualClock(), script={"line-0": [(429, 1303)]})
-    async with kling.client() as client:
-        here = Submitter(client=client, ledger=AsyncLedger(ledger), clock=kling.clock, owner="here")
-        await here.run_once()  # 1303 with nothing in flight: not created, known here
-        assert kling.creates["line-0"] == 1
-        # Another replica takes it, sends it (Kling creates it), and dies before the answer.
-        ledger.claim_queued(kling.clock.time(), owner="there", lease_seconds=60, limit=1)
-        ledger.mark_sending(local_id, kling.clock.time())
-        kling._task("line-0")
-        for _ in range(6):
-            kling.clock.advance(30)
-            await here.run_once()
-    assert kling.creates["line-0"] == 1  # looked up, never sent again
-    assert kling.status(ledger, "line-0") is LocalStatus.SUBMITTED
-    record = ledger.task(local_id)
+    [local_id] = world.queue(intents(1))
+    world.script.on_create("line-0", Answer.error(1303))
+    here = world.submitter(owner="here")
+    await here.run_once()  # 1303 with nothing in flight: not created, known here
+    assert world.creates_seen()["line-0"] == 1
+    # Another replica takes it, sends it (Kling creates it), and dies before the answer.
+    [task] = world.ledger.claim_queued(world.clock.time(), owner="there", lease_seconds=60, limit=1)
+    world.ledger.mark_sending(local_id, world.clock.time())
+    made = await world.client.create("text2video", task.request, external_task_id="line-0")
+    for _ in range(6):
+        world.clock.advance(30)
+        await here.run_once()
+    assert world.creates_seen()["line-0"] == 2  # one here, one there: looked up, never again
+    assert world.status("line-0") is LocalStatus.SUBMITTED
+    record = world.ledger.task(local_id)
     assert record is not None
-    assert record.task_id == kling.tasks["line-0"]["task_id"]
+    assert record.task_id == made.id
 
 
 # -- every create answer -------------------------------------------------------------------------
-async def _run(
-    kling: ScriptedKling, ledger: Ledger, passes: int, step: float = 5.0, **kw: object
-) -> Submitter:
-    async with kling.client() as client:
-        submitter = Submitter(client=client, ledger=AsyncLedger(ledger), clock=kling.clock, **kw)  # type: ignore[arg-type]
-        for _ in range(passes):
-            await submitter.run_once()
-            kling.clock.advance(step)
+async def _run(w: SandboxWorld, passes: int, step: float = 5.0, **kw: object) -> Submitter:
+    submitter = w.submitter(**kw)
+    for _ in range(passes):
+        await submitter.run_once()
+        w.clock.advance(step)
     return submitter
 
 
 @pytest.fixture
-def ledger(ledger_url: str) -> Iterator[Ledger]:
-    """A ledger with batch ``b1``, on SQLite and on PostgreSQL."""
-    led = Ledger.open(ledger_url, clock=ManualClock())
-    led.ensure_batch("b1")
-    yield led
-    led.close()
+async def world(tmp_path: Path, ledger_url: str) -> AsyncIterator[SandboxWorld]:
+    """The sandbox, ready to be scripted, on a ledger in SQLite and in PostgreSQL; reads are
+    not retried, so each lookup is one request."""
+    config, once = scripted_config(), RetryPolicy(attempts=1)
+    async with sandbox_world(tmp_path, config, url=ledger_url, retry=once) as w:
+        yield w
 
 
 async def test_content_policy_and_bad_parameters_are_rejected_and_never_resent(
-    ledger: Ledger,
+    world: SandboxWorld,
 ) -> None:
-    ledger.add_tasks("b1", intents(3))
-    kling = ScriptedKling(
-        ManualClock(),
-        script={"line-0": [(400, 1301)], "line-1": [(400, 1200)], "line-2": [(404, 1203)]},
-    )
-    await _run(kling, ledger, passes=5, slots={"video": 5})
+    world.queue(intents(3))
+    world.script.on_create("line-0", Answer.error(1301, "refused"))
+    world.script.on_create("line-1", Answer.error(1200, "refused"))
+    world.script.on_create("line-2", Answer.error(1203, "refused", status=404))
+    await _run(world, passes=5, slots={"video": 5})
     for ext in ("line-0", "line-1", "line-2"):
-        record = ledger.task(ext)
+        record = world.ledger.task(ext)
         assert record is not None
         assert record.status is LocalStatus.REJECTED
         assert record.status_msg == "refused"
-        assert kling.creates[ext] == 1
+        assert world.creates_seen()[ext] == 1
+    assert world.refusals() == Counter({1301: 1, 1200: 1, 1203: 1})
 
 
-async def test_a_duplicate_external_id_answer_is_looked_up_not_rejected(ledger: Ledger) -> None:
-    ledger.add_tasks("b1", intents(1))
-    kling = ScriptedKling(ManualClock())
-    kling._task("line-0")  # created earlier by a process whose answer was lost
-    kling.script["line-0"] = [
-        (400, 1201, {}, "external_task_id 'line-0' already exists in this account"),
-    ]
-    await _run(kling, ledger, passes=4)
-    record = ledger.task("line-0")
+async def test_a_duplicate_external_id_answer_is_looked_up_not_rejected(
+    world: SandboxWorld,
+) -> None:
+    [intent] = intents(1)
+    world.queue([intent])
+    # Created earlier by a process whose answer was lost: the sandbox refuses the resend as a
+    # duplicate (400/1201 "already exists"), as Kling does.
+    made = await world.client.create("text2video", intent.request, external_task_id="line-0")
+    await _run(world, passes=4)
+    record = world.ledger.task("line-0")
     assert record is not None
     assert record.status is LocalStatus.SUBMITTED
-    assert record.task_id == kling.tasks["line-0"]["task_id"]
+    assert record.task_id == made.id
+    assert world.refusals() == Counter({1201: 1})
 
 
 async def test_a_permanent_refusal_that_looks_ambiguous_is_given_up_after_the_send_cap(
-    ledger: Ledger,
+    world: SandboxWorld,
 ) -> None:
     # Seen in the field: a 1201 whose message mentions the external id, for a task that does
     # not exist. Each answer looks like "already created", each lookup finds nothing, and
     # without a cap the task was paid for (and refused) again every half minute, forever.
-    ledger.add_tasks("b1", intents(2))
-    refusal = (400, 1201, {}, "external_task_id 'line-0' already exists")
-    kling = ScriptedKling(ManualClock(), script={"line-0": [refusal] * 20})
-    submitter = await _run(kling, ledger, passes=40, step=30)
-    record = ledger.task("line-0")
+    world.queue(intents(2))
+    refusal = Answer.error(1201, "external_task_id 'line-0' already exists")
+    world.script.on_create("line-0", refusal, times=20)
+    submitter = await _run(world, passes=40, step=30)
+    record = world.ledger.task("line-0")
     assert record is not None
     assert record.status is LocalStatus.REJECTED
     assert "not sending it again" in (record.status_msg or "")
-    assert kling.creates["line-0"] == MAX_CREATE_SENDS
+    assert world.creates_seen()["line-0"] == MAX_CREATE_SENDS
     assert submitter.stats.given_up == 1
-    [alert] = [a for a in ledger.alerts() if a.kind == GIVE_UP_ALERT]
+    [alert] = [a for a in world.ledger.alerts() if a.kind == GIVE_UP_ALERT]
     assert "line-0" in alert.message
-    assert kling.status(ledger, "line-1") is LocalStatus.SUBMITTED  # the others carry on
+    assert world.status("line-1") is LocalStatus.SUBMITTED  # the others carry on
 
 
 async def test_sends_a_killed_process_never_saw_answered_do_not_count_towards_the_cap(
-    ledger: Ledger,
+    world: SandboxWorld,
 ) -> None:
-    [local_id] = ledger.add_tasks("b1", intents(1)).added
-    kling = ScriptedKling(ManualClock())
+    [local_id] = world.queue(intents(1))
     for _ in range(MAX_CREATE_SENDS + 1):  # killed mid-send, again and again: nothing left
-        ledger.mark_sending(local_id, kling.clock.time())
-        async with kling.client() as client:
-            fresh = Submitter(client=client, ledger=AsyncLedger(ledger), clock=kling.clock)
-            for _ in range(3):
-                kling.clock.advance(60)
-                await fresh.recovery.run()
-                await fresh._adopt_orphans()
-    await _run(kling, ledger, passes=3, step=30)
-    assert kling.status(ledger, "line-0") is LocalStatus.SUBMITTED
-    assert kling.creates["line-0"] == 1
+        world.ledger.mark_sending(local_id, world.clock.time())
+        fresh = world.submitter()
+        for _ in range(3):
+            world.clock.advance(60)
+            await fresh.recovery.run()
+            await fresh._adopt_orphans()
+    await _run(world, passes=3, step=30)
+    assert world.status("line-0") is LocalStatus.SUBMITTED
+    assert world.creates_seen()["line-0"] == 1
 
 
 async def test_pack_exhausted_pauses_everything_with_an_alert_until_resumed(
@@ -370,145 +365,130 @@ async def test_pack_exhausted_pauses_everything_with_an_alert_until_resumed(
         assert gates.pause_state(w.ledger) is not None
 
 
-async def test_a_1102_pause_may_lift_by_itself_after_a_delay(ledger: Ledger) -> None:
-    ledger.add_tasks("b1", intents(2))
-    kling = ScriptedKling(ManualClock(), script={"line-0": [(429, 1102)]})
-    async with kling.client() as client:
-        submitter = Submitter(
-            client=client, ledger=AsyncLedger(ledger), clock=kling.clock, resume_after_1102=600
-        )
-        await submitter.run_once()
-        assert (await submitter.paused()) is not None
-        kling.clock.advance(599)
-        await submitter.run_once()
-        assert kling.creates["line-0"] == 1
-        kling.clock.advance(2)
-        await submitter.run_once()
-        assert (await submitter.paused()) is None
-        assert kling.status(ledger, "line-0") is LocalStatus.SUBMITTED
-        assert kling.status(ledger, "line-1") is LocalStatus.SUBMITTED
+async def test_a_1102_pause_may_lift_by_itself_after_a_delay(world: SandboxWorld) -> None:
+    world.queue(intents(2))
+    world.script.on_create("line-0", Answer.error(1102, "Account balance not enough"))
+    submitter = world.submitter(resume_after_1102=600)
+    await submitter.run_once()
+    assert (await submitter.paused()) is not None
+    world.clock.advance(599)
+    await submitter.run_once()
+    assert world.creates_seen()["line-0"] == 1
+    world.clock.advance(2)
+    await submitter.run_once()
+    assert (await submitter.paused()) is None
+    assert world.status("line-0") is LocalStatus.SUBMITTED
+    assert world.status("line-1") is LocalStatus.SUBMITTED
 
 
 @pytest.mark.parametrize("code", [1100, 1101, 1103, 1304, 1002])
 async def test_account_and_credential_refusals_pause_without_auto_resume(
-    ledger: Ledger, code: int
+    world: SandboxWorld, code: int
 ) -> None:
-    ledger.add_tasks("b1", intents(2))
+    world.queue(intents(2))
     status = {1103: 403, 1002: 401}.get(code, 429)
-    kling = ScriptedKling(ManualClock(), script={"line-0": [(status, code)]})
-    submitter = await _run(kling, ledger, passes=3, step=3600, resume_after_1102=1)
+    world.script.on_create("line-0", Answer.error(code, "refused", status=status))
+    submitter = await _run(world, passes=3, step=3600, resume_after_1102=1)
     state = await submitter.paused()
     assert state is not None
     assert state.code == code
     assert state.resume_at is None
-    assert sum(kling.creates.values()) == 1
-    assert ledger.counts()[LocalStatus.QUEUED] == 2
+    assert sum(world.creates_seen().values()) == 1
+    assert world.ledger.counts()[LocalStatus.QUEUED] == 2
+
+
+def _json(payload: object) -> bytes:
+    return json.dumps(payload).encode()
 
 
 REFUSALS = {
-    "401 envelope": httpx.Response(401, json={"code": 1000, "message": "auth failed"}),
-    "401 unknown code": httpx.Response(401, json={"code": 1099, "message": "no"}),
-    "403 envelope": httpx.Response(403, json={"code": 1103, "message": "no permission"}),
-    "401 empty": httpx.Response(401),
-    "401 json without code": httpx.Response(401, json={"error": "unauthorized"}),
-    "403 proxy page": httpx.Response(
-        403, text="<html><h1>403 Forbidden</h1></html>", headers={"content-type": "text/html"}
+    "401 envelope": Answer.raw(401, _json({"code": 1000, "message": "auth failed"})),
+    "401 unknown code": Answer.raw(401, _json({"code": 1099, "message": "no"})),
+    "403 envelope": Answer.raw(403, _json({"code": 1103, "message": "no permission"})),
+    "401 empty": Answer.raw(401, b"", content_type=""),
+    "401 json without code": Answer.raw(401, _json({"error": "unauthorized"})),
+    "403 proxy page": Answer.raw(
+        403, "<html><h1>403 Forbidden</h1></html>", content_type="text/html"
     ),
 }
 
 
 @pytest.mark.parametrize("answer", list(REFUSALS), ids=list(REFUSALS))
 async def test_a_create_answered_401_or_403_was_not_created_and_waits_for_no_lookup(
-    ledger: Ledger, answer: str
+    world: SandboxWorld, answer: str
 ) -> None:
     # Kling (or a proxy in front of it) refused the request: whatever the body, no task exists,
     # so nothing is looked up or held back as "unknown"; sending pauses until the cause is fixed.
-    ledger.add_tasks("b1", intents(2))
-    kling = ScriptedKling(ManualClock(), script={"line-0": [REFUSALS[answer]]})
-    submitter = await _run(kling, ledger, passes=3, step=60)
-    assert kling.status(ledger, "line-0") is LocalStatus.QUEUED
+    world.queue(intents(2))
+    world.script.on_create("line-0", REFUSALS[answer])
+    submitter = await _run(world, passes=3, step=60)
+    assert world.status("line-0") is LocalStatus.QUEUED
     assert submitter.stats.ambiguous == 0
-    assert sum(kling.lookups.values()) == 0
-    assert sum(kling.creates.values()) == 1
+    assert sum(world.lookups_seen().values()) == 0
+    assert sum(world.creates_seen().values()) == 1
     state = await submitter.paused()
     assert state is not None
     assert ("401" in state.reason) or ("403" in state.reason)
-    assert ledger.counts()[LocalStatus.UNKNOWN] == 0
+    assert world.ledger.counts()[LocalStatus.UNKNOWN] == 0
 
 
 async def test_a_rate_limit_keeps_the_task_queued_and_honours_retry_after(
-    ledger: Ledger,
+    world: SandboxWorld,
 ) -> None:
-    ledger.add_tasks("b1", intents(1))
-    kling = ScriptedKling(ManualClock(), script={"line-0": [(429, 1302, {"Retry-After": "90"})]})
-    async with kling.client() as client:
-        submitter = Submitter(client=client, ledger=AsyncLedger(ledger), clock=kling.clock)
-        await submitter.run_once()
-        assert kling.status(ledger, "line-0") is LocalStatus.QUEUED
-        kling.clock.advance(80)
-        await submitter.run_once()
-        assert kling.creates["line-0"] == 1  # not before Retry-After
-        kling.clock.advance(15)
-        await submitter.run_once()
-        assert kling.creates["line-0"] == 2
-        assert kling.status(ledger, "line-0") is LocalStatus.SUBMITTED
-        assert submitter.stats.orphans == 0  # a refusal it saw needs no lookup
+    world.queue(intents(1))
+    world.script.on_create("line-0", Answer.error(1302, headers={"Retry-After": "90"}))
+    submitter = world.submitter()
+    await submitter.run_once()
+    assert world.status("line-0") is LocalStatus.QUEUED
+    world.clock.advance(80)
+    await submitter.run_once()
+    assert world.creates_seen()["line-0"] == 1  # not before Retry-After
+    world.clock.advance(15)
+    await submitter.run_once()
+    assert world.creates_seen()["line-0"] == 2
+    assert world.status("line-0") is LocalStatus.SUBMITTED
+    assert submitter.stats.orphans == 0  # a refusal it saw needs no lookup
 
 
-async def test_maintenance_is_retried_with_backoff_and_without_a_lookup(ledger: Ledger) -> None:
-    ledger.add_tasks("b1", intents(1))
-    kling = ScriptedKling(ManualClock(), script={"line-0": [(503, 5001), (503, 5001)]})
-    await _run(kling, ledger, passes=30, step=1)
-    assert kling.status(ledger, "line-0") is LocalStatus.SUBMITTED
-    assert kling.creates["line-0"] == 3
-    assert kling.lookups["line-0"] == 0
+async def test_maintenance_is_retried_with_backoff_and_without_a_lookup(
+    world: SandboxWorld,
+) -> None:
+    world.queue(intents(1))
+    world.script.on_create("line-0", Answer.error(5001), times=2)
+    await _run(world, passes=30, step=1)
+    assert world.status("line-0") is LocalStatus.SUBMITTED
+    assert world.creates_seen()["line-0"] == 3
+    assert world.lookups_seen()["line-0"] == 0
 
 
 async def test_a_1303_with_nothing_in_flight_teaches_nothing_and_backs_off(
-    ledger: Ledger,
+    world: SandboxWorld,
 ) -> None:
-    ledger.add_tasks("b1", intents(1))
-    kling = ScriptedKling(ManualClock(), script={"line-0": [(429, 1303)]})
-    submitter = await _run(kling, ledger, passes=10, step=1)
+    world.queue(intents(1))
+    world.script.on_create("line-0", Answer.error(1303))
+    submitter = await _run(world, passes=10, step=1)
     assert await submitter.slot_limit("video") is None
-    assert kling.status(ledger, "line-0") is LocalStatus.SUBMITTED
-    assert kling.creates["line-0"] == 2
+    assert world.status("line-0") is LocalStatus.SUBMITTED
+    assert world.creates_seen()["line-0"] == 2
 
 
-async def test_every_create_carries_the_external_id_and_callback_url(ledger: Ledger) -> None:
-    from klingwatch.store import NewTask
-
-    ledger.add_tasks(
-        "b1",
-        [
-            NewTask(
-                product="text2video",
-                request={"prompt": "a fox"},
-                external_task_id="cb-1",
-                callback_url="https://hooks.example/kling?token=t",
-            )
-        ],
+async def test_every_create_carries_the_external_id_and_callback_url(world: SandboxWorld) -> None:
+    hook = "https://hooks.example/kling?token=t"
+    intent = NewTask(
+        product="text2video",
+        request={"prompt": "a fox"},
+        external_task_id="cb-1",
+        callback_url=hook,
     )
-    seen: list[dict[str, object]] = []
-    kling = ScriptedKling(ManualClock())
-    inner = kling.handler
-
-    def spy(request):  # type: ignore[no-untyped-def]
-        import json
-
-        if request.method == "POST":
-            seen.append(json.loads(request.content))
-        return inner(request)
-
-    kling.handler = spy  # type: ignore[method-assign]
-    await _run(kling, ledger, passes=1)
-    assert seen == [
-        {
-            "prompt": "a fox",
-            "external_task_id": "cb-1",
-            "callback_url": "https://hooks.example/kling?token=t",
-        }
-    ]
+    world.queue([intent])
+    await _run(world, passes=1)
+    truth = await world.truth("/sandbox/tasks/cb-1")
+    assert (truth["request"], truth["external_task_id"], truth["callback_url"]) == (
+        {"prompt": "a fox"},
+        "cb-1",
+        hook,
+    )
+    assert world.creates_seen() == Counter({"cb-1": 1})
 
 
 # -- replicas ------------------------------------------------------------------------------------
@@ -537,30 +517,27 @@ async def test_two_replicas_on_one_ledger_never_send_the_same_task(
         assert set(w.creates_seen().values()) == {1}
 
 
-async def test_the_engine_wakes_when_a_backoff_ends_and_sends_then(ledger: Ledger) -> None:
-    ledger.add_tasks("b1", intents(3))
-    kling = ScriptedKling(ManualClock(), script={"line-0": [(429, 1302, {"Retry-After": "30"})]})
-    async with kling.client() as client:
-        aledger = AsyncLedger(ledger)
-        submitter = Submitter(client=client, ledger=aledger, clock=kling.clock, slots={"video": 5})
-        monitor = Monitor(
-            client=client,
-            ledger=aledger,
-            clock=kling.clock,
-            submitter=submitter,
-            idle_interval=600,  # only the backoff's end can wake it sooner
-            handle_signals=False,
-        )
-        start = kling.clock.time()
-        await monitor.run_once()
-        assert kling.creates["line-0"] == 1
-        assert submitter.next_due() == pytest.approx(start + 30, abs=1)
-        await monitor._pause(busy=False)  # sleeps on the manual clock until the backoff ends
-        assert kling.clock.time() - start == pytest.approx(30, abs=1)
-        await monitor.run_once()
-        await aledger.aclose()
-    assert ledger.counts()[LocalStatus.SUBMITTED] == 3
-    assert kling.creates["line-0"] == 2  # after its Retry-After, on the clock
+async def test_the_engine_wakes_when_a_backoff_ends_and_sends_then(world: SandboxWorld) -> None:
+    world.queue(intents(3))
+    world.script.on_create("line-0", Answer.error(1302, headers={"Retry-After": "30"}))
+    submitter = world.submitter(slots={"video": 5})
+    monitor = Monitor(
+        client=world.client,
+        ledger=world.aledger,
+        clock=world.clock,
+        submitter=submitter,
+        idle_interval=600,  # only the backoff's end can wake it sooner
+        handle_signals=False,
+    )
+    start = world.clock.time()
+    await monitor.run_once()
+    assert world.creates_seen()["line-0"] == 1
+    assert submitter.next_due() == pytest.approx(start + 30, abs=1)
+    await monitor._pause(busy=False)  # sleeps on the manual clock until the backoff ends
+    assert world.clock.time() - start == pytest.approx(30, abs=1)
+    await monitor.run_once()
+    assert world.ledger.counts()[LocalStatus.SUBMITTED] == 3
+    assert world.creates_seen()["line-0"] == 2  # after its Retry-After, on the clock
 
 
 async def test_a_default_callback_url_goes_with_tasks_that_have_none(tmp_path: Path) -> None:
@@ -601,7 +578,7 @@ async def test_with_a_known_slot_limit_creates_go_out_together_within_the_free_s
     tmp_path: Path,
 ) -> None:
     async with sandbox_world(tmp_path, sandbox_config(6)) as w:
-        overlap = _Overlap(httpx.ASGITransport(app=w.app))
+        overlap = _Overlap(SandboxTransport(w.app))
         w.client = KlingClient(
             api_key=API_KEY, base_url=BASE, transport=overlap, clock=w.clock, retry=RetryPolicy()
         )

@@ -9,7 +9,7 @@ import httpx
 import jwt
 from starlette.applications import Starlette
 
-from klingwatch.sandbox import SandboxConfig
+from klingwatch.sandbox import SandboxConfig, SandboxTransport
 
 ACCESS_KEY = "ak-test"
 SECRET_KEY = "sk-test-secret-that-is-long-enough-for-hs256"
@@ -56,5 +56,5 @@ def client_for(app: Starlette, token: str | None = API_KEY) -> httpx.AsyncClient
     """An httpx client on an in-process sandbox (API key auth unless ``token`` says otherwise)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://sandbox.test", headers=headers
+        transport=SandboxTransport(app), base_url="http://sandbox.test", headers=headers
     )

@@ -7,8 +7,9 @@ from collections import Counter
 from klingwatch.clock import ManualClock, ScaledClock
 from klingwatch.kling.models import TaskStatus
 from klingwatch.kling.products import get_product
+from klingwatch.kling.results import format_amount
 from klingwatch.sandbox import SandboxConfig
-from klingwatch.sandbox.lifecycle import Lifecycle, format_units, units_for
+from klingwatch.sandbox.lifecycle import Lifecycle, units_for
 
 
 def test_failure_reasons_fit_the_request() -> None:
@@ -59,7 +60,7 @@ def test_ids_are_unique_18_digit_numbers() -> None:
 
 def test_units_follow_quality_duration_and_n() -> None:
     def units(product: str, request: dict[str, object]) -> str:
-        return format_units(units_for(get_product(product), request))
+        return format_amount(units_for(get_product(product), request))
 
     assert units("text2video", {"prompt": "x"}) == "1.5"
     assert units("text2video", {"mode": "pro", "duration": "10"}) == "5"

@@ -1,9 +1,9 @@
-"""One task model for both Kling API standards.
+"""One task model for both Kling API standards, read from and written to either.
 
 Kling speaks two dialects (KLING_PROTOCOL.md sections 4 and 10):
 
 * legacy ``/v1/...``: ``{task_id, task_status: submitted|processing|succeed|failed,
-  task_status_msg, task_info{external_task_id, parent_video}, task_result{videos|images|audios},
+  task_status_msg, task_info{external_task_id, parent_video}, task_result{videos|images|...},
   final_unit_deduction, created_at, updated_at}``
 * the 2026 ``/tasks`` style: ``{id, status: ...|succeeded|..., message, external_id, outputs[],
   billing[], create_time, update_time}``
@@ -11,47 +11,62 @@ Kling speaks two dialects (KLING_PROTOCOL.md sections 4 and 10):
 :class:`Task` is what both become. Timestamps (epoch milliseconds on the wire) become aware UTC
 datetimes; the new standard's ``succeeded`` becomes :attr:`TaskStatus.SUCCEED`; a status nobody
 knows raises :class:`~klingwatch.kling.errors.UnknownTaskStatus` with the raw payload rather than
-being guessed at.
+being guessed at. Result items and their two spellings are :mod:`klingwatch.kling.results`.
 
 Parsing is forgiving about *types* (an int ``task_id``, a numeric ``duration``, a missing
-``task_result``) and strict about *meaning* (no id, an unknown status). :meth:`Task.to_legacy_dict`
-and :meth:`Task.to_tasks_dict` write a task back in either wire shape (the sandbox answers with
-them), and parsing what they write gives the same task back.
+``task_result``) and strict about *meaning* (no id, an unknown status).
+
+This is also the one place that writes a task as Kling does: :meth:`Task.to_payload` (or
+:meth:`Task.to_legacy_dict` / :meth:`Task.to_tasks_dict`) gives the task object of a query
+answer, list page or callback, or with ``create_answer=True`` the shorter ``data`` of a create
+answer. The sandbox answers through it, and parsing what it writes gives the same task back.
+:mod:`klingwatch.kling.envelope` writes the envelope, list pages and callback bodies around it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from klingwatch.clock import to_datetime, to_ms
 from klingwatch.kling.errors import BadCallback, BadResponse, UnknownTaskStatus
+from klingwatch.kling.results import (
+    Audio,
+    Billing,
+    Element,
+    Image,
+    Results,
+    Video,
+    Voice,
+    billing_payload,
+    format_amount,
+    read_billing,
+    read_decimal,
+    read_video,
+    video_payload,
+)
 
 __all__ = [
     "RESULT_RETENTION",
     "ApiStandard",
     "Audio",
     "Billing",
+    "Element",
     "Image",
     "Task",
     "TaskStatus",
     "Video",
+    "Voice",
 ]
 
 logger = logging.getLogger(__name__)
-
-_UNKNOWN_OUTPUTS_SEEN: set[str] = set()
-#: Output types the pages document that are not files to download (kling-3.0-turbo-t2v.md:
-#: "List values for each content type: image, video, audio, element, voice").
-_KEPT_IN_RAW = frozenset({"voice", "element"})
 
 #: Kling deletes result files this long after a task ends.
 RESULT_RETENTION = timedelta(days=30)
@@ -95,59 +110,6 @@ class ApiStandard(StrEnum):
     TASKS = "tasks"
 
 
-# Result items keep every field Kling sends (extra="allow"): Kling adds fields often.
-_MODEL = ConfigDict(frozen=True, extra="allow")
-
-
-class Video(BaseModel):
-    """A video result (or the parent video of an extend)."""
-
-    model_config = _MODEL
-    id: str | None = None
-    url: str | None = None
-    watermark_url: str | None = None
-    duration: float | None = None  # seconds; Kling sends a string such as "5.1"
-
-
-class Image(BaseModel):
-    """An image result: ``{index, url}`` (legacy) or ``{url, watermark_url, group_id}``."""
-
-    model_config = _MODEL
-    index: int | None = None
-    url: str | None = None
-    watermark_url: str | None = None
-
-
-class Audio(BaseModel):
-    """An audio result. ``url`` is ``url`` or, failing that, the MP3's URL (``mp3_url`` in the
-    new standard, ``url_mp3`` in the legacy text-to-audio and video-to-audio answers)."""
-
-    model_config = _MODEL
-    id: str | None = None
-    url: str | None = None
-    mp3_url: str | None = None
-    wav_url: str | None = None
-    duration: float | None = None
-
-
-class Billing(BaseModel):
-    """One ``billing[]`` item of the new standard (or the legacy unit deduction)."""
-
-    model_config = _MODEL
-    charge_type: str | None = None  # "unit" or "cash"
-    amount: Decimal | None = None
-    package_type: str | None = None
-    currency: str | None = None
-
-    @property
-    def is_unit(self) -> bool:
-        """A resource-pack unit charge (not cash). Unlabelled items count as units unless
-        they name a currency."""
-        if self.charge_type:
-            return self.charge_type.strip().lower() == "unit"
-        return self.currency is None
-
-
 class Task(BaseModel):
     """A Kling task, whichever API standard it was read from."""
 
@@ -162,6 +124,9 @@ class Task(BaseModel):
     videos: tuple[Video, ...] = ()
     images: tuple[Image, ...] = ()
     audios: tuple[Audio, ...] = ()
+    #: Voices and elements made by custom-voice and custom-element tasks (not files to download).
+    voices: tuple[Voice, ...] = ()
+    elements: tuple[Element, ...] = ()
     parent_video: Video | None = None
     units: Decimal | None = None  # resource-pack units deducted (sum of unit charges)
     billing: tuple[Billing, ...] = ()  # every charge, cash included
@@ -190,8 +155,13 @@ class Task(BaseModel):
         return None if self.updated_at is None else to_ms(self.updated_at)
 
     @property
+    def results(self) -> Results:
+        """Every result item, by kind."""
+        return Results(self.videos, self.images, self.audios, self.voices, self.elements)
+
+    @property
     def result_urls(self) -> list[str]:
-        """Every result URL (videos, images, audios), in order."""
+        """Every result file's URL (videos, images, audios), in order."""
         items: list[Video | Image | Audio] = [*self.videos, *self.images, *self.audios]
         return [item.url for item in items if item.url]
 
@@ -254,9 +224,9 @@ class Task(BaseModel):
         """Parse a legacy ``/v1`` task object (also a legacy create answer or callback)."""
         task_id = _id(data.get("task_id"), "task_id", data)
         info = _mapping(data.get("task_info"))
-        result = _mapping(data.get("task_result"))
+        results = Results.from_legacy(_mapping(data.get("task_result")))
         parent = info.get("parent_video")
-        units = _decimal(data.get("final_unit_deduction"))
+        units = read_decimal(data.get("final_unit_deduction"))
         return cls(
             id=task_id,
             status=TaskStatus.parse(data.get("task_status"), data),
@@ -264,10 +234,8 @@ class Task(BaseModel):
             status_msg=_message(data.get("task_status_msg")),
             created_at=_when(data.get("created_at"), "created_at"),
             updated_at=_when(data.get("updated_at"), "updated_at"),
-            videos=tuple(_item(Video, v) for v in _dicts(result.get("videos"))),
-            images=_legacy_images(result),
-            audios=tuple(_audio(v) for v in _dicts(result.get("audios"))),
-            parent_video=_item(Video, parent) if isinstance(parent, dict) else None,
+            **results.task_fields(),
+            parent_video=read_video(parent),
             units=units,
             billing=_legacy_billing(units, data.get("final_balance_deduction")),
             standard=ApiStandard.LEGACY,
@@ -278,25 +246,8 @@ class Task(BaseModel):
     def from_tasks_api(cls, data: dict[str, Any]) -> Task:
         """Parse a new-standard task object (also its create answer and callback)."""
         task_id = _id(data.get("id"), "id", data)
-        videos: list[Video] = []
-        images: list[Image] = []
-        audios: list[Audio] = []
-        for out in _dicts(data.get("outputs")):
-            kind = str(out.get("type") or "").strip().lower()
-            fields = {k: v for k, v in out.items() if k != "type"}
-            if kind == "video":
-                videos.append(_item(Video, fields))
-            elif kind == "image":
-                images.append(_item(Image, fields))
-            elif kind == "audio":
-                audios.append(_audio(fields))
-            elif kind in _KEPT_IN_RAW:
-                pass  # a voice or element made by a voice/element task: see ``raw``
-            elif kind not in _UNKNOWN_OUTPUTS_SEEN:
-                # Once per type, not on every poll; the item stays in ``raw``.
-                _UNKNOWN_OUTPUTS_SEEN.add(kind)
-                logger.warning("task %s: output of unknown type %r left in raw", task_id, kind)
-        billing = tuple(_item(Billing, b) for b in _dicts(data.get("billing")))
+        results = Results.from_outputs(data.get("outputs"), task_id)
+        billing = read_billing(data.get("billing"))
         unit_amounts = [b.amount for b in billing if b.amount is not None and b.is_unit]
         return cls(
             id=task_id,
@@ -305,12 +256,8 @@ class Task(BaseModel):
             status_msg=_message(data.get("message")),
             created_at=_when(data.get("create_time"), "create_time"),
             updated_at=_when(data.get("update_time"), "update_time"),
-            videos=tuple(videos),
-            images=tuple(images),
-            audios=tuple(audios),
-            parent_video=_item(Video, data["parent_video"])
-            if isinstance(data.get("parent_video"), dict)
-            else None,
+            **results.task_fields(),
+            parent_video=read_video(data.get("parent_video")),
             units=sum(unit_amounts, Decimal(0)) if unit_amounts else None,
             billing=billing,
             standard=ApiStandard.TASKS,
@@ -318,62 +265,64 @@ class Task(BaseModel):
         )
 
     # -- writing ----------------------------------------------------------------------------
+    def to_payload(
+        self, standard: ApiStandard | None = None, *, create_answer: bool = False
+    ) -> dict[str, Any]:
+        """This task as a task object of ``standard`` (default: the one it was read in or
+        made for): :meth:`to_legacy_dict` or :meth:`to_tasks_dict`."""
+        if (standard or self.standard) is ApiStandard.TASKS:
+            return self.to_tasks_dict(create_answer=create_answer)
+        return self.to_legacy_dict(create_answer=create_answer)
+
     def to_legacy_dict(self, *, create_answer: bool = False) -> dict[str, Any]:
         """This task as a legacy ``/v1`` task object (the ``data`` of a query answer).
 
         ``create_answer=True`` gives the create answer's shorter form: ``{task_id, task_status,
-        task_info{external_task_id}, created_at, updated_at}``. Timestamps are epoch ms, video
-        durations strings of seconds, ``final_unit_deduction`` a decimal string.
+        task_info, created_at, updated_at}``. Timestamps are epoch ms, durations strings of
+        seconds, ``final_unit_deduction`` a decimal string (a cash charge goes in
+        ``final_balance_deduction.quota``).
         """
         info: dict[str, Any] = {}
         if self.external_id is not None:
             info["external_task_id"] = self.external_id
+        if self.parent_video is not None:
+            info["parent_video"] = video_payload(self.parent_video)
         out: dict[str, Any] = {"task_id": self.id, "task_status": self.status.value}
         if create_answer:
-            out["task_info"] = info
-            return {**out, **self._times("created_at", "updated_at")}
-        if self.parent_video is not None:
-            info["parent_video"] = _dump(self.parent_video)
-        result: dict[str, Any] = {}
-        if self.videos:
-            result["videos"] = [_dump(v) for v in self.videos]
-        if self.images:
-            result["images"] = [_dump(i) for i in self.images]
-        if self.audios:
-            result["audios"] = [_dump(a) for a in self.audios]
-        out.update(task_status_msg=self.status_msg, task_info=info, task_result=result)
+            return {**out, "task_info": info, **self._times("created_at", "updated_at")}
+        out.update(
+            task_status_msg=self.status_msg, task_info=info, task_result=self.results.to_legacy()
+        )
         if self.units is not None:
-            out["final_unit_deduction"] = str(self.units)
+            out["final_unit_deduction"] = format_amount(self.units)
+        cash = [b for b in self.billing if b.amount is not None and not b.is_unit]
+        if cash:
+            total = sum((b.amount or Decimal(0) for b in cash), Decimal(0))
+            rest = {k: v for b in cash for k, v in (b.model_extra or {}).items()}
+            out["final_balance_deduction"] = {"quota": format_amount(total), **rest}
         return {**out, **self._times("created_at", "updated_at")}
 
     def to_tasks_dict(self, *, create_answer: bool = False) -> dict[str, Any]:
         """This task as a new-standard task object (``/tasks`` answers, callbacks).
 
         ``create_answer=True`` gives ``{id, status, create_time, update_time, external_id}``.
-        A task read from the legacy API reports its units as one ``unit`` billing item.
+        ``external_id`` is always there (``null`` when the task has none). A task read from the
+        legacy API reports its units as one ``unit`` billing item.
         """
         out: dict[str, Any] = {"id": self.id, "status": self.status.to_tasks_api()}
         if not create_answer:
             out["message"] = self.status_msg
         out.update(self._times("create_time", "update_time"))
-        if self.external_id is not None:
-            out["external_id"] = self.external_id
+        out["external_id"] = self.external_id
         if create_answer:
             return out
-        outputs: list[dict[str, Any]] = [{"type": "video", **_dump(v)} for v in self.videos]
-        outputs += [{"type": "image", **_dump(i)} for i in self.images]
-        for audio in self.audios:
-            item = _dump(audio)
-            mp3 = item.pop("url", None)
-            item.setdefault("mp3_url", mp3)
-            outputs.append({"type": "audio", **{k: v for k, v in item.items() if v is not None}})
-        out["outputs"] = outputs
+        out["outputs"] = self.results.to_outputs()
         billing = self.billing
         if not billing and self.units is not None:
             billing = (Billing(charge_type="unit", amount=self.units),)
-        out["billing"] = [_dump(b) for b in billing]
+        out["billing"] = [billing_payload(b) for b in billing]
         if self.parent_video is not None:
-            out["parent_video"] = _dump(self.parent_video)
+            out["parent_video"] = video_payload(self.parent_video)
         return out
 
     def _times(self, created_key: str, updated_key: str) -> dict[str, int]:
@@ -385,17 +334,9 @@ class Task(BaseModel):
         return times
 
 
-_M = TypeVar("_M", bound=BaseModel)
-
-
 # -- helpers ---------------------------------------------------------------------------------
 def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
-
-
-def _dicts(value: Any) -> list[dict[str, Any]]:
-    """The dict items of a list; anything else is no items (Kling sends ``{}`` or null)."""
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def _id(value: Any, key: str, payload: Any) -> str:
@@ -410,16 +351,6 @@ def _message(value: Any) -> str:
 
 def _text_or_none(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or value == "" or isinstance(value, bool | dict | list):
-        return None
-    try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
 
 
 def _when(value: Any, key: str) -> datetime | None:
@@ -439,100 +370,14 @@ def _when(value: Any, key: str) -> datetime | None:
         return None
 
 
-def _float(value: Any) -> float | None:
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if number == number and abs(number) != float("inf") else None
-
-
-def _int(value: Any) -> int | None:
-    number = _float(value)
-    return None if number is None or number != int(number) else int(number)
-
-
-def _scalar_text(value: Any) -> str | None:
-    # A declared text field that arrived as a number is read as its text; a structure is dropped.
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
-def _item(model: type[_M], data: dict[str, Any]) -> _M:
-    clean = dict(data)
-    for name, field in model.model_fields.items():
-        if name not in clean:
-            continue
-        if name == "duration":
-            clean[name] = _float(clean[name])
-        elif name == "amount":
-            clean[name] = _decimal(clean[name])
-        elif name == "index":
-            clean[name] = _int(clean[name])
-        elif field.annotation == (str | None):
-            clean[name] = _scalar_text(clean[name])
-    return model.model_validate(clean)
-
-
-def _audio(data: dict[str, Any]) -> Audio:
-    audio = _item(Audio, data)
-    update: dict[str, Any] = {}
-    mp3 = audio.mp3_url or _scalar_text(data.get("url_mp3"))
-    if not audio.url and mp3:
-        update["url"] = mp3
-    if not audio.mp3_url and mp3:
-        update["mp3_url"] = mp3
-    if not audio.wav_url and data.get("url_wav"):
-        update["wav_url"] = _scalar_text(data.get("url_wav"))
-    if audio.duration is None:
-        for key in ("duration_mp3", "mp3_duration", "duration_wav", "wav_duration"):
-            seconds = _float(data.get(key))
-            if seconds is not None:
-                update["duration"] = seconds
-                break
-    return audio.model_copy(update=update) if update else audio
-
-
-def _legacy_images(result: dict[str, Any]) -> tuple[Image, ...]:
-    """``task_result.images`` and ``series_images`` (an omni-image series); an item carrying
-    ``url_1``, ``url_2``, ... (an AI multi-shot, kling-image-common-subject-completion.md) is one
-    image per URL."""
-    images: list[Image] = []
-    for item in _dicts(result.get("images")) + _dicts(result.get("series_images")):
-        numbered = sorted(k for k in item if re.fullmatch(r"url_\d+", k))
-        if item.get("url") or not numbered:
-            images.append(_item(Image, item))
-            continue
-        rest = {k: v for k, v in item.items() if k not in numbered}
-        images += [_item(Image, {**rest, "url": item[k]}) for k in numbered]
-    return tuple(images)
-
-
 def _legacy_billing(units: Decimal | None, balance: Any) -> tuple[Billing, ...]:
     """The unit deduction, and the cash one (``final_balance_deduction.quota``) if any."""
     out: list[Billing] = []
     if units is not None:
         out.append(Billing(charge_type="unit", amount=units))
-    cash = _decimal(balance.get("quota")) if isinstance(balance, dict) else None
+    cash = read_decimal(balance.get("quota")) if isinstance(balance, dict) else None
     if cash is not None:
-        out.append(Billing(charge_type="cash", amount=cash))
+        # The rest of it (``list_price``, ...) is kept beside the amount, and written back.
+        rest = {k: v for k, v in balance.items() if k not in ("quota", *Billing.model_fields)}
+        out.append(Billing.model_validate({**rest, "charge_type": "cash", "amount": cash}))
     return tuple(out)
-
-
-def _dump(item: BaseModel) -> dict[str, Any]:
-    """A result item as Kling writes it: declared fields left out when unset, extras kept."""
-    extra = item.model_extra or {}
-    out = {k: v for k, v in item.model_dump(mode="json").items() if v is not None or k in extra}
-    if isinstance(out.get("duration"), float):
-        out["duration"] = _seconds(out["duration"])
-    return out
-
-
-def _seconds(value: float) -> str:
-    # Kling writes durations as strings of seconds: "5", "5.1".
-    return str(int(value)) if value == int(value) else repr(value)

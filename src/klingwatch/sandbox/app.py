@@ -1,12 +1,14 @@
 """``create_app``: the sandbox as one ASGI application.
 
 >>> app = create_app(SandboxConfig(api_keys=("sk-test",)), clock=ManualClock())
->>> transport = httpx.ASGITransport(app=app)          # in-process, for tests
+>>> transport = SandboxTransport(app)                  # in-process, for tests
 >>> app.state.sandbox.state.tasks                      # direct access to the account
+>>> app.state.sandbox.script.on_create("x", "timeout")  # a scripted answer
 
 Route order matters: ground truth and media under ``/sandbox/``, the legacy ``/v1/...`` routes,
 then ``/tasks`` and the catch-all new-standard create route ``/{product}/{model}``. Anything else
-answers Kling's 404/1202 envelope.
+answers Kling's 404/1202 envelope. Around them, outermost first: the ground-truth recorder, the
+delivery layer (``Date`` headers, answers withheld on purpose), chaos.
 """
 
 from __future__ import annotations
@@ -30,13 +32,14 @@ from klingwatch.kling.products import PRODUCTS
 from klingwatch.sandbox.callbacks import CallbackDeliverer
 from klingwatch.sandbox.chaos import ChaosEngine, ChaosMiddleware
 from klingwatch.sandbox.config import SandboxConfig
+from klingwatch.sandbox.delivery import DeliveryMiddleware
 from klingwatch.sandbox.media import media_routes
 from klingwatch.sandbox.routes_tasks import tasks_routes
 from klingwatch.sandbox.routes_v1 import legacy_routes
-from klingwatch.sandbox.runtime import Sandbox
+from klingwatch.sandbox.runtime import Sandbox, error_response
+from klingwatch.sandbox.script import Script
 from klingwatch.sandbox.state import SandboxError, SandboxState
 from klingwatch.sandbox.truth import RequestRecorder, truth_routes
-from klingwatch.sandbox.wire import error_response
 
 __all__ = ["create_app", "is_create_path"]
 
@@ -81,16 +84,19 @@ def create_app(
     """The sandbox ASGI app; ``app.state.sandbox`` is its :class:`Sandbox`.
 
     ``clock`` defaults to a :class:`ScaledClock` of ``config.time_scale`` (the wall clock when
-    1.0). ``callback_transport`` replaces the network for callbacks (e.g. an
-    ``httpx.ASGITransport`` into a receiver app). ``deliver_callbacks`` runs the delivery loop
-    in the app's lifespan; by default on, except on a :class:`ManualClock`, where tests call
-    ``app.state.sandbox.callbacks.deliver_due()`` after moving the clock.
+    1.0); the sandbox runs ``config.clock_offset`` seconds ahead of it. ``callback_transport``
+    replaces the network for callbacks (e.g. an ``httpx.ASGITransport`` into a receiver app).
+    ``deliver_callbacks`` runs the delivery loop in the app's lifespan; by default on, except on
+    a :class:`ManualClock`, where tests call ``app.state.sandbox.callbacks.deliver_due()`` after
+    moving the clock.
     """
     config = config or SandboxConfig()
     if clock is None:
         clock = RealClock() if config.time_scale == 1.0 else ScaledClock(config.time_scale)
     if deliver_callbacks is None:
         deliver_callbacks = not isinstance(clock, ManualClock)
+    if config.clock_offset:
+        clock = _OffsetClock(clock, config.clock_offset)
     state = SandboxState(config, clock)
     chaos = ChaosEngine(config.chaos, clock=clock, seed=config.seed)
     sandbox = Sandbox(
@@ -99,6 +105,7 @@ def create_app(
         state=state,
         callbacks=CallbackDeliverer(state, transport=callback_transport),
         chaos=chaos,
+        script=Script(config.script),
     )
 
     @contextlib.asynccontextmanager
@@ -118,6 +125,7 @@ def create_app(
         routes=routes,
         middleware=[
             Middleware(RequestRecorder, sandbox=sandbox, routes=routes),
+            Middleware(DeliveryMiddleware, sandbox=sandbox),
             Middleware(ChaosMiddleware, engine=chaos, is_create=is_create_path),
         ],
         exception_handlers={404: _unknown_route, 405: _unknown_route, Exception: _internal_error},
@@ -125,3 +133,30 @@ def create_app(
     )
     app.state.sandbox = sandbox
     return app
+
+
+class _OffsetClock:
+    """``clock``, ``offset`` seconds ahead: a Kling whose clock is not the caller's."""
+
+    def __init__(self, clock: Clock, offset: float) -> None:
+        self._clock = clock
+        self._offset = offset
+
+    @property
+    def scale(self) -> float:
+        return self._clock.scale
+
+    def time(self) -> float:
+        return self._clock.time() + self._offset
+
+    def monotonic(self) -> float:
+        return self._clock.monotonic()
+
+    def scaled(self, seconds: float) -> float:
+        return self._clock.scaled(seconds)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._clock.sleep(seconds)
+
+    def __repr__(self) -> str:
+        return f"{self._clock!r} {self._offset:+g} s"

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import heapq
 import itertools
-import json
 import logging
 import random
 import threading
@@ -34,11 +33,12 @@ import httpx
 from standardwebhooks import Webhook
 
 from klingwatch.clock import Clock
-from klingwatch.kling.models import ApiStandard, TaskStatus
+from klingwatch.kling.envelope import callback_payload, dumps
+from klingwatch.kling.models import TaskStatus
 from klingwatch.sandbox.config import SandboxConfig
 from klingwatch.sandbox.lifecycle import SandboxTask
+from klingwatch.sandbox.outputs import epoch_ms, task_at
 from klingwatch.sandbox.state import SandboxState
-from klingwatch.sandbox.wire import epoch_ms, legacy_task, tasks_task
 
 __all__ = ["CallbackDeliverer", "Delivery", "callback_body", "sign_headers"]
 
@@ -65,18 +65,8 @@ class Delivery:
 
 def callback_body(task: SandboxTask, at: float, config: SandboxConfig) -> bytes:
     """The JSON a callback of ``task`` carries for its state at sandbox time ``at``."""
-    if task.standard is ApiStandard.TASKS:
-        payload: Any = tasks_task(task, at)
-    else:
-        payload = legacy_task(task, at)
-        if config.callback_envelope == "enveloped":
-            payload = {
-                "code": 0,
-                "message": "SUCCEED",
-                "request_id": str(uuid.uuid4()),
-                "data": payload,
-            }
-    return json.dumps(payload, separators=(",", ":")).encode()
+    enveloped = config.callback_envelope == "enveloped"
+    return dumps(callback_payload(task_at(task, at), enveloped=enveloped))
 
 
 def sign_headers(

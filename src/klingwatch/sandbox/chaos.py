@@ -12,16 +12,16 @@ All off by default. One option turns a set on: a profile name (``flaky``, ``host
 ==================  ===========================================================================
 
 Only the Kling API routes (``/v1/...``, ``/tasks``, the new-standard create routes,
-``/account/...``) see chaos; the ground truth and result files under ``/sandbox/`` never do.
+``/account/...``) see chaos; the ground truth and result files under ``/sandbox/`` never do. A
+dropped answer is carried out by :mod:`klingwatch.sandbox.delivery` (over a socket, or in process
+through its ``SandboxTransport``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -30,15 +30,19 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from klingwatch.clock import Clock
+from klingwatch.kling.envelope import HTTP_STATUS, dumps, failure
 
 #: ASGI scope key where a route (or chaos, overriding it) leaves the answer's Kling code for the
 #: ground-truth recorder: an int, or "dropped"/"truncated".
 CODE_KEY = "klingwatch.sandbox.code"
+#: ASGI scope key of a request to get no answer (see :mod:`klingwatch.sandbox.delivery`).
+FAULT_KEY = "klingwatch.sandbox.no_answer"
 
 __all__ = [
     "CHAOS_PROFILES",
     "CODE_KEY",
-    "ERROR_STATUS",
+    "FAULT_KEY",
+    "USUAL_MESSAGES",
     "ChaosConfig",
     "ChaosEngine",
     "ChaosMiddleware",
@@ -47,20 +51,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: HTTP status of every Kling code (KLING_PROTOCOL.md section 6).
-ERROR_STATUS: dict[int, int] = {
-    **dict.fromkeys((1000, 1001, 1002, 1003, 1004), 401),
-    **dict.fromkeys((1100, 1101, 1102, 1302, 1303, 1304), 429),
-    1103: 403,
-    **dict.fromkeys((1200, 1201, 1300, 1301), 400),
-    **dict.fromkeys((1202, 1203), 404),
-    5000: 500,
-    5001: 503,
-    5002: 504,
-}
-
-_MESSAGES: dict[int, str] = {
+#: What Kling says with the codes chaos and scripts send without a message of their own.
+USUAL_MESSAGES: dict[int, str] = {
     1302: "The API request is too fast, please slow down",
+    1303: "parallel task over resource pack limit",
     5000: "Server internal error",
     5001: "Server temporarily unavailable, usually due to maintenance",
     5002: "Server internal timeout, usually due to a backlog",
@@ -86,8 +80,8 @@ class ChaosConfig(BaseModel):
     @classmethod
     def _known_codes(cls, v: dict[int, float]) -> dict[int, float]:
         for code, rate in v.items():
-            if code not in ERROR_STATUS:
-                known = ", ".join(str(c) for c in sorted(ERROR_STATUS))
+            if code not in HTTP_STATUS:
+                known = ", ".join(str(c) for c in sorted(HTTP_STATUS))
                 raise ValueError(f"chaos code {code} is not a Kling error code ({known})")
             if not 0 <= rate <= 1:
                 raise ValueError(f"chaos rate for {code} must be within 0..1, got {rate}")
@@ -247,14 +241,10 @@ class ChaosMiddleware:
                 await _replay(send, status, headers, body)
             return
         if fault == "drop":
-            start_headers = [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(max(len(body), 1)).encode()),
-            ]
-            await send({"type": "http.response.start", "status": status, "headers": start_headers})
             engine.count(fault)
             scope[CODE_KEY] = "dropped"
-            # Returning without the body makes the server close the connection mid-answer.
+            scope[FAULT_KEY] = "dropped"  # the delivery layer hangs up in place of the answer
+            await _replay(send, status, headers, body)
             return
         engine.count(fault)
         scope[CODE_KEY] = "truncated"
@@ -262,18 +252,12 @@ class ChaosMiddleware:
         await _replay(send, status, headers, cut)
 
 
-def _error_body(code: int) -> bytes:
-    return json.dumps(
-        {"code": code, "message": _MESSAGES.get(code, "error"), "request_id": str(uuid.uuid4())}
-    ).encode()
-
-
 async def _send_error(send: Send, code: int) -> None:
     headers = [(b"content-type", b"application/json")]
     if code == 1302:
         headers.append((b"retry-after", b"1"))
-    body = _error_body(code)
-    await _replay(send, ERROR_STATUS.get(code, 500), headers, body)
+    body = dumps(failure(code, USUAL_MESSAGES.get(code, "error")))
+    await _replay(send, HTTP_STATUS.get(code, 500), headers, body)
 
 
 def _without_length(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

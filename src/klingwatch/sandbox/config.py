@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from klingwatch.kling.products import ExpectedTiming, Family
 from klingwatch.sandbox.chaos import ChaosConfig
+from klingwatch.sandbox.script import ScriptConfig
 
 __all__ = ["DEFAULT_SLOTS", "SandboxConfig", "TimingSpec"]
 
@@ -66,6 +67,9 @@ class SandboxConfig(BaseModel):
     time_scale: float = Field(default=1.0, gt=0)
     #: Seed of every random draw (durations, outcomes, ids, chaos): same seed, same run.
     seed: int = 0
+    #: Seconds the sandbox's clock is ahead of the clock it runs on (negative: behind), as
+    #: Kling's may be of yours: tokens are checked, and ``Date`` headers stamped, by it.
+    clock_offset: float = 0.0
 
     # -- the account ------------------------------------------------------------------------
     slots: dict[Family, int] = Field(default_factory=lambda: dict(DEFAULT_SLOTS))
@@ -131,6 +135,8 @@ class SandboxConfig(BaseModel):
 
     # -- faults -----------------------------------------------------------------------------
     chaos: ChaosConfig = Field(default_factory=ChaosConfig)
+    #: Scripted answers the sandbox starts with (:mod:`klingwatch.sandbox.script`).
+    script: ScriptConfig = Field(default_factory=ScriptConfig)
 
     @field_validator("webhook_secret", mode="before")
     @classmethod

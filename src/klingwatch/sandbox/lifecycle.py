@@ -20,11 +20,17 @@ from decimal import Decimal
 from typing import Any
 
 from klingwatch.clock import Clock
-from klingwatch.kling.models import ApiStandard, TaskStatus
+from klingwatch.kling.models import ApiStandard, TaskStatus, Video
 from klingwatch.kling.products import Family, Product
 from klingwatch.sandbox.config import SandboxConfig, TimingSpec
 
-__all__ = ["Draw", "Lifecycle", "SandboxTask", "format_units", "prompt_text", "units_for"]
+__all__ = [
+    "Draw",
+    "Lifecycle",
+    "SandboxTask",
+    "prompt_text",
+    "units_for",
+]
 
 # Failure reasons seen on the live API (task_status_msg of a failed task).
 _CONTENT_REASONS = (
@@ -79,7 +85,7 @@ class SandboxTask:
     #: seconds of the produced audio ("3.0"), for audio products
     audio_duration: str | None = None
     n_images: int = 0
-    parent_video: dict[str, Any] | None = None
+    parent_video: Video | None = None
     reads: int = 0
     single_reads: int = 0
     callbacks: dict[str, int] = field(default_factory=dict)
@@ -174,11 +180,6 @@ def units_for(product: Product, request: dict[str, Any]) -> Decimal:
     return (base * seconds / 5).normalize()
 
 
-def format_units(units: Decimal) -> str:
-    """Units as Kling writes them: a decimal string without trailing zeros ("1.5", "3")."""
-    return format(units.normalize(), "f")
-
-
 def _lognormal(rng: random.Random, p50: float, p95: float) -> float:
     if p50 <= 0:
         return rng.random() * max(p95, 0.0)
@@ -258,7 +259,7 @@ class Lifecycle:
         return slots if product.family is Family.IMAGE else 1
 
     def audio_duration(
-        self, product: Product, request: dict[str, Any], parent: dict[str, Any] | None
+        self, product: Product, request: dict[str, Any], parent: Video | None
     ) -> str:
         """The produced audio's length as Kling writes it ("3.0")."""
         seconds: float = 5.0
@@ -267,7 +268,7 @@ class Lifecycle:
         elif product.name == "tts":
             seconds = max(1.0, len(str(request.get("text") or "")) / 15)
         elif parent is not None:
-            seconds = float(parent.get("duration") or 5.0)
+            seconds = parent.duration or 5.0
         return f"{seconds:.1f}"
 
     def video_duration(self, product: Product, request: dict[str, Any]) -> str:

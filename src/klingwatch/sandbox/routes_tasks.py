@@ -22,13 +22,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from klingwatch.kling.envelope import tasks_page
 from klingwatch.kling.models import ApiStandard, TaskStatus
 from klingwatch.kling.products import PRODUCTS, Family, get_product
 from klingwatch.sandbox.lifecycle import SandboxTask
-from klingwatch.sandbox.routes_v1 import routing_fields, validated
-from klingwatch.sandbox.runtime import Sandbox, kling_endpoint, read_json
+from klingwatch.sandbox.outputs import epoch_ms, task_at
+from klingwatch.sandbox.routes_v1 import serve_create
+from klingwatch.sandbox.runtime import Sandbox, kling_endpoint, ok, read_json
 from klingwatch.sandbox.state import SandboxError
-from klingwatch.sandbox.wire import envelope, epoch_ms, tasks_create_answer, tasks_task
 
 __all__ = ["MAX_IDS", "tasks_routes"]
 
@@ -56,16 +57,7 @@ async def _create(request: Request, sandbox: Sandbox) -> Response:
     options = body.get("options")
     if options is not None and not isinstance(options, dict):
         raise SandboxError(1201, "options must be an object")
-    external_id, callback_url = routing_fields(dict(options or {}))
-    clean = validated(product, body)
-    task = sandbox.state.create(
-        product,
-        clean,
-        external_id=external_id,
-        callback_url=callback_url,
-        base_url=sandbox.base_url(request),
-    )
-    return envelope(tasks_create_answer(task))
+    return serve_create(request, sandbox, product, body, dict(options or {}))
 
 
 def _ids(raw: str) -> list[str]:
@@ -85,19 +77,21 @@ async def _get_many(request: Request, sandbox: Sandbox) -> Response:
     if len(ids) > MAX_IDS:
         raise SandboxError(1201, f"at most {MAX_IDS} ids per request, got {len(ids)}")
     state = sandbox.state
-    now = state.advance()
     find = state.find if by_id is not None else state.find_external
     found: dict[str, SandboxTask] = {}
     for ident in ids:
         task = find(ident)
         if task is not None:
             found[task.task_id] = task
+    names = [*ids, *(i for t in found.values() for i in (t.task_id, t.external_id) if i)]
+    sandbox.read_scripted(request, names, looked_up=ids if by_id is None else ())
+    now = state.advance()
     tasks = list(found.values())
     if sandbox.config.many_order == "shuffled":
         with state.lock:
             state.order_rng.shuffle(tasks)
     state.note_reads(tasks, single=True)
-    return envelope([tasks_task(t, now) for t in tasks])
+    return ok([task_at(t, now).to_tasks_dict() for t in tasks])
 
 
 def _encode_cursor(seq: int) -> str:
@@ -178,6 +172,7 @@ async def _list(request: Request, sandbox: Sandbox) -> Response:
         raise SandboxError(1201, f"limit must be an integer within 1-{_LIMIT_MAX}, got {limit!r}")
     cursor = _decode_cursor(body.get("cursor"))
     statuses, families = _filters(body)
+    sandbox.read_scripted(request)
     with state.lock:
         candidates = _candidates(sandbox, start, end, cursor, statuses)
         page: list[SandboxTask] = []
@@ -192,13 +187,9 @@ async def _list(request: Request, sandbox: Sandbox) -> Response:
                 break
             page.append(task)
     state.note_reads(page)
-    return envelope(
-        {
-            "result": [tasks_task(t, now) for t in page],
-            "count": len(page),
-            "next_cursor": _encode_cursor(page[-1].seq) if has_more else None,
-            "has_more": has_more,
-        }
+    cursor_out = _encode_cursor(page[-1].seq) if has_more else None
+    return ok(
+        tasks_page((task_at(t, now) for t in page), next_cursor=cursor_out, has_more=has_more)
     )
 
 

@@ -8,6 +8,7 @@ Per product (KLING_PROTOCOL.md sections 3 and 4)::
     GET  <path>?pageNum=1&pageSize=30  a page, newest first, ``data`` an array
 
 plus ``GET /account/costs`` (resource packs and remaining units; at most one request a second).
+:func:`serve_create` is the create of either standard, scripted answers included.
 """
 
 from __future__ import annotations
@@ -20,15 +21,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from klingwatch.kling.envelope import legacy_page
 from klingwatch.kling.errors import RequestValidationError
 from klingwatch.kling.models import ApiStandard
 from klingwatch.kling.products import PRODUCTS, Family, Product
-from klingwatch.sandbox.lifecycle import SandboxTask, format_units
-from klingwatch.sandbox.runtime import Sandbox, kling_endpoint, not_found, read_json
+from klingwatch.kling.results import format_amount
+from klingwatch.sandbox.lifecycle import SandboxTask
+from klingwatch.sandbox.outputs import created_answer, epoch_ms, task_at
+from klingwatch.sandbox.runtime import ROUTE_KEY, Sandbox, kling_endpoint, not_found, ok, read_json
+from klingwatch.sandbox.script import ScriptedAnswer
 from klingwatch.sandbox.state import SandboxError
-from klingwatch.sandbox.wire import envelope, epoch_ms, legacy_create_answer, legacy_task
 
-__all__ = ["legacy_routes"]
+__all__ = ["legacy_routes", "serve_create"]
 
 _PAGE_NUM = (1, 1000)
 _PAGE_SIZE = (1, 500)
@@ -58,39 +62,65 @@ def validated(product: Product, body: dict[str, Any]) -> dict[str, Any]:
         raise SandboxError(1201, exc.message) from None
 
 
-async def _create(product: Product, request: Request, sandbox: Sandbox) -> Response:
-    body = await read_json(request)
-    external_id, callback_url = routing_fields(body)
-    clean = validated(product, body)
+def serve_create(
+    request: Request,
+    sandbox: Sandbox,
+    product: Product,
+    body: dict[str, Any],
+    routing: dict[str, Any],
+) -> Response:
+    """A create of ``product`` in either standard: ``routing`` holds its ``external_task_id``
+    and ``callback_url`` (the body itself, or its ``options``). The script may answer instead
+    (counted as a create all the same), or after the task was made."""
+    external_id, callback_url = routing_fields(routing)
+    answer = sandbox.script.for_create(external_id, request.scope[ROUTE_KEY])
+    if answer is not None and not answer.makes_task:
+        refused = answer.code if answer.reply == "error" else None
+        sandbox.state.note_create(external_id, refused=refused)
+        raise ScriptedAnswer(answer)
     task = sandbox.state.create(
         product,
-        clean,
+        validated(product, body),
         external_id=external_id,
         callback_url=callback_url,
         base_url=sandbox.base_url(request),
+        plan=answer.plan() if answer is not None else None,
     )
-    return envelope(legacy_create_answer(task))
+    served = ok(created_answer(task).to_payload(create_answer=True))
+    if answer is not None and answer.reply != "serve":
+        raise ScriptedAnswer(answer, served)  # made, then answered otherwise
+    return served
+
+
+async def _create(product: Product, request: Request, sandbox: Sandbox) -> Response:
+    body = await read_json(request)
+    return serve_create(request, sandbox, product, body, body)
 
 
 def _own(product: Product, task: SandboxTask | None) -> SandboxTask | None:
     return task if task is not None and task.product.name == product.name else None
 
 
-def _answer_one(sandbox: Sandbox, task: SandboxTask | None) -> Response:
+def _answer_one(
+    request: Request, sandbox: Sandbox, ident: str, task: SandboxTask | None, *, by_external: bool
+) -> Response:
+    names = [ident] if task is None else [ident, task.task_id, task.external_id or ident]
+    sandbox.read_scripted(request, names, looked_up=[ident] if by_external else ())
     if task is None:
         raise not_found(sandbox)
     now = sandbox.state.advance()
     sandbox.state.note_reads((task,), single=True)
-    return envelope(legacy_task(task, now))
+    return ok(task_at(task, now).to_legacy_dict())
 
 
 async def _get(product: Product, request: Request, sandbox: Sandbox) -> Response:
     ident = request.path_params["task_id"]
     state = sandbox.state
     task = _own(product, state.find(ident))
+    by_external = task is None
     if task is None and sandbox.config.external_id_lookup in ("both", "path"):
         task = _own(product, state.find_external(ident))
-    return _answer_one(sandbox, task)
+    return _answer_one(request, sandbox, ident, task, by_external=by_external)
 
 
 def _int_param(request: Request, name: str, default: int, bounds: tuple[int, int]) -> int:
@@ -112,18 +142,22 @@ def _int_param(request: Request, name: str, default: int, bounds: tuple[int, int
 async def _list(product: Product, request: Request, sandbox: Sandbox) -> Response:
     external_id = request.query_params.get("external_task_id")
     if external_id and sandbox.config.external_id_lookup in ("both", "query"):
-        return _answer_one(sandbox, _own(product, sandbox.state.find_external(external_id)))
+        task = _own(product, sandbox.state.find_external(external_id))
+        return _answer_one(request, sandbox, external_id, task, by_external=True)
     page = _int_param(request, "pageNum", 1, _PAGE_NUM)
     size = _int_param(request, "pageSize", 30, _PAGE_SIZE)
+    # A server that ignores ?external_task_id= was still asked for it.
+    sandbox.read_scripted(request, looked_up=[external_id] if external_id else ())
     state = sandbox.state
     now = state.advance()
     with state.lock:
         tasks = state.product_page(product.name, page, size)
     state.note_reads(tasks)
-    return envelope([legacy_task(t, now) for t in tasks])
+    return ok(legacy_page(task_at(t, now) for t in tasks))
 
 
 async def _costs(request: Request, sandbox: Sandbox) -> Response:
+    sandbox.read_scripted(request)
     state = sandbox.state
     now = state.advance()
     with state.lock:
@@ -151,11 +185,11 @@ async def _costs(request: Request, sandbox: Sandbox) -> Response:
         }
         for family in Family
     ]
-    return envelope(
+    return ok(
         {
             "code": 0,
             "msg": "success",
-            "units_spent": format_units(spent),
+            "units_spent": format_amount(spent),
             "resource_pack_subscribe_infos": packs,
         }
     )
@@ -175,8 +209,9 @@ def legacy_routes() -> list[Route]:
                 methods=["POST"],
             ),
             Route(path, kling_endpoint(f"GET {path}", partial(_list, product)), methods=["GET"]),
+            # ":path": an id with an encoded "/" in it is still one id (then not found).
             Route(
-                f"{path}/{{task_id}}",
+                f"{path}/{{task_id:path}}",
                 kling_endpoint(f"GET {path}/{{id}}", partial(_get, product)),
                 methods=["GET"],
             ),

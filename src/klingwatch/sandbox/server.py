@@ -36,6 +36,10 @@ def _uvicorn_config(app: ASGIApp, host: str, port: int, log_level: str) -> uvico
         lifespan="on",
         # Keep connections alive across a whole benchmark run.
         timeout_keep_alive=30,
+        # The sandbox stamps Date from its own clock (it may run scaled or offset).
+        date_header=False,
+        # A request left unanswered on purpose must not hold up stopping the server.
+        timeout_graceful_shutdown=2,
     )
 
 

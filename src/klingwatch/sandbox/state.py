@@ -23,11 +23,13 @@ from decimal import Decimal
 from typing import Any
 
 from klingwatch.clock import Clock
-from klingwatch.kling.models import TaskStatus
+from klingwatch.kling.envelope import HTTP_STATUS
+from klingwatch.kling.models import TaskStatus, Video
 from klingwatch.kling.products import Family, Product
-from klingwatch.sandbox.chaos import ERROR_STATUS
 from klingwatch.sandbox.config import SandboxConfig
 from klingwatch.sandbox.lifecycle import Lifecycle, SandboxTask, prompt_text, units_for
+from klingwatch.sandbox.outputs import result_video
+from klingwatch.sandbox.script import Plan
 
 __all__ = ["SandboxError", "SandboxState"]
 
@@ -45,7 +47,7 @@ class SandboxError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-        self.status = status or ERROR_STATUS.get(code, 400)
+        self.status = status or HTTP_STATUS.get(code, 400)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +78,16 @@ class SandboxState:
         self.by_video: dict[str, SandboxTask] = {}
         #: how many create requests carried each external_task_id (created or not)
         self.creates_seen: Counter[str] = Counter()
+        #: how many reads looked each external_task_id up (found or not)
+        self.lookups_seen: Counter[str] = Counter()
         self.active: dict[int, SandboxTask] = {}
         self._ends: list[tuple[float, int]] = []
         self.in_use: dict[Family, int] = dict.fromkeys(Family, 0)
         self.peak: dict[Family, int] = dict.fromkeys(Family, 0)
         self.units_spent = Decimal(0)
-        #: (route, HTTP status, Kling code or "dropped"/"truncated") of every answer sent
-        self.requests: Counter[tuple[str, int, int | str | None]] = Counter()
+        #: (route, HTTP status, Kling code or "dropped"/"truncated"/...) of every answer sent;
+        #: the status is None for a request left unanswered (a scripted timeout)
+        self.requests: Counter[tuple[str, int | None, int | str | None]] = Counter()
         self.create_refusals: Counter[int] = Counter()
         self.started_at = self.clock.time()
         #: seeded dice for orders Kling does not promise
@@ -122,17 +127,38 @@ class SandboxState:
         external_id: str | None,
         callback_url: str | None,
         base_url: str,
+        plan: Plan | None = None,
     ) -> SandboxTask:
-        """Create a task, or raise :class:`SandboxError` the way Kling refuses one."""
+        """Create a task, or raise :class:`SandboxError` the way Kling refuses one.
+
+        ``plan`` fixes the task's future instead of the seeded draw (a scripted create); the
+        draw is made all the same, so the tasks after it are what they would have been.
+        """
         now = self.advance()
+        with self.lock:
+            try:
+                task = self._create(
+                    product, request, external_id, callback_url, base_url, now, plan
+                )
+            except SandboxError as exc:
+                self.note_create(external_id, refused=exc.code)
+                raise
+            self.note_create(external_id)
+            return task
+
+    def note_create(self, external_id: str | None, *, refused: int | None = None) -> None:
+        """Count a create request (the ground truth), made or refused with code ``refused``;
+        a scripted answer that created nothing is counted here too."""
         with self.lock:
             if external_id is not None:
                 self.creates_seen[external_id] += 1
-            try:
-                return self._create(product, request, external_id, callback_url, base_url, now)
-            except SandboxError as exc:
-                self.create_refusals[exc.code] += 1
-                raise
+            if refused is not None:
+                self.create_refusals[refused] += 1
+
+    def note_lookups(self, external_ids: Iterable[str]) -> None:
+        """Count reads that looked these external ids up."""
+        with self.lock:
+            self.lookups_seen.update(external_ids)
 
     def _create(
         self,
@@ -142,6 +168,7 @@ class SandboxState:
         callback_url: str | None,
         base_url: str,
         now: float,
+        plan: Plan | None,
     ) -> SandboxTask:
         if external_id is not None and external_id in self.by_external:
             raise SandboxError(
@@ -161,6 +188,8 @@ class SandboxState:
             raise SandboxError(1303, "parallel task over resource pack limit")
         life = self.lifecycle
         draw = life.draw(product, request)
+        if plan is not None:
+            draw = plan.apply(draw, self.clock)
         started = now + draw.queue
         task = SandboxTask(
             seq=len(self.order),
@@ -206,9 +235,7 @@ class SandboxState:
         self.peak[task.family] = max(self.peak[task.family], self.in_use[task.family])
         self.units_spent += task.units
 
-    def _parent_video(
-        self, product: Product, request: dict[str, Any], now: float
-    ) -> dict[str, Any] | None:
+    def _parent_video(self, product: Product, request: dict[str, Any], now: float) -> Video | None:
         """For extend and lip-sync by ``video_id``: the earlier video, which must still exist."""
         video_id = request.get("video_id")
         if video_id is None and isinstance(request.get("input"), dict):
@@ -222,11 +249,7 @@ class SandboxState:
             )
         if self.expired(parent, now):
             raise SandboxError(1201, f"video_id {video_id} is older than 30 days and was deleted")
-        return {
-            "id": parent.video_id,
-            "url": media_url(parent, f"{parent.video_id}.mp4"),
-            "duration": parent.video_duration,
-        }
+        return result_video(parent)
 
     def retention(self) -> float:
         """Sandbox-clock seconds a result stays available after its task ended."""
@@ -274,11 +297,6 @@ class SandboxState:
                 if single:
                     task.single_reads += 1
 
-    def record(self, route: str, status: int, code: int | str | None) -> None:
+    def record(self, route: str, status: int | None, code: int | str | None) -> None:
         with self.lock:
             self.requests[(route, status, code)] += 1
-
-
-def media_url(task: SandboxTask, name: str) -> str:
-    """Where the sandbox serves one of a task's result files."""
-    return f"{task.base_url}/sandbox/media/{task.task_id}/{name}"

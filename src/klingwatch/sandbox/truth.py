@@ -6,11 +6,15 @@
 ``GET /sandbox/tasks``            every task's true timeline (``?status=``, ``?product=``,
                                   ``?external_task_id=`` filter; ``?offset=&limit=`` page)
 ``GET /sandbox/config``           the configuration (secrets left out)
-``GET /sandbox/tasks/{id}``       one task (by task id or external id)
-``GET /sandbox/external/{id}``    how many creates carried an external id, and what they made
+``GET /sandbox/tasks/{id}``       one task (by task id or external id), with its request
+``GET /sandbox/external/{id}``    how many creates carried an external id, how many reads looked
+                                  it up, and what task it names
 ``GET /sandbox/slots``            limits, slots in use now, peak, and usage over time
 ``GET /sandbox/callbacks``        delivery counters and the most recent deliveries
-``POST /sandbox/reset``           forget everything; the seed starts over
+``GET /sandbox/script``           scripted answers still waiting, and how many were given
+``POST /sandbox/script``          add scripted answers (a ``ScriptConfig`` as JSON)
+``DELETE /sandbox/script``        forget every waiting scripted answer
+``POST /sandbox/reset``           forget everything; the seed and the configured script start over
 ================================  ================================================================
 """
 
@@ -20,15 +24,19 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from klingwatch.kling.products import Family
-from klingwatch.sandbox.lifecycle import SandboxTask, format_units
-from klingwatch.sandbox.runtime import CODE_KEY, ROUTE_KEY, Sandbox, sandbox_of
-from klingwatch.sandbox.wire import epoch_ms, json_response
+from klingwatch.kling.results import format_amount
+from klingwatch.sandbox.delivery import FAULT_KEY
+from klingwatch.sandbox.lifecycle import SandboxTask
+from klingwatch.sandbox.outputs import epoch_ms
+from klingwatch.sandbox.runtime import CODE_KEY, ROUTE_KEY, Sandbox, json_response, sandbox_of
+from klingwatch.sandbox.script import ScriptConfig
 
 __all__ = ["RequestRecorder", "task_truth", "truth_routes"]
 
@@ -54,7 +62,7 @@ def task_truth(sandbox: Sandbox, task: SandboxTask, now: float) -> dict[str, Any
         "planned_started_at": epoch_ms(task.started),
         "planned_finished_at": epoch_ms(task.finished),
         "slot_cost": task.slot_cost,
-        "units": format_units(task.units),
+        "units": format_amount(task.units),
         "creates_seen": sandbox.state.creates_seen.get(task.external_id, 0)
         if task.external_id is not None
         else 1,
@@ -75,7 +83,7 @@ async def _stats(request: Request) -> Response:
         by_code: Counter[str] = Counter()
         total = 0
         for (route, status, code), n in state.requests.items():
-            key = f"{status} {code if code is not None else '-'}"
+            key = f"{status if status is not None else '-'} {code if code is not None else '-'}"
             by_route.setdefault(route, {})[key] = by_route.get(route, {}).get(key, 0) + n
             by_code[str(code)] += n
             total += n
@@ -92,9 +100,10 @@ async def _stats(request: Request) -> Response:
                 ),
             },
             "tasks": {"total": len(state.order), "by_status": dict(by_status)},
-            "units_spent": format_units(state.units_spent),
+            "units_spent": format_amount(state.units_spent),
             "callbacks": {**sandbox.callbacks.counts, "pending": sandbox.callbacks.pending()},
             "chaos": dict(sandbox.chaos.counts) if sandbox.chaos is not None else {},
+            "script": dict(sandbox.script.counts),
         }
     return json_response(body)
 
@@ -133,7 +142,9 @@ async def _tasks(request: Request) -> Response:
 
 async def _config(request: Request) -> Response:
     config = sandbox_of(request).config
-    shown = config.model_dump(mode="json", exclude={"access_keys", "api_keys", "webhook_secret"})
+    # The script is shown by GET /sandbox/script (a raw answer's body need not be text).
+    hidden = {"access_keys", "api_keys", "webhook_secret", "script"}
+    shown = config.model_dump(mode="json", exclude=hidden)
     shown["access_keys"] = sorted(config.access_keys)  # the public halves only
     shown["api_keys"] = len(config.api_keys)
     shown["webhook_secret"] = bool(config.webhook_secret)
@@ -149,7 +160,7 @@ async def _task(request: Request) -> Response:
         task = state.find(ident) or state.find_external(ident)
         if task is None:
             return json_response({"error": f"no task {ident!r}"}, status=404)
-        return json_response(task_truth(sandbox, task, now))
+        return json_response({**task_truth(sandbox, task, now), "request": task.request})
 
 
 async def _external(request: Request) -> Response:
@@ -161,6 +172,7 @@ async def _external(request: Request) -> Response:
             {
                 "external_task_id": ident,
                 "creates_seen": state.creates_seen.get(ident, 0),
+                "lookups_seen": state.lookups_seen.get(ident, 0),
                 "task_id": task.task_id if task is not None else None,
             }
         )
@@ -213,6 +225,25 @@ async def _reset(request: Request) -> Response:
     return json_response({"reset": True})
 
 
+def _script_view(sandbox: Sandbox) -> Response:
+    return json_response({**sandbox.script.pending(), "given": dict(sandbox.script.counts)})
+
+
+async def _script(request: Request) -> Response:
+    sandbox = sandbox_of(request)
+    if request.method == "DELETE":
+        sandbox.script.clear()
+    elif request.method == "POST":
+        try:
+            sandbox.script.load(ScriptConfig.model_validate_json(await request.body()))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+            )
+            return json_response({"error": f"not a script: {problems}"}, status=400)
+    return _script_view(sandbox)
+
+
 def truth_routes() -> list[Route]:
     return [
         Route("/sandbox/stats", _stats, methods=["GET"]),
@@ -222,6 +253,7 @@ def truth_routes() -> list[Route]:
         Route("/sandbox/external/{external_id}", _external, methods=["GET"]),
         Route("/sandbox/slots", _slots, methods=["GET"]),
         Route("/sandbox/callbacks", _callbacks, methods=["GET"]),
+        Route("/sandbox/script", _script, methods=["GET", "POST", "DELETE"]),
         Route("/sandbox/reset", _reset, methods=["POST"]),
     ]
 
@@ -256,9 +288,12 @@ class RequestRecorder:
         finally:
             route = scope.get(ROUTE_KEY) or self._route_of(scope)
             code = scope.get(CODE_KEY)
-            if status == 0:  # the handler failed: the app's error handler answers 500/5000
-                status, code = 500, 5000
-            self.sandbox.state.record(route, status, code)
+            answered: int | None = status
+            if scope.get(FAULT_KEY) == "timeout":
+                answered = None  # left unanswered on purpose
+            elif status == 0:  # the handler failed: the app's error handler answers 500/5000
+                answered, code = 500, 5000
+            self.sandbox.state.record(route, answered, code)
 
     def _route_of(self, scope: Scope) -> str:
         for route in self.routes:
