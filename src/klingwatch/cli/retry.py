@@ -25,42 +25,16 @@ from klingwatch.cli.common import (
     run_async,
 )
 from klingwatch.cli.common import print_table as _print_table
+from klingwatch.monitor.retries import lineage
 from klingwatch.operations import Operations, RetryResult
 from klingwatch.settings import Settings
 from klingwatch.store import Ledger, TaskRecord
 
-__all__ = ["lineage", "lineage_lines"]
+__all__ = ["lineage_lines"]
 
 
 def _split(values: Sequence[str]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
-
-
-def lineage(ledger: Ledger, task: TaskRecord) -> tuple[list[TaskRecord], list[TaskRecord]]:
-    """``(what it retries, oldest first; what retries it, in order)``."""
-    before: list[TaskRecord] = []
-    seen = {task.local_id}
-    current = task
-    while current.retry_of is not None and current.retry_of not in seen:
-        parent = ledger.task(current.retry_of)
-        if parent is None:
-            break
-        before.insert(0, parent)
-        seen.add(parent.local_id)
-        current = parent
-    children: dict[int | None, list[TaskRecord]] = {}
-    for t in ledger.tasks(batch=task.batch):
-        children.setdefault(t.retry_of, []).append(t)
-    after: list[TaskRecord] = []
-    queue = list(children.get(task.local_id, []))
-    while queue:
-        nxt = queue.pop(0)
-        if nxt.local_id in seen:
-            continue
-        seen.add(nxt.local_id)
-        after.append(nxt)
-        queue.extend(children.get(nxt.local_id, []))
-    return before, after
 
 
 def lineage_lines(ledger: Ledger, task: TaskRecord) -> list[str]:

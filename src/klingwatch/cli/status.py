@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict
 
 from klingwatch.cli.app import app
 from klingwatch.cli.common import (
@@ -17,86 +16,10 @@ from klingwatch.cli.common import (
     print_json,
     wall_time,
 )
-from klingwatch.monitor.eta import estimate, progress
-from klingwatch.monitor.expiry import DEFAULT_WARN_DAYS, collection, expires_at, format_when
-from klingwatch.store import ACTIVE_STATUSES, Ledger, LocalStatus
+from klingwatch.monitor.expiry import format_when
+from klingwatch.operations.queries import Status, gather
 
-#: In-flight tasks read for the oldest one (Kling's slots bound them anyway).
-_IN_FLIGHT_SAMPLE = 2000
-
-
-@dataclass(frozen=True, slots=True)
-class Status:
-    """What ``status`` reports (also its ``--json`` shape)."""
-
-    batch: str | None
-    total: int
-    counts: dict[str, int]
-    active: int
-    stuck: int
-    oldest_active: dict[str, Any] | None
-    #: seconds until every task is final (:mod:`klingwatch.monitor.eta`), and what it rests on
-    eta_seconds: float | None
-    eta_basis: str
-    #: results not yet downloaded that Kling deletes within the warning window (soonest first)
-    expiring: list[dict[str, Any]]
-    #: succeeded tasks whose results Kling has already deleted before they were collected
-    results_lost: int
-    #: downloads: result files in all, complete on disk, expired, failed
-    files: dict[str, int]
-
-
-def gather(
-    ledger: Ledger, *, batch: str | None, now: float, warn_days: float = DEFAULT_WARN_DAYS
-) -> Status:
-    """Counts by SQL; only in-flight tasks (few: Kling's slots bound them) are read for the ETA."""
-    counts = ledger.counts(batch=batch)
-    active = sum(counts.get(s, 0) for s in ACTIVE_STATUSES)
-    stuck = len(ledger.tasks(stuck=True, batch=batch)) if active else 0
-    in_flight = (
-        ledger.tasks(status=ACTIVE_STATUSES, batch=batch, limit=_IN_FLIGHT_SAMPLE) if active else []
-    )
-    oldest = None
-    if in_flight:
-        first = in_flight[0]
-        since = first.sent_at if first.sent_at is not None else first.queued_at
-        if first.kling_created_ms is not None:
-            since = first.kling_created_ms / 1000.0
-        oldest = {
-            "local_id": first.local_id,
-            "external_task_id": first.external_task_id,
-            "task_id": first.task_id,
-            "status": first.status.value,
-            "age_seconds": round(now - since, 1),
-        }
-    eta = estimate(progress(ledger, batch, now))
-    collected = collection(ledger, now, warn_days, batch=batch)
-    return Status(
-        batch=batch,
-        total=sum(counts.values()),
-        counts={s.value: counts.get(s, 0) for s in LocalStatus},
-        active=active,
-        stuck=stuck,
-        oldest_active=oldest,
-        eta_seconds=eta.seconds,
-        eta_basis=eta.basis.value,
-        expiring=[
-            {
-                "external_task_id": task.external_task_id,
-                "task_id": task.task_id,
-                "deleted_at": when,
-            }
-            for task in collected.expiring
-            if (when := expires_at(task)) is not None
-        ],
-        results_lost=collected.lost,
-        files={
-            "total": collected.files,
-            "complete": collected.files_complete,
-            "expired": collected.files_expired,
-            "failed": collected.files_failed,
-        },
-    )
+__all__ = ["Status", "gather", "status_command"]
 
 
 @app.command("status")

@@ -19,7 +19,14 @@ from collections.abc import Sequence
 from klingwatch.errors import KlingwatchError
 from klingwatch.store import Ledger, LocalStatus, NewTask, TaskRecord
 
-__all__ = ["RetryRefused", "check_retry", "pick_retries", "retry_external_id", "retry_task"]
+__all__ = [
+    "RetryRefused",
+    "check_retry",
+    "lineage",
+    "pick_retries",
+    "retry_external_id",
+    "retry_task",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -154,3 +161,30 @@ def pick_retries(
     todo = [t for i, t in sorted(chosen.items()) if i not in retried or i in explicit]
     skipped = [t for i, t in sorted(chosen.items()) if i in retried and i not in explicit]
     return todo, skipped
+
+
+def lineage(ledger: Ledger, task: TaskRecord) -> tuple[list[TaskRecord], list[TaskRecord]]:
+    """``(what it retries, oldest first; what retries it, in order)``."""
+    before: list[TaskRecord] = []
+    seen = {task.local_id}
+    current = task
+    while current.retry_of is not None and current.retry_of not in seen:
+        parent = ledger.task(current.retry_of)
+        if parent is None:
+            break
+        before.insert(0, parent)
+        seen.add(parent.local_id)
+        current = parent
+    children: dict[int | None, list[TaskRecord]] = {}
+    for t in ledger.tasks(batch=task.batch):
+        children.setdefault(t.retry_of, []).append(t)
+    after: list[TaskRecord] = []
+    queue = list(children.get(task.local_id, []))
+    while queue:
+        nxt = queue.pop(0)
+        if nxt.local_id in seen:
+            continue
+        seen.add(nxt.local_id)
+        after.append(nxt)
+        queue.extend(children.get(nxt.local_id, []))
+    return before, after

@@ -15,13 +15,29 @@ Layers: this package uses :mod:`klingwatch.monitor`, :mod:`klingwatch.store` and
 """
 
 from klingwatch.operations.core import Operations, client_from, clock_from
+from klingwatch.operations.queries import (
+    BatchStatus,
+    Status,
+    StatusReport,
+    TaskDetail,
+    TaskPage,
+    TaskQuery,
+    WaitResult,
+)
 from klingwatch.operations.results import ResumeResult, RetryResult, TrackResult
 
 __all__ = [
+    "BatchStatus",
     "Operations",
     "ResumeResult",
     "RetryResult",
+    "Status",
+    "StatusReport",
+    "TaskDetail",
+    "TaskPage",
+    "TaskQuery",
     "TrackResult",
+    "WaitResult",
     "client_from",
     "clock_from",
 ]

@@ -31,6 +31,14 @@ from klingwatch.monitor.retries import pick_retries, retry_task
 from klingwatch.monitor.service import ChangeHook, Monitor, Worker
 from klingwatch.monitor.stuck import StuckPolicy
 from klingwatch.monitor.submitter import Submitter
+from klingwatch.operations import queries
+from klingwatch.operations.queries import (
+    StatusReport,
+    TaskDetail,
+    TaskPage,
+    TaskQuery,
+    WaitResult,
+)
 from klingwatch.operations.results import ResumeResult, RetryResult, TrackResult
 from klingwatch.settings import Settings
 from klingwatch.store import AddResult, LocalStatus, NewTask, Source, TaskRecord
@@ -309,6 +317,58 @@ class Operations:
             new = await self.ledger.write(retry_task, old, force=force, how_to_force=how_to_force)
             queued.append((old, new))
         return RetryResult(queued, skipped)
+
+    # -- reading -------------------------------------------------------------------------------
+    async def list_tasks(self, q: TaskQuery) -> TaskPage:
+        """One page of the tasks matching ``q`` (the filters of ``GET /api/tasks``)."""
+        return await queries.list_tasks(self.ledger, q)
+
+    async def status(self, batch: str | None = None, *, max_batches: int = 50) -> StatusReport:
+        """Where everything (or ``batch``) stands: counts, stuck, the oldest in flight, ETA,
+        expiring results, alerts; and each of the newest ``max_batches`` batches' counts and
+        ETA (:mod:`klingwatch.monitor.eta`). A batch with no tasks is simply empty."""
+        return await queries.status_report(
+            self.ledger,
+            batch,
+            warn_days=self.settings.expiry_warn_days,
+            max_batches=max_batches,
+        )
+
+    async def show_task(self, name_or_id: str) -> TaskDetail:
+        """One task by local id, ``external_task_id`` or Kling ``task_id``, with its timeline,
+        files and retry lineage; :class:`~klingwatch.store.errors.UnknownTask` when absent."""
+        return await queries.show_task(self.ledger, name_or_id)
+
+    async def stuck(self, batch: str | None = None) -> list[TaskRecord]:
+        """Active tasks the engine marked stuck (with ``stuck_reason``), oldest first."""
+        return await self.ledger.tasks(stuck=True, batch=batch)
+
+    async def wait_for(
+        self,
+        names: Sequence[str],
+        # Not asyncio.timeout: at the deadline the answer is what is still running, not an error.
+        timeout: float = 60.0,  # noqa: ASYNC109
+        *,
+        interval: float = 1.0,
+    ) -> WaitResult:
+        """Wait until every task named (local id, external or Kling id) is final, or
+        ``timeout`` wall-clock seconds have passed (at most
+        :data:`~klingwatch.operations.queries.MAX_WAIT_SECONDS`; more is refused); the tasks as
+        last seen either way.
+
+        The ledger is read every ``interval`` seconds. With a Kling client each interval also
+        runs one engine pass (poll what is due; send what is queued, as slots allow, when a
+        task waited for is still queued; no downloads), so the wait ends even when no ``serve``
+        or ``watch`` follows the tasks; beside a running engine a pass only reads a little more.
+        Raises :class:`~klingwatch.store.errors.UnknownTask` for a name the ledger lacks.
+        """
+        engine = None
+        if self.client is not None:
+
+            def engine(send: bool) -> Monitor:
+                return self.engine(submit=send, downloads=False)
+
+        return await queries.wait_for(self.ledger, names, timeout, interval=interval, engine=engine)
 
     # -- sending -------------------------------------------------------------------------------
     async def pause_state(self) -> gates.PauseState | None:

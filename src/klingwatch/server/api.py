@@ -38,6 +38,7 @@ from fastapi.responses import StreamingResponse
 from klingwatch.kling.errors import ConfigurationError, KlingError, TaskNotFound
 from klingwatch.monitor.expiry import expires_at
 from klingwatch.monitor.retries import RetryRefused
+from klingwatch.operations import TaskQuery
 from klingwatch.server import actions
 from klingwatch.server.auth import require_token
 from klingwatch.server.deps import (
@@ -76,7 +77,6 @@ from klingwatch.server.schemas import (
     ThroughputOut,
     TrackIn,
     TrackOut,
-    prompt_of,
     task_fields,
 )
 from klingwatch.server.state import AppState
@@ -153,66 +153,23 @@ async def list_tasks(
     offset: Offset = 0,
 ) -> TaskPage:
     """Tasks matching every filter given, newest first."""
-    since = None if since_ms is None else since_ms / 1000
-    until = None if until_ms is None else until_ms / 1000
-    if model is None and since is None and until is None and not q:
-        # Every filter is the ledger's own: let it page, and count without reading rows.
-        page = await state.ledger.tasks(
-            status=status or None,
+    page = await state.ops.list_tasks(
+        TaskQuery(
+            status=tuple(status or ()),
             batch=batch,
             product=product,
+            model=model,
+            since=None if since_ms is None else since_ms / 1000,
+            until=None if until_ms is None else until_ms / 1000,
+            text=q,
             stuck=stuck,
             limit=limit,
             offset=offset,
-            newest_first=True,
         )
-        return TaskPage(
-            items=await with_files(state, page),
-            total=await count_tasks(state, status, batch, product, stuck, offset + len(page)),
-            limit=limit,
-            offset=offset,
-        )
-    rows = await state.ledger.tasks(
-        status=status or None,
-        batch=batch,
-        product=product,
-        stuck=stuck,
-        search=q or None,
-        newest_first=True,
     )
-    needle = q.lower() if q else None
-    picked = [
-        r
-        for r in rows
-        if (model is None or r.model == model)
-        and (since is None or r.queued_at >= since)
-        and (until is None or r.queued_at < until)
-        # The ledger's search also matches ids and reasons; the API promises "text in the prompt".
-        and (needle is None or needle in (prompt_of(r.request) or "").lower())
-    ]
     return TaskPage(
-        items=await with_files(state, picked[offset : offset + limit]),
-        total=len(picked),
-        limit=limit,
-        offset=offset,
+        items=await with_files(state, page.items), total=page.total, limit=limit, offset=offset
     )
-
-
-async def count_tasks(
-    state: AppState,
-    status: list[LocalStatus] | None,
-    batch: str | None,
-    product: str | None,
-    stuck: bool | None,
-    at_least: int,
-) -> int:
-    """How many tasks match, from the ledger's counts when they can say it."""
-    if product is None and stuck is None:
-        counts = await state.ledger.counts(batch=batch)
-        wanted = status or list(LocalStatus)
-        return sum(counts.get(s, 0) for s in set(wanted))
-    ids = await state.ledger.tasks(status=status or None, batch=batch, product=product, stuck=stuck)
-    return max(at_least, len(ids))
 
 
 @router.get("/tasks/{ref}", response_model=TaskDetail, responses=NOT_FOUND)

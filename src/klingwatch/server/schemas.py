@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from klingwatch.kling.products import PRODUCTS
+from klingwatch.operations.queries import prompt_of
 from klingwatch.server.deps import NO_NUL
 from klingwatch.server.media import MediaOut, file_url, local_file, media_of
 from klingwatch.store import (
@@ -49,19 +50,6 @@ __all__ = [
 
 Ms = int | None
 Iso = str | None
-
-
-def prompt_of(request: dict[str, Any]) -> str | None:
-    """The prompt of a request in either standard (``prompt`` or a ``contents[]`` prompt part)."""
-    prompt = request.get("prompt")
-    if isinstance(prompt, str):
-        return prompt
-    for part in request.get("contents") or ():
-        if isinstance(part, dict) and part.get("type") == "prompt":
-            text = part.get("text")
-            if isinstance(text, str):
-                return text
-    return None
 
 
 class TaskOut(BaseModel):

@@ -274,6 +274,7 @@ class AsyncLedger:
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = False,
+        order: str = "id",
     ) -> list[TaskRecord]:
         statuses = status if status is None or isinstance(status, LocalStatus) else list(status)
         return await self._read(
@@ -286,6 +287,7 @@ class AsyncLedger:
             limit=limit,
             offset=offset,
             newest_first=newest_first,
+            order=order,
         )
 
     async def events(self, local_id: int) -> list[EventRecord]:

@@ -382,9 +382,11 @@ class Ledger:
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = False,
+        order: str = "id",
     ) -> list[TaskRecord]:
         """Tasks matching every given filter, by local id (oldest first unless
-        ``newest_first``). ``search`` matches ids, reason, source line and request text."""
+        ``newest_first``) or by ``order`` (a name in :data:`~klingwatch.store.reads.TASK_ORDERS`).
+        ``search`` matches ids, reason, source line and request text."""
         query = reads.select_tasks(
             status=status,
             batch=batch,
@@ -394,6 +396,7 @@ class Ledger:
             limit=limit,
             offset=offset,
             newest_first=newest_first,
+            order=order,
         )
         return self._read(lambda conn: reads.task_records(conn, query))
 

@@ -105,6 +105,19 @@ def _first(conn: Connection, query: Select[Any]) -> TaskRecord | None:
     return task_record(row) if row is not None else None
 
 
+#: What task lists may be ordered by (the API's and the MCP server's ``sort``).
+TASK_ORDERS: dict[str, Any] = {
+    "id": tasks.c.id,
+    "queued_at": tasks.c.queued_at,
+    "sent_at": tasks.c.sent_at,
+    "finished_at": tasks.c.finished_at,
+    "status": tasks.c.status,
+    "product": tasks.c.product,
+    "batch": batches.c.name,
+    "external_task_id": tasks.c.external_task_id,
+}
+
+
 def select_tasks(
     *,
     status: LocalStatus | Iterable[LocalStatus] | None = None,
@@ -115,8 +128,10 @@ def select_tasks(
     limit: int | None = None,
     offset: int = 0,
     newest_first: bool = False,
+    order: str = "id",
 ) -> Select[Any]:
-    """The query behind :meth:`Ledger.tasks` (filters combine with AND)."""
+    """The query behind :meth:`Ledger.tasks` (filters combine with AND), ordered by ``order``
+    (one of :data:`TASK_ORDERS`; ties by local id), descending with ``newest_first``."""
     query = TASK_SELECT
     if status is not None:
         wanted = [status] if isinstance(status, LocalStatus) else list(status)
@@ -138,7 +153,10 @@ def select_tasks(
                 cast(tasks.c.request, String).ilike(pattern),
             )
         )
-    query = query.order_by(tasks.c.id.desc() if newest_first else tasks.c.id)
+    if order not in TASK_ORDERS:
+        raise ValueError(f"cannot order tasks by {order!r}; use one of {', '.join(TASK_ORDERS)}")
+    keys = [tasks.c.id] if order == "id" else [TASK_ORDERS[order], tasks.c.id]
+    query = query.order_by(*(k.desc() if newest_first else k for k in keys))
     if limit is not None:
         query = query.limit(limit)
     if offset:
