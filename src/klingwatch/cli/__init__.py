@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "stuck",
     "export",
     "serve",
+    "mcp",
     "submit",
     "retry",
     "resume",

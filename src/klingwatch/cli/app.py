@@ -28,7 +28,7 @@ PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Start here", ("demo", "doctor", "config")),
     ("Send and follow work", ("submit", "watch", "poll", "track", "retry", "resume", "download")),
     ("See where things stand", ("status", "tasks", "show", "stuck", "export")),
-    ("Run a server", ("serve", "sandbox")),
+    ("Run a server", ("serve", "mcp", "sandbox")),
 )
 
 #: A word for the value of options that share a name across commands (else the option's name).

@@ -18,6 +18,7 @@ import typer
 
 from klingwatch.cli.app import app
 from klingwatch.cli.common import BATCH_OPTION, DB_OPTION, open_ledger
+from klingwatch.operations.queries import result_urls
 from klingwatch.store import DownloadRecord, Ledger, TaskRecord
 from klingwatch.timestamps import stamp, stamp_ms
 
@@ -54,18 +55,6 @@ FIELDS = (
     "downloaded_files",
     "source_line",
 )
-
-
-def result_urls(result: dict[str, Any] | None) -> list[str]:
-    """Every result URL of a ledger result (videos, images, audios), in order."""
-    if not result:
-        return []
-    urls: list[str] = []
-    for key in ("videos", "images", "audios"):
-        for item in result.get(key) or []:
-            if isinstance(item, dict) and item.get("url"):
-                urls.append(str(item["url"]))
-    return urls
 
 
 def export_record(task: TaskRecord, downloads: Iterable[DownloadRecord] = ()) -> dict[str, Any]:

@@ -25,10 +25,9 @@ from klingwatch.cli.common import (
     run_async,
 )
 from klingwatch.cli.common import print_table as _print_table
-from klingwatch.monitor.retries import lineage
-from klingwatch.operations import Operations, RetryResult
+from klingwatch.operations import Operations, RetryResult, TaskDetail
 from klingwatch.settings import Settings
-from klingwatch.store import Ledger, TaskRecord
+from klingwatch.store import TaskRecord
 
 __all__ = ["lineage_lines"]
 
@@ -37,16 +36,15 @@ def _split(values: Sequence[str]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
-def lineage_lines(ledger: Ledger, task: TaskRecord) -> list[str]:
+def lineage_lines(detail: TaskDetail) -> list[str]:
     """Lines for ``show``: ``retries #3 kw-x (failed: reason)`` / ``retried by #9 kw-x-r1``."""
 
     def label(t: TaskRecord) -> str:
         why = f": {t.status_msg}" if t.status_msg else ""
         return f"#{t.local_id} {t.external_task_id} ({t.status.value}{why})"
 
-    before, after = lineage(ledger, task)
-    lines = [f"retries {label(t)}" for t in reversed(before)]
-    lines += [f"retried by {label(t)}" for t in after]
+    lines = [f"retries {label(t)}" for t in reversed(detail.retries_of)]
+    lines += [f"retried by {label(t)}" for t in detail.retried_by]
     return lines
 
 

@@ -17,7 +17,7 @@ from klingwatch.cli.common import (
 )
 from klingwatch.cli.export import export_record
 from klingwatch.cli.retry import lineage_lines
-from klingwatch.store.errors import UnknownTask
+from klingwatch.operations.queries import task_detail
 from klingwatch.timestamps import stamp
 
 
@@ -31,15 +31,9 @@ def show_command(
 ) -> None:
     """Show a task with its timeline: every status change and note, when, and from where."""
     with open_ledger(db) as ledger:
-        key: int | str = int(ref) if ref.isdigit() and len(ref) < 12 else ref
-        task = ledger.task(key)
-        if task is None and isinstance(key, int):
-            task = ledger.task(ref)
-        if task is None:
-            raise UnknownTask(ref)
-        events = ledger.events(task.local_id)
-        downloads = ledger.downloads(task.local_id)
-        retries = lineage_lines(ledger, task)
+        detail = task_detail(ledger, ref)
+    task, events, downloads = detail.task, detail.events, detail.downloads
+    retries = lineage_lines(detail)
     record = export_record(task, downloads)
     if as_json:
         record["request"] = task.request

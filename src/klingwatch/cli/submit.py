@@ -47,12 +47,13 @@ from klingwatch.monitor.intake import (
     IntakeLine,
     parse_assignments,
     read_batch,
+    to_new_task,
 )
 from klingwatch.monitor.service import Monitor
 from klingwatch.monitor.submitter import Submitter, slot_limits
 from klingwatch.operations import Operations
 from klingwatch.settings import Settings
-from klingwatch.store import LocalStatus, NewTask
+from klingwatch.store import LocalStatus
 
 __all__ = ["to_new_task", "wait_for_batch"]
 
@@ -61,22 +62,6 @@ logger = logging.getLogger(__name__)
 #: Exit code of ``submit --wait`` when Kling paused sending before the batch was done (the code
 #: ``klingwatch`` uses for every error it can explain).
 _EXIT_PAUSED = 3
-
-
-def to_new_task(line: IntakeLine, *, callback_url: str | None = None) -> NewTask:
-    """The ledger intent for one valid line."""
-    return NewTask(
-        product=line.product,
-        request=line.request,
-        external_task_id=line.external_task_id,
-        model=line.model,
-        mode=line.mode,
-        duration=line.duration,
-        family=line.family,
-        slot_cost=line.slot_cost,
-        callback_url=callback_url,
-        source_line=line.source_line,
-    )
 
 
 # -- dry run ---------------------------------------------------------------------------------

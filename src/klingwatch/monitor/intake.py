@@ -35,7 +35,7 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -46,6 +46,7 @@ from klingwatch.kling.errors import RequestValidationError
 from klingwatch.kling.inputs import resolve_local_images
 from klingwatch.kling.models import ApiStandard
 from klingwatch.kling.products import Product, get_product
+from klingwatch.store import NewTask
 
 __all__ = [
     "DEFAULT_PRODUCT",
@@ -60,7 +61,9 @@ __all__ = [
     "detect_format",
     "parse_assignments",
     "read_batch",
+    "read_requests",
     "slug",
+    "to_new_task",
 ]
 
 logger = logging.getLogger(__name__)
@@ -554,17 +557,66 @@ def read_batch(
     except KeyError as exc:
         raise IntakeError(f"--product: {exc.args[0]}") from None
 
-    out = BatchFile(file=shown, batch=name, format=fmt)
     base = Path.cwd() if file == "-" else Path(file).resolve().parent
+    out = _collect(shown, fmt, _READERS[fmt](text), name, str(default_product), defaults, base)
+    if not out.lines and not out.problems:
+        raise IntakeError(f"{shown}: no requests found (blank lines and # comments are skipped)")
+    logger.debug("read %s: %d lines, %d problems", shown, len(out.lines), len(out.problems))
+    return out
+
+
+def read_requests(
+    requests: Sequence[Any],
+    *,
+    batch: str,
+    product: str | None = None,
+    base: Path | None = None,
+) -> BatchFile:
+    """Validate request objects given as data (the MCP server's ``submit``) exactly as
+    :func:`read_batch` validates a file's lines; "line" N is the Nth request (from 1), and the
+    file is named ``request``. Local image paths are read relative to ``base`` (the working
+    directory by default). Raises :class:`IntakeError` for no requests or an unknown ``product``.
+    """
+    default_product = product or DEFAULT_PRODUCT
+    try:
+        get_product(default_product)
+    except KeyError as exc:
+        raise IntakeError(f"product: {exc.args[0]}") from None
+    if not requests:
+        raise IntakeError("no requests given: pass one request object or a list of them")
+    rows: list[_Raw] = [
+        (n, dict(obj), None)
+        if isinstance(obj, Mapping)
+        else (
+            n,
+            None,
+            f'expected a JSON object such as {{"prompt": "..."}}, got a {_json_type(obj)}',
+        )
+        for n, obj in enumerate(requests, start=1)
+    ]
+    return _collect(
+        "request", FileFormat.JSON, rows, batch, default_product, {}, base or Path.cwd()
+    )
+
+
+def _collect(
+    shown: str,
+    fmt: FileFormat,
+    rows: Iterable[_Raw],
+    name: str,
+    default_product: str,
+    defaults: Mapping[str, Any],
+    base: Path,
+) -> BatchFile:
+    """Every row validated into a :class:`BatchFile` (ids derived, duplicates refused)."""
+    out = BatchFile(file=shown, batch=name, format=fmt)
     seen_ids: dict[str, int] = {}
     occurrences: dict[str, int] = {}
-    for number, obj, problem in _READERS[fmt](text):
+    for number, obj, problem in rows:
         if obj is None:
             out.problems.append(LineProblem(shown, number, problem or "unreadable line"))
             continue
-        item = _line(
-            shown, number, obj, name, str(default_product), defaults, occurrences, base, out
-        )
+        item = _line(shown, number, obj, name, default_product, defaults, occurrences, base, out)
         if isinstance(item, LineProblem):
             out.problems.append(item)
             continue
@@ -581,9 +633,6 @@ def read_batch(
             continue
         seen_ids[item.external_task_id] = number
         out.lines.append(item)
-    if not out.lines and not out.problems:
-        raise IntakeError(f"{shown}: no requests found (blank lines and # comments are skipped)")
-    logger.debug("read %s: %d lines, %d problems", shown, len(out.lines), len(out.problems))
     return out
 
 
@@ -658,4 +707,20 @@ def _line(
         model=prod.model_of(body),
         mode=_text(body.get("mode")),
         duration=_text(body.get("duration", settings.get("duration") if settings else None)),
+    )
+
+
+def to_new_task(line: IntakeLine, *, callback_url: str | None = None) -> NewTask:
+    """The ledger intent for one valid line."""
+    return NewTask(
+        product=line.product,
+        request=line.request,
+        external_task_id=line.external_task_id,
+        model=line.model,
+        mode=line.mode,
+        duration=line.duration,
+        family=line.family,
+        slot_cost=line.slot_cost,
+        callback_url=callback_url,
+        source_line=line.source_line,
     )

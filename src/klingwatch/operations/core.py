@@ -298,11 +298,15 @@ class Operations:
         ids: Sequence[str] = (),
         force: bool = False,
         how_to_force: str = "--force",
+        dry_run: bool = False,
     ) -> RetryResult:
         """Queue failed / rejected tasks of ``batch`` and the tasks named in ``ids`` again, as
         new linked tasks, under the one retry rule (:func:`~klingwatch.monitor.retries.
         check_retry`): raises :class:`~klingwatch.monitor.retries.RetryRefused`, queuing
-        nothing, for a task in flight or a succeeded one without ``force``."""
+        nothing, for a task in flight or a succeeded one without ``force``.
+
+        With ``dry_run`` nothing is written: :attr:`RetryResult.would_retry` lists what would
+        be queued again."""
         todo, skipped = await self.ledger.read(
             pick_retries,
             batch=batch,
@@ -312,6 +316,8 @@ class Operations:
             force=force,
             how_to_force=how_to_force,
         )
+        if dry_run:
+            return RetryResult(skipped=skipped, would_retry=todo)
         queued = []
         for old in todo:
             new = await self.ledger.write(retry_task, old, force=force, how_to_force=how_to_force)

@@ -48,8 +48,10 @@ __all__ = [
     "gather",
     "list_tasks",
     "prompt_of",
+    "result_urls",
     "show_task",
     "status_report",
+    "task_detail",
     "wait_for",
 ]
 
@@ -81,6 +83,18 @@ def prompt_of(request: dict[str, Any]) -> str | None:
             if isinstance(text, str):
                 return text
     return None
+
+
+def result_urls(result: dict[str, Any] | None) -> list[str]:
+    """Every result URL of a ledger result (videos, images, audios), in order."""
+    if not result:
+        return []
+    urls: list[str] = []
+    for key in ("videos", "images", "audios"):
+        for item in result.get(key) or []:
+            if isinstance(item, dict) and item.get("url"):
+                urls.append(str(item["url"]))
+    return urls
 
 
 # -- task lists ---------------------------------------------------------------------------------
@@ -276,7 +290,9 @@ class TaskDetail:
     retried_by: list[TaskRecord] = field(default_factory=list)
 
 
-def _detail(ledger: Ledger, ref: str) -> TaskDetail:
+def task_detail(ledger: Ledger, ref: str) -> TaskDetail:
+    """One task by local id, external id or Kling id, with its timeline, files and lineage;
+    :class:`~klingwatch.store.errors.UnknownTask` when the ledger has none."""
     key: int | str = int(ref) if ref.isdigit() and len(ref) < 12 else ref
     task = ledger.task(key)
     if task is None and isinstance(key, int):
@@ -375,7 +391,7 @@ async def status_report(
 
 async def show_task(ledger: AsyncLedger, name_or_id: str) -> TaskDetail:
     """See :meth:`Operations.show_task <klingwatch.operations.Operations.show_task>`."""
-    return await ledger.read(_detail, name_or_id.strip())
+    return await ledger.read(task_detail, name_or_id.strip())
 
 
 async def wait_for(

@@ -30,6 +30,8 @@ class RetryResult:
     queued: list[tuple[TaskRecord, TaskRecord]] = field(default_factory=list)
     #: Tasks picked by a filter but already retried once (retry the newest attempt instead).
     skipped: list[TaskRecord] = field(default_factory=list)
+    #: With ``dry_run``: the tasks that would be queued again (nothing was written).
+    would_retry: list[TaskRecord] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

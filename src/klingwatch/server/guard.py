@@ -127,11 +127,15 @@ def _origin(scheme: str, netloc: str) -> str:
 
 
 class RequestGuard:
-    """ASGI middleware enforcing :class:`HostPolicy` and the same-origin, JSON-only writes."""
+    """ASGI middleware enforcing :class:`HostPolicy` and the same-origin, JSON-only writes.
 
-    def __init__(self, app: ASGIApp, *, policy: HostPolicy) -> None:
+    ``api_prefix`` is where the writes that must be same-origin JSON live (``/api/``; the MCP
+    server's ``/mcp``)."""
+
+    def __init__(self, app: ASGIApp, *, policy: HostPolicy, api_prefix: str = "/api/") -> None:
         self.app = app
         self.policy = policy
+        self.api_prefix = api_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -168,7 +172,7 @@ class RequestGuard:
             )
         path: str = scope.get("path", "")
         writes = scope["type"] == "http" and scope.get("method", "GET") in WRITE_METHODS
-        if not writes or not (path.startswith("/api/") or path == "/login"):
+        if not writes or not (path.startswith(self.api_prefix) or path == "/login"):
             return None
         site = headers.get("sec-fetch-site")
         if site is not None and site.lower() not in OWN_FETCH_SITES:
@@ -176,7 +180,7 @@ class RequestGuard:
         origin = headers.get("origin")
         if origin is not None and not self._own_origin(origin, scope, raw_host):
             return 403, f"cross-origin request refused (Origin: {origin}): use the dashboard"
-        if path.startswith("/api/") and _has_foreign_body(headers):
+        if path.startswith(self.api_prefix) and _has_foreign_body(headers):
             kind = headers.get("content-type") or "none"
             return 415, f"send the body as JSON (Content-Type: application/json), not {kind}"
         return None
