@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.types import CallToolResult, TextResourceContents
 
@@ -21,7 +22,6 @@ from klingwatch.kling.products import Family
 from klingwatch.operations import Operations
 from klingwatch.sandbox import SandboxConfig, serve_in_thread
 from klingwatch.store import Ledger, LocalStatus
-from mcp import ClientSession, StdioServerParameters
 
 KEY = "mcp-test-api-key"
 SCALE = 0.01

@@ -14,6 +14,7 @@ from klingwatch.cli.common import DB_OPTION, load_settings, run_async
 from klingwatch.cli.listen import listening_socket
 from klingwatch.operations import Operations
 from klingwatch.server.auth import check_bind
+from klingwatch.server.runner import AppServer
 from klingwatch.settings import Settings
 
 __all__ = ["mcp_command"]
@@ -43,7 +44,8 @@ async def serve_mcp(
         where = f"http://{'[' + host + ']' if ':' in host else host}:{port}{MCP_PATH}"
         typer.echo(f"klingwatch: MCP (streamable HTTP) at {where}", err=True)
         config = uvicorn.Config(web, log_level="warning", lifespan="on")
-        await uvicorn.Server(config).serve(sockets=[sock])
+        # AppServer: a signal means "stop cleanly" (the ledger is closed), not "die".
+        await AppServer(config).serve(sockets=[sock])
 
 
 HTTP_OPTION: Any = typer.Option(

@@ -27,9 +27,10 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class AppServer(uvicorn.Server):
-    """A uvicorn server for an app made by :func:`klingwatch.server.app.create_app`."""
+    """A uvicorn server for an app made by :func:`klingwatch.server.app.create_app` (``app``),
+    or for any other app with no live streams to tell (``None``: the MCP server's)."""
 
-    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+    def __init__(self, config: uvicorn.Config, app: FastAPI | None = None) -> None:
         super().__init__(config)
         self._app = app
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -49,7 +50,7 @@ class AppServer(uvicorn.Server):
         self.should_exit = True
 
     def _tell_app(self) -> None:
-        if self._loop is not None and not self._loop.is_closed():
+        if self._app is not None and self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._app.state.klingwatch.stopping.set)
 
     @contextlib.contextmanager
