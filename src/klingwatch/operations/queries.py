@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -40,6 +40,7 @@ __all__ = [
     "BatchStatus",
     "Status",
     "StatusReport",
+    "Tally",
     "TaskDetail",
     "TaskPage",
     "TaskQuery",
@@ -228,15 +229,11 @@ def gather(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class BatchStatus:
-    """One batch's counts by status and when it will be done."""
+class Tally:
+    """``total`` and ``done`` of anything holding ``counts`` by status (a batch's figures)."""
 
-    name: str
-    created_at: float
-    download_dir: str | None
-    counts: dict[LocalStatus, int]
-    eta: Eta
+    __slots__ = ()
+    counts: Mapping[LocalStatus, int]
 
     @property
     def total(self) -> int:
@@ -245,6 +242,17 @@ class BatchStatus:
     @property
     def done(self) -> int:
         return sum(n for s, n in self.counts.items() if s.is_final)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStatus(Tally):
+    """One batch's counts by status and when it will be done."""
+
+    name: str
+    created_at: float
+    download_dir: str | None
+    counts: dict[LocalStatus, int]
+    eta: Eta
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from klingwatch.clock import Clock
 from klingwatch.monitor.eta import Eta, estimate, progress
 from klingwatch.monitor.expiry import DEFAULT_WARN_DAYS, expires_at, is_collected
+from klingwatch.operations.queries import Tally
 from klingwatch.store import FINAL_STATUSES, DownloadRecord, Ledger, LocalStatus, TaskRecord
 from klingwatch.store.async_ledger import AsyncLedger
 
@@ -46,19 +47,11 @@ class GroupDurations:
 
 
 @dataclass
-class BatchFigures:
+class BatchFigures(Tally):
     name: str
     counts: Counter[LocalStatus] = field(default_factory=Counter)
     #: When it will be done (:mod:`klingwatch.monitor.eta`, as ``status`` and the live view).
     eta: Eta | None = None
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def done(self) -> int:
-        return sum(n for s, n in self.counts.items() if s.is_final)
 
 
 @dataclass
