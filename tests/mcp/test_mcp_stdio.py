@@ -153,6 +153,12 @@ async def test_a_dry_run_validates_estimates_and_sends_and_writes_nothing(world:
                 "submit", {"product": "text2video", "batch": "spring", "requests": [FOX, OWL]}
             )
         )
+        as_text = ok(
+            await session.call_tool(
+                "submit",
+                {"product": "text2video", "batch": "spring", "requests": json.dumps([FOX, OWL])},
+            )
+        )
         confirmed_only = ok(
             await session.call_tool(
                 "submit",
@@ -164,6 +170,7 @@ async def test_a_dry_run_validates_estimates_and_sends_and_writes_nothing(world:
     assert [t["prompt"] for t in plan["tasks"]] == [FOX["prompt"], OWL["prompt"]]
     assert float(plan["estimated_units"]) > 0
     assert "confirm=true" in plan["message"]
+    assert as_text["tasks"] == plan["tasks"]
     # confirm alone does not leave the dry run (the default): it says so.
     assert confirmed_only["sent"] is False
     assert "does nothing while dry_run is true" in confirmed_only["message"]
@@ -297,10 +304,25 @@ async def test_retry_failed_retries_only_failed_tasks_and_only_when_confirmed(
     assert {t.external_task_id for t in queued} == set(done["new_tasks"])
 
 
-async def test_spend_answers_from_the_spend_ledger_or_says_it_needs_one(world: World) -> None:
+async def test_spend_and_caps_answer_from_the_spend_ledger_or_say_they_need_one(
+    world: World,
+) -> None:
+    capped = {
+        "product": "text2video",
+        "batch": "capped",
+        "requests": [FOX],
+        "dry_run": False,
+        "confirm": True,
+        "max_units": 1,
+    }
     async with world.session() as session:
         result = await session.call_tool("spend", {})
+        cap = await session.call_tool("submit", capped)
     if hasattr(Operations, "spend"):
         assert ok(result)["total"]["tasks"] == 0
+        assert ok(cap)["queued"] == 1
     else:
         assert "needs the spend ledger" in error(result)
+        assert "needs the spend ledger" in error(cap)
+        assert world.creates() == 0
+        assert world.ledger_total() == 0

@@ -190,8 +190,11 @@ class Tools:
             Field(min_length=1, max_length=200, description='e.g. "text2video", "image2video"'),
         ],
         requests: Annotated[
-            list[dict[str, Any]] | dict[str, Any],
-            Field(description='one request object, or a list: {"prompt": "...", ...}'),
+            list[dict[str, Any]] | dict[str, Any] | str,
+            Field(
+                description='one request object, or a list: {"prompt": "...", ...} (JSON text '
+                "of either is read too)"
+            ),
         ],
         batch: BatchName,
         dry_run: DryRun = True,
@@ -206,6 +209,8 @@ class Tools:
         slots allow now. The default is a dry run: the validated requests and a unit estimate,
         nothing sent, nothing written. Each task is named by its external_task_id (derived from
         the batch and request, so the same call twice adds nothing)."""
+        if isinstance(requests, str):
+            requests = _json_requests(requests)
         items = requests if isinstance(requests, list) else [requests]
         if len(items) > MAX_REQUESTS:
             raise ToolError(f"{len(items)} requests: send at most {MAX_REQUESTS} per call")
@@ -243,15 +248,15 @@ class Tools:
         queue: Any = ops.queue
         added = await queue(found.batch, [to_new_task(line) for line in found.lines], **extra)
         submitter = await ops.send_once()
-        counts = await ops.ledger.counts(batch=found.batch)
+        counts = (await ops.status(found.batch, max_batches=1)).overall.counts
         paused = await ops.pause_state()
         plan.sent = True
         plan.queued = len(added.added)
         plan.already_queued = len(added.existing)
         plan.sent_now = submitter.stats.created + submitter.stats.ambiguous
-        plan.counts = {s.value: n for s, n in counts.items() if n}
+        plan.counts = {s: n for s, n in counts.items() if n}
         plan.paused = None if paused is None else short(paused.reason)
-        waiting = counts.get(LocalStatus.QUEUED, 0)
+        waiting = counts.get(LocalStatus.QUEUED.value, 0)
         message = (
             f"batch {found.batch!r}: {plan.queued} tasks queued"
             + (
@@ -358,9 +363,10 @@ class Tools:
     # -- resources ---------------------------------------------------------------------------
     async def batch_report(self, name: str) -> str:
         """A batch's report (JSON): its status, and its failed and stuck tasks with reasons."""
-        if name not in {b.name for b in await self.ops.ledger.batches()}:
+        found = await self.ops.status(name)
+        if not found.batches:
             raise ResourceNotFoundError(f"no batch named {name!r} in the ledger")
-        report = StatusOut.of(await self.ops.status(name))
+        report = StatusOut.of(found)
         failed = await self.ops.list_tasks(
             TaskQuery(status=(LocalStatus.FAILED, LocalStatus.REJECTED), batch=name, limit=20)
         )
@@ -380,6 +386,19 @@ class Tools:
         except UnknownTask as exc:
             raise ResourceNotFoundError(str(exc)) from None
         return TaskDetailOut.of(detail).model_dump_json(indent=1)
+
+
+def _json_requests(text: str) -> list[Any] | dict[str, Any]:
+    """Requests a client sent as JSON text instead of JSON."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise ToolError(
+            'requests must be a request object or a list of them, e.g. [{"prompt": "a red fox"}]'
+        ) from None
+    if not isinstance(value, list | dict):
+        raise ToolError("requests must be a request object or a list of them")
+    return value
 
 
 def _refuse_invalid(found: BatchFile, given: int) -> None:
