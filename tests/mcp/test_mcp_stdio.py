@@ -206,6 +206,8 @@ async def test_a_confirmed_batch_is_created_once_waited_for_and_has_a_timeline(
         report = await session.read_resource("klingwatch://batches/fox/report")
         status = ok(await session.call_tool("status", {"batch": "fox"}))
         listed = ok(await session.call_tool("list_tasks", {"batch": "fox", "limit": 1}))
+        later = ok(await session.call_tool("list_tasks", {"since_ms": 2**41, "text": "fox"}))
+        foxes = ok(await session.call_tool("list_tasks", {"text": "FOX", "sort": "batch"}))
 
     assert sent["sent"] is True
     assert sent["queued"] == 2
@@ -239,6 +241,8 @@ async def test_a_confirmed_batch_is_created_once_waited_for_and_has_a_timeline(
     assert status["counts"] == {"succeed": 2}
     assert [b["name"] for b in status["batches"]] == ["fox"]
     assert (listed["total"], listed["next_offset"], len(listed["items"])) == (2, 1, 1)
+    assert later["total"] == 0
+    assert [t["external_task_id"] for t in foxes["items"]] == [names[0]]
 
 
 async def test_bad_arguments_get_a_clear_error_that_says_what_to_fix(world: World) -> None:

@@ -111,6 +111,10 @@ class Tools:
             str | None, Field(max_length=500, description="text in the prompt (any case)")
         ] = None,
         stuck: Annotated[bool | None, Field(description="only stuck (or unstuck) tasks")] = None,
+        since_ms: Annotated[
+            int | None, Field(ge=0, description="queued at or after (epoch ms)")
+        ] = None,
+        until_ms: Annotated[int | None, Field(ge=0, description="queued before (epoch ms)")] = None,
         sort: Annotated[TaskSort, Field(description="the column to order by")] = "id",
         descending: Annotated[bool, Field(description="newest (largest) first")] = True,
         limit: Annotated[int, Field(ge=1, le=MAX_LIST, description="tasks per page")] = 20,
@@ -128,6 +132,8 @@ class Tools:
                 model=model,
                 text=text,
                 stuck=stuck,
+                since=None if since_ms is None else since_ms / 1000,
+                until=None if until_ms is None else until_ms / 1000,
                 sort=sort,
                 descending=descending,
                 limit=limit,
