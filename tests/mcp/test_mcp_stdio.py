@@ -159,6 +159,7 @@ async def test_a_dry_run_validates_estimates_and_sends_and_writes_nothing(world:
                 {"product": "text2video", "batch": "spring", "requests": json.dumps([FOX, OWL])},
             )
         )
+        defaults = ok(await session.call_tool("submit", {"requests": FOX}))
         confirmed_only = ok(
             await session.call_tool(
                 "submit",
@@ -171,6 +172,8 @@ async def test_a_dry_run_validates_estimates_and_sends_and_writes_nothing(world:
     assert float(plan["estimated_units"]) > 0
     assert "confirm=true" in plan["message"]
     assert as_text["tasks"] == plan["tasks"]
+    assert defaults["batch"] == "mcp"
+    assert defaults["tasks"][0]["product"] == "text2video"
     # confirm alone does not leave the dry run (the default): it says so.
     assert confirmed_only["sent"] is False
     assert "does nothing while dry_run is true" in confirmed_only["message"]
@@ -213,6 +216,7 @@ async def test_a_confirmed_batch_is_created_once_waited_for_and_has_a_timeline(
     assert sent["queued"] == 2
     assert sent["sent_now"] == 2
     assert "klingwatch serve" in sent["message"]
+    assert {t["status"] for t in sent["tasks"]} == {"submitted"}
     truth = world.truth()
     assert sorted(truth) == sorted(names)
     assert all(t["creates_seen"] == 1 for t in truth.values())
@@ -228,7 +232,7 @@ async def test_a_confirmed_batch_is_created_once_waited_for_and_has_a_timeline(
     assert steps[0] == (None, "queued")
     assert steps[-1][1] == "succeed"
     assert "submitted" in {to for _, to in steps}
-    assert shown["task"]["task_id"] == truth[names[0]]["task_id"]
+    assert shown["task"]["task_id"] == truth[names[0]]["task_id"] == sent["tasks"][0]["task_id"]
     assert shown["task"]["result_urls"]
 
     [content] = timeline.contents

@@ -270,6 +270,8 @@ class PlannedTask(BaseModel):
     slot_cost: int
     estimated_units: str
     prompt: str | None
+    status: LocalStatus | None = Field(None, description="once sent: where it stands")
+    task_id: str | None = Field(None, description="once sent: Kling's task id")
 
 
 class SubmitOut(BaseModel):

@@ -35,9 +35,15 @@ from klingwatch.mcp.schemas import (
     units_text,
 )
 from klingwatch.monitor.estimate import ESTIMATE_NOTE, estimate_total, estimate_units
-from klingwatch.monitor.intake import BatchFile, IntakeLine, read_requests, to_new_task
+from klingwatch.monitor.intake import (
+    DEFAULT_PRODUCT,
+    BatchFile,
+    IntakeLine,
+    read_requests,
+    to_new_task,
+)
 from klingwatch.operations import Operations, TaskPage, TaskQuery
-from klingwatch.operations.queries import MAX_WAIT_SECONDS, TaskSort, prompt_of
+from klingwatch.operations.queries import MAX_PAGE, MAX_WAIT_SECONDS, TaskSort, prompt_of
 from klingwatch.store import LocalStatus
 from klingwatch.store.errors import UnknownTask
 
@@ -47,6 +53,8 @@ __all__ = ["MAX_LIST", "Tools", "answers"]
 MAX_LIST = 200
 #: Validated requests echoed back by ``submit``; the rest are counted.
 PLAN_SHOWN = 50
+#: The batch of a ``submit`` that names none.
+DEFAULT_BATCH = "mcp"
 #: Most requests one ``submit`` takes.
 MAX_REQUESTS = 1000
 #: Spend rows returned (the total always covers every row).
@@ -191,10 +199,6 @@ class Tools:
     @answers
     async def submit(
         self,
-        product: Annotated[
-            str,
-            Field(min_length=1, max_length=200, description='e.g. "text2video", "image2video"'),
-        ],
         requests: Annotated[
             list[dict[str, Any]] | dict[str, Any] | str,
             Field(
@@ -202,7 +206,18 @@ class Tools:
                 "of either is read too)"
             ),
         ],
-        batch: BatchName,
+        product: Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=200,
+                description='e.g. "text2video" (the default), "image2video"; a request\'s own '
+                '"product" wins',
+            ),
+        ] = DEFAULT_PRODUCT,
+        batch: Annotated[
+            str, Field(min_length=1, max_length=200, description="the batch to queue them in")
+        ] = DEFAULT_BATCH,
         dry_run: DryRun = True,
         confirm: Confirm = False,
         max_units: Annotated[
@@ -256,6 +271,11 @@ class Tools:
         submitter = await ops.send_once()
         counts = (await ops.status(found.batch, max_batches=1)).overall.counts
         paused = await ops.pause_state()
+        page = await ops.list_tasks(TaskQuery(batch=found.batch, limit=MAX_PAGE))
+        recorded = {t.external_task_id: t for t in page.items}
+        for item in plan.tasks:
+            if (task := recorded.get(item.external_task_id)) is not None:
+                item.status, item.task_id = task.status, task.task_id
         plan.sent = True
         plan.queued = len(added.added)
         plan.already_queued = len(added.existing)
