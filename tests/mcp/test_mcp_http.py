@@ -3,6 +3,7 @@ client, behind the same Host/Origin rules as ``klingwatch serve``."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -31,6 +32,12 @@ def free_port() -> int:
 
 @pytest.fixture
 def mcp_url(tmp_path: Path) -> Iterator[str]:
+    with running_mcp(tmp_path) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def running_mcp(tmp_path: Path, **env: str) -> Iterator[str]:
     """``klingwatch mcp --http`` in its own process, once it listens; stopped with SIGTERM."""
     config = SandboxConfig(api_keys=(KEY,), time_scale=0.01, slots={Family.VIDEO: 10}, seed=1)
     with serve_in_thread(config) as sandbox:
@@ -40,6 +47,7 @@ def mcp_url(tmp_path: Path) -> Iterator[str]:
             "KLING_API_KEY": KEY,
             "KLING_API_BASE": sandbox,
             "KLINGWATCH_DB": f"sqlite:///{tmp_path / 'ledger.db'}",
+            **env,
         }
         proc = subprocess.Popen(
             [sys.executable, "-m", "klingwatch", "mcp", "--http", "--port", str(port)],
@@ -101,3 +109,31 @@ def test_a_foreign_host_or_origin_is_refused(mcp_url: str) -> None:
     assert "unknown Host header" in rebound.json()["detail"]
     assert cross.status_code == 403
     assert "cross-origin" in cross.json()["detail"]
+
+
+def test_with_an_api_token_every_request_must_carry_it(tmp_path: Path) -> None:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    with running_mcp(tmp_path, KLINGWATCH_API_TOKEN="s3cret-token") as url:
+        without = httpx.post(url, json=body)
+        wrong = httpx.post(url, json=body, headers={"Authorization": "Bearer nope"})
+        right = httpx.post(
+            url,
+            json={
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "test", "version": "1"},
+                },
+            },
+            headers={
+                "Authorization": "Bearer s3cret-token",
+                "Accept": "application/json, text/event-stream",
+            },
+        )
+    assert without.status_code == 401
+    assert "KLINGWATCH_API_TOKEN" in without.json()["detail"]
+    assert wrong.status_code == 401
+    assert right.status_code == 200
