@@ -24,8 +24,10 @@ from klingwatch.kling.models import ApiStandard, Task
 from klingwatch.kling.products import get_product
 from klingwatch.kling.retry import RetryPolicy
 from klingwatch.monitor import gates
+from klingwatch.monitor.alerts import AlertWorker
 from klingwatch.monitor.download_worker import DownloadWorker
 from klingwatch.monitor.observe import observe_task
+from klingwatch.monitor.outbound import EventDelivery
 from klingwatch.monitor.poller import SweepReport
 from klingwatch.monitor.retries import pick_retries, retry_task
 from klingwatch.monitor.service import ChangeHook, Monitor, Worker
@@ -129,6 +131,9 @@ class Operations:
         try:
             ledger = await AsyncLedger.open(db or settings.db, clock=clock)
             try:
+                if settings.events_url:
+                    # Before anything can change a status: every change from now on is owed.
+                    await ledger.enable_outbox()
                 yield cls(settings=settings, ledger=ledger, clock=clock, client=kling)
             finally:
                 await ledger.aclose()
@@ -159,7 +164,8 @@ class Operations:
     ) -> Monitor:
         """The engine as the settings configure it: the poller, a submitter (unless ``submit``
         is false), a download worker (batches with a download folder, or all with
-        ``KLINGWATCH_DOWNLOAD_DIR``) and any further ``workers``.
+        ``KLINGWATCH_DOWNLOAD_DIR``), alerts (``KLINGWATCH_NOTIFY``), outbound events
+        (``KLINGWATCH_EVENTS_URL``) and any further ``workers``.
 
         ``batch`` narrows what the poller reads (and so sends nothing: slots held by other
         batches could never be seen to free). ``until_done`` stops once nothing is in flight or
@@ -182,6 +188,14 @@ class Operations:
                 DownloadWorker.from_settings(
                     self.settings, ledger=self.ledger, clock=self.clock, batch=batch or done_batch
                 )
+            )
+        if self.settings.notify:
+            extra.append(
+                AlertWorker.from_settings(self.settings, ledger=self.ledger, clock=self.clock)
+            )
+        if self.settings.events_url:
+            extra.append(
+                EventDelivery.from_settings(self.settings, ledger=self.ledger, clock=self.clock)
             )
         return Monitor(
             client=client,

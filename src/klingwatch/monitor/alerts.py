@@ -1,0 +1,159 @@
+"""Alerts inside the engine: a :class:`~klingwatch.monitor.service.Worker` that tells people.
+
+Every ``interval`` (nominal seconds, scaled by the clock) :class:`AlertWorker` runs one round in
+the background, never holding up the engine's iteration:
+
+1. read the ledger (:func:`~klingwatch.monitor.alert_rules.gather`) and run the pure rules
+   (:func:`~klingwatch.monitor.alert_rules.evaluate`);
+2. record what they found as incidents (:meth:`Ledger.observe_incidents`): new ones open,
+   cleared ones close;
+3. claim the incidents owed a message (:meth:`Ledger.claim_incidents`: atomic, so replicas on one
+   PostgreSQL send one message per incident) and send each with the
+   :class:`~klingwatch.monitor.notify.Notifier`; a target that failed stays owed and is tried
+   again on the next round.
+
+When the engine stops (``submit --wait`` done, or paused by Kling) :meth:`AlertWorker.drain` runs
+one last round, so a batch's summary or the pause that ended the run is still told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Sequence
+
+from klingwatch.clock import Clock
+from klingwatch.monitor.alert_rules import RULES, AlertSettings, evaluate, gather
+from klingwatch.monitor.notify import Notifier
+from klingwatch.settings import Settings
+from klingwatch.store import Change
+from klingwatch.store.async_ledger import AsyncLedger
+
+__all__ = ["SINCE_META", "AlertWorker"]
+
+logger = logging.getLogger(__name__)
+
+#: Ledger meta key: when alerts first watched this ledger (older batch ends are not announced).
+SINCE_META = "alerts.since"
+
+
+class AlertWorker:
+    """Evaluates the alert rules and sends what is owed (see the module docstring)."""
+
+    def __init__(
+        self,
+        ledger: AsyncLedger,
+        *,
+        clock: Clock,
+        notifier: Notifier,
+        settings: AlertSettings | None = None,
+        interval: float = 30.0,
+        lease: float = 300.0,
+        drain_timeout: float = 30.0,
+        rules: Sequence[str] = tuple(RULES),
+        owner: str | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.clock = clock
+        self.notifier = notifier
+        self.settings = settings or AlertSettings()
+        self.interval = interval
+        self.lease = lease
+        self.drain_timeout = drain_timeout
+        self.rules = list(rules)
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}:alerts"
+        self._round: asyncio.Task[None] | None = None
+        self._next_round = float("-inf")
+        # counters, shown in __repr__
+        self.rounds = self.opened = self.closed = self.messages = self.undelivered = 0
+        self.last_error: BaseException | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, ledger: AsyncLedger, clock: Clock) -> AlertWorker:
+        """A worker sending to ``KLINGWATCH_NOTIFY`` with the thresholds of the settings."""
+        return cls(
+            ledger,
+            clock=clock,
+            notifier=Notifier.from_spec(settings.notify),
+            settings=AlertSettings.from_settings(settings),
+            interval=settings.alert_interval,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<AlertWorker rounds={self.rounds} opened={self.opened} closed={self.closed} "
+            f"messages={self.messages} undelivered={self.undelivered}"
+            f"{' running' if self.busy() else ''}>"
+        )
+
+    # -- the Worker protocol ------------------------------------------------------------------
+    async def run_once(self) -> Sequence[Change]:
+        """Start a round when one is due (never waits for it); alerts change no task."""
+        now = self.clock.time()
+        if not self.busy() and now >= self._next_round:
+            self._next_round = now + self.clock.scaled(self.interval)
+            self._round = asyncio.create_task(self._guarded_round(), name="alerts")
+        return []
+
+    def busy(self) -> bool:
+        return self._round is not None and not self._round.done()
+
+    def next_due(self) -> float | None:
+        return self._next_round
+
+    async def drain(self) -> None:
+        """Finish the running round, then run one more (what the engine's last iteration
+        changed); at most ``drain_timeout`` seconds, then what is owed waits for the next run."""
+        try:
+            async with asyncio.timeout(self.drain_timeout):
+                if self._round is not None:
+                    await self._round
+                await self._guarded_round()
+        except TimeoutError:
+            logger.warning("alerts: the last round did not finish in time; it is kept owed")
+        finally:
+            if self._round is not None and not self._round.done():
+                self._round.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._round
+
+    # -- one round ----------------------------------------------------------------------------
+    async def run_round(self) -> None:
+        """Evaluate, record, claim and send (raises what the ledger raises)."""
+        now = self.clock.time()
+        since = float(await self.ledger.meta_default(SINCE_META, repr(now)))
+        facts = await self.ledger.read(
+            gather, now, self.settings, since=since, scale=self.clock.scale
+        )
+        sightings = evaluate(facts, self.settings, self.rules)
+        opened, closed = await self.ledger.observe_incidents(self.rules, sightings, now)
+        self.opened += len(opened)
+        self.closed += len(closed)
+        cooldowns = {
+            rule: None if seconds is None else self.clock.scaled(seconds)
+            for rule, seconds in self.settings.cooldowns.items()
+            if rule in self.rules
+        }
+        owed = await self.ledger.claim_incidents(
+            now, owner=self.owner, lease_seconds=self.clock.scaled(self.lease), cooldowns=cooldowns
+        )
+        for incident in owed:
+            only = None if incident.pending_targets is None else set(incident.pending_targets)
+            went = await self.notifier.send(incident.title, incident.message, only=only)
+            left = [key for key, ok in went.items() if not ok]
+            self.messages += len(went) - len(left)
+            self.undelivered += len(left)
+            await self.ledger.finish_incident(
+                incident.id, owner=self.owner, at=self.clock.time(), owed=left
+            )
+        self.rounds += 1
+
+    async def _guarded_round(self) -> None:
+        try:
+            await self.run_round()
+        except Exception as exc:  # the ledger busy, a bug in a rule: the engine carries on
+            self.last_error = exc
+            logger.warning("alerts: round failed (%s); trying again next round", exc, exc_info=True)
