@@ -85,7 +85,8 @@ def observe(
                 seen_at=now,
             )
             .on_conflict_do_nothing(index_elements=["rule", "subject"])
-        )
+            .returning(incidents.c.id)
+        ).scalar()
         reopened = conn.execute(
             update(incidents)
             .where(key, incidents.c.closed_at.is_not(None))
@@ -101,7 +102,7 @@ def observe(
         conn.execute(
             update(incidents).where(key).values(title=s.title, message=s.message, seen_at=now)
         )
-        if inserted.rowcount or reopened.rowcount:
+        if inserted is not None or reopened.rowcount:
             found = conn.scalar(select(incidents.c.id).where(key))
             if found is not None:
                 opened.append(int(found))
