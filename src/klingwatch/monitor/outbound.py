@@ -47,9 +47,12 @@ __all__ = [
     "EVENT_TYPE",
     "INSTANCE_META",
     "SECRET_META",
+    "TEST_EVENT_TYPE",
     "EventDelivery",
     "event_payload",
+    "events_instance",
     "events_secret",
+    "send_test_event",
     "signed_request",
     "webhook_id",
 ]
@@ -121,6 +124,31 @@ async def events_secret(ledger: AsyncLedger, configured: str | None = None) -> s
         return configured
     made = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     return await ledger.meta_default(SECRET_META, made)
+
+
+#: The ``type`` of the event ``klingwatch notify --test`` sends.
+TEST_EVENT_TYPE = "klingwatch.test"
+
+
+async def send_test_event(url: str, *, secret: str, instance: str, at: float) -> str | None:
+    """POST one signed test event to ``url``; ``None`` when it was acknowledged (2xx), else
+    what went wrong."""
+    body = json.dumps(
+        {"type": TEST_EVENT_TYPE, "at_ms": to_ms(at), "message": "klingwatch notify --test"},
+        separators=(",", ":"),
+    )
+    headers = signed_request(secret, f"evt_{instance}_test_{to_ms(at)}", body, at)
+    try:
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            response = await http.post(url, content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return None if response.is_success else f"HTTP {response.status_code}"
+
+
+async def events_instance(ledger: AsyncLedger) -> str:
+    """This ledger's part of every ``webhook-id`` (made once, kept in the ledger)."""
+    return await ledger.meta_default(INSTANCE_META, secrets.token_hex(4))
 
 
 class EventDelivery:
@@ -230,7 +258,7 @@ class EventDelivery:
         """Switch the ledger's outbox on and learn the signing secret and webhook-id prefix."""
         self._secret = await events_secret(self.ledger, self._configured_secret)
         await self.ledger.enable_outbox()
-        self._instance = await self.ledger.meta_default(INSTANCE_META, secrets.token_hex(4))
+        self._instance = await events_instance(self.ledger)
 
     async def deliver_due(self) -> int:
         """Deliver every event owed and due now, batch after batch; how many went."""

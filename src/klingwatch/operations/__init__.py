@@ -15,9 +15,10 @@ Layers: this package uses :mod:`klingwatch.monitor`, :mod:`klingwatch.store` and
 """
 
 from klingwatch.operations.core import Operations, client_from, clock_from
-from klingwatch.operations.results import ResumeResult, RetryResult, TrackResult
+from klingwatch.operations.results import NotifyResult, ResumeResult, RetryResult, TrackResult
 
 __all__ = [
+    "NotifyResult",
     "Operations",
     "ResumeResult",
     "RetryResult",

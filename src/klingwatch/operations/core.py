@@ -18,6 +18,7 @@ import httpx
 from pydantic import SecretStr
 
 from klingwatch.clock import Clock, RealClock, ScaledClock
+from klingwatch.errors import ConfigurationError
 from klingwatch.kling.client import KlingClient
 from klingwatch.kling.errors import MissingCredentials, TaskNotFound, TasksStyleRefused
 from klingwatch.kling.models import ApiStandard, Task
@@ -26,14 +27,20 @@ from klingwatch.kling.retry import RetryPolicy
 from klingwatch.monitor import gates
 from klingwatch.monitor.alerts import AlertWorker
 from klingwatch.monitor.download_worker import DownloadWorker
+from klingwatch.monitor.notify import NOTIFY_HELP, Notifier, parse_targets
 from klingwatch.monitor.observe import observe_task
-from klingwatch.monitor.outbound import EventDelivery
+from klingwatch.monitor.outbound import (
+    EventDelivery,
+    events_instance,
+    events_secret,
+    send_test_event,
+)
 from klingwatch.monitor.poller import SweepReport
 from klingwatch.monitor.retries import pick_retries, retry_task
 from klingwatch.monitor.service import ChangeHook, Monitor, Worker
 from klingwatch.monitor.stuck import StuckPolicy
 from klingwatch.monitor.submitter import Submitter
-from klingwatch.operations.results import ResumeResult, RetryResult, TrackResult
+from klingwatch.operations.results import NotifyResult, ResumeResult, RetryResult, TrackResult
 from klingwatch.settings import Settings
 from klingwatch.store import AddResult, LocalStatus, NewTask, Source, TaskRecord
 from klingwatch.store.async_ledger import AsyncLedger
@@ -361,3 +368,46 @@ class Operations:
             return None
         base = self.settings.public_url.rstrip("/")
         return f"{base}/callbacks/kling/{await self.callback_token()}"
+
+    # -- alerts and outbound events ----------------------------------------------------------
+    async def notify_test(self) -> list[NotifyResult]:
+        """Send one test message to every ``KLINGWATCH_NOTIFY`` URL and one signed test event
+        to ``KLINGWATCH_EVENTS_URL``; whether each went. Raises
+        :class:`~klingwatch.errors.ConfigurationError` when neither is set, or for a URL
+        apprise does not understand (nothing is sent then)."""
+        targets = parse_targets(self.settings.notify)
+        url = self.settings.events_url
+        if not targets and not url:
+            raise ConfigurationError(
+                f"nothing to notify: {NOTIFY_HELP}; and/or set KLINGWATCH_EVENTS_URL to "
+                "receive every status change as a signed JSON event"
+            )
+        out: list[NotifyResult] = []
+        if targets:
+            went = await Notifier(targets).send(
+                "klingwatch: test message",
+                "This is a test from `klingwatch notify --test`: alerts will arrive here.",
+            )
+            out.extend(
+                NotifyResult(
+                    "alerts", t.label, went[t.key], None if went[t.key] else "not delivered"
+                )
+                for t in targets
+            )
+        if url:
+            problem = await send_test_event(
+                url,
+                secret=await self.events_secret(),
+                instance=await events_instance(self.ledger),
+                at=self.clock.time(),
+            )
+            out.append(NotifyResult("events", url, problem is None, problem))
+        return out
+
+    async def events_secret(self) -> str:
+        """The secret outbound events are signed with: ``KLINGWATCH_EVENTS_SECRET``, else the
+        one generated for this ledger (made now if there is none yet)."""
+        configured = self.settings.events_secret
+        return await events_secret(
+            self.ledger, None if configured is None else configured.get_secret_value()
+        )
