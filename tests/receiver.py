@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,9 +30,10 @@ class Received:
 
 
 class Receiver:
-    """Records POSTs; ``fail_next(n)`` answers the next ``n`` with ``status`` instead of 200."""
+    """Records POSTs; ``fail_next(n)`` answers the next ``n`` with ``status`` instead of 200;
+    ``delay``: seconds between receiving a request and answering it."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, delay: float = 0.0) -> None:
         self.requests: list[Received] = []
         self._lock = threading.Lock()
         self._failures = 0
@@ -49,11 +51,16 @@ class Receiver:
                         status = receiver._fail_status
                     headers = {k.lower(): v for k, v in self.headers.items()}
                     receiver.requests.append(Received(self.path, headers, body, status))
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
+                if delay:
+                    time.sleep(delay)  # an answer still on its way when the sender dies
+                try:
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"{}")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the sender died waiting: what it sent is recorded all the same
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -99,9 +106,9 @@ class Receiver:
 
 
 @contextmanager
-def receiver() -> Iterator[Receiver]:
+def receiver(*, delay: float = 0.0) -> Iterator[Receiver]:
     """A started :class:`Receiver`, stopped afterwards."""
-    r = Receiver().start()
+    r = Receiver(delay=delay).start()
     try:
         yield r
     finally:

@@ -278,11 +278,9 @@ class EventDelivery:
                 if not batch:
                     break
                 results = await asyncio.gather(*(self._post(http, limit, e) for e in batch))
-                went = [e.event_id for e, ok in zip(batch, results, strict=True) if ok]
-                await self.ledger.outbound_delivered(went, owner=self.owner)
-                sent += len(went)
-                self.delivered += len(went)
-                if len(went) < len(batch):
+                went = sum(results)
+                sent += went
+                if went < len(batch):
                     break  # the receiver is struggling: the rest waits for its backoff
         self.rounds += 1
         return sent
@@ -302,6 +300,10 @@ class EventDelivery:
                 error = f"{type(exc).__name__}: {exc}"
             else:
                 if response.is_success:
+                    # Forgotten at once, not with the rest of the batch: a process killed now
+                    # sends again only the events whose answer it had not seen.
+                    await self.ledger.outbound_delivered([event.event_id], owner=self.owner)
+                    self.delivered += 1
                     return True
                 error = f"HTTP {response.status_code}"
         self.failures += 1
