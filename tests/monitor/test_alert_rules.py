@@ -106,12 +106,21 @@ def test_failure_ratio_fires_over_the_threshold_once_enough_tasks_finished() -> 
     assert evaluate(facts(batches=[at_threshold]), SETTINGS) == []
 
 
-def test_rejections_count_as_failures_and_a_finished_batch_has_no_ratio_alert() -> None:
+def test_rejections_count_as_failures() -> None:
     rejected = BatchFacts("b", counts(queued=4, succeed=5, rejected=5))
     assert keys(evaluate(facts(batches=[rejected]), SETTINGS)) == [(FAILURE_RATIO, "b")]
-    # Once it has finished, its summary says how it went; the ratio incident closes.
-    done = BatchFacts("b", counts(succeed=5, failed=5), last_finish=NOW - 3700)
-    assert evaluate(facts(batches=[done]), SETTINGS) == []
+
+
+def test_a_burst_at_the_very_end_is_told_and_the_incident_closes_after_the_cooldown() -> None:
+    ended = BatchFacts("b", counts(succeed=5, failed=5), last_finish=NOW - 60)
+    found = evaluate(facts(batches=[ended], since=NOW - 3600), SETTINGS)
+    assert keys(found) == [(FAILURE_RATIO, "b"), ("batch_finished", "b")]
+    assert "The batch has ended." in found[0].message
+    # Six hours on (the cool-down), the finished batch is old news: the incident closes.
+    later = facts(batches=[ended], now=NOW + 6 * 3600, since=NOW - 3600)
+    assert keys(evaluate(later, SETTINGS)) == [("batch_finished", "b")]
+    # A batch that ended before alerts watched the ledger is not reported at all.
+    assert evaluate(facts(batches=[ended], since=NOW), SETTINGS) == []
 
 
 def test_a_pause_names_kling_code_its_meaning_and_what_waits() -> None:

@@ -10,9 +10,11 @@ rule               subject             fires while
 =================  ==================  ===========================================================
 stuck              external task id    the engine flags the task stuck (past its learned p99 or
                                        ``KLINGWATCH_STUCK_AFTER``: :mod:`klingwatch.monitor.stuck`)
-failure_ratio      batch               the batch still runs, at least ``failure_min_finished`` of
-                                       its tasks finished, and over ``failure_percent`` % of
-                                       those failed or were rejected
+failure_ratio      batch               at least ``failure_min_finished`` of the batch's tasks
+                                       finished and over ``failure_percent`` % of those failed or
+                                       were rejected, while the batch runs (or within its
+                                       cool-down after it ended, so a burst at the very end is
+                                       told once too)
 paused             ``submissions``     Kling paused sending (1100/1101 arrears, 1102 pack
                                        exhausted, 1103, 1304 IP, refused credentials)
 callbacks_silent   ``callbacks``       within ``callbacks_window``, ``callbacks_min_polled`` tasks
@@ -164,6 +166,8 @@ class Facts:
     finished_by: dict[Source, int] = field(default_factory=dict)
     #: succeeded tasks not downloaded that Kling deletes soon, soonest first
     expiring: list[TaskRecord] = field(default_factory=list)
+    #: the clock's scale: nominal durations of the settings times this are clock seconds
+    scale: float = 1.0
 
 
 Rule = Callable[[Facts, AlertSettings], list[Sighting]]
@@ -200,6 +204,7 @@ def gather(
         pause=gates.pause_state(ledger),
         finished_by=ledger.finishes_by_source(now - settings.callbacks_window * scale),
         expiring=collection(ledger, now, settings.expiry_warn_days).expiring,
+        scale=scale,
     )
 
 
@@ -225,9 +230,12 @@ def stuck_rule(facts: Facts, settings: AlertSettings) -> list[Sighting]:
 
 def failure_ratio_rule(facts: Facts, settings: AlertSettings) -> list[Sighting]:
     out = []
+    cooldown = settings.cooldowns.get(FAILURE_RATIO) or 0.0
     for batch in facts.batches:
         finished = batch.finished
-        if not batch.running or finished < settings.failure_min_finished:
+        if finished < settings.failure_min_finished:
+            continue
+        if not batch.running and not _ended_lately(batch, facts, cooldown):
             continue
         percent = 100.0 * batch.failures / finished
         if percent <= settings.failure_percent:
@@ -243,7 +251,9 @@ def failure_ratio_rule(facts: Facts, settings: AlertSettings) -> list[Sighting]:
                     f"Batch {batch.name}: {batch.failures} of {finished} finished tasks failed "
                     f"({failed} failed, {rejected} rejected): {percent:.0f}%, over the "
                     f"{settings.failure_percent:g}% threshold.",
-                    f"{batch.total - finished} tasks are still queued or running.",
+                    f"{batch.total - finished} tasks are still queued or running."
+                    if batch.running
+                    else "The batch has ended.",
                     _link(settings, batch.name),
                 ),
             )
@@ -361,6 +371,12 @@ def evaluate(
 ) -> list[Sighting]:
     """Every incident open now, by the given rules (all by default)."""
     return [sighting for name in rules for sighting in RULES[name](facts, settings)]
+
+
+def _ended_lately(batch: BatchFacts, facts: Facts, window: float) -> bool:
+    """The batch ended since alerts watched, less than ``window`` (nominal seconds) ago."""
+    end = batch.last_finish
+    return end is not None and end >= facts.since and facts.now - end < window * facts.scale
 
 
 def _lines(*lines: str | None) -> str:
