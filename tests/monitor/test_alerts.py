@@ -17,6 +17,7 @@ from klingwatch.monitor.alerts import AlertWorker
 from klingwatch.monitor.notify import Notifier, parse_targets
 from klingwatch.monitor.service import Monitor
 from klingwatch.sandbox import Answer, TimingSpec
+from klingwatch.store import LocalStatus, NewTask, Observation, Source
 from receiver import Receiver, receiver
 
 HOUR = 3600.0
@@ -177,3 +178,55 @@ async def test_an_unreachable_target_never_stops_the_engine(world: SandboxWorld)
     assert alerts.undelivered >= 1
     [incident] = world.ledger.incidents(rule="stuck")
     assert incident.notified_at is None  # still owed, for when the target answers again
+
+
+async def test_callbacks_silent_while_polling_finds_the_finishes(
+    world: SandboxWorld, inbox: Receiver
+) -> None:
+    tasks = [
+        NewTask("text2video", {}, f"cb-{i}", callback_url="https://kw.example/callbacks/kling/t")
+        for i in range(6)
+    ]
+    ids = world.queue(tasks)
+    at = world.clock.time()
+    world.ledger.apply_many(
+        Observation(LocalStatus.SUCCEED, Source.LIST, at, local_id=i, task_id=f"k{i}")
+        for i in ids[:5]
+    )
+    alerts = alerts_for(world, inbox)
+    await alerts.run_round()
+    assert titles(inbox) == ["klingwatch: Kling's callbacks are not arriving"]
+    # A callback arrives: they work after all; the incident closes.
+    world.ledger.apply(Observation(LocalStatus.SUCCEED, Source.CALLBACK, at + 1, local_id=ids[5]))
+    await alerts.run_round()
+    [silent] = world.ledger.incidents(rule="callbacks_silent")
+    assert not silent.open
+    assert titles(inbox) == [
+        "klingwatch: Kling's callbacks are not arriving",
+        "klingwatch: batch b1 finished",
+    ]
+
+
+async def test_results_not_downloaded_before_kling_deletes_them_are_told_per_batch(
+    world: SandboxWorld, inbox: Receiver
+) -> None:
+    ids = world.queue(intents(2), batch="old")
+    ended = int((world.clock.time() - 27 * 86400) * 1000)  # deleted in 3 days
+    result = {"videos": [{"id": "v", "url": "https://cdn.example/v.mp4"}]}
+    world.ledger.apply_many(
+        Observation(
+            LocalStatus.SUCCEED,
+            Source.GET,
+            world.clock.time(),
+            local_id=i,
+            task_id=f"k{i}",
+            kling_updated_ms=ended,
+            result=result,
+        )
+        for i in ids
+    )
+    alerts = alerts_for(world, inbox)
+    await alerts.run_round()
+    expiring = [m for m in inbox.messages() if "expire" in m["title"]]
+    assert [m["title"] for m in expiring] == ["klingwatch: results of batch old expire soon"]
+    assert "2 succeeded tasks of batch old are not downloaded" in expiring[0]["message"]
