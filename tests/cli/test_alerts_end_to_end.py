@@ -6,11 +6,10 @@ incident: the pause, the burst, the batch's summary."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from cli_process import sandbox_env
+from cli_process import console_script, sandbox_env
 
 from klingwatch.kling.products import Family
 from klingwatch.sandbox import Answer, SandboxConfig, ScriptConfig, TimingSpec, serve_in_thread
@@ -23,11 +22,6 @@ API_KEY = "alerts-e2e-key"
 PAUSED = (
     "klingwatch: Kling paused submissions (code 1102: the resource pack is exhausted or expired)"
 )
-
-
-def _klingwatch() -> list[str]:
-    script = Path(sys.executable).with_name("klingwatch")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "klingwatch.cli"]
 
 
 def test_a_failure_burst_and_a_paused_pack_reach_the_receiver_once_each(tmp_path: Path) -> None:
@@ -61,7 +55,7 @@ def test_a_failure_burst_and_a_paused_pack_reach_the_receiver_once_each(tmp_path
 
         def run(*args: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
-                [*_klingwatch(), *args],
+                [*console_script(), *args],
                 env=env,
                 cwd=tmp_path,
                 capture_output=True,

@@ -11,13 +11,12 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from cli_process import sandbox_env
+from cli_process import console_script, sandbox_env
 from standardwebhooks import Webhook
 
 from klingwatch.kling.products import Family
@@ -31,11 +30,6 @@ SCALE = 0.01
 KILLS = 5
 API_KEY = "events-crash-key"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-
-def _klingwatch() -> list[str]:
-    script = Path(sys.executable).with_name("klingwatch")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "klingwatch.cli"]
 
 
 def _query(db: Path, sql: str) -> list[tuple[object, ...]]:
@@ -74,7 +68,7 @@ def test_sigkill_loses_no_outbound_event_and_duplicates_share_their_webhook_id(
             KLINGWATCH_EVENTS_URL=f"{inbox.base}/events",
             KLINGWATCH_EVENTS_SECRET=SECRET,
         )
-        command = [*_klingwatch(), "submit", str(batch_file), "--wait"]
+        command = [*console_script(), "submit", str(batch_file), "--wait"]
         for _ in range(KILLS):
             proc = subprocess.Popen(
                 command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

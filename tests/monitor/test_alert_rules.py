@@ -6,6 +6,8 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
+from task_records import task_record
+
 from klingwatch.monitor.alert_rules import (
     BATCH_FINISHED,
     CALLBACKS_SILENT,
@@ -28,42 +30,7 @@ SETTINGS = AlertSettings(
 
 
 def task(**kw: Any) -> TaskRecord:
-    base = TaskRecord(
-        local_id=7,
-        batch="spring",
-        external_task_id="spring-1",
-        task_id="866889456698785798",
-        product="text2video",
-        family="video",
-        request={"prompt": "a cat"},
-        model="kling-v2-6",
-        mode="std",
-        duration="5",
-        slot_cost=1,
-        status=LocalStatus.PROCESSING,
-        status_msg=None,
-        kling_created_ms=None,
-        kling_updated_ms=None,
-        kling_processing_ms=None,
-        queued_at=0.0,
-        sent_at=None,
-        submitted_at=None,
-        processing_at=None,
-        finished_at=None,
-        detected_at=None,
-        result=None,
-        units=None,
-        polls=0,
-        last_polled_at=None,
-        next_look_at=None,
-        stuck=False,
-        stuck_reason=None,
-        callback_url=None,
-        retry_of=None,
-        source_line=None,
-        send_attempts=1,
-    )
-    return replace(base, **kw)
+    return task_record(**{"external_task_id": "spring-1", "status": LocalStatus.PROCESSING, **kw})
 
 
 def counts(**by_status: int) -> dict[LocalStatus, int]:
