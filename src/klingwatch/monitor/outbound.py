@@ -220,10 +220,12 @@ class EventDelivery:
         if self._instance is None:
             await self.start()
         now = self.clock.time()
-        if self.busy() or now < self._next_check:
+        if self.busy():
             return []
         count, soonest = await self.ledger.outbox_pending()
         if count and soonest is not None and soonest <= now:
+            # Not a time to wake for while the round runs: the engine would spin until it ends.
+            self._next_check = float("-inf")
             self._round = asyncio.create_task(self._guarded_round(), name="events")
         else:
             self._next_check = soonest if soonest is not None else float("-inf")
@@ -233,6 +235,7 @@ class EventDelivery:
         return self._round is not None and not self._round.done()
 
     def next_due(self) -> float | None:
+        """When the soonest owed event that waits for its backoff is due (``None``: none)."""
         return None if self._next_check == float("-inf") else self._next_check
 
     async def drain(self) -> None:
