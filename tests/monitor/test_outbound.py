@@ -183,3 +183,26 @@ async def test_replicas_on_one_postgresql_share_the_outbox_without_sending_twice
     assert sent["a"] + sent["b"] == 150
     assert sent["a"] > 0
     assert sent["b"] > 0
+
+
+async def test_the_engine_wakes_for_an_event_when_its_backoff_ends_not_before(
+    world: SandboxWorld,
+) -> None:
+    events = EventDelivery(
+        world.aledger, clock=world.clock, url="http://127.0.0.1:9/nobody", secret=SECRET
+    )
+    await events.start()
+    [local_id] = world.queue(intents(1))
+    world.ledger.apply(
+        Observation(LocalStatus.SUBMITTED, Source.CREATE, world.clock.time(), local_id=local_id)
+    )
+    await events.run_once()
+    assert events.busy()
+    assert events.next_due() is None  # nothing to wake for while the round runs
+    assert events._round is not None
+    await events._round
+    await events.run_once()
+    _, due = await world.aledger.outbox_pending()
+    assert due is not None
+    assert events.next_due() == due
+    assert due > world.clock.time()
