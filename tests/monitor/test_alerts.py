@@ -230,3 +230,23 @@ async def test_results_not_downloaded_before_kling_deletes_them_are_told_per_bat
     expiring = [m for m in inbox.messages() if "expire" in m["title"]]
     assert [m["title"] for m in expiring] == ["klingwatch: results of batch old expire soon"]
     assert "2 succeeded tasks of batch old are not downloaded" in expiring[0]["message"]
+
+
+async def test_many_incidents_of_one_rule_at_once_are_one_digest(
+    world: SandboxWorld, inbox: Receiver
+) -> None:
+    ids = world.queue(intents(12))
+    for local_id in ids:
+        world.ledger.set_stuck(local_id, True, "no update from Kling for 1h05m", world.clock.time())
+    alerts = alerts_for(world, inbox)
+    await alerts.run_round()
+    [digest] = inbox.messages()
+    assert digest["title"] == "klingwatch: 12 stuck alerts"
+    assert digest["message"].splitlines()[0] == (
+        "- Task line-0 (batch b1) is stuck: no update from Kling for 1h05m."
+    )
+    assert len(digest["message"].splitlines()) == 12
+    # Each incident was told by it: none is owed again.
+    assert all(i.notified_at is not None for i in world.ledger.incidents())
+    await alerts.run_round()
+    assert len(inbox.messages()) == 1

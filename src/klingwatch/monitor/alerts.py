@@ -31,13 +31,19 @@ from klingwatch.monitor.notify import Notifier
 from klingwatch.settings import Settings
 from klingwatch.store import Change
 from klingwatch.store.async_ledger import AsyncLedger
+from klingwatch.store.incidents import IncidentRecord
 
-__all__ = ["SINCE_META", "AlertWorker"]
+__all__ = ["DIGEST_OVER", "SINCE_META", "AlertWorker"]
 
 logger = logging.getLogger(__name__)
 
 #: Ledger meta key: when alerts first watched this ledger (older batch ends are not announced).
 SINCE_META = "alerts.since"
+#: More incidents of one rule than this owed in one round are told in one digest message (an
+#: outage that sticks 500 tasks is one message listing them, not 500 messages).
+DIGEST_OVER = 5
+#: Incidents a digest names before "and N more".
+_DIGEST_LINES = 30
 
 
 class AlertWorker:
@@ -54,6 +60,7 @@ class AlertWorker:
         lease: float = 300.0,
         drain_timeout: float = 30.0,
         rules: Sequence[str] = tuple(RULES),
+        digest_over: int = DIGEST_OVER,
         owner: str | None = None,
     ) -> None:
         self.ledger = ledger
@@ -64,6 +71,7 @@ class AlertWorker:
         self.lease = lease
         self.drain_timeout = drain_timeout
         self.rules = list(rules)
+        self.digest_over = digest_over
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}:alerts"
         self._round: asyncio.Task[None] | None = None
         self._next_round = float("-inf")
@@ -140,15 +148,18 @@ class AlertWorker:
         owed = await self.ledger.claim_incidents(
             now, owner=self.owner, lease_seconds=self.clock.scaled(self.lease), cooldowns=cooldowns
         )
-        for incident in owed:
-            only = None if incident.pending_targets is None else set(incident.pending_targets)
-            went = await self.notifier.send(incident.title, incident.message, only=only)
+        for group in _digests(owed, self.digest_over):
+            first = group[0]
+            only = None if first.pending_targets is None else set(first.pending_targets)
+            title, body = _message(group)
+            went = await self.notifier.send(title, body, only=only)
             left = [key for key, ok in went.items() if not ok]
             self.messages += len(went) - len(left)
             self.undelivered += len(left)
-            await self.ledger.finish_incident(
-                incident.id, owner=self.owner, at=self.clock.time(), owed=left
-            )
+            for incident in group:
+                await self.ledger.finish_incident(
+                    incident.id, owner=self.owner, at=self.clock.time(), owed=left
+                )
         self.rounds += 1
 
     async def _guarded_round(self) -> None:
@@ -157,3 +168,26 @@ class AlertWorker:
         except Exception as exc:  # the ledger busy, a bug in a rule: the engine carries on
             self.last_error = exc
             logger.warning("alerts: round failed (%s); trying again next round", exc, exc_info=True)
+
+
+def _digests(owed: Sequence[IncidentRecord], over: int) -> list[list[IncidentRecord]]:
+    """The messages of one round: each incident alone, except that more than ``over`` of one
+    rule (owed to the same targets) make one digest."""
+    groups: dict[tuple[str, tuple[str, ...] | None], list[IncidentRecord]] = {}
+    for incident in owed:
+        targets = None if incident.pending_targets is None else tuple(incident.pending_targets)
+        groups.setdefault((incident.rule, targets), []).append(incident)
+    out: list[list[IncidentRecord]] = []
+    for group in groups.values():
+        out.extend([group] if len(group) > over else [[i] for i in group])
+    return out
+
+
+def _message(group: Sequence[IncidentRecord]) -> tuple[str, str]:
+    """Title and body: the incident's own, or a digest with the first line of each."""
+    if len(group) == 1:
+        return group[0].title, group[0].message
+    names = [i.message.partition("\n")[0] for i in group[:_DIGEST_LINES]]
+    more = len(group) - len(names)
+    lines = [f"- {name}" for name in names] + ([f"... and {more} more"] if more else [])
+    return f"klingwatch: {len(group)} {group[0].rule} alerts", "\n".join(lines)
