@@ -9,8 +9,9 @@ the background, never holding up the engine's iteration:
    cleared ones close;
 3. claim the incidents owed a message (:meth:`Ledger.claim_incidents`: atomic, so replicas on one
    PostgreSQL send one message per incident) and send each with the
-   :class:`~klingwatch.monitor.notify.Notifier`; a target that failed stays owed and is tried
-   again on the next round.
+   :class:`~klingwatch.monitor.notify.Notifier` (more than :data:`DIGEST_OVER` of one rule at
+   once go as one digest); a target that failed stays owed and is tried again on the next
+   round.
 
 When the engine stops (``submit --wait`` done, or paused by Kling) :meth:`AlertWorker.drain` runs
 one last round, so a batch's summary or the pause that ended the run is still told.
