@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     )
     expiry_warn_days: float = _env("KLINGWATCH_EXPIRY_WARN_DAYS", "expiry_warn_days", 5.0, ge=0)
 
-    # -- alerts and outbound events (durations: nominal seconds, scaled like every timing) ------
+    # -- alerts and outbound events (cool-downs: wall-clock seconds, never scaled) -------------
     #: apprise URLs, comma-separated (``slack://...,ntfy://...``)
     notify: str | None = _env("KLINGWATCH_NOTIFY", "notify")
     #: where every status change is POSTed as a signed JSON event

@@ -78,7 +78,9 @@ _POLLED = (Source.GET, Source.LIST, Source.RECOVERY)
 
 @dataclass(frozen=True, slots=True)
 class AlertSettings:
-    """Thresholds and cool-downs (nominal seconds; ``None``: told once)."""
+    """Thresholds and cool-downs. ``callbacks_window`` is nominal seconds (scaled like every
+    engine timing); cool-downs are wall-clock seconds, never scaled (a person's time); ``None``:
+    told once."""
 
     failure_percent: float = 20.0
     failure_min_finished: int = 10
@@ -166,8 +168,6 @@ class Facts:
     finished_by: dict[Source, int] = field(default_factory=dict)
     #: succeeded tasks not downloaded that Kling deletes soon, soonest first
     expiring: list[TaskRecord] = field(default_factory=list)
-    #: the clock's scale: nominal durations of the settings times this are clock seconds
-    scale: float = 1.0
 
 
 Rule = Callable[[Facts, AlertSettings], list[Sighting]]
@@ -176,7 +176,8 @@ Rule = Callable[[Facts, AlertSettings], list[Sighting]]
 def gather(
     ledger: Ledger, now: float, settings: AlertSettings, *, since: float, scale: float = 1.0
 ) -> Facts:
-    """Read what the rules need (a handful of queries; run it off the event loop)."""
+    """Read what the rules need (a handful of queries; run it off the event loop). ``scale``:
+    the clock's, by which the nominal callbacks window is scaled."""
     counts = {b.name: b.counts for b in ledger.batches()}
     last = ledger.batch_last_finish()
     done = [
@@ -204,7 +205,6 @@ def gather(
         pause=gates.pause_state(ledger),
         finished_by=ledger.finishes_by_source(now - settings.callbacks_window * scale),
         expiring=collection(ledger, now, settings.expiry_warn_days).expiring,
-        scale=scale,
     )
 
 
@@ -374,9 +374,10 @@ def evaluate(
 
 
 def _ended_lately(batch: BatchFacts, facts: Facts, window: float) -> bool:
-    """The batch ended since alerts watched, less than ``window`` (nominal seconds) ago."""
+    """The batch ended since alerts watched, less than ``window`` (a cool-down: wall-clock
+    seconds, not scaled) ago."""
     end = batch.last_finish
-    return end is not None and end >= facts.since and facts.now - end < window * facts.scale
+    return end is not None and end >= facts.since and facts.now - end < window
 
 
 def _lines(*lines: str | None) -> str:

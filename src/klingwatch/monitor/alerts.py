@@ -1,7 +1,8 @@
 """Alerts inside the engine: a :class:`~klingwatch.monitor.service.Worker` that tells people.
 
-Every ``interval`` (nominal seconds, scaled by the clock) :class:`AlertWorker` runs one round in
-the background, never holding up the engine's iteration:
+Every ``interval`` (nominal seconds, scaled by the clock like every engine timing, but never
+more often than every :data:`MIN_ROUND` seconds) :class:`AlertWorker` runs one round in the
+background, never holding up the engine's iteration:
 
 1. read the ledger (:func:`~klingwatch.monitor.alert_rules.gather`) and run the pure rules
    (:func:`~klingwatch.monitor.alert_rules.evaluate`);
@@ -12,6 +13,10 @@ the background, never holding up the engine's iteration:
    :class:`~klingwatch.monitor.notify.Notifier` (more than :data:`DIGEST_OVER` of one rule at
    once go as one digest); a target that failed stays owed and is tried again on the next
    round.
+
+Cool-downs and the claim's lease are *not* scaled by ``KLINGWATCH_TIME_SCALE``: they measure a
+person's time (how often to remind someone; a send that takes a while must not be sent again by
+another replica), which a simulation does not speed up.
 
 When the engine stops (``submit --wait`` done, or paused by Kling) :meth:`AlertWorker.drain` runs
 one last round, so a batch's summary or the pause that ended the run is still told.
@@ -34,7 +39,7 @@ from klingwatch.store import Change
 from klingwatch.store.async_ledger import AsyncLedger
 from klingwatch.store.incidents import IncidentRecord
 
-__all__ = ["DIGEST_OVER", "SINCE_META", "AlertWorker"]
+__all__ = ["DIGEST_OVER", "MIN_ROUND", "SINCE_META", "AlertWorker"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +48,9 @@ SINCE_META = "alerts.since"
 #: More incidents of one rule than this owed in one round are told in one digest message (an
 #: outage that sticks 500 tasks is one message listing them, not 500 messages).
 DIGEST_OVER = 5
+#: Clock seconds between rounds at the least (a scaled simulation must not read the ledger
+#: many times a second).
+MIN_ROUND = 1.0
 #: Incidents a digest names before "and N more".
 _DIGEST_LINES = 30
 
@@ -103,7 +111,7 @@ class AlertWorker:
         """Start a round when one is due (never waits for it); alerts change no task."""
         now = self.clock.time()
         if not self.busy() and now >= self._next_round:
-            self._next_round = now + self.clock.scaled(self.interval)
+            self._next_round = now + max(self.clock.scaled(self.interval), MIN_ROUND)
             self._round = asyncio.create_task(self._guarded_round(), name="alerts")
         return []
 
@@ -141,13 +149,9 @@ class AlertWorker:
         opened, closed = await self.ledger.observe_incidents(self.rules, sightings, now)
         self.opened += len(opened)
         self.closed += len(closed)
-        cooldowns = {
-            rule: None if seconds is None else self.clock.scaled(seconds)
-            for rule, seconds in self.settings.cooldowns.items()
-            if rule in self.rules
-        }
+        cooldowns = {r: c for r, c in self.settings.cooldowns.items() if r in self.rules}
         owed = await self.ledger.claim_incidents(
-            now, owner=self.owner, lease_seconds=self.clock.scaled(self.lease), cooldowns=cooldowns
+            now, owner=self.owner, lease_seconds=self.lease, cooldowns=cooldowns
         )
         for group in _digests(owed, self.digest_over):
             first = group[0]
