@@ -80,6 +80,14 @@ def test_a_url_apprise_does_not_know_is_one_line(tmp_path: Path) -> None:
     assert one_line(done).startswith("error: KLINGWATCH_NOTIFY: 'slak' is not an apprise URL")
 
 
+def test_an_events_url_that_is_no_http_url_is_one_line(tmp_path: Path) -> None:
+    done = klingwatch(
+        "notify", "--test", cwd=tmp_path, env=env(tmp_path, KLINGWATCH_EVENTS_URL="ftp://x/y")
+    )
+    assert done.returncode == 3
+    assert one_line(done).startswith("error: KLINGWATCH_EVENTS_URL 'ftp://x/y' must be an http")
+
+
 def test_the_generated_events_secret_is_kept_and_shown(tmp_path: Path) -> None:
     first = klingwatch("notify", "--show-secret", cwd=tmp_path, env=env(tmp_path))
     again = klingwatch("notify", "--show-secret", cwd=tmp_path, env=env(tmp_path))

@@ -52,6 +52,7 @@ __all__ = [
     "event_payload",
     "events_instance",
     "events_secret",
+    "events_url",
     "send_test_event",
     "signed_request",
     "webhook_id",
@@ -91,6 +92,20 @@ def event_payload(event: OutboundEvent) -> dict[str, Any]:
         "result": event.result if event.to_status is LocalStatus.SUCCEED and current else None,
         "units": event.units if final and current else None,
     }
+
+
+def events_url(url: str) -> str:
+    """``url`` if it is one events can be POSTed to; a clear error otherwise."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ConfigurationError(f"KLINGWATCH_EVENTS_URL {url!r} is not a URL: {exc}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ConfigurationError(
+            f"KLINGWATCH_EVENTS_URL {url!r} must be an http:// or https:// URL "
+            "(e.g. https://my-app.example/kling-events)"
+        )
+    return url
 
 
 def webhook_id(instance: str, event_id: int) -> str:
@@ -204,7 +219,7 @@ class EventDelivery:
         return cls(
             ledger,
             clock=clock,
-            url=settings.events_url,
+            url=events_url(settings.events_url),
             secret=None if secret is None else secret.get_secret_value(),
         )
 

@@ -33,6 +33,7 @@ from klingwatch.monitor.outbound import (
     EventDelivery,
     events_instance,
     events_secret,
+    events_url,
     send_test_event,
 )
 from klingwatch.monitor.poller import SweepReport
@@ -396,7 +397,7 @@ class Operations:
             )
         if url:
             problem = await send_test_event(
-                url,
+                events_url(url),
                 secret=await self.events_secret(),
                 instance=await events_instance(self.ledger),
                 at=self.clock.time(),
