@@ -33,7 +33,7 @@ last message is told again.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from urllib.parse import quote
 
@@ -178,24 +178,13 @@ def gather(
 ) -> Facts:
     """Read what the rules need (a handful of queries; run it off the event loop). ``scale``:
     the clock's, by which the nominal callbacks window is scaled."""
-    counts = {b.name: b.counts for b in ledger.batches()}
     last = ledger.batch_last_finish()
-    done = [
-        name
-        for name, c in counts.items()
-        if name in last
-        and last[name] >= since
-        and not any(n for s, n in c.items() if not s.is_final)
-    ]
-    units = ledger.batch_units(done)
+    batches = [BatchFacts(b.name, b.counts, last.get(b.name)) for b in ledger.batches()]
+    # Units only for the batches a summary may be written for: those that ended lately.
+    ended = [b.name for b in batches if not b.running and (b.last_finish or 0.0) >= since]
+    units = ledger.batch_units(ended)
     batches = [
-        BatchFacts(
-            name=name,
-            counts=c,
-            last_finish=last.get(name),
-            units=_sum_units(units[name]) if name in units else None,
-        )
-        for name, c in counts.items()
+        replace(b, units=_sum_units(units[b.name])) if b.name in units else b for b in batches
     ]
     return Facts(
         now=now,
