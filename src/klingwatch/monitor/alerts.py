@@ -84,6 +84,7 @@ class AlertWorker:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}:alerts"
         self._round: asyncio.Task[None] | None = None
         self._next_round = float("-inf")
+        self._since: float | None = None
         # counters, shown in __repr__
         self.rounds = self.opened = self.closed = self.messages = self.undelivered = 0
         self.last_error: BaseException | None = None
@@ -141,7 +142,9 @@ class AlertWorker:
     async def run_round(self) -> None:
         """Evaluate, record, claim and send (raises what the ledger raises)."""
         now = self.clock.time()
-        since = float(await self.ledger.meta_default(SINCE_META, repr(now)))
+        if self._since is None:
+            self._since = float(await self.ledger.meta_default(SINCE_META, repr(now)))
+        since = self._since
         facts = await self.ledger.read(
             gather, now, self.settings, since=since, scale=self.clock.scale
         )
