@@ -67,7 +67,7 @@ class AlertWorker:
         settings: AlertSettings | None = None,
         interval: float = 30.0,
         lease: float = 300.0,
-        drain_timeout: float = 30.0,
+        drain_timeout: float = 10.0,
         rules: Sequence[str] = tuple(RULES),
         digest_over: int = DIGEST_OVER,
         owner: str | None = None,

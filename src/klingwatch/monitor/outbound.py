@@ -180,7 +180,7 @@ class EventDelivery:
         batch_size: int = 100,
         lease: float = 120.0,
         timeout: float = 10.0,
-        drain_timeout: float = 30.0,
+        drain_timeout: float = 10.0,
         backoff: Backoff = EVENT_BACKOFF,
         transport: httpx.AsyncBaseTransport | None = None,
         owner: str | None = None,
