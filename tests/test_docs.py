@@ -11,7 +11,7 @@ import pytest
 from klingwatch.cli.reference import render
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNNABLE = [ROOT / "docs" / "python-api.md"]
+RUNNABLE = [ROOT / "docs" / "python-api.md", ROOT / "docs" / "alerts.md"]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 

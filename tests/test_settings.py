@@ -71,3 +71,20 @@ def test_every_pack_family_has_a_slot_setting(workdir: Path) -> None:
     assert slot_limits(settings) == {Family.VIDEO: 5, Family.IMAGE: 10, Family.TRY_ON: 2}
     assert set(slot_limits(settings)) == {f.value for f in Family}
     assert slot_limits(Settings.load()) == {}
+
+
+def test_alerts_and_events_read_from_klingwatch_toml_and_bad_thresholds_are_one_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "klingwatch.toml").write_text(
+        'notify = "ntfys://my-topic"\nevents_url = "https://app.example/events"\n'
+        "alert_failure_percent = 50\n"
+    )
+    settings = Settings.load()
+    assert settings.notify == "ntfys://my-topic"
+    assert settings.events_url == "https://app.example/events"
+    assert settings.alert_failure_percent == 50
+    monkeypatch.setenv("KLINGWATCH_ALERT_FAILURE_PERCENT", "150")
+    with pytest.raises(ConfigurationError, match="KLINGWATCH_ALERT_FAILURE_PERCENT"):
+        Settings.load()

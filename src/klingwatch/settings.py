@@ -105,6 +105,47 @@ class Settings(BaseSettings):
     )
     expiry_warn_days: float = _env("KLINGWATCH_EXPIRY_WARN_DAYS", "expiry_warn_days", 5.0, ge=0)
 
+    # -- alerts and outbound events (cool-downs: wall-clock seconds, never scaled) -------------
+    #: apprise URLs, comma-separated (``slack://...,ntfy://...``)
+    notify: str | None = _env("KLINGWATCH_NOTIFY", "notify")
+    #: where every status change is POSTed as a signed JSON event
+    events_url: str | None = _env("KLINGWATCH_EVENTS_URL", "events_url")
+    #: the Standard Webhooks secret (``whsec_...``); unset: one is generated and kept in the ledger
+    events_secret: SecretStr | None = _env("KLINGWATCH_EVENTS_SECRET", "events_secret")
+    #: how often the alert rules are evaluated
+    alert_interval: float = _env("KLINGWATCH_ALERT_INTERVAL", "alert_interval", 30.0, gt=0)
+    alert_stuck_cooldown: float = _env(
+        "KLINGWATCH_ALERT_STUCK_COOLDOWN", "alert_stuck_cooldown", 6 * 3600.0, gt=0
+    )
+    #: a running batch whose finished tasks failed more than this share (percent) is reported
+    alert_failure_percent: float = _env(
+        "KLINGWATCH_ALERT_FAILURE_PERCENT", "alert_failure_percent", 20.0, ge=0, le=100
+    )
+    #: ... once at least this many of its tasks finished
+    alert_failure_min_finished: int = _env(
+        "KLINGWATCH_ALERT_FAILURE_MIN_FINISHED", "alert_failure_min_finished", 10, ge=1
+    )
+    alert_failure_cooldown: float = _env(
+        "KLINGWATCH_ALERT_FAILURE_COOLDOWN", "alert_failure_cooldown", 6 * 3600.0, gt=0
+    )
+    alert_paused_cooldown: float = _env(
+        "KLINGWATCH_ALERT_PAUSED_COOLDOWN", "alert_paused_cooldown", 6 * 3600.0, gt=0
+    )
+    #: callbacks are silent when, within this window, tasks sent with a callback URL finished
+    alert_callbacks_window: float = _env(
+        "KLINGWATCH_ALERT_CALLBACKS_WINDOW", "alert_callbacks_window", 1800.0, gt=0
+    )
+    #: ... this many by polling and none by callback
+    alert_callbacks_min_polled: int = _env(
+        "KLINGWATCH_ALERT_CALLBACKS_MIN_POLLED", "alert_callbacks_min_polled", 5, ge=1
+    )
+    alert_callbacks_cooldown: float = _env(
+        "KLINGWATCH_ALERT_CALLBACKS_COOLDOWN", "alert_callbacks_cooldown", 6 * 3600.0, gt=0
+    )
+    alert_expiry_cooldown: float = _env(
+        "KLINGWATCH_ALERT_EXPIRY_COOLDOWN", "alert_expiry_cooldown", 24 * 3600.0, gt=0
+    )
+
     @field_validator("db")
     @classmethod
     def _absolute_db(cls, value: str) -> str:

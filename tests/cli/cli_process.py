@@ -11,6 +11,13 @@ from pathlib import Path
 CLI = [sys.executable, "-c", "from klingwatch.cli import main; main()"]
 
 
+def console_script() -> list[str]:
+    """The installed ``klingwatch`` script beside this interpreter (else ``-m klingwatch.cli``):
+    what a user starts, and what a test sends signals to."""
+    script = Path(sys.executable).with_name("klingwatch")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "klingwatch.cli"]
+
+
 def sandbox_env(url: str, db: Path, *, api_key: str, scale: float, **extra: str) -> dict[str, str]:
     """The environment of a klingwatch pointed at a sandbox, with a SQLite ledger at ``db``."""
     return {

@@ -122,13 +122,16 @@ async def sandbox_world(
     url: str | None = None,
     api_key: bool = True,
     retry: RetryPolicy | None = None,
+    clock: ManualClock | None = None,
 ) -> AsyncIterator[SandboxWorld]:
     """The sandbox, a client on it and a ledger (``url``, else a SQLite file in ``tmp_path``).
 
     The client has an API key (lookups through ``GET /tasks``, 20 at a time) or, with
-    ``api_key=False``, AK/SK (one ``GET <create path>/<external id>`` per lookup).
+    ``api_key=False``, AK/SK (one ``GET <create path>/<external id>`` per lookup). ``clock``:
+    a manual clock of the test's (one started at the real time, for signatures checked
+    against it).
     """
-    clock = ManualClock()
+    clock = clock or ManualClock()
     app = create_app(config, clock=clock)
     creds = {"api_key": API_KEY} if api_key else {"access_key": AK, "secret_key": SK}
     client = KlingClient(

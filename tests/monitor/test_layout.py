@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
+from task_records import task_record
 
 from klingwatch.monitor.layout import (
     PathTemplate,
@@ -15,7 +15,7 @@ from klingwatch.monitor.layout import (
     result_files,
     sanitize,
 )
-from klingwatch.store.records import LocalStatus, TaskRecord
+from klingwatch.store.records import TaskRecord
 
 RESULT = {
     "videos": [
@@ -27,42 +27,7 @@ RESULT = {
 
 
 def task(**kw: Any) -> TaskRecord:
-    base = TaskRecord(
-        local_id=7,
-        batch="spring",
-        external_task_id="spring-0001",
-        task_id="866889456698785798",
-        product="text2video",
-        family="video",
-        request={"prompt": "a cat"},
-        model="kling-v2-6",
-        mode="std",
-        duration="5",
-        slot_cost=1,
-        status=LocalStatus.SUCCEED,
-        status_msg=None,
-        kling_created_ms=None,
-        kling_updated_ms=None,
-        kling_processing_ms=None,
-        queued_at=0.0,
-        sent_at=None,
-        submitted_at=None,
-        processing_at=None,
-        finished_at=None,
-        detected_at=None,
-        result=RESULT,
-        units=None,
-        polls=0,
-        last_polled_at=None,
-        next_look_at=None,
-        stuck=False,
-        stuck_reason=None,
-        callback_url=None,
-        retry_of=None,
-        source_line=None,
-        send_attempts=1,
-    )
-    return replace(base, **kw)
+    return task_record(**{"result": RESULT, **kw})
 
 
 def test_every_item_with_a_url_is_one_file_in_a_stable_order() -> None:

@@ -14,8 +14,10 @@ import pytest
 from klingwatch.clock import ManualClock
 from klingwatch.kling.client import KlingClient
 from klingwatch.kling.products import Family
+from klingwatch.monitor.alerts import AlertWorker
 from klingwatch.monitor.download_worker import DownloadWorker
 from klingwatch.monitor.gates import PauseState, learn_slots, pause, pause_state
+from klingwatch.monitor.outbound import EventDelivery
 from klingwatch.monitor.retries import RetryRefused
 from klingwatch.monitor.submitter import Submitter
 from klingwatch.operations import Operations
@@ -113,6 +115,26 @@ async def test_the_engine_is_built_from_the_settings(tmp_path: Path) -> None:
         assert downloads.download_dir.is_absolute()
         # Narrowed to one batch, the engine follows it and sends nothing.
         assert ops.engine(batch="b1").submitter is None
+
+
+async def test_alerts_and_events_are_wired_only_when_configured(tmp_path: Path) -> None:
+    async with operations(tmp_path) as (ops, _, _):
+        engine = ops.engine()
+        assert not [w for w in engine.workers if isinstance(w, AlertWorker | EventDelivery)]
+    async with operations(
+        tmp_path,
+        notify="json://127.0.0.1:9/a, ntfy://topic",
+        events_url="http://127.0.0.1:9/events",
+        alert_failure_percent=35,
+        alert_interval=12,
+    ) as (ops, _, _):
+        engine = ops.engine()
+        [alerts] = [w for w in engine.workers if isinstance(w, AlertWorker)]
+        [events] = [w for w in engine.workers if isinstance(w, EventDelivery)]
+        assert len(alerts.notifier.targets) == 2
+        assert alerts.settings.failure_percent == 35
+        assert alerts.interval == 12
+        assert events.url == "http://127.0.0.1:9/events"
 
 
 async def test_a_batch_run_stops_when_its_batch_is_done(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ COMMAND_MODULES = (
     "poll",
     "doctor",
     "demo",
+    "notify",
 )
 for _name in COMMAND_MODULES:
     importlib.import_module(f"klingwatch.cli.{_name}")

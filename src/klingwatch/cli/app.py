@@ -25,7 +25,7 @@ __all__ = ["PANELS", "KlingwatchGroup", "app", "command_order"]
 
 #: Help panels of ``klingwatch --help``, in order, each with its commands in order.
 PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Start here", ("demo", "doctor", "config")),
+    ("Start here", ("demo", "doctor", "config", "notify")),
     ("Send and follow work", ("submit", "watch", "poll", "track", "retry", "resume", "download")),
     ("See where things stand", ("status", "tasks", "show", "stuck", "export")),
     ("Run a server", ("serve", "mcp", "sandbox")),

@@ -5,7 +5,8 @@ code   meaning
 =====  =========================================================================================
 0      done: everything asked for happened
 1      done, but some of the work failed: a task failed (``poll``), a file was not downloaded,
-       a ``doctor`` check failed, a task id Kling does not know (``track``)
+       a ``doctor`` check failed, a task id Kling does not know (``track``), a test message
+       not delivered (``notify --test``)
 2      the command line is wrong: an unknown command or option, a missing argument, a bad
        value; nothing was done
 3      klingwatch stopped and said why in one line: a setting, the credentials, the ledger, a
@@ -54,7 +55,7 @@ EXIT_TABLE: tuple[tuple[ExitCode, str], ...] = (
         ExitCode.FAILED,
         "done, but some of the work failed: a task failed (`poll`), a file was not downloaded "
         "(`download`), a check failed (`doctor`), a task id Kling does not know (`track`), "
-        "no task succeeded (`demo`)",
+        "no task succeeded (`demo`), a test message not delivered (`notify --test`)",
     ),
     (
         ExitCode.USAGE,

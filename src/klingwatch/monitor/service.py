@@ -12,7 +12,10 @@
 
 Extension points: a worker is anything with ``async run_once() -> Sequence[Change]`` and
 ``busy() -> bool`` (:class:`Worker`), and optionally ``next_due() -> float | None`` (the clock
-time it next has something to do, so the engine wakes for it). The submitter is passed as
+time it next has something to do, so the engine wakes for it), ``async start()`` (run once
+before the first iteration) and ``async drain()`` (run once when :meth:`Monitor.run` ends, so
+work started in the background, such as an alert or an outbound event, gets out before the
+process exits). The submitter is passed as
 ``submitter=`` (it runs first among the workers, right after the sweep that may have freed
 slots, and ``queued`` tasks only keep ``until_done`` waiting when there is one); other workers
 (downloads, alerts) as ``workers=[...]``.
@@ -197,17 +200,26 @@ class Monitor:
         """Run iterations until :meth:`stop` (or a signal), or until done with ``until_done``."""
         with self._signals():
             log.info("engine started: %r", self)
-            while not self._stop.is_set():
-                changes = await self.run_once()
-                if self.until_done and await self.done():
-                    break
-                if self.stop_on_pause and await self.ledger.read(gates.pause_state) is not None:
-                    log.info("sending is paused: stopping (%r)", self)
-                    break
-                if self._stop.is_set():
-                    break
-                await self._pause(bool(changes))
+            for worker in self.workers:
+                await _call_optional(worker, "start")
+            try:
+                await self._loop()
+            finally:
+                for worker in self.workers:
+                    await _call_optional(worker, "drain")
             log.info("engine stopped: %r", self)
+
+    async def _loop(self) -> None:
+        while not self._stop.is_set():
+            changes = await self.run_once()
+            if self.until_done and await self.done():
+                break
+            if self.stop_on_pause and await self.ledger.read(gates.pause_state) is not None:
+                log.info("sending is paused: stopping (%r)", self)
+                break
+            if self._stop.is_set():
+                break
+            await self._pause(bool(changes))
 
     async def _pause(self, busy: bool) -> None:
         now = self.clock.time()
@@ -256,6 +268,14 @@ class Monitor:
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("%s: finishing the current sweep, then stopping", sig.name)
         self.stop()
+
+
+async def _call_optional(worker: Worker, name: str) -> None:
+    method = getattr(worker, name, None)
+    if callable(method):
+        outcome = method()
+        if inspect.isawaitable(outcome):
+            await outcome
 
 
 def _next_due(worker: Worker) -> float | None:

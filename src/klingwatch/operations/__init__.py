@@ -24,10 +24,11 @@ from klingwatch.operations.queries import (
     TaskQuery,
     WaitResult,
 )
-from klingwatch.operations.results import ResumeResult, RetryResult, TrackResult
+from klingwatch.operations.results import NotifyResult, ResumeResult, RetryResult, TrackResult
 
 __all__ = [
     "BatchStatus",
+    "NotifyResult",
     "Operations",
     "ResumeResult",
     "RetryResult",

@@ -18,14 +18,24 @@ import httpx
 from pydantic import SecretStr
 
 from klingwatch.clock import Clock, RealClock, ScaledClock
+from klingwatch.errors import ConfigurationError
 from klingwatch.kling.client import KlingClient
 from klingwatch.kling.errors import MissingCredentials, TaskNotFound, TasksStyleRefused
 from klingwatch.kling.models import ApiStandard, Task
 from klingwatch.kling.products import get_product
 from klingwatch.kling.retry import RetryPolicy
 from klingwatch.monitor import gates
+from klingwatch.monitor.alerts import AlertWorker
 from klingwatch.monitor.download_worker import DownloadWorker
+from klingwatch.monitor.notify import NOTIFY_HELP, Notifier, parse_targets
 from klingwatch.monitor.observe import observe_task
+from klingwatch.monitor.outbound import (
+    EventDelivery,
+    events_instance,
+    events_secret,
+    events_url,
+    send_test_event,
+)
 from klingwatch.monitor.poller import SweepReport
 from klingwatch.monitor.retries import pick_retries, retry_task
 from klingwatch.monitor.service import ChangeHook, Monitor, Worker
@@ -39,7 +49,7 @@ from klingwatch.operations.queries import (
     TaskQuery,
     WaitResult,
 )
-from klingwatch.operations.results import ResumeResult, RetryResult, TrackResult
+from klingwatch.operations.results import NotifyResult, ResumeResult, RetryResult, TrackResult
 from klingwatch.settings import Settings
 from klingwatch.store import AddResult, LocalStatus, NewTask, Source, TaskRecord
 from klingwatch.store.async_ledger import AsyncLedger
@@ -137,6 +147,9 @@ class Operations:
         try:
             ledger = await AsyncLedger.open(db or settings.db, clock=clock)
             try:
+                if settings.events_url:
+                    # Before anything can change a status: every change from now on is owed.
+                    await ledger.enable_outbox()
                 yield cls(settings=settings, ledger=ledger, clock=clock, client=kling)
             finally:
                 await ledger.aclose()
@@ -167,7 +180,8 @@ class Operations:
     ) -> Monitor:
         """The engine as the settings configure it: the poller, a submitter (unless ``submit``
         is false), a download worker (batches with a download folder, or all with
-        ``KLINGWATCH_DOWNLOAD_DIR``) and any further ``workers``.
+        ``KLINGWATCH_DOWNLOAD_DIR``), alerts (``KLINGWATCH_NOTIFY``), outbound events
+        (``KLINGWATCH_EVENTS_URL``) and any further ``workers``.
 
         ``batch`` narrows what the poller reads (and so sends nothing: slots held by other
         batches could never be seen to free). ``until_done`` stops once nothing is in flight or
@@ -190,6 +204,14 @@ class Operations:
                 DownloadWorker.from_settings(
                     self.settings, ledger=self.ledger, clock=self.clock, batch=batch or done_batch
                 )
+            )
+        if self.settings.notify:
+            extra.append(
+                AlertWorker.from_settings(self.settings, ledger=self.ledger, clock=self.clock)
+            )
+        if self.settings.events_url:
+            extra.append(
+                EventDelivery.from_settings(self.settings, ledger=self.ledger, clock=self.clock)
             )
         return Monitor(
             client=client,
@@ -413,3 +435,46 @@ class Operations:
             return None
         base = self.settings.public_url.rstrip("/")
         return f"{base}/callbacks/kling/{await self.callback_token()}"
+
+    # -- alerts and outbound events ----------------------------------------------------------
+    async def notify_test(self) -> list[NotifyResult]:
+        """Send one test message to every ``KLINGWATCH_NOTIFY`` URL and one signed test event
+        to ``KLINGWATCH_EVENTS_URL``; whether each went. Raises
+        :class:`~klingwatch.errors.ConfigurationError` when neither is set, or for a URL
+        apprise does not understand (nothing is sent then)."""
+        targets = parse_targets(self.settings.notify)
+        url = self.settings.events_url
+        if not targets and not url:
+            raise ConfigurationError(
+                f"nothing to notify: {NOTIFY_HELP}; and/or set KLINGWATCH_EVENTS_URL to "
+                "receive every status change as a signed JSON event"
+            )
+        out: list[NotifyResult] = []
+        if targets:
+            went = await Notifier(targets).send(
+                "klingwatch: test message",
+                "This is a test from `klingwatch notify --test`: alerts will arrive here.",
+            )
+            out.extend(
+                NotifyResult(
+                    "alerts", t.label, went[t.key], None if went[t.key] else "not delivered"
+                )
+                for t in targets
+            )
+        if url:
+            problem = await send_test_event(
+                events_url(url),
+                secret=await self.events_secret(),
+                instance=await events_instance(self.ledger),
+                at=self.clock.time(),
+            )
+            out.append(NotifyResult("events", url, problem is None, problem))
+        return out
+
+    async def events_secret(self) -> str:
+        """The secret outbound events are signed with: ``KLINGWATCH_EVENTS_SECRET``, else the
+        one generated for this ledger (made now if there is none yet)."""
+        configured = self.settings.events_secret
+        return await events_secret(
+            self.ledger, None if configured is None else configured.get_secret_value()
+        )

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from klingwatch.monitor.gates import PauseState
 from klingwatch.store import TaskRecord
 
-__all__ = ["ResumeResult", "RetryResult", "TrackResult"]
+__all__ = ["NotifyResult", "ResumeResult", "RetryResult", "TrackResult"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,3 +44,17 @@ class ResumeResult:
     forgotten: dict[str, int]
     #: Tasks waiting to be sent now.
     queued: int
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyResult:
+    """One target of :meth:`Operations.notify_test <klingwatch.operations.Operations.
+    notify_test>`: an alert URL (``KLINGWATCH_NOTIFY``) or the events URL."""
+
+    #: ``alerts`` or ``events``
+    kind: str
+    #: the URL with its secrets elided
+    target: str
+    ok: bool
+    #: what went wrong, when it did not go
+    error: str | None = None

@@ -4,7 +4,9 @@
 PostgreSQL, in id order so concurrent batches never deadlock; SQLite's writer already holds the
 file's write lock), runs :func:`klingwatch.store.door.decide` on each observation in order, and
 writes back with batched statements: one ``UPDATE`` executemany for the changed rows, one
-``INSERT`` executemany for the events. A few thousand observations cost a handful of round trips.
+``INSERT`` executemany for the events (and, when outbound events are on, one for the outbox rows
+that owe them: :mod:`klingwatch.store.outbox`). A few thousand observations cost a handful of
+round trips.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, RowMapping, bindparam, insert, select, update
 
+from klingwatch.store import outbox
 from klingwatch.store.door import decide
 from klingwatch.store.records import STATE_FIELDS, Change, LocalStatus, Observation, TaskState
 from klingwatch.store.schema import events, tasks
@@ -106,8 +109,20 @@ def apply_observations(conn: Connection, observations: Sequence[Observation]) ->
     if dirty:
         conn.execute(_UPDATE_STATE, [_row_params(i, states[i]) for i in sorted(dirty)])
     if new_events:
-        conn.execute(insert(events), new_events)
+        _insert_events(conn, new_events, observations[-1].at)
     return ApplyOutcome(changes, succeeded)
+
+
+def _insert_events(conn: Connection, new_events: list[dict[str, Any]], now: float) -> None:
+    """Write the events; when outbound events are on, owe each status change in the same
+    transaction (orphans are not announced: no task of this ledger changed)."""
+    if not outbox.enabled(conn):
+        conn.execute(insert(events), new_events)
+        return
+    stmt = insert(events).returning(events.c.id, sort_by_parameter_order=True)
+    ids = list(conn.scalars(stmt, new_events))
+    owed = [i for i, e in zip(ids, new_events, strict=True) if e["local_id"] is not None]
+    outbox.enqueue(conn, owed, now)
 
 
 @dataclass(slots=True)

@@ -33,7 +33,9 @@ from typing import Concatenate, ParamSpec, TypeVar
 from sqlalchemy.engine import make_url
 
 from klingwatch.clock import Clock
+from klingwatch.store.incidents import IncidentRecord, Sighting
 from klingwatch.store.ledger import Ledger
+from klingwatch.store.outbox import OutboundEvent
 from klingwatch.store.records import (
     AddResult,
     AlertRecord,
@@ -214,6 +216,59 @@ class AsyncLedger:
     async def set_meta(self, key: str, value: str | None) -> None:
         await self._write(self.sync.set_meta, key, value)
 
+    async def meta_default(self, key: str, value: str) -> str:
+        return await self._write(self.sync.meta_default, key, value)
+
+    async def observe_incidents(
+        self, rules: Sequence[str], sightings: Sequence[Sighting], at: float
+    ) -> tuple[list[int], list[int]]:
+        return await self._write(self.sync.observe_incidents, list(rules), list(sightings), at)
+
+    async def claim_incidents(
+        self,
+        now: float,
+        *,
+        owner: str,
+        lease_seconds: float,
+        cooldowns: dict[str, float | None],
+        limit: int = 100,
+    ) -> list[IncidentRecord]:
+        return await self._write(
+            self.sync.claim_incidents,
+            now,
+            owner=owner,
+            lease_seconds=lease_seconds,
+            cooldowns=dict(cooldowns),
+            limit=limit,
+        )
+
+    async def finish_incident(
+        self, incident_id: int, *, owner: str, at: float, owed: Sequence[str] = ()
+    ) -> bool:
+        return await self._write(
+            self.sync.finish_incident, incident_id, owner=owner, at=at, owed=list(owed)
+        )
+
+    async def enable_outbox(self) -> None:
+        await self._write(self.sync.enable_outbox)
+
+    async def claim_outbound(
+        self, now: float, *, owner: str, lease_seconds: float, limit: int = 100
+    ) -> list[OutboundEvent]:
+        return await self._write(
+            self.sync.claim_outbound, now, owner=owner, lease_seconds=lease_seconds, limit=limit
+        )
+
+    async def outbound_delivered(self, event_ids: Iterable[int], *, owner: str) -> None:
+        await self._write(self.sync.outbound_delivered, list(event_ids), owner=owner)
+
+    async def outbound_failed(
+        self, event_id: int, *, owner: str, next_at: float, error: str
+    ) -> None:
+        await self._write(
+            self.sync.outbound_failed, event_id, owner=owner, next_at=next_at, error=error
+        )
+
     async def add_alert(self, kind: str, message: str, at: float) -> None:
         await self._write(self.sync.add_alert, kind, message, at)
 
@@ -318,6 +373,14 @@ class AsyncLedger:
 
     async def downloads(self, local_id: int | None = None) -> list[DownloadRecord]:
         return await self._read(self.sync.downloads, local_id)
+
+    async def incidents(
+        self, *, rule: str | None = None, open_only: bool = False
+    ) -> list[IncidentRecord]:
+        return await self._read(self.sync.incidents, rule=rule, open_only=open_only)
+
+    async def outbox_pending(self) -> tuple[int, float | None]:
+        return await self._read(self.sync.outbox_pending)
 
 
 def _in_memory(url: str) -> bool:

@@ -22,6 +22,7 @@ from klingwatch.store.apply import apply_observations, chunks
 from klingwatch.store.database import WRITE_OPTION, create_ledger_engine, describe, migrate
 from klingwatch.store.durations import SAMPLE, DurationCache, Timing, summarize
 from klingwatch.store.errors import LedgerUnavailable, UnknownTask, redact
+from klingwatch.store.ledger_notify import NotifyLedger
 from klingwatch.store.records import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
@@ -53,7 +54,7 @@ _RETRY_SQLSTATES = {"40P01", "40001"}
 _WRITE_ATTEMPTS = 3
 
 
-class Ledger:
+class Ledger(NotifyLedger):
     """Durable record of every task, batch, event, download and alert.
 
     Open with :meth:`open`; use as a context manager or call :meth:`close`. ``apply`` and
@@ -500,6 +501,17 @@ class Ledger:
             conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
 
         self._write(work)
+
+    def meta_default(self, key: str, value: str) -> str:
+        """The value stored under ``key``, storing ``value`` first if there is none: atomic, so
+        replicas racing to make one (a generated secret) all end up with the same."""
+
+        def work(conn: Connection) -> str:
+            stmt = intents.dialect_insert(conn, meta).values(key=key, value=value)
+            conn.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
+            return str(conn.scalar(select(meta.c.value).where(meta.c.key == key)))
+
+        return self._write(work)
 
     # -- alerts ----------------------------------------------------------------------------
 

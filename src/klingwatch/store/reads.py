@@ -19,15 +19,18 @@ from klingwatch.store.records import (
     Source,
     TaskRecord,
 )
-from klingwatch.store.schema import batches, tasks
+from klingwatch.store.schema import batches, events, tasks
 
 __all__ = [
     "TASK_SELECT",
     "alert_record",
+    "batch_last_finish",
+    "batch_units",
     "count_statuses",
     "download_record",
     "event_record",
     "find_task",
+    "finishes_by_source",
     "select_tasks",
     "task_record",
     "task_records",
@@ -220,3 +223,49 @@ def alert_record(row: RowMapping) -> AlertRecord:
         active=bool(row["active"]),
         cleared_at=row["cleared_at"],
     )
+
+
+def batch_last_finish(conn: Connection) -> dict[str, float]:
+    """For each batch with a finished task, when klingwatch learned its latest final status."""
+    final = [LocalStatus.SUCCEED.value, LocalStatus.FAILED.value, LocalStatus.REJECTED.value]
+    when = func.max(func.coalesce(tasks.c.detected_at, tasks.c.finished_at))
+    query = (
+        select(batches.c.name, when)
+        .join_from(tasks, batches, tasks.c.batch_id == batches.c.id)
+        .where(tasks.c.status.in_(final))
+        .group_by(batches.c.name)
+    )
+    return {name: float(at) for name, at in conn.execute(query) if at is not None}
+
+
+def batch_units(conn: Connection, names: Iterable[str]) -> dict[str, list[str]]:
+    """The units charged (Kling's decimal strings) to the tasks of these batches."""
+    wanted = sorted(set(names))
+    out: dict[str, list[str]] = {name: [] for name in wanted}
+    for start in range(0, len(wanted), 400):
+        query = (
+            select(batches.c.name, tasks.c.units)
+            .join_from(tasks, batches, tasks.c.batch_id == batches.c.id)
+            .where(batches.c.name.in_(wanted[start : start + 400]), tasks.c.units.is_not(None))
+        )
+        for name, units in conn.execute(query):
+            out[name].append(units)
+    return out
+
+
+def finishes_by_source(conn: Connection, since: float) -> dict[Source, int]:
+    """How many tasks sent with a callback URL reached ``succeed`` / ``failed`` at or after
+    ``since``, by the source that reported it (a callback, a poll, ...)."""
+    final = [LocalStatus.SUCCEED.value, LocalStatus.FAILED.value]
+    query = (
+        select(events.c.source, func.count())
+        .join_from(events, tasks, events.c.local_id == tasks.c.id)
+        .where(
+            events.c.at >= since,
+            events.c.to_status.in_(final),
+            events.c.from_status != events.c.to_status,
+            tasks.c.callback_url.is_not(None),
+        )
+        .group_by(events.c.source)
+    )
+    return {Source(source): int(n) for source, n in conn.execute(query)}

@@ -26,7 +26,17 @@ from sqlalchemy import (
     text,
 )
 
-__all__ = ["alerts", "batches", "downloads", "events", "meta", "metadata", "tasks"]
+__all__ = [
+    "alerts",
+    "batches",
+    "downloads",
+    "events",
+    "incidents",
+    "meta",
+    "metadata",
+    "outbox",
+    "tasks",
+]
 
 # Explicit constraint names, so migrations can name what they alter on every backend.
 metadata = MetaData(
@@ -140,4 +150,40 @@ alerts = Table(
     Column("active", Boolean, nullable=False, server_default=text("true")),
     Column("cleared_at", Double),
     Index(None, "kind", "active"),
+)
+
+# One row per (rule, subject): an alert condition the notifier told (or owes) people about.
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("rule", String(50), nullable=False),
+    Column("subject", String(300), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("opened_at", Double, nullable=False),
+    Column("seen_at", Double, nullable=False),
+    Column("closed_at", Double),
+    # When the last round of messages reached every target (NULL: none yet since it opened).
+    Column("notified_at", Double),
+    Column("notifications", Integer, nullable=False, server_default=text("0")),
+    # Targets a round still owes a message to (a failed delivery, retried on the next round).
+    Column("pending_targets", JSON(none_as_null=True)),
+    Column("lease_owner", String(200)),
+    Column("lease_until", Double),
+    UniqueConstraint("rule", "subject"),
+)
+
+# Status-change events still to be delivered to KLINGWATCH_EVENTS_URL; a row is deleted once a
+# delivery is acknowledged, so the table holds only what is owed.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("event_id", Integer, ForeignKey("events.id"), primary_key=True),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_at", Double, nullable=False),
+    Column("last_error", Text),
+    Column("lease_owner", String(200)),
+    Column("lease_until", Double),
+    Index(None, "next_at"),
 )
