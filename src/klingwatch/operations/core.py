@@ -26,7 +26,8 @@ from klingwatch.kling.retry import RetryPolicy
 from klingwatch.monitor import gates
 from klingwatch.monitor.download_worker import DownloadWorker
 from klingwatch.monitor.observe import observe_task
-from klingwatch.monitor.poller import SweepReport
+from klingwatch.monitor.poller import PollSettings, SweepReport
+from klingwatch.monitor.replica import replica_id
 from klingwatch.monitor.retries import pick_retries, retry_task
 from klingwatch.monitor.service import ChangeHook, Monitor, Worker
 from klingwatch.monitor.stuck import StuckPolicy
@@ -106,6 +107,9 @@ class Operations:
         self.ledger = ledger
         self.clock = clock
         self.client = client
+        #: This process's name on the ledger's leases (``KLINGWATCH_REPLICA_ID``, else
+        #: ``host:pid:random``): every engine and pass it runs works under it.
+        self.owner = replica_id(settings.replica_id)
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -175,12 +179,17 @@ class Operations:
                 ledger=self.ledger,
                 clock=self.clock,
                 callback_url=callback_url,
+                owner=self.owner,
             )
         extra: list[Worker] = []
         if downloads:
             extra.append(
                 DownloadWorker.from_settings(
-                    self.settings, ledger=self.ledger, clock=self.clock, batch=batch or done_batch
+                    self.settings,
+                    ledger=self.ledger,
+                    clock=self.clock,
+                    batch=batch or done_batch,
+                    owner=self.owner,
                 )
             )
         return Monitor(
@@ -188,6 +197,7 @@ class Operations:
             ledger=self.ledger,
             clock=self.clock,
             batch=batch,
+            poll=self.poll_settings(),
             stuck=StuckPolicy(threshold=self.settings.stuck_after),
             submitter=submitter,
             workers=[*extra, *workers],
@@ -199,11 +209,24 @@ class Operations:
             handle_signals=False,
         )
 
+    def poll_settings(self) -> PollSettings:
+        """How the engine's poller reads: on PostgreSQL, where replicas may share the ledger,
+        due tasks are leased to this replica so that two never read one task in one sweep (on
+        SQLite, one file on one machine, the lease would be a write per sweep for nothing)."""
+        shared = self.ledger.dialect == "postgresql"
+        return PollSettings(
+            owner=self.owner if shared else None, lease_seconds=self.settings.lease_seconds
+        )
+
     async def send_once(self) -> Submitter:
         """One submitter pass: send what the free slots allow now (``submit`` without
         ``--wait``); the submitter is returned for its counters."""
         submitter = Submitter.from_settings(
-            self.settings, client=self.kling(), ledger=self.ledger, clock=self.clock
+            self.settings,
+            client=self.kling(),
+            ledger=self.ledger,
+            clock=self.clock,
+            owner=self.owner,
         )
         await submitter.run_once()
         return submitter
