@@ -358,10 +358,8 @@ class Operations:
             return self.settings.callback_token.get_secret_value()
         token = await self.ledger.get_meta(CALLBACK_TOKEN_META)
         if not token:
-            token = secrets.token_urlsafe(24)
-            await self.ledger.set_meta(CALLBACK_TOKEN_META, token)
-            # Another replica may have written its own at the same moment: the ledger's wins.
-            token = await self.ledger.get_meta(CALLBACK_TOKEN_META) or token
+            # Replicas starting together may each make one: the first stored is everyone's.
+            token = await self.ledger.meta_default(CALLBACK_TOKEN_META, secrets.token_urlsafe(24))
         return token
 
     async def callback_url(self) -> str | None:

@@ -248,6 +248,9 @@ class AsyncLedger:
     async def set_meta(self, key: str, value: str | None) -> None:
         await self._write(self.sync.set_meta, key, value)
 
+    async def meta_default(self, key: str, value: str) -> str:
+        return await self._write(self.sync.meta_default, key, value)
+
     async def add_alert(self, kind: str, message: str, at: float) -> None:
         await self._write(self.sync.add_alert, kind, message, at)
 

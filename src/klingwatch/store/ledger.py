@@ -549,6 +549,17 @@ class Ledger:
 
         self._write(work)
 
+    def meta_default(self, key: str, value: str) -> str:
+        """The value stored under ``key``, storing ``value`` first when there is none: of
+        replicas racing to set it, every one gets the value that was stored first."""
+
+        def work(conn: Connection) -> str:
+            stmt = intents.dialect_insert(conn, meta).values(key=key, value=value)
+            conn.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
+            return str(conn.scalar(select(meta.c.value).where(meta.c.key == key)))
+
+        return self._write(work)
+
     # -- alerts ----------------------------------------------------------------------------
 
     def add_alert(self, kind: str, message: str, at: float) -> None:
