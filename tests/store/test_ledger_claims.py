@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -58,6 +59,29 @@ def test_claim_queued_leases_tasks_to_one_submitter(ledger: Ledger, clock: Manua
     ]
 
 
+def _race(
+    url: str, clock: ManualClock, owners: list[str], work: Callable[[Ledger, str], None]
+) -> None:
+    """``work(ledger, owner)`` for every owner at once, each on a ledger of its own (a replica)."""
+    start = threading.Barrier(len(owners))
+    errors: list[BaseException] = []
+
+    def replica(owner: str) -> None:
+        try:
+            with Ledger.open(url, clock=clock) as ledger:
+                start.wait()
+                work(ledger, owner)
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=replica, args=(owner,)) for owner in owners]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+
+
 @pytest.mark.postgres
 def test_two_replicas_claiming_at_once_never_claim_the_same_task(postgres_url: str) -> None:
     clock = ManualClock()
@@ -66,26 +90,14 @@ def test_two_replicas_claiming_at_once_never_claim_the_same_task(postgres_url: s
         ids = _submitted(setup, 400, at=now)
 
     claimed: dict[str, list[int]] = {"a": [], "b": []}
-    start = threading.Barrier(2)
-    errors: list[BaseException] = []
 
-    def replica(owner: str) -> None:
-        try:
-            with Ledger.open(postgres_url, clock=clock) as ledger:
-                start.wait()
-                while batch := ledger.claim_due(now, owner=owner, lease_seconds=60, limit=9):
-                    claimed[owner].extend(t.local_id for t in batch)
-                    # As the engine does after looking: the next look is later.
-                    ledger.schedule((t.local_id, now + 300) for t in batch)
-        except BaseException as exc:  # reported below, in the test's thread
-            errors.append(exc)
+    def replica(ledger: Ledger, owner: str) -> None:
+        while batch := ledger.claim_due(now, owner=owner, lease_seconds=60, limit=9):
+            claimed[owner].extend(t.local_id for t in batch)
+            # As the engine does after looking: the next look is later.
+            ledger.schedule((t.local_id, now + 300) for t in batch)
 
-    threads = [threading.Thread(target=replica, args=(owner,)) for owner in claimed]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert errors == []
+    _race(postgres_url, clock, list(claimed), replica)
     a, b = set(claimed["a"]), set(claimed["b"])
     assert len(a) == len(claimed["a"])
     assert len(b) == len(claimed["b"])
@@ -176,32 +188,15 @@ def test_replicas_claiming_sends_at_once_never_exceed_the_slots(postgres_url: st
     with Ledger.open(postgres_url, clock=clock) as setup:
         _queued(setup, 60)
     claimed: dict[str, list[int]] = {o: [] for o in "abcd"}
-    start = threading.Barrier(len(claimed))
-    errors: list[BaseException] = []
 
-    def replica(owner: str) -> None:
-        try:
-            with Ledger.open(postgres_url, clock=clock) as ledger:
-                start.wait()
-                for _ in range(10):
-                    got = ledger.claim_to_send(
-                        now,
-                        owner=owner,
-                        lease_seconds=60,
-                        family="video",
-                        slot_limit=limit,
-                        most=3,
-                    )
-                    claimed[owner].extend(t.local_id for t in got)
-        except BaseException as exc:
-            errors.append(exc)
+    def replica(ledger: Ledger, owner: str) -> None:
+        for _ in range(10):
+            got = ledger.claim_to_send(
+                now, owner=owner, lease_seconds=60, family="video", slot_limit=limit, most=3
+            )
+            claimed[owner].extend(t.local_id for t in got)
 
-    threads = [threading.Thread(target=replica, args=(o,)) for o in claimed]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert errors == []
+    _race(postgres_url, clock, list(claimed), replica)
     taken = [i for ids in claimed.values() for i in ids]
     assert len(taken) == limit
     assert len(set(taken)) == limit

@@ -78,15 +78,20 @@ def sandbox_process(log: Path, *, slots: int, seed: int = 7) -> Iterator[str]:
         wait_for(lambda: _answers(url), timeout=20, what="the sandbox to answer")
         yield url
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc, timeout=10)
         out.close()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def terminate(proc: subprocess.Popen[Any], *, timeout: float) -> None:
+    """SIGTERM, and SIGKILL if it has not exited within ``timeout`` seconds."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _answers(url: str) -> bool:
@@ -173,13 +178,7 @@ class Replicas:
 
     def stop_all(self) -> None:
         for name in list(self.procs):
-            proc = self.procs.pop(name)
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            terminate(self.procs.pop(name), timeout=15)
 
     def log(self, name: str) -> str:
         return (self.tmp / f"{name}.log").read_text(errors="replace")
