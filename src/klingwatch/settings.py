@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     slots_video: int | None = _env("KLINGWATCH_SLOTS_VIDEO", "slots_video", None, ge=1)
     slots_image: int | None = _env("KLINGWATCH_SLOTS_IMAGE", "slots_image", None, ge=1)
     slots_try_on: int | None = _env("KLINGWATCH_SLOTS_TRY_ON", "slots_try_on", None, ge=1)
+    #: this engine's name among replicas sharing one ledger (unset: host:pid:random)
+    replica_id: str | None = _env("KLINGWATCH_REPLICA_ID", "replica_id")
+    #: nominal seconds a lease on ledger work lasts: a dead replica's work moves on after this
+    lease_seconds: float = _env("KLINGWATCH_LEASE_SECONDS", "lease_seconds", 60.0, gt=0)
     #: seconds after a 1102 (pack exhausted) pause when sending resumes by itself; unset: never
     resume_after_1102: float | None = _env(
         "KLINGWATCH_RESUME_AFTER_1102", "resume_after_1102", None, gt=0

@@ -86,6 +86,19 @@ async def test_range_requests_answer_206(
     assert r.content == sample_mp4()[first : last + 1]
 
 
+async def test_the_truth_counts_result_bodies_served_per_task(
+    api: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    path = await finished_video(api, clock)
+    task_id = path.split("/")[3]
+    assert (await api.get(path)).status_code == 200
+    assert (await api.get(path, headers={"Range": "bytes=10-"})).status_code == 206
+    assert (await api.get(path, headers={"Range": "bytes=999999-"})).status_code == 416
+    assert (await api.head(path)).status_code == 200
+    truth = (await api.get(f"/sandbox/tasks/{task_id}")).json()
+    assert truth["media_gets"] == 2  # the whole file and a resumed part; no 416, no HEAD
+
+
 async def test_an_unsatisfiable_range_answers_416(
     api: httpx.AsyncClient, clock: ManualClock
 ) -> None:

@@ -27,13 +27,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 from collections.abc import Sequence
 
 from klingwatch.clock import Clock
 from klingwatch.monitor.alert_rules import RULES, AlertSettings, evaluate, gather
 from klingwatch.monitor.notify import Notifier
+from klingwatch.monitor.replica import replica_id
 from klingwatch.settings import Settings
 from klingwatch.store import Change
 from klingwatch.store.async_ledger import AsyncLedger
@@ -81,7 +80,7 @@ class AlertWorker:
         self.drain_timeout = drain_timeout
         self.rules = list(rules)
         self.digest_over = digest_over
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}:alerts"
+        self.owner = owner or f"{replica_id()}:alerts"
         self._round: asyncio.Task[None] | None = None
         self._next_round = float("-inf")
         self._since: float | None = None
@@ -90,7 +89,9 @@ class AlertWorker:
         self.last_error: BaseException | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, ledger: AsyncLedger, clock: Clock) -> AlertWorker:
+    def from_settings(
+        cls, settings: Settings, *, ledger: AsyncLedger, clock: Clock, owner: str | None = None
+    ) -> AlertWorker:
         """A worker sending to ``KLINGWATCH_NOTIFY`` with the thresholds of the settings."""
         return cls(
             ledger,
@@ -98,6 +99,7 @@ class AlertWorker:
             notifier=Notifier.from_spec(settings.notify),
             settings=AlertSettings.from_settings(settings),
             interval=settings.alert_interval,
+            owner=owner,
         )
 
     def __repr__(self) -> str:

@@ -244,9 +244,9 @@ class CreatePolicy:
 
     async def _slot_refused(self, task: TaskRecord, outcome: CreateOutcome, now: float) -> None:
         self.stats.concurrency_limited += 1
-        # Creates sent alongside this one may have taken slots before it arrived.
-        siblings = self.slots.sending(task.family) - task.slot_cost
-        in_flight = await self.ledger.active_count(task.family) + siblings
+        # Creates sent alongside this one (by any replica) may have taken slots before it
+        # arrived; this one still counts among them until its lease is released.
+        in_flight = await self.slots.in_use(task.family, now) - task.slot_cost
         limit = await self.slots.learn(task.family, in_flight)
         gate = self._gate(task.family)
         gate.streak += 1

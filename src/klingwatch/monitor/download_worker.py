@@ -7,6 +7,12 @@ count query), starts a background round that downloads them with a
 :class:`~klingwatch.monitor.downloads.Downloader`, and returns. :meth:`DownloadWorker.busy` is
 true while a round runs, so an engine run ``until_done`` waits for the files.
 
+With an ``owner`` (the engine's replica id), every task is claimed in the ledger before its files
+are fetched (a lease on the task, renewed while the transfer runs), so replicas sharing one
+ledger fetch each file once; a task another replica holds is left to it, and looked at again
+when that lease would have run out (a killed replica's downloads are resumed by another then,
+from its ``.part`` file when they share the folder).
+
 A full disk or unwritable folder pauses downloads and raises the ``downloads`` alert until a
 later round (every ``rescan_interval``) succeeds; results close to Kling's 30-day deletion and
 not collected raise the ``results_expiring`` alert.
@@ -18,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import httpx
@@ -27,6 +34,7 @@ from klingwatch.monitor.downloads import Downloader, Summary
 from klingwatch.monitor.expiry import DEFAULT_WARN_DAYS, collection, expires_at, format_when
 from klingwatch.monitor.fetch import Opener, RetryPolicy, open_part
 from klingwatch.monitor.layout import DEFAULT_TEMPLATE, PathTemplate, TemplateError
+from klingwatch.monitor.replica import DEFAULT_LEASE_SECONDS, kept
 from klingwatch.settings import Settings
 from klingwatch.store import Change, LocalStatus, TaskRecord
 from klingwatch.store.async_ledger import AsyncLedger
@@ -60,8 +68,13 @@ class DownloadWorker:
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
         opener: Opener = open_part,
+        owner: str | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
         self.ledger = ledger
+        #: replica id the downloads are claimed for (``None``: no claims, one process only)
+        self.owner = owner
+        self.lease_seconds = lease_seconds
         self.clock = clock
         self.download_dir = Path(download_dir) if download_dir is not None else None
         self.template = PathTemplate(template)  # a bad template fails now, not mid-run
@@ -88,9 +101,16 @@ class DownloadWorker:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, ledger: AsyncLedger, clock: Clock, batch: str | None = None
+        cls,
+        settings: Settings,
+        *,
+        ledger: AsyncLedger,
+        clock: Clock,
+        batch: str | None = None,
+        owner: str | None = None,
     ) -> DownloadWorker:
-        """A worker configured from the settings (download folder, template, warning days)."""
+        """A worker configured from the settings (download folder, template, warning days,
+        lease period), claiming its downloads for ``owner``."""
         return cls(
             ledger,
             clock=clock,
@@ -98,6 +118,8 @@ class DownloadWorker:
             template=settings.download_template,
             warn_days=settings.expiry_warn_days,
             batch=batch,
+            owner=owner,
+            lease_seconds=settings.lease_seconds,
         )
 
     def __repr__(self) -> str:
@@ -208,8 +230,13 @@ class DownloadWorker:
                 opener=self._opener,
             ) as downloader:
                 for root, tasks in targets.items():
-                    summary = await downloader.download(tasks, root)
-                    self._absorb(tasks, summary)
+                    mine = await self._claim(tasks)
+                    try:
+                        async with self._kept(mine):
+                            summary = await downloader.download(mine, root)
+                    finally:
+                        await self._release(mine)
+                    self._absorb(mine, summary)
                     if summary.stopped is not None:
                         await self._stop(str(summary.stopped))
                         return
@@ -223,6 +250,32 @@ class DownloadWorker:
         except Exception as exc:  # a bug or a ledger outage must not take the engine down
             self.last_error = exc
             logger.exception("download round failed")
+
+    async def _claim(self, tasks: list[TaskRecord]) -> list[TaskRecord]:
+        """The tasks this replica may collect now: all of them without an owner, else those
+        the ledger leased to it; the others are looked at again once their lease has run out."""
+        if self.owner is None or not tasks:
+            return tasks
+        now = self.clock.time()
+        lease = self.clock.scaled(self.lease_seconds)
+        mine = await self.ledger.claim_succeeded(
+            [t.local_id for t in tasks], now, owner=self.owner, lease_seconds=lease
+        )
+        if len(mine) < len(tasks):
+            self._next_scan = min(self._next_scan, now + lease)
+        return mine
+
+    def _kept(self, tasks: list[TaskRecord]) -> AbstractAsyncContextManager[None]:
+        if self.owner is None:
+            return contextlib.nullcontext()
+        ids = [t.local_id for t in tasks]
+        return kept(
+            self.ledger, self.clock, ids, owner=self.owner, lease_seconds=self.lease_seconds
+        )
+
+    async def _release(self, tasks: list[TaskRecord]) -> None:
+        if self.owner is not None and tasks:
+            await self.ledger.release([t.local_id for t in tasks], owner=self.owner)
 
     def _absorb(self, tasks: list[TaskRecord], summary: Summary) -> None:
         now = self.clock.time()

@@ -23,10 +23,8 @@ import base64
 import contextlib
 import json
 import logging
-import os
 import random
 import secrets
-import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +35,7 @@ from standardwebhooks import Webhook
 from klingwatch.clock import Clock, to_ms
 from klingwatch.errors import ConfigurationError
 from klingwatch.kling.retry import Backoff
+from klingwatch.monitor.replica import replica_id
 from klingwatch.settings import Settings
 from klingwatch.store import Change, LocalStatus
 from klingwatch.store.async_ledger import AsyncLedger
@@ -198,7 +197,7 @@ class EventDelivery:
         self.drain_timeout = drain_timeout
         self.backoff = backoff
         self._transport = transport
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}:events"
+        self.owner = owner or f"{replica_id()}:events"
         self._rng = rng or random.Random()
         self._instance: str | None = None
         self._round: asyncio.Task[None] | None = None
@@ -209,7 +208,7 @@ class EventDelivery:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, ledger: AsyncLedger, clock: Clock
+        cls, settings: Settings, *, ledger: AsyncLedger, clock: Clock, owner: str | None = None
     ) -> EventDelivery:
         """Delivery to ``KLINGWATCH_EVENTS_URL``, signed with ``KLINGWATCH_EVENTS_SECRET`` (or
         the ledger's generated secret)."""
@@ -221,6 +220,7 @@ class EventDelivery:
             clock=clock,
             url=events_url(settings.events_url),
             secret=None if secret is None else secret.get_secret_value(),
+            owner=owner,
         )
 
     def __repr__(self) -> str:

@@ -49,6 +49,7 @@ from klingwatch.kling.models import ApiStandard, Task, TaskStatus
 from klingwatch.kling.products import get_product
 from klingwatch.monitor.cadence import Cadence
 from klingwatch.monitor.observe import STATUS_MAP, observe_task
+from klingwatch.monitor.replica import DEFAULT_LEASE_SECONDS
 from klingwatch.monitor.stuck import StuckDetector, Verdict
 from klingwatch.store import Change, LocalStatus, Observation, Source, TaskRecord
 from klingwatch.store.async_ledger import AsyncLedger
@@ -82,7 +83,7 @@ class PollSettings:
     #: replicas sharing one ledger: this one's name; due tasks are then leased to it
     owner: str | None = None
     #: how long a lease on due tasks lasts
-    lease_seconds: float = 120.0
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
 
 
 @dataclass(slots=True)

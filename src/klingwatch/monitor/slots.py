@@ -7,9 +7,11 @@ nothing. :class:`Slots` keeps the submitter's view of it:
 * the **limit** of a family is the lower of the configured one (``KLINGWATCH_SLOTS_VIDEO``, ...)
   and the one learned from a 1303 (kept in the ledger by :mod:`klingwatch.monitor.gates`, so it
   survives restarts and is shared by replicas); ``None`` while neither is known;
-* the slots **in use** are the ledger's active tasks (``unknown`` tasks included: until a lookup
-  says otherwise they may hold one) plus the creates this process has in flight, which the
-  ledger does not count yet;
+* the slots **in use** are counted in the ledger, across every replica sharing it: active tasks
+  (``unknown`` ones included: until a lookup says otherwise they may hold one) plus queued tasks
+  under a live lease, which are creates on the wire (:meth:`~klingwatch.store.Ledger.
+  slots_in_use`); the submitter's claim counts and leases in one transaction
+  (:meth:`~klingwatch.store.Ledger.claim_to_send`), so no process's memory is trusted;
 * a **1303** while N slots were in use teaches the limit N (:meth:`learn`).
 
 Limits are read from the ledger once a pass (:meth:`refresh`): another process may have learned
@@ -18,9 +20,8 @@ one meanwhile.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 from klingwatch.kling.products import Family
 from klingwatch.monitor import gates
@@ -39,11 +40,9 @@ class Slots:
         #: Limits given by the settings, by family.
         self.configured = {k: int(v) for k, v in (configured or {}).items() if v}
         self._limits: dict[str, int | None] = {}
-        # Slots held by creates in flight from this process (not yet active in the ledger).
-        self._sending: dict[str, int] = {}
 
     def __repr__(self) -> str:
-        return f"Slots(limits={self._limits!r}, sending={self._sending!r})"
+        return f"Slots(limits={self._limits!r})"
 
     async def refresh(self) -> None:
         """Read every family's learned limit again (once a pass)."""
@@ -54,26 +53,9 @@ class Slots:
         """The limit in force for ``family`` as of the last :meth:`refresh`."""
         return self._limits.get(family, self.configured.get(family))
 
-    def sending(self, family: str) -> int:
-        """Slots this process's creates in flight hold."""
-        return self._sending.get(family, 0)
-
-    async def free(self, family: str) -> int | None:
-        """Slots of ``family`` free now (``None``: the limit is not known yet)."""
-        limit = self.limit(family)
-        if limit is None:
-            return None
-        used = await self.ledger.active_count(family)
-        return max(0, limit - used - self.sending(family))
-
-    @contextlib.contextmanager
-    def hold(self, family: str, cost: int) -> Iterator[None]:
-        """Count ``cost`` slots as taken while one create is in flight."""
-        self._sending[family] = self.sending(family) + cost
-        try:
-            yield
-        finally:
-            self._sending[family] -= cost
+    async def in_use(self, family: str, now: float) -> int:
+        """Slots of ``family`` taken now, by every replica (see the module docstring)."""
+        return await self.ledger.slots_in_use(family, now)
 
     async def learn(self, family: str, in_flight: int) -> int | None:
         """A 1303 came while ``in_flight`` slots of ``family`` were in use: the limit is at most

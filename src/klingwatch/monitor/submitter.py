@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
-import socket
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -40,6 +38,7 @@ from klingwatch.kling.products import Family
 from klingwatch.monitor import gates
 from klingwatch.monitor.create_policy import CreatePolicy, SubmitterStats
 from klingwatch.monitor.recovery import LookupClient, Recovery, ambiguous_sends
+from klingwatch.monitor.replica import DEFAULT_LEASE_SECONDS, kept, replica_id
 from klingwatch.monitor.slots import Slots
 from klingwatch.settings import Settings
 from klingwatch.store import Change, LocalStatus, Observation, Source, TaskRecord
@@ -86,9 +85,10 @@ class Submitter:
     at most ``max_pass_creates`` so the engine's status sweeps run between passes. An ambiguous
     create is first looked up ``lookup_delay`` seconds after it was sent, and a "not found" is
     believed only ``not_found_after`` seconds after the send (Kling may not show a task it has
-    just created). ``max_sends`` caps the sends that may have created one task. ``lease`` must
-    outlast one create request. While work waits for a slot, the tasks holding the slots are
-    looked at at least every ``slot_watch`` seconds (``None``: leave it to the cadence).
+    just created). ``max_sends`` caps the sends that may have created one task. ``lease`` is
+    how long a claim lasts unless renewed (it is, while its creates are on the wire). While
+    work waits for a slot, the tasks holding the slots are looked at at least every
+    ``slot_watch`` seconds (``None``: leave it to the cadence).
     Times are nominal seconds on ``clock``.
     """
 
@@ -101,8 +101,10 @@ class Submitter:
         ledger: AsyncLedger,
         clock: Clock,
         callback_url: str | None = None,
+        owner: str | None = None,
     ) -> Submitter:
-        """The submitter as ``submit``, ``watch``, ``serve`` and ``demo`` run it."""
+        """The submitter as ``submit``, ``watch``, ``serve`` and ``demo`` run it, with the
+        engine's replica id as ``owner``."""
         return cls(
             client=client,
             ledger=ledger,
@@ -111,6 +113,8 @@ class Submitter:
             resume_after_1102=settings.resume_after_1102,
             callback_url=callback_url,
             create_concurrency=settings.max_concurrency,
+            lease=settings.lease_seconds,
+            owner=owner,
         )
 
     def __init__(
@@ -127,7 +131,7 @@ class Submitter:
         max_sends: int = MAX_CREATE_SENDS,
         lookup_delay: float = 5.0,
         not_found_after: float = 30.0,
-        lease: float = 120.0,
+        lease: float = DEFAULT_LEASE_SECONDS,
         slot_watch: float | None = 2.0,
         owner: str | None = None,
         rng: random.Random | None = None,
@@ -141,7 +145,7 @@ class Submitter:
         self.max_pass_creates = max(1, max_pass_creates)
         self.lease = lease
         self.slot_watch = slot_watch
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.owner = owner or replica_id()
         self.stats = SubmitterStats()
         self.slots = Slots(ledger, slots)
         self.policy = CreatePolicy(
@@ -224,9 +228,14 @@ class Submitter:
             if not batch:
                 await self._watch_slots(family)
                 break
-            # Marked sending together (one transaction) before any of them leaves.
-            await self.ledger.mark_sending([t.local_id for t in batch], self.clock.time())
-            await asyncio.gather(*(self._send(task) for task in batch))
+            ids = [t.local_id for t in batch]
+            # Marked sending together (one transaction) before any of them leaves; the leases
+            # outlive the creates however long they take, and stop when this process dies.
+            await self.ledger.mark_sending(ids, self.clock.time())
+            async with kept(
+                self.ledger, self.clock, ids, owner=self.owner, lease_seconds=self.lease
+            ):
+                await asyncio.gather(*(self._send(task) for task in batch))
             sent += len(batch)
             self._pass_left -= len(batch)
         return sent
@@ -235,44 +244,34 @@ class Submitter:
         """The next tasks of ``family`` to create at once, oldest first, that fit the free
         slots together: one while the limit is unknown, else up to ``create_concurrency``.
 
-        Orphans met on the way are turned ``unknown`` instead (they then hold a slot), and the
-        claim goes on past them.
+        The free slots are counted in the ledger, across every replica, in the claim's own
+        transaction (:meth:`~klingwatch.store.Ledger.claim_to_send`). Orphans met on the way are
+        turned ``unknown`` instead (they then hold a slot), and the claim goes on past them.
         """
         while True:
-            free = await self.slots.free(family)
-            most = 1 if free is None else min(self.create_concurrency, self._pass_left, free)
+            most = min(self.create_concurrency, self._pass_left)
             if most <= 0:
                 return []
             now = self.clock.time()
-            claimed = await self.ledger.claim_queued(
+            claimed = await self.ledger.claim_to_send(
                 now,
                 owner=self.owner,
                 lease_seconds=self.clock.scaled(self.lease),
                 family=family,
-                limit=most,
+                slot_limit=self.slots.limit(family),
+                most=most,
             )
             batch: list[TaskRecord] = []
-            unused: list[int] = []
-            orphans = 0
-            room = free
+            orphans: list[int] = []
             for task in claimed:
                 if task.send_attempts > 0 and not await self._is_cleared(task):
                     await self._orphan(task, now)
-                    unused.append(task.local_id)
-                    orphans += 1
-                    if room is not None:
-                        room -= task.slot_cost
-                elif room is not None and task.slot_cost > room:
-                    # Keep the order: wait until the oldest task fits rather than jump the queue.
-                    unused.append(task.local_id)
-                    room = 0
+                    orphans.append(task.local_id)
                 else:
                     batch.append(task)
-                    if room is not None:
-                        room -= task.slot_cost
-            if unused:
-                await self.ledger.release(unused, owner=self.owner)
-            if batch or orphans == 0:
+            if orphans:
+                await self.ledger.release(orphans, owner=self.owner)
+            if batch or not orphans:
                 return batch
 
     async def _send(self, task: TaskRecord) -> None:
@@ -280,24 +279,24 @@ class Submitter:
         self._cleared.pop(task.local_id, None)
         self.stats.creates += 1
         answer: Task | BaseException
-        with self.slots.hold(task.family, task.slot_cost):
-            try:
-                answer = await self.client.create(
-                    task.product,
-                    task.request,
-                    external_task_id=task.external_task_id,
-                    callback_url=task.callback_url or self.callback_url,
-                )
-            except Exception as exc:  # every failure is an answer the table knows how to read
-                if not isinstance(exc, KlingwatchError):
-                    logger.exception("create of task %s failed unexpectedly", task.local_id)
-                answer = exc
-            try:
-                outcome = await self.policy.settle(
-                    task, answer, sends=await self._ambiguous_sends(task)
-                )
-            finally:
-                await self.ledger.release([task.local_id], owner=self.owner)
+        try:
+            answer = await self.client.create(
+                task.product,
+                task.request,
+                external_task_id=task.external_task_id,
+                callback_url=task.callback_url or self.callback_url,
+            )
+        except Exception as exc:  # every failure is an answer the table knows how to read
+            if not isinstance(exc, KlingwatchError):
+                logger.exception("create of task %s failed unexpectedly", task.local_id)
+            answer = exc
+        try:
+            outcome = await self.policy.settle(
+                task, answer, sends=await self._ambiguous_sends(task)
+            )
+        finally:
+            # Until here the task counted as a create on the wire in every replica's claim.
+            await self.ledger.release([task.local_id], owner=self.owner)
         if outcome.action is CreateAction.LOOK_UP:
             self.recovery.schedule(task, answered=True)
         elif outcome.action.created_nothing:

@@ -36,7 +36,8 @@ from klingwatch.monitor.outbound import (
     events_url,
     send_test_event,
 )
-from klingwatch.monitor.poller import SweepReport
+from klingwatch.monitor.poller import PollSettings, SweepReport
+from klingwatch.monitor.replica import replica_id
 from klingwatch.monitor.retries import pick_retries, retry_task
 from klingwatch.monitor.service import ChangeHook, Monitor, Worker
 from klingwatch.monitor.stuck import StuckPolicy
@@ -124,6 +125,9 @@ class Operations:
         self.ledger = ledger
         self.clock = clock
         self.client = client
+        #: This process's name on the ledger's leases (``KLINGWATCH_REPLICA_ID``, else
+        #: ``host:pid:random``): every engine and pass it runs works under it.
+        self.owner = replica_id(settings.replica_id)
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -197,27 +201,37 @@ class Operations:
                 ledger=self.ledger,
                 clock=self.clock,
                 callback_url=callback_url,
+                owner=self.owner,
             )
         extra: list[Worker] = []
         if downloads:
             extra.append(
                 DownloadWorker.from_settings(
-                    self.settings, ledger=self.ledger, clock=self.clock, batch=batch or done_batch
+                    self.settings,
+                    ledger=self.ledger,
+                    clock=self.clock,
+                    batch=batch or done_batch,
+                    owner=self.owner,
                 )
             )
         if self.settings.notify:
             extra.append(
-                AlertWorker.from_settings(self.settings, ledger=self.ledger, clock=self.clock)
+                AlertWorker.from_settings(
+                    self.settings, ledger=self.ledger, clock=self.clock, owner=self.owner
+                )
             )
         if self.settings.events_url:
             extra.append(
-                EventDelivery.from_settings(self.settings, ledger=self.ledger, clock=self.clock)
+                EventDelivery.from_settings(
+                    self.settings, ledger=self.ledger, clock=self.clock, owner=self.owner
+                )
             )
         return Monitor(
             client=client,
             ledger=self.ledger,
             clock=self.clock,
             batch=batch,
+            poll=self.poll_settings(),
             stuck=StuckPolicy(threshold=self.settings.stuck_after),
             submitter=submitter,
             workers=[*extra, *workers],
@@ -229,11 +243,24 @@ class Operations:
             handle_signals=False,
         )
 
+    def poll_settings(self) -> PollSettings:
+        """How the engine's poller reads: on PostgreSQL, where replicas may share the ledger,
+        due tasks are leased to this replica so that two never read one task in one sweep (on
+        SQLite, one file on one machine, the lease would be a write per sweep for nothing)."""
+        shared = self.ledger.dialect == "postgresql"
+        return PollSettings(
+            owner=self.owner if shared else None, lease_seconds=self.settings.lease_seconds
+        )
+
     async def send_once(self) -> Submitter:
         """One submitter pass: send what the free slots allow now (``submit`` without
         ``--wait``); the submitter is returned for its counters."""
         submitter = Submitter.from_settings(
-            self.settings, client=self.kling(), ledger=self.ledger, clock=self.clock
+            self.settings,
+            client=self.kling(),
+            ledger=self.ledger,
+            clock=self.clock,
+            owner=self.owner,
         )
         await submitter.run_once()
         return submitter
@@ -423,10 +450,8 @@ class Operations:
             return self.settings.callback_token.get_secret_value()
         token = await self.ledger.get_meta(CALLBACK_TOKEN_META)
         if not token:
-            token = secrets.token_urlsafe(24)
-            await self.ledger.set_meta(CALLBACK_TOKEN_META, token)
-            # Another replica may have written its own at the same moment: the ledger's wins.
-            token = await self.ledger.get_meta(CALLBACK_TOKEN_META) or token
+            # Replicas starting together may each make one: the first stored is everyone's.
+            token = await self.ledger.meta_default(CALLBACK_TOKEN_META, secrets.token_urlsafe(24))
         return token
 
     async def callback_url(self) -> str | None:

@@ -9,6 +9,7 @@ second of silence, as MP3 and WAV, made the same way.
 ``GET /sandbox/media/{task_id}/{name}`` answers 200, or 206 with ``Content-Range`` for a
 ``Range: bytes=...`` request (416 when unsatisfiable), 404 for what never existed or is not
 finished, and the configured 404 or 403 once the task ended more than 30 (sandbox) days ago.
+Every body served (200 or 206) is counted per task: the truth's ``media_gets``.
 """
 
 from __future__ import annotations
@@ -126,6 +127,15 @@ def _serve(request: Request, content: bytes, media_type: str) -> Response:
 
 
 async def _media(request: Request) -> Response:
+    response = _media_answer(request)
+    if request.method == "GET" and response.status_code in (200, 206):
+        state = sandbox_of(request).state
+        with state.lock:
+            state.media_served[request.path_params["task_id"]] += 1
+    return response
+
+
+def _media_answer(request: Request) -> Response:
     sandbox = sandbox_of(request)
     state = sandbox.state
     now = state.advance()

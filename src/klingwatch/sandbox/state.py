@@ -80,6 +80,8 @@ class SandboxState:
         self.creates_seen: Counter[str] = Counter()
         #: how many reads looked each external_task_id up (found or not)
         self.lookups_seen: Counter[str] = Counter()
+        #: result file bodies served per task id, whole (200) or in part (206)
+        self.media_served: Counter[str] = Counter()
         self.active: dict[int, SandboxTask] = {}
         self._ends: list[tuple[float, int]] = []
         self.in_use: dict[Family, int] = dict.fromkeys(Family, 0)

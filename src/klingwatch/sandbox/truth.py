@@ -67,6 +67,7 @@ def task_truth(sandbox: Sandbox, task: SandboxTask, now: float) -> dict[str, Any
         if task.external_id is not None
         else 1,
         "reads": task.reads,
+        "media_gets": sandbox.state.media_served.get(task.task_id, 0),
         "single_reads": task.single_reads,
         "callback_url": task.callback_url,
         "callbacks": dict(task.callbacks),

@@ -197,6 +197,40 @@ class AsyncLedger:
             limit=limit,
         )
 
+    async def claim_to_send(
+        self,
+        now: float,
+        *,
+        owner: str,
+        lease_seconds: float,
+        family: str,
+        slot_limit: int | None,
+        most: int,
+    ) -> list[TaskRecord]:
+        return await self._write(
+            self.sync.claim_to_send,
+            now,
+            owner=owner,
+            lease_seconds=lease_seconds,
+            family=family,
+            slot_limit=slot_limit,
+            most=most,
+        )
+
+    async def claim_succeeded(
+        self, local_ids: Iterable[int], now: float, *, owner: str, lease_seconds: float
+    ) -> list[TaskRecord]:
+        return await self._write(
+            self.sync.claim_succeeded,
+            list(local_ids),
+            now,
+            owner=owner,
+            lease_seconds=lease_seconds,
+        )
+
+    async def renew(self, local_ids: Iterable[int], until: float, *, owner: str) -> list[int]:
+        return await self._write(self.sync.renew, list(local_ids), until, owner=owner)
+
     async def release(self, local_ids: Iterable[int], *, owner: str) -> None:
         await self._write(self.sync.release, list(local_ids), owner=owner)
 
@@ -314,6 +348,9 @@ class AsyncLedger:
 
     async def active_count(self, family: str | None = None) -> int:
         return await self._read(self.sync.active_count, family)
+
+    async def slots_in_use(self, family: str | None, now: float) -> int:
+        return await self._read(self.sync.slots_in_use, family, now)
 
     async def task(self, ref: int | str) -> TaskRecord | None:
         return await self._read(self.sync.task, ref)

@@ -251,6 +251,52 @@ class Ledger(NotifyLedger):
             )
         )
 
+    def claim_to_send(
+        self,
+        now: float,
+        *,
+        owner: str,
+        lease_seconds: float,
+        family: str,
+        slot_limit: int | None,
+        most: int,
+    ) -> list[TaskRecord]:
+        """The submitter's claim: lease to ``owner`` the oldest queued tasks of ``family`` that
+        fit the account's free slots (``slot_limit`` less :meth:`slots_in_use`), at most
+        ``most``, in one transaction serialized per family so that replicas sharing the ledger
+        never send more creates together than the account has slots (see
+        :func:`klingwatch.store.leases.claim_to_send`)."""
+        return self._write(
+            lambda conn: leases.claim_to_send(
+                conn,
+                now,
+                owner=owner,
+                lease_seconds=lease_seconds,
+                family=family,
+                slot_limit=slot_limit,
+                most=most,
+            )
+        )
+
+    def claim_succeeded(
+        self, local_ids: Iterable[int], now: float, *, owner: str, lease_seconds: float
+    ) -> list[TaskRecord]:
+        """Lease the succeeded tasks among ``local_ids`` that nobody else holds to ``owner``
+        (a download's claim: one replica fetches a task's files), by local id."""
+        query = leases.succeeded_query(sorted(set(local_ids)))
+        return self._write(
+            lambda conn: leases.claim(
+                conn, query, now, owner=owner, lease_seconds=lease_seconds, limit=1_000_000
+            )
+        )
+
+    def renew(self, local_ids: Iterable[int], until: float, *, owner: str) -> list[int]:
+        """Extend ``owner``'s leases on these tasks to ``until``; the ids still held."""
+        ids = sorted(set(local_ids))
+        if not ids:
+            return []
+        return self._write(lambda conn: leases.renew(conn, ids, until, owner=owner))
+
     def release(self, local_ids: Iterable[int], *, owner: str) -> None:
         """Give up ``owner``'s leases on these tasks (others may claim them at once)."""
         ids = sorted(set(local_ids))
@@ -365,6 +411,11 @@ class Ledger(NotifyLedger):
         if family is not None:
             query = query.where(task_table.c.family == family)
         return self._read(lambda conn: int(conn.scalar(query) or 0))
+
+    def slots_in_use(self, family: str | None, now: float) -> int:
+        """Slots taken across every replica: :meth:`active_count` plus queued tasks under a
+        live lease (creates on the wire, or claimed to be sent)."""
+        return self._read(lambda conn: leases.slots_in_use(conn, family, now))
 
     # -- reads -----------------------------------------------------------------------------
 
