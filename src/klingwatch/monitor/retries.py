@@ -17,6 +17,8 @@ import re
 from collections.abc import Sequence
 
 from klingwatch.errors import KlingwatchError
+from klingwatch.monitor.estimate import estimate_units
+from klingwatch.store.budget import format_units
 from klingwatch.store import Ledger, LocalStatus, NewTask, TaskRecord
 
 __all__ = ["RetryRefused", "check_retry", "pick_retries", "retry_external_id", "retry_task"]
@@ -83,6 +85,9 @@ def retry_task(
         callback_url=record.callback_url,
         retry_of=record.local_id,
         source_line=record.source_line,
+        # The retry is billed again: its cost counts against the batch's cap like the first.
+        units_estimated=record.units_estimated
+        or format_units(estimate_units(record.product, record.request)),
     )
     result = ledger.add_tasks(record.batch, [new])
     local_id = (result.added or result.existing)[0]

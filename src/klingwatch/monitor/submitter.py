@@ -191,6 +191,9 @@ class Submitter:
         self._pass_left = self.max_pass_creates
         await self._adopt_orphans()
         await self.recovery.run()
+        # A raised cap or a refused task may have made room for tasks a cap held.
+        if await self.ledger.held_count():
+            await self.ledger.review_holds()
         # The pause and the learned limits are read once a pass: another process may change them.
         self.policy.stopped = await self.policy.pause_state() is not None
         await self.slots.refresh()
@@ -224,8 +227,14 @@ class Submitter:
             if not batch:
                 await self._watch_slots(family)
                 break
-            # Marked sending together (one transaction) before any of them leaves.
-            await self.ledger.mark_sending([t.local_id for t in batch], self.clock.time())
+            # Marked sending together (one transaction, which also checks the batches' budget
+            # caps) before any of them leaves; a task a cap holds stays queued, unsent.
+            claim = await self.ledger.mark_sending([t.local_id for t in batch], self.clock.time())
+            if claim.held:
+                self.stats.held += len(claim.held)
+                await self.ledger.release(claim.held, owner=self.owner)
+            marked = set(claim.marked)
+            batch = [t for t in batch if t.local_id in marked]
             await asyncio.gather(*(self._send(task) for task in batch))
             sent += len(batch)
             self._pass_left -= len(batch)
