@@ -18,8 +18,8 @@ from collections.abc import Sequence
 
 from klingwatch.errors import KlingwatchError
 from klingwatch.monitor.estimate import estimate_units
-from klingwatch.store.budget import format_units
 from klingwatch.store import Ledger, LocalStatus, NewTask, TaskRecord
+from klingwatch.store.budget import format_units
 
 __all__ = ["RetryRefused", "check_retry", "pick_retries", "retry_external_id", "retry_task"]
 

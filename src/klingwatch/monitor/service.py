@@ -167,9 +167,12 @@ class Monitor:
         if any(counts.get(s, 0) for s in ACTIVE_STATUSES):
             return False
         queued = counts.get(LocalStatus.QUEUED, 0)
-        if self.submitter is not None and queued:
-            if queued > await self.ledger.held_count(batch=self.done_batch):
-                return False
+        if (
+            self.submitter is not None
+            and queued
+            and queued > await self.ledger.held_count(batch=self.done_batch)
+        ):
+            return False
         return not any(worker.busy() for worker in self.workers)
 
     # -- the loop -------------------------------------------------------------------------

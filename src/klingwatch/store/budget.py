@@ -22,11 +22,12 @@ back).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, func, select, update
 
 from klingwatch.store.apply import chunks
 from klingwatch.store.errors import UnknownTask
@@ -128,7 +129,7 @@ def mark_sending(conn: Connection, local_ids: Sequence[int], at: float) -> SendC
     """Record a send attempt of each task that its batch's cap allows, in the caller's (write)
     transaction, in the order given; hold the rest (see the module docstring)."""
     order = list(dict.fromkeys(local_ids))
-    rows = {}
+    rows: dict[int, Row[Any]] = {}
     for part in chunks(sorted(order)):
         query = select(
             tasks.c.id,
@@ -169,7 +170,7 @@ def mark_sending(conn: Connection, local_ids: Sequence[int], at: float) -> SendC
     return SendClaim(marked=marked, held=[i for i in order if i in holds])
 
 
-def _write_holds(conn: Connection, holds: dict[int, str | None]) -> None:
+def _write_holds(conn: Connection, holds: Mapping[int, str | None]) -> None:
     if not holds:
         return
     stmt = (

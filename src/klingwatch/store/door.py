@@ -25,8 +25,9 @@ facts it carries are merged:
 * ``task_id`` and ``kling_created_ms`` are attached from any report when the row has none (a
   different ``task_id`` for the same row is ignored);
 * ``kling_updated_ms`` keeps the largest value seen;
-* ``result``, the charges (``units``, ``cash_*``) and ``status_msg`` of the current status are filled when missing and
-  replaced when the report is strictly newer (a larger ``kling_updated_ms``).
+* ``result``, the charges (``units``, ``cash_*``) and ``status_msg`` of the current status are
+  filled when missing and replaced when the report is strictly newer (a larger
+  ``kling_updated_ms``).
 
 So applying a task's reports in any order, any number of times, ends in the same status, task_id,
 result and status_msg as applying them in order (as long as the lifecycle got past ``unknown``;

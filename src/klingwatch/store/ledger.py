@@ -41,8 +41,8 @@ from klingwatch.store.records import (
     TaskRecord,
 )
 from klingwatch.store.schema import alerts, batches, downloads, events, meta
-from klingwatch.store.spend import SpendLine
 from klingwatch.store.schema import tasks as task_table
+from klingwatch.store.spend import SpendLine
 from klingwatch.store.verify import find_inconsistencies
 
 __all__ = ["Ledger"]
