@@ -129,7 +129,7 @@ def mark_sending(conn: Connection, local_ids: Sequence[int], at: float) -> SendC
     """Record a send attempt of each task that its batch's cap allows, in the caller's (write)
     transaction, in the order given; hold the rest (see the module docstring)."""
     order = list(dict.fromkeys(local_ids))
-    rows: dict[int, Row[Any]] = {}
+    rows: dict[int, Row[Any, Any, Any, Any, Any]] = {}
     for part in chunks(sorted(order)):
         query = select(
             tasks.c.id,
