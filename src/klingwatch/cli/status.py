@@ -19,7 +19,9 @@ from klingwatch.cli.common import (
 )
 from klingwatch.monitor.eta import estimate, progress
 from klingwatch.monitor.expiry import DEFAULT_WARN_DAYS, collection, expires_at, format_when
+from klingwatch.operations.spend import summarize_spend
 from klingwatch.store import ACTIVE_STATUSES, Ledger, LocalStatus
+from klingwatch.store.budget import hold_message
 
 #: In-flight tasks read for the oldest one (Kling's slots bound them anyway).
 _IN_FLIGHT_SAMPLE = 2000
@@ -44,6 +46,10 @@ class Status:
     results_lost: int
     #: downloads: result files in all, complete on disk, expired, failed
     files: dict[str, int]
+    #: units estimated when queued and spent as Kling reported, cash charged (``spend``)
+    spend: dict[str, Any]
+    #: batches whose budget cap holds tasks back: batch, held, reason
+    held: list[dict[str, Any]]
 
 
 def gather(
@@ -71,6 +77,7 @@ def gather(
         }
     eta = estimate(progress(ledger, batch, now))
     collected = collection(ledger, now, warn_days, batch=batch)
+    spent = summarize_spend(ledger.spend_lines(batch=batch), ()).total.to_dict()
     return Status(
         batch=batch,
         total=sum(counts.values()),
@@ -96,7 +103,22 @@ def gather(
             "expired": collected.files_expired,
             "failed": collected.files_failed,
         },
+        spend={k: spent[k] for k in ("units_estimated", "units_spent", "cash")},
+        held=_held(ledger, batch) if counts.get(LocalStatus.QUEUED, 0) else [],
     )
+
+
+def _held(ledger: Ledger, batch: str | None) -> list[dict[str, Any]]:
+    """Each batch whose cap holds tasks back, with the reason they show."""
+    names = [batch] if batch is not None else [b.name for b in ledger.batches() if b.max_units]
+    out = []
+    for name in names:
+        budget = ledger.budget(name)
+        if budget is None or not budget.held or budget.max_units is None:
+            continue
+        reason = hold_message(budget.max_units, budget.committed, budget.estimated)
+        out.append({"batch": name, "held": budget.held, "reason": reason})
+    return out
 
 
 @app.command("status")
@@ -122,6 +144,17 @@ def status_command(
     )
     for message in alerts:
         out.print(f"[bold red]alert:[/bold red] {message}")
+    for held in status.held:
+        out.print(
+            f"[bold yellow]{held['held']} tasks of batch {held['batch']} {held['reason']}"
+            f"[/bold yellow] (klingwatch resume --raise-cap N --batch {held['batch']})"
+        )
+    spend = status.spend
+    if status.total:
+        cash = "".join(f", {c['amount']} {c['currency'] or 'cash'}" for c in spend["cash"])
+        out.print(
+            f"units: ≈{spend['units_estimated']} estimated, {spend['units_spent']} spent{cash}"
+        )
     if status.stuck:
         out.print(f"[yellow]stuck {status.stuck}[/yellow] (klingwatch stuck)")
     if status.oldest_active is not None:

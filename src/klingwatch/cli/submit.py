@@ -40,6 +40,7 @@ from klingwatch.cli.common import (
 )
 from klingwatch.cli.exits import CARRIES_ON
 from klingwatch.cli.live import Reporter, make_reporter
+from klingwatch.cli.options import cap_option
 from klingwatch.monitor.estimate import ESTIMATE_NOTE, estimate_total, estimate_units
 from klingwatch.monitor.intake import (
     BatchFile,
@@ -225,11 +226,12 @@ async def _submit(
     download: Path | None,
     wait: bool,
     as_json: bool,
+    max_units: Decimal | None = None,
 ) -> dict[str, Any]:
     tasks = [to_new_task(line, callback_url=callback_url) for line in found.lines]
     # Missing credentials are reported before anything is written.
     async with Operations.open(settings, need_client=True) as ops:
-        added = await ops.queue(found.batch, tasks, download_dir=download)
+        added = await ops.queue(found.batch, tasks, download_dir=download, max_units=max_units)
         if wait:
             async with make_reporter(
                 ops.ledger,
@@ -246,6 +248,7 @@ async def _submit(
         counts = await ops.ledger.counts(batch=found.batch)
         paused = await ops.pause_state()
         limit = await submitter.slot_limit("video")
+        budget = await ops.budget(found.batch)
     return {
         "batch": found.batch,
         "added": len(added.added),
@@ -255,6 +258,7 @@ async def _submit(
         "paused": None if paused is None else paused.reason,
         "video_slot_limit": limit,
         "waited": wait,
+        "budget": budget.to_dict(),
     }
 
 
@@ -273,8 +277,15 @@ def _report(summary: dict[str, Any], *, wait: bool) -> None:
             "fix it, then run `klingwatch resume` and `klingwatch watch`"
         )
         return
+    budget = summary["budget"]
+    if budget["hold_reason"]:
+        out.print(
+            f"[bold yellow]{budget['held']} tasks {budget['hold_reason']}[/bold yellow]\n"
+            f"raise the cap with `klingwatch resume --raise-cap N --batch {batch}`"
+        )
     waiting = sum(n for status, n in summary["counts"].items() if not LocalStatus(status).is_final)
-    if not wait and waiting:
+    waiting -= budget["held"]
+    if not wait and waiting > 0:
         out.print(
             f"{summary['sent_now']} sent now; run `klingwatch watch` to send the rest as slots "
             "free up and follow every task to its end"
@@ -289,6 +300,12 @@ SET_OPTION: Any = typer.Option(
 )
 DOWNLOAD_OPTION: Any = typer.Option(
     None, "--download", help="Download results of this batch into this folder."
+)
+MAX_UNITS_OPTION: Any = typer.Option(
+    None,
+    "--max-units",
+    help="Budget cap of the batch in units: no create whose estimate would take the batch's "
+    "sent estimates past it is sent; the rest stay queued, held.",
 )
 
 
@@ -326,6 +343,7 @@ def submit_command(
         False, "--wait", help="Run the engine until every task of the batch is final."
     ),
     download: Path | None = DOWNLOAD_OPTION,
+    max_units: str | None = MAX_UNITS_OPTION,
     db: str | None = DB_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -344,7 +362,11 @@ def submit_command(
     With --wait: runs that engine itself until every task of the batch is final, or until
     Kling pauses sending (exit code 3; fix the cause, then `klingwatch resume`). Ctrl-C stops
     it (exit code 130) with everything in the ledger: `klingwatch watch` carries on.
+
+    With --max-units N the batch never sends a create whose estimated units would take its
+    sent estimates past N; the rest stay queued, held, until `klingwatch resume --raise-cap`.
     """
+    cap = cap_option(max_units)
     found = read_batch(
         file, batch=batch, product=product, defaults=parse_assignments(assignments or [])
     )
@@ -374,6 +396,7 @@ def submit_command(
             download=download.resolve() if download else None,
             wait=wait,
             as_json=as_json,
+            max_units=cap,
         )
     )
     summary["estimated_units"] = _units(_estimate(found))

@@ -15,12 +15,24 @@ Layers: this package uses :mod:`klingwatch.monitor`, :mod:`klingwatch.store` and
 """
 
 from klingwatch.operations.core import Operations, client_from, clock_from
-from klingwatch.operations.results import ResumeResult, RetryResult, TrackResult
+from klingwatch.operations.results import (
+    BudgetResult,
+    ResumeResult,
+    RetryResult,
+    SpendReport,
+    SpendRow,
+    TrackResult,
+)
+from klingwatch.operations.spend import SpendRequestError
 
 __all__ = [
+    "BudgetResult",
     "Operations",
     "ResumeResult",
     "RetryResult",
+    "SpendReport",
+    "SpendRequestError",
+    "SpendRow",
     "TrackResult",
     "client_from",
     "clock_from",
