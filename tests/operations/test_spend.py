@@ -68,7 +68,7 @@ def _lines(n: int, mode: str = "std", prefix: str = "t") -> list[NewTask]:
 
 
 async def test_what_the_engine_spent_matches_what_kling_deducted(tmp_path: Path) -> None:
-    async with operations(tmp_path) as (ops, ledger, app):
+    async with operations(tmp_path) as (ops, _, app):
         await ops.queue("b1", [*_lines(3, "std"), *_lines(2, "pro")])
         await ops.engine(until_done=True, done_batch="b1").run()
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as h:
@@ -125,7 +125,7 @@ async def test_cash_charged_in_billing_is_kept_per_currency(tmp_path: Path) -> N
 
 
 async def test_spend_since_and_of_one_batch(tmp_path: Path) -> None:
-    async with operations(tmp_path) as (ops, ledger, _):
+    async with operations(tmp_path) as (ops, _, _):
         await ops.queue("early", _lines(2, prefix="e"))
         ops.clock.advance(86_400 * 2)  # type: ignore[attr-defined]
         await ops.queue("late", _lines(1, prefix="l"))
