@@ -17,7 +17,13 @@ from klingwatch.store.async_ledger import AsyncLedger
 from klingwatch.store.budget import BatchBudget
 from klingwatch.store.spend import SpendLine
 
-__all__ = ["SpendOperations", "SpendRequestError", "parse_cap", "summarize_spend"]
+__all__ = [
+    "SpendOperations",
+    "SpendRequestError",
+    "budget_result",
+    "parse_cap",
+    "summarize_spend",
+]
 
 
 class SpendRequestError(ConfigurationError):
@@ -69,7 +75,8 @@ def _row(keys: dict[str, str | None], lines: list[SpendLine]) -> SpendRow:
     )
 
 
-def _result(budget: BatchBudget, freed: int = 0) -> BudgetResult:
+def budget_result(budget: BatchBudget, freed: int = 0) -> BudgetResult:
+    """The ledger's view of a batch's budget, as the operations hand it back."""
     return BudgetResult(
         batch=budget.batch,
         max_units=budget.max_units,
@@ -108,7 +115,7 @@ class SpendOperations:
         found = await self.ledger.budget(batch)
         if found is None:
             raise SpendRequestError(f"no batch {batch!r} in the ledger (see `klingwatch status`)")
-        return _result(found)
+        return budget_result(found)
 
     async def set_cap(self, batch: str, max_units: Decimal | int | str | None) -> BudgetResult:
         """Set the budget cap of an existing ``batch`` (``None`` removes it): no create whose
@@ -120,7 +127,7 @@ class SpendOperations:
         if before is None:
             raise SpendRequestError(f"no batch {batch!r} in the ledger (see `klingwatch status`)")
         after = await self.ledger.set_cap(batch, cap)
-        return _result(after, freed=max(0, before.held - after.held))
+        return budget_result(after, freed=max(0, before.held - after.held))
 
 
 def parse_cap(value: Decimal | int | str | None) -> Decimal | None:
