@@ -16,6 +16,7 @@ Layers: this package uses :mod:`klingwatch.monitor`, :mod:`klingwatch.store` and
 
 from klingwatch.operations.core import Operations, client_from, clock_from
 from klingwatch.operations.results import (
+    BatchReport,
     BudgetResult,
     ResumeResult,
     RetryResult,
@@ -26,6 +27,7 @@ from klingwatch.operations.results import (
 from klingwatch.operations.spend import SpendRequestError
 
 __all__ = [
+    "BatchReport",
     "BudgetResult",
     "Operations",
     "ResumeResult",

@@ -34,6 +34,7 @@ from klingwatch.monitor.retries import pick_retries, retry_task
 from klingwatch.monitor.service import ChangeHook, Monitor, Worker
 from klingwatch.monitor.stuck import StuckPolicy
 from klingwatch.monitor.submitter import Submitter
+from klingwatch.operations.batches import BatchOperations
 from klingwatch.operations.results import ResumeResult, RetryResult, TrackResult
 from klingwatch.operations.spend import SpendOperations, parse_cap
 from klingwatch.settings import Settings
@@ -99,7 +100,7 @@ def _reveal(secret: SecretStr | None) -> str | None:
     return None if secret is None else secret.get_secret_value()
 
 
-class Operations(SpendOperations):
+class Operations(SpendOperations, BatchOperations):
     """What klingwatch can be asked to do (see the package docstring).
 
     ``client`` is ``None`` when no credentials are configured: reading and changing the ledger

@@ -6,12 +6,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from klingwatch.monitor.eta import Eta
 from klingwatch.monitor.gates import PauseState
-from klingwatch.store import TaskRecord
+from klingwatch.store import LocalStatus, TaskRecord
 from klingwatch.store.budget import format_units, hold_message
 
 __all__ = [
     "SPEND_KEYS",
+    "BatchReport",
     "BudgetResult",
     "ResumeResult",
     "RetryResult",
@@ -143,3 +145,28 @@ class ResumeResult:
     forgotten: dict[str, int]
     #: Tasks waiting to be sent now.
     queued: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReport:
+    """Where one batch stands (:meth:`Operations.batch_report`): the dashboard's batch page."""
+
+    name: str
+    created_at: float
+    download_dir: str | None
+    counts: dict[LocalStatus, int]
+    eta: Eta
+    budget: BudgetResult
+    #: Units estimated and spent, cash charged, for the whole batch and per day.
+    spend: SpendRow
+    spend_by_day: list[SpendRow]
+    #: ``(reason, tasks)`` of its failed and rejected tasks, most common first.
+    failure_reasons: list[tuple[str, int]]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def done(self) -> int:
+        return sum(n for status, n in self.counts.items() if status.is_final)

@@ -94,6 +94,10 @@ class TaskOut(BaseModel):
     kling_updated_at_ms: Ms
     kling_updated_at_iso: Iso
     units: str | None
+    units_estimated: str | None = Field(description="units estimated when it was queued")
+    cash_amount: str | None = Field(description="cash Kling charged (billing[]), if any")
+    cash_currency: str | None
+    hold_reason: str | None = Field(description="why a queued task is not sent (a budget cap)")
     polls: int
     stuck: bool
     stuck_reason: str | None
@@ -130,6 +134,10 @@ def task_fields(r: TaskRecord, downloads: Iterable[DownloadRecord] = ()) -> dict
         **stamp_ms("kling_created_at", r.kling_created_ms),
         **stamp_ms("kling_updated_at", r.kling_updated_ms),
         "units": r.units,
+        "units_estimated": r.units_estimated,
+        "cash_amount": r.cash_amount,
+        "cash_currency": r.cash_currency,
+        "hold_reason": r.hold_reason if r.status is LocalStatus.QUEUED else None,
         "polls": r.polls,
         "stuck": r.stuck,
         "stuck_reason": r.stuck_reason,
