@@ -1,4 +1,4 @@
-"""The API behind the dashboard's batch page (``/batches/{name}``):
+"""The API behind the dashboard's batch page (``/batches/{name}``) and its spend panel:
 
 =========================================== ====================================================
 ``GET  /api/batches/{name}``                where the batch stands: progress, ETA, units
@@ -10,6 +10,8 @@
                                             ``{"confirm": true}`` (409 says what it would cost)
 ``POST /api/batches/{name}/download``       collect every succeeded result into the batch's
                                             folder, in the background (202)
+``GET  /api/spend?by=batch,day``            units estimated and spent, cash, per group (as
+                                            ``klingwatch spend --json``)
 =========================================== ====================================================
 
 Every write goes through the operations layer and the request guard's rules (same origin, JSON).
@@ -26,6 +28,7 @@ from pydantic import BaseModel, Field
 
 from klingwatch.errors import ConfigurationError
 from klingwatch.operations import BatchReport, SpendRequestError
+from klingwatch.operations.results import SPEND_KEYS
 from klingwatch.server.auth import require_token
 from klingwatch.server.deps import ERRORS, MAX_TEXT, NO_NUL, ErrorOut, State
 from klingwatch.server.schemas import TaskOut
@@ -37,7 +40,7 @@ __all__ = ["router"]
 logger = logging.getLogger(__name__)
 
 router = APIRouter(
-    prefix="/api/batches", dependencies=[Depends(require_token)], tags=["api"], responses=ERRORS
+    prefix="/api", dependencies=[Depends(require_token)], tags=["api"], responses=ERRORS
 )
 
 BatchName = Annotated[str, Path(max_length=MAX_TEXT, pattern=NO_NUL, description="batch name")]
@@ -114,7 +117,7 @@ async def _report(state: State, name: str) -> BatchReport:
         raise HTTPException(status_code=404, detail=str(exc)) from None
 
 
-@router.get("/{name}", response_model=BatchPageOut, responses=NO_BATCH)
+@router.get("/batches/{name}", response_model=BatchPageOut, responses=NO_BATCH)
 async def batch_page(name: BatchName, state: State) -> BatchPageOut:
     """Where one batch stands."""
     r = await _report(state, name)
@@ -150,7 +153,7 @@ async def batch_page(name: BatchName, state: State) -> BatchPageOut:
     )
 
 
-@router.get("/{name}/tasks", response_model=list[TaskOut], responses=NO_BATCH)
+@router.get("/batches/{name}/tasks", response_model=list[TaskOut], responses=NO_BATCH)
 async def batch_tasks(
     name: BatchName, state: State, limit: Annotated[int, Query(ge=1, le=PAGE_TASKS)] = PAGE_TASKS
 ) -> list[TaskOut]:
@@ -161,7 +164,7 @@ async def batch_tasks(
 
 
 @router.post(
-    "/{name}/retry-failed",
+    "/batches/{name}/retry-failed",
     response_model=RetryAllOut,
     status_code=201,
     responses={**NO_BATCH, 409: {"model": ErrorOut, "description": "not confirmed"}},
@@ -190,7 +193,7 @@ async def retry_failed(
 
 
 @router.post(
-    "/{name}/download",
+    "/batches/{name}/download",
     response_model=DownloadStarted,
     status_code=202,
     responses={**NO_BATCH, 409: {"model": ErrorOut, "description": "no download folder"}},
@@ -217,3 +220,17 @@ async def download(name: BatchName, state: State) -> DownloadStarted:
     return DownloadStarted(
         succeeded=report.counts.get(LocalStatus.SUCCEED, 0), folder=str(folder.absolute())
     )
+
+
+_KEY = f"({'|'.join(SPEND_KEYS)})"
+
+
+@router.get("/spend")
+async def spend(
+    state: State,
+    by: Annotated[str, Query(max_length=100, pattern=f"^{_KEY}(,{_KEY})*$")] = "batch",
+    batch: Annotated[str | None, Query(max_length=MAX_TEXT, pattern=NO_NUL)] = None,
+) -> dict[str, object]:
+    """Spend summed per group of ``by`` (comma-separated: batch, product, model, mode, day)."""
+    report = await state.ops.spend(by=by.split(","), batch=batch)
+    return report.to_dict()

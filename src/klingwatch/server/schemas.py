@@ -260,6 +260,10 @@ class BatchOut(BaseModel):
     progress: float = Field(description="share of tasks in a final status, 0..1")
     rate_per_min: float | None = Field(description="tasks finished per minute recently")
     eta_seconds: float | None = Field(description="seconds until every task is final, estimated")
+    units_estimated: str = Field(default="0", description="units estimated when queued")
+    units_spent: str = Field(default="0", description="units Kling deducted")
+    max_units: str | None = Field(default=None, description="its budget cap, null when none")
+    held: int = Field(default=0, description="queued tasks its budget cap holds back")
 
 
 class AlertOut(BaseModel):

@@ -189,7 +189,7 @@ def review_holds(conn: Connection, batch_ids: Sequence[int] | None = None) -> in
     """
     query = select(
         tasks.c.id, tasks.c.batch_id, tasks.c.units_estimated, tasks.c.hold_reason
-    ).where(tasks.c.hold_reason.is_not(None))
+    ).where(tasks.c.hold_reason.is_not(None), tasks.c.status == LocalStatus.QUEUED.value)
     if batch_ids is not None:
         query = query.where(tasks.c.batch_id.in_(list(batch_ids)))
     held = list(conn.execute(query.order_by(tasks.c.queued_at, tasks.c.id)))
@@ -234,10 +234,12 @@ def batch_budget(conn: Connection, name: str) -> BatchBudget | None:
         return None
     estimated = Decimal(0)
     held = 0
-    query = select(tasks.c.units_estimated, tasks.c.hold_reason).where(tasks.c.batch_id == row.id)
-    for value, reason in conn.execute(query):
+    query = select(tasks.c.units_estimated, tasks.c.hold_reason, tasks.c.status).where(
+        tasks.c.batch_id == row.id
+    )
+    for value, reason, status in conn.execute(query):
         estimated += parse_units(value) or Decimal(0)
-        held += reason is not None
+        held += reason is not None and status == LocalStatus.QUEUED.value
     return BatchBudget(
         batch=name,
         max_units=parse_units(row.max_units),
