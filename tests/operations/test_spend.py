@@ -3,55 +3,21 @@ charges read from Kling's own task objects, and the errors a face shows as one l
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from ops_world import BASE, operations
 
 from klingwatch.clock import ManualClock
-from klingwatch.kling.client import KlingClient
 from klingwatch.kling.models import Task
-from klingwatch.kling.products import Family
 from klingwatch.monitor.observe import observe_task
-from klingwatch.operations import Operations, SpendRequestError
-from klingwatch.sandbox import SandboxConfig, create_app
-from klingwatch.settings import Settings
-from klingwatch.store import Ledger, LocalStatus, NewTask, Source
-from klingwatch.store.async_ledger import AsyncLedger
+from klingwatch.operations import SpendRequestError
+from klingwatch.store import LocalStatus, NewTask, Source
 
-API_KEY = "spend-key"
-BASE = "http://sandbox.test"
 DAY1 = 1_780_000_000.0  # 2026-05-28 UTC, early in the day
-
-
-@contextlib.asynccontextmanager
-async def operations(tmp_path: Path) -> AsyncIterator[tuple[Operations, Ledger, Any]]:
-    clock = ManualClock(start=DAY1)
-    app = create_app(
-        SandboxConfig(api_keys=(API_KEY,), failure_rate=0.0, seed=3, slots={Family.VIDEO: 50}),
-        clock=clock,
-    )
-    client = KlingClient(
-        api_key=API_KEY,
-        base_url=BASE,
-        transport=httpx.ASGITransport(app=app),
-        clock=clock,
-        requests_per_second=1000.0,
-    )
-    db = f"sqlite:///{tmp_path / 'ledger.db'}"
-    ledger = Ledger.open(db, clock=clock)
-    aledger = AsyncLedger(ledger)
-    ops = Operations(settings=Settings.load(db=db), ledger=aledger, clock=clock, client=client)
-    try:
-        yield ops, ledger, app
-    finally:
-        await client.aclose()
-        await aledger.aclose()
-        ledger.close()
 
 
 def _lines(n: int, mode: str = "std", prefix: str = "t") -> list[NewTask]:
@@ -68,7 +34,7 @@ def _lines(n: int, mode: str = "std", prefix: str = "t") -> list[NewTask]:
 
 
 async def test_what_the_engine_spent_matches_what_kling_deducted(tmp_path: Path) -> None:
-    async with operations(tmp_path) as (ops, _, app):
+    async with operations(tmp_path, clock=ManualClock(start=DAY1)) as (ops, _, app):
         await ops.queue("b1", [*_lines(3, "std"), *_lines(2, "pro")])
         await ops.engine(until_done=True, done_batch="b1").run()
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as h:
@@ -104,7 +70,7 @@ def _tasks_api(external_id: str, billing: list[dict[str, Any]]) -> Task:
 
 
 async def test_cash_charged_in_billing_is_kept_per_currency(tmp_path: Path) -> None:
-    async with operations(tmp_path) as (ops, ledger, _):
+    async with operations(tmp_path, clock=ManualClock(start=DAY1)) as (ops, ledger, _):
         await ops.queue("b1", _lines(3))
         charges = [
             [{"charge_type": "cash", "amount": "0.35", "currency": "USD", "cash_type": "balance"}],
@@ -125,9 +91,10 @@ async def test_cash_charged_in_billing_is_kept_per_currency(tmp_path: Path) -> N
 
 
 async def test_spend_since_and_of_one_batch(tmp_path: Path) -> None:
-    async with operations(tmp_path) as (ops, _, _):
+    clock = ManualClock(start=DAY1)
+    async with operations(tmp_path, clock=clock) as (ops, _, _):
         await ops.queue("early", _lines(2, prefix="e"))
-        ops.clock.advance(86_400 * 2)  # type: ignore[attr-defined]
+        clock.advance(86_400 * 2)
         await ops.queue("late", _lines(1, prefix="l"))
         since_ms = int((DAY1 + 86_400) * 1000)
         recent = await ops.spend(by=("batch",), since_ms=since_ms)
@@ -139,7 +106,7 @@ async def test_spend_since_and_of_one_batch(tmp_path: Path) -> None:
 
 
 async def test_caps_through_the_operations(tmp_path: Path) -> None:
-    async with operations(tmp_path) as (ops, ledger, _):
+    async with operations(tmp_path, clock=ManualClock(start=DAY1)) as (ops, ledger, _):
         await ops.queue("b1", _lines(4), max_units=2)
         budget = await ops.budget("b1")
         assert (budget.max_units, budget.units_estimated, budget.sent_estimate) == (
@@ -169,7 +136,7 @@ async def test_caps_through_the_operations(tmp_path: Path) -> None:
     ],
 )
 async def test_a_wrong_request_is_one_clear_error(tmp_path: Path, call: Any, message: str) -> None:
-    async with operations(tmp_path) as (ops, _, _):
+    async with operations(tmp_path, clock=ManualClock(start=DAY1)) as (ops, _, _):
         await ops.queue("b1", _lines(1))
         with pytest.raises(SpendRequestError, match=message):
             await call(ops)

@@ -187,22 +187,29 @@ function renderCards(stats) {
       h("div", { class: "sub" }, sub))));
 }
 
+// A batch's progress bar (a segment per status) and its ETA, as the overview and its page show them.
+const BAR_ORDER = ["succeed", "failed", "rejected", "processing", "submitted", "unknown", "queued"];
+function batchProgress(b) {
+  const segs = BAR_ORDER.filter((s) => b.counts[s] > 0).map((s) =>
+    h("span", { class: s, style: `width:${(100 * b.counts[s]) / b.total}%`, title: `${b.counts[s]} ${LABELS[s]}` }));
+  const pct = Math.round(100 * b.progress);
+  let eta = "—";
+  if (b.done === b.total && b.total > 0) eta = "done";
+  else if (b.eta_seconds !== null) eta = dur(b.eta_seconds);
+  const bar = h("div", { class: "bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(pct) }, segs);
+  return { bar, pct, eta };
+}
+
 function renderBatches(batches) {
   const box = $("batches");
   if (!batches.length) { box.replaceChildren(h("p", { class: "empty" }, "No batches yet.")); return; }
-  const order = ["succeed", "failed", "rejected", "processing", "submitted", "unknown", "queued"];
   box.replaceChildren(...batches.map((b) => {
-    const segs = order.filter((s) => b.counts[s] > 0).map((s) =>
-      h("span", { class: s, style: `width:${(100 * b.counts[s]) / b.total}%`, title: `${b.counts[s]} ${LABELS[s]}` }));
-    const pct = Math.round(100 * b.progress);
-    let eta = "—";
-    if (b.done === b.total && b.total > 0) eta = "done";
-    else if (b.eta_seconds !== null) eta = dur(b.eta_seconds);
+    const { bar, pct, eta } = batchProgress(b);
     return h("div", { class: "batch", "data-batch": b.name },
       h("div", { class: "batch-head" },
         h("a", { class: "batch-name", href: `/batches/${encodeURIComponent(b.name)}` }, b.name),
         h("span", { class: "muted progress-text" }, `${fmtInt(b.done)} / ${fmtInt(b.total)} done · ${pct}%`)),
-      h("div", { class: "bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(pct) }, segs),
+      bar,
       h("div", { class: "batch-meta" },
         h("span", {}, h("b", {}, fmtInt(b.succeeded)), " succeeded"),
         h("span", {}, h("b", {}, fmtInt(b.failed)), " failed"),

@@ -2,8 +2,6 @@
 // Uses app.js's helpers (h, $, api, post, badge, dur, ...), loaded before this file.
 "use strict";
 
-const BATCH_ORDER = ["succeed", "failed", "rejected", "processing", "submitted", "unknown", "queued"];
-
 // Each sortable column: how to read the value to sort by from a task.
 const BATCH_COLUMNS = [
   ["id", "#", (t) => t.local_id],
@@ -30,12 +28,7 @@ function money(cash) {
 }
 
 function batchHeader(b) {
-  const segs = BATCH_ORDER.filter((s) => b.counts[s] > 0).map((s) =>
-    h("span", { class: s, style: `width:${(100 * b.counts[s]) / b.total}%`, title: `${b.counts[s]} ${LABELS[s]}` }));
-  const pct = Math.round(100 * b.progress);
-  let eta = "—";
-  if (b.done === b.total && b.total > 0) eta = "done";
-  else if (b.eta_seconds !== null) eta = dur(b.eta_seconds);
+  const { bar, pct, eta } = batchProgress(b);  // app.js
   const cap = b.max_units === null ? "none" : `${b.max_units} units (${b.sent_estimate} sent)`;
   const facts = [
     ["Progress", `${fmtInt(b.done)} / ${fmtInt(b.total)} done · ${pct}%`, "progress"],
@@ -49,7 +42,7 @@ function batchHeader(b) {
     h("div", { class: "task-head" }, h("h1", {}, `Batch ${b.name}`), h("span", { class: "spacer" }),
       h("button", { type: "button", class: "ghost", id: "retry-failed", disabled: b.counts.failed + b.counts.rejected === 0, onclick: () => retryFailed(b) }, "Retry all failed"),
       h("button", { type: "button", class: "ghost", id: "download-all", disabled: b.counts.succeed === 0, onclick: () => downloadAll(b) }, "Download all")),
-    h("div", { class: "bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(pct) }, segs),
+    bar,
     b.hold_reason ? h("div", { class: "reason-box", id: "hold-reason" },
       `${fmtInt(b.held)} task(s) ${b.hold_reason} · klingwatch resume --raise-cap N --batch ${b.name}`) : null,
     h("dl", { class: "facts" }, facts.map(([k, v, id]) => h("div", { "data-fact": id }, h("dt", {}, k), h("dd", {}, v)))),
