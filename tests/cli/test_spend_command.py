@@ -147,3 +147,15 @@ def test_wrong_input_is_one_line(db: str, tmp_path: Path, args: list[str], says:
     done = klingwatch(*args, "--db", db, cwd=tmp_path)
     assert done.returncode in (2, 3)
     assert says in one_line(done)
+
+
+def test_a_dry_run_says_what_a_cap_would_let_through(tmp_path: Path) -> None:
+    (tmp_path / "p.txt").write_text("".join(f"a cat, take {i}\n" for i in range(5)))
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    out = run("submit", str(tmp_path / "p.txt"), "--dry-run", "--max-units", "3.5", "--db", db)
+    assert "with --max-units 3.5: 3 of 5 tasks would be sent (≈3 units)" in out
+    plan = json.loads(
+        run("submit", str(tmp_path / "p.txt"), "--dry-run", "--max-units", "3", "--json")
+    )
+    assert plan["sent_under_cap"] == {"tasks": 3, "units": "3"}
+    assert not (tmp_path / "ledger.db").exists()  # a dry run writes nothing

@@ -93,9 +93,21 @@ def _what(request: Mapping[str, Any]) -> str:
     return _short(request)
 
 
-def _plan(found: BatchFile, settings: Settings) -> dict[str, Any]:
+def _under_cap(found: BatchFile, cap: Decimal) -> tuple[int, Decimal]:
+    """How many lines a fresh batch capped at ``cap`` would send, and their estimate: each in
+    order if it still fits, as the submitter's claim decides (``klingwatch.store.budget``)."""
+    sent, units = 0, Decimal(0)
+    for line in found.lines:
+        cost = estimate_units(line.product, line.request)
+        if units + cost <= cap:
+            sent, units = sent + 1, units + cost
+    return sent, units
+
+
+def _plan(found: BatchFile, settings: Settings, cap: Decimal | None = None) -> dict[str, Any]:
     slots = found.slots_needed()
     configured = slot_limits(settings)
+    fit = _under_cap(found, cap) if cap is not None else None
     return {
         "batch": found.batch,
         "file": found.file,
@@ -118,6 +130,8 @@ def _plan(found: BatchFile, settings: Settings) -> dict[str, Any]:
             estimate_total((line.product, line.request) for line in found.lines)
         ),
         "estimate_note": ESTIMATE_NOTE,
+        "max_units": None if cap is None else _units(cap),
+        "sent_under_cap": None if fit is None else {"tasks": fit[0], "units": _units(fit[1])},
         "invalid_lines": [str(p) for p in found.problems],
         "warnings": [str(w) for w in found.warnings],
     }
@@ -198,6 +212,12 @@ def _print_plan(plan: dict[str, Any], found: BatchFile, *, wide: bool) -> None:
         limits = ", ".join(f"{family} {n}" for family, n in configured.items())
         out.print(f"configured slot limits: {limits} (the rest waits in the queue)")
     out.print(f"≈ {plan['estimated_units']} units: {ESTIMATE_NOTE}")
+    fit = plan["sent_under_cap"]
+    if fit is not None:
+        out.print(
+            f"with --max-units {plan['max_units']}: {fit['tasks']} of {len(found.lines)} tasks "
+            f"would be sent (≈{fit['units']} units); the rest would wait, held"
+        )
 
 
 # -- the real thing ----------------------------------------------------------------------------
@@ -382,7 +402,7 @@ def submit_command(
         raise IntakeError(f"{found.file}: no valid lines to queue")
     settings = load_settings(db)
     if dry_run:
-        plan = _plan(found, settings)
+        plan = _plan(found, settings, cap)
         if as_json:
             print_json(plan)
         else:
