@@ -7,7 +7,8 @@
     │   ├── MissingCredentials      no KLING_ACCESS_KEY/KLING_SECRET_KEY and no KLING_API_KEY
     │   ├── UnknownProduct          a product name or API path not in the registry (a KeyError too)
     │   ├── TemplateError           a download template that cannot name every file
-    │   └── PortUnavailable         the port to listen on is taken or not allowed
+    │   ├── PortUnavailable         the port to listen on is taken or not allowed
+    │   └── SpendRequestError       a spend report or budget cap asked of what is not there
     ├── RequestValidationError      a create request Kling would refuse, caught before sending
     ├── IntakeError                 a batch file that cannot be queued (every FILE:LINE: problem)
     ├── RetryRefused                a retry that must not happen; nothing was queued
@@ -57,7 +58,7 @@ that raises each local error (``TemplateError`` in :mod:`klingwatch.monitor.layo
 ``IntakeError`` in :mod:`klingwatch.monitor.intake`, ``FetchError`` and its children in
 :mod:`klingwatch.monitor.fetch`, ``FileBusy`` in :mod:`klingwatch.monitor.locks`,
 ``RetryRefused`` in :mod:`klingwatch.monitor.retries`, ``PortUnavailable`` in
-:mod:`klingwatch.cli.listen`).
+:mod:`klingwatch.cli.listen`, ``SpendRequestError`` in :mod:`klingwatch.operations.spend`).
 
 The branches say who is at fault. ``KlingError`` is only what Kling or the network did (and
 carries ``retryable``, ``may_exist``, ``status_code``, ``code``, ``request_id``); a missing

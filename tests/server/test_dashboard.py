@@ -7,9 +7,13 @@ counts, the progress bar, a row appearing in the stream, the video on a task pag
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import shutil
+import threading
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -18,8 +22,9 @@ from serverkit import API_TOKEN, ThreadedServer, add_task
 
 from klingwatch.clock import RealClock
 from klingwatch.monitor import gates
+from klingwatch.sandbox.media import sample_mp4
 from klingwatch.server.dashboard import STATIC_DIR
-from klingwatch.store import Ledger, LocalStatus, Observation, Source
+from klingwatch.store import Ledger, LocalStatus, NewTask, Observation, Source
 
 pytestmark = pytest.mark.browser
 
@@ -182,6 +187,7 @@ def test_with_a_token_the_browser_signs_in_once(real_ledger: Ledger, page: Page)
         page.click("button[type=submit]")
         expect(page).to_have_url(f"{base}/")
         expect(card(page, "total")).to_have_text("1", timeout=WAIT_MS)  # type: ignore[arg-type]
+        page.goto("about:blank")  # leave before the server stops: no request is cut off
 
 
 def test_the_dashboard_fits_a_phone(real_ledger: Ledger, page: Page, tmp_path: Path) -> None:
@@ -371,3 +377,137 @@ def test_failed_and_rejected_shows_the_true_count_and_links_to_all(
         expect(page.locator("#task-rows")).to_contain_text("rejected")
         expect(page.locator("#task-rows")).not_to_contain_text("still going")
         expect(page.locator("select[name=status]")).to_have_value("failed,rejected")
+
+
+@contextlib.contextmanager
+def video_server() -> Iterator[str]:
+    """A plain HTTP server on 127.0.0.1 answering every GET with the sandbox's sample video (as
+    Kling's CDN would); its base URL."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = sample_mp4()
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def _capped_batch(ledger: Ledger, media: str) -> list[int]:
+    """Batch "capped", cap 3 units, six 1-unit tasks: three sent (one succeeded with 1.5 units,
+    two failed for the same reason), three held by the cap."""
+    ledger.ensure_batch("capped")
+    ledger.set_cap("capped", Decimal(3))
+    ids = ledger.add_tasks(
+        "capped",
+        [
+            NewTask(
+                "text2video",
+                {"prompt": f"a red balloon over a city, take {i}"},
+                f"capped-{i}",
+                model="kling-v1",
+                mode="std",
+                units_estimated="1",
+            )
+            for i in range(6)
+        ],
+    ).added
+    assert ledger.mark_sending(ids, time.time()).held == ids[3:]
+    observe(
+        ledger,
+        ids[0],
+        LocalStatus.SUCCEED,
+        units="1.5",
+        result={"videos": [{"id": "v1", "url": f"{media}/v1.mp4"}]},
+    )
+    for local in ids[1:3]:
+        observe(ledger, local, LocalStatus.FAILED, status_msg="Image pixel is invalid")
+    return ids
+
+
+def test_the_batch_page_shows_spend_cap_failures_and_sorts_its_tasks(
+    real_ledger: Ledger, page: Page, tmp_path: Path
+) -> None:
+    with (
+        video_server() as media,
+        ThreadedServer(real_ledger, download_dir=str(tmp_path / "dl")) as base,
+    ):
+        ids = _capped_batch(real_ledger, media)
+        page.goto(f"{base}/")
+        overview = page.locator('[data-batch="capped"]')
+        expect(overview.locator(".cap")).to_have_text("cap 3 · 3 held", timeout=WAIT_MS)
+        expect(page.locator("#spend-table")).to_contain_text("1.5", timeout=WAIT_MS)
+        overview.locator(".batch-name").click()
+
+        expect(page).to_have_url(f"{base}/batches/capped")
+        head = page.locator("#batch-head")
+        fact = lambda name: head.locator(f'[data-fact="{name}"] dd')  # noqa: E731
+        expect(fact("progress")).to_have_text("3 / 6 done · 50%", timeout=WAIT_MS)
+        expect(fact("estimated")).to_have_text("≈6")
+        expect(fact("spent")).to_have_text("1.5")
+        expect(fact("cap")).to_have_text("3 units (3 sent)")
+        expect(page.locator("#hold-reason")).to_contain_text(
+            "3 task(s) held: budget cap 3 units, 3 sent"
+        )
+        reason = page.locator('#failure-reasons [data-reason="Image pixel is invalid"]')
+        expect(reason.locator("b")).to_have_text("2")
+
+        # Sorting is the page's own: by id both ways, then by status.
+        rows = page.locator("#batch-tasks tbody tr")
+        expect(rows).to_have_count(6)
+        expect(rows.first).to_have_attribute("data-task", str(ids[0]))
+        page.locator('#batch-tasks th[data-sort="id"]').click()
+        expect(rows.first).to_have_attribute("data-task", str(ids[5]))
+        expect(page.locator('#batch-tasks th[data-sort="id"]')).to_have_attribute(
+            "aria-sort", "descending"
+        )
+        page.locator('#batch-tasks th[data-sort="status"]').click()
+        expect(rows.first.locator(".badge")).to_have_text("queued")
+        expect(rows.first).to_contain_text("held: budget cap 3 units, 3 sent")
+        expect(rows.last.locator(".badge")).to_have_text("failed")
+
+        # The page follows the ledger live.
+        observe(real_ledger, ids[3], LocalStatus.REJECTED, status_msg="content policy")
+        expect(fact("progress")).to_have_text("4 / 6 done · 67%", timeout=WAIT_MS)
+
+        # Retry all failed asks first (it spends units), then queues them again.
+        messages: list[str] = []
+        page.once("dialog", lambda d: (messages.append(d.message), d.accept()))
+        page.locator("#retry-failed").click()
+        expect(page.locator("#batch-note")).to_have_text("3 task(s) queued again", timeout=WAIT_MS)
+        assert "Kling bills them again" in messages[0]
+        expect(rows).to_have_count(9)  # the three new tasks are listed at once
+        # The rejected task is final now, so it no longer counts as held.
+        expect(page.locator("#hold-reason")).to_contain_text("2 task(s) held")
+        retried = [t for t in real_ledger.tasks(batch="capped") if t.retry_of is not None]
+        assert sorted(t.retry_of for t in retried if t.retry_of) == sorted([*ids[1:4]])
+
+        # Download all collects the results into the batch's folder, in the background.
+        page.locator("#download-all").click()
+        expect(page.locator("#batch-note")).to_contain_text(
+            f"downloading 1 succeeded task(s) into {tmp_path / 'dl'}", timeout=WAIT_MS
+        )
+        deadline = time.monotonic() + 20
+        while not real_ledger.downloads(ids[0]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        [record] = real_ledger.downloads(ids[0])
+        assert record.state == "complete", record.error
+        assert record.path is not None
+        assert Path(record.path).read_bytes() == sample_mp4()
+        assert Path(record.path).is_relative_to(tmp_path / "dl")
+        page.screenshot(path=str(tmp_path / "batch.png"), full_page=True)
+        page.goto("about:blank")  # leave before the servers stop, so nothing reconnects

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from decimal import Decimal
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -11,7 +12,8 @@ from serverkit import AppFactory, add_task, client_of
 from klingwatch.clock import ManualClock
 from klingwatch.kling.client import KlingClient
 from klingwatch.monitor import gates
-from klingwatch.store import Ledger, LocalStatus, Observation, Source
+from klingwatch.server.metrics import BATCH_SERIES
+from klingwatch.store import Ledger, LocalStatus, NewTask, Observation, Source
 
 
 def scrape(text: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
@@ -150,3 +152,58 @@ async def test_results_kling_deletes_soon_and_not_downloaded_count_as_expiring(
         stats = (await http.get("/api/stats")).json()
     assert m["klingwatch_downloads_expiring"][()] == 1
     assert stats["expiring_downloads"] == 1
+
+
+async def test_spend_and_budget_caps_are_exported_with_bounded_labels(
+    make_app: AppFactory, ledger: Ledger, clock: ManualClock
+) -> None:
+    ledger.ensure_batch("capped")
+    ledger.set_cap("capped", Decimal(2))
+    ids = ledger.add_tasks(
+        "capped",
+        [
+            NewTask(
+                "text2video",
+                {"prompt": f"p{i}"},
+                f"c-{i}",
+                model="kling-v1",
+                mode="pro",
+                units_estimated="1.5",
+            )
+            for i in range(3)
+        ],
+    ).added
+    assert ledger.mark_sending(ids, clock.time()).marked == ids[:1]
+    observe(
+        ledger,
+        ids[0],
+        LocalStatus.SUCCEED,
+        clock.time() + 60,
+        units="3.5",
+        cash_amount="0.2",
+        cash_currency="USD",
+    )
+    # Many old batches: only the newest get series of their own.
+    for n in range(BATCH_SERIES + 5):
+        clock.advance(1)
+        add_task(ledger, n, batch=f"old-{n:02d}", submitted=False)
+
+    async with client_of(make_app()) as http:
+        m = scrape((await http.get("/metrics")).text)
+
+    spent = m["klingwatch_units_spent_total"]
+    assert spent[(("mode", "pro"), ("model", "kling-v1"), ("product", "text2video"))] == 3.5
+    assert sum(spent.values()) == 3.5
+    assert m["klingwatch_cash_spent_total"] == {(("currency", "USD"),): 0.2}
+    estimated = m["klingwatch_units_estimated_total"]
+    assert estimated[(("mode", "pro"), ("model", "kling-v1"), ("product", "text2video"))] == 4.5
+    assert m["klingwatch_batch_units_cap"] == {(("batch", "capped"),): 2.0}
+    assert m["klingwatch_batch_units_sent_estimate"] == {(("batch", "capped"),): 1.5}
+    assert m["klingwatch_batch_tasks_held"] == {(("batch", "capped"),): 2.0}
+    # Per-batch series: the newest batches, and "capped" (older than them all) because its cap
+    # holds tasks now.
+    batches = {dict(k)["batch"] for k in m["klingwatch_batch_units_estimated"]}
+    assert len(batches) == BATCH_SERIES + 1
+    assert "capped" in batches
+    assert "old-00" not in batches
+    assert f"old-{BATCH_SERIES + 4:02d}" in batches

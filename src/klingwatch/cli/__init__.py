@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "tasks",
     "show",
     "stuck",
+    "spend",
     "export",
     "serve",
     "mcp",

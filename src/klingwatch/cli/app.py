@@ -27,7 +27,7 @@ __all__ = ["PANELS", "KlingwatchGroup", "app", "command_order"]
 PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Start here", ("demo", "doctor", "config", "notify")),
     ("Send and follow work", ("submit", "watch", "poll", "track", "retry", "resume", "download")),
-    ("See where things stand", ("status", "tasks", "show", "stuck", "export")),
+    ("See where things stand", ("status", "tasks", "show", "stuck", "spend", "export")),
     ("Run a server", ("serve", "mcp", "sandbox")),
 )
 

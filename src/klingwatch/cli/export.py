@@ -51,7 +51,11 @@ FIELDS = (
     "stuck",
     "stuck_reason",
     "result_urls",
+    "units_estimated",
     "units",
+    "cash_amount",
+    "cash_currency",
+    "hold_reason",
     "downloaded_files",
     "source_line",
 )
@@ -82,7 +86,11 @@ def export_record(task: TaskRecord, downloads: Iterable[DownloadRecord] = ()) ->
         "stuck": task.stuck,
         "stuck_reason": task.stuck_reason,
         "result_urls": result_urls(task.result),
+        "units_estimated": task.units_estimated,
         "units": task.units,
+        "cash_amount": task.cash_amount,
+        "cash_currency": task.cash_currency,
+        "hold_reason": task.hold_reason,
         "downloaded_files": [d.path for d in downloads if d.state == "complete" and d.path],
         "source_line": task.source_line,
     }

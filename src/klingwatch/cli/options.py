@@ -1,4 +1,5 @@
-"""Option parsing shared by commands: durations such as ``90s``, ``30m``, ``2h``, ``1h30m``.
+"""Option parsing shared by commands: durations such as ``90s``, ``30m``, ``2h``, ``1h30m``,
+and budget caps.
 
 Use :func:`parse_duration` where a command wants to report a bad value itself, or
 :func:`duration_param` as a Typer ``parser=`` to let Click report it::
@@ -9,10 +10,13 @@ Use :func:`parse_duration` where a command wants to report a bad value itself, o
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 import typer
 
-__all__ = ["DURATION_HELP", "duration_param", "parse_duration"]
+from klingwatch.operations.spend import SpendRequestError, parse_cap
+
+__all__ = ["DURATION_HELP", "cap_option", "duration_param", "parse_duration"]
 
 DURATION_HELP = "a duration such as 90s, 30m, 2h or 1h30m (a bare number is seconds)"
 
@@ -56,3 +60,11 @@ def duration_param(text: str) -> float:
         return parse_duration(text)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+
+
+def cap_option(text: str | None, *, hint: str = "--max-units") -> Decimal | None:
+    """A budget cap option (``--max-units 120``); a bad value is a usage error."""
+    try:
+        return parse_cap(text)
+    except SpendRequestError as exc:
+        raise typer.BadParameter(str(exc), param_hint=hint) from None

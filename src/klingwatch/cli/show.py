@@ -18,6 +18,7 @@ from klingwatch.cli.common import (
 from klingwatch.cli.export import export_record
 from klingwatch.cli.retry import lineage_lines
 from klingwatch.operations.queries import task_detail
+from klingwatch.store import LocalStatus
 from klingwatch.timestamps import stamp
 
 
@@ -60,6 +61,15 @@ def show_command(
         out.print(line)
     if task.stuck:
         out.print(f"[yellow]stuck:[/yellow] {task.stuck_reason}")
+    if task.hold_reason and task.status is LocalStatus.QUEUED:
+        out.print(f"[yellow]{task.hold_reason}[/yellow] (klingwatch resume --raise-cap)")
+    charges = [f"≈{task.units_estimated} units estimated"] if task.units_estimated else []
+    if task.units is not None:
+        charges.append(f"{task.units} units charged")
+    if task.cash_amount is not None:
+        charges.append(f"{task.cash_amount} {task.cash_currency or 'cash'} charged")
+    if charges:
+        out.print("  ·  ".join(charges))
     out.print(
         f"Kling created {format_ms(task.kling_created_ms) or '-'}, updated "
         f"{format_ms(task.kling_updated_ms) or '-'}  ·  polls {task.polls}"

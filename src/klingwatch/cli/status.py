@@ -45,6 +45,17 @@ def status_command(
     )
     for message in alerts:
         out.print(f"[bold red]alert:[/bold red] {message}")
+    for held in status.held:
+        out.print(
+            f"[bold yellow]{held['held']} tasks of batch {held['batch']} {held['reason']}"
+            f"[/bold yellow] (klingwatch resume --raise-cap N --batch {held['batch']})"
+        )
+    spend = status.spend
+    if status.total:
+        cash = "".join(f", {c['amount']} {c['currency'] or 'cash'}" for c in spend["cash"])
+        out.print(
+            f"units: ≈{spend['units_estimated']} estimated, {spend['units_spent']} spent{cash}"
+        )
     if status.stuck:
         out.print(f"[yellow]stuck {status.stuck}[/yellow] (klingwatch stuck)")
     if status.oldest_active is not None:

@@ -40,6 +40,7 @@ from klingwatch.cli.common import (
 )
 from klingwatch.cli.exits import CARRIES_ON
 from klingwatch.cli.live import Reporter, make_reporter
+from klingwatch.cli.options import cap_option
 from klingwatch.monitor.estimate import ESTIMATE_NOTE, estimate_total, estimate_units
 from klingwatch.monitor.intake import (
     BatchFile,
@@ -54,6 +55,7 @@ from klingwatch.monitor.submitter import Submitter, slot_limits
 from klingwatch.operations import Operations
 from klingwatch.settings import Settings
 from klingwatch.store import LocalStatus
+from klingwatch.store.budget import format_units
 
 __all__ = ["to_new_task", "wait_for_batch"]
 
@@ -77,9 +79,21 @@ def _what(request: Mapping[str, Any]) -> str:
     return _short(request)
 
 
-def _plan(found: BatchFile, settings: Settings) -> dict[str, Any]:
+def _under_cap(found: BatchFile, cap: Decimal) -> tuple[int, Decimal]:
+    """How many lines a fresh batch capped at ``cap`` would send, and their estimate: each in
+    order if it still fits, as the submitter's claim decides (``klingwatch.store.budget``)."""
+    sent, units = 0, Decimal(0)
+    for line in found.lines:
+        cost = estimate_units(line.product, line.request)
+        if units + cost <= cap:
+            sent, units = sent + 1, units + cost
+    return sent, units
+
+
+def _plan(found: BatchFile, settings: Settings, cap: Decimal | None = None) -> dict[str, Any]:
     slots = found.slots_needed()
     configured = slot_limits(settings)
+    fit = _under_cap(found, cap) if cap is not None else None
     return {
         "batch": found.batch,
         "file": found.file,
@@ -91,25 +105,22 @@ def _plan(found: BatchFile, settings: Settings) -> dict[str, Any]:
                 "external_task_id": line.external_task_id,
                 "family": line.family,
                 "slot_cost": line.slot_cost,
-                "estimated_units": _units(estimate_units(line.product, line.request)),
+                "estimated_units": format_units(estimate_units(line.product, line.request)),
                 "request": line.request,
             }
             for line in found.lines
         ],
         "slots_needed": slots,
         "slots_configured": configured,
-        "estimated_units": _units(
+        "estimated_units": format_units(
             estimate_total((line.product, line.request) for line in found.lines)
         ),
         "estimate_note": ESTIMATE_NOTE,
+        "max_units": None if cap is None else format_units(cap),
+        "sent_under_cap": None if fit is None else {"tasks": fit[0], "units": format_units(fit[1])},
         "invalid_lines": [str(p) for p in found.problems],
         "warnings": [str(w) for w in found.warnings],
     }
-
-
-def _units(value: Decimal) -> str:
-    """``Decimal("1E+1")`` as ``10``: units as people write them."""
-    return f"{value.normalize():f}"
 
 
 def _kind(line: IntakeLine) -> str:
@@ -142,7 +153,7 @@ def _print_plan(plan: dict[str, Any], found: BatchFile, *, wide: bool) -> None:
                     line.mode or "-",
                     line.duration,
                     line.slot_cost,
-                    _units(estimate_units(line.product, line.request)),
+                    format_units(estimate_units(line.product, line.request)),
                     line.external_task_id,
                     _what(line.request),
                 )
@@ -165,7 +176,7 @@ def _print_plan(plan: dict[str, Any], found: BatchFile, *, wide: bool) -> None:
                     line.line,
                     _kind(line),
                     line.slot_cost,
-                    _units(estimate_units(line.product, line.request)),
+                    format_units(estimate_units(line.product, line.request)),
                     _what(line.request),
                 )
                 for line in found.lines
@@ -182,6 +193,12 @@ def _print_plan(plan: dict[str, Any], found: BatchFile, *, wide: bool) -> None:
         limits = ", ".join(f"{family} {n}" for family, n in configured.items())
         out.print(f"configured slot limits: {limits} (the rest waits in the queue)")
     out.print(f"≈ {plan['estimated_units']} units: {ESTIMATE_NOTE}")
+    fit = plan["sent_under_cap"]
+    if fit is not None:
+        out.print(
+            f"with --max-units {plan['max_units']}: {fit['tasks']} of {len(found.lines)} tasks "
+            f"would be sent (≈{fit['units']} units); the rest would wait, held"
+        )
 
 
 # -- the real thing ----------------------------------------------------------------------------
@@ -210,11 +227,12 @@ async def _submit(
     download: Path | None,
     wait: bool,
     as_json: bool,
+    max_units: Decimal | None = None,
 ) -> dict[str, Any]:
     tasks = [to_new_task(line, callback_url=callback_url) for line in found.lines]
     # Missing credentials are reported before anything is written.
     async with Operations.open(settings, need_client=True) as ops:
-        added = await ops.queue(found.batch, tasks, download_dir=download)
+        added = await ops.queue(found.batch, tasks, download_dir=download, max_units=max_units)
         if wait:
             async with make_reporter(
                 ops.ledger,
@@ -231,6 +249,7 @@ async def _submit(
         counts = await ops.ledger.counts(batch=found.batch)
         paused = await ops.pause_state()
         limit = await submitter.slot_limit("video")
+        budget = await ops.budget(found.batch)
     return {
         "batch": found.batch,
         "added": len(added.added),
@@ -240,6 +259,7 @@ async def _submit(
         "paused": None if paused is None else paused.reason,
         "video_slot_limit": limit,
         "waited": wait,
+        "budget": budget.to_dict(),
     }
 
 
@@ -258,8 +278,15 @@ def _report(summary: dict[str, Any], *, wait: bool) -> None:
             "fix it, then run `klingwatch resume` and `klingwatch watch`"
         )
         return
+    budget = summary["budget"]
+    if budget["hold_reason"]:
+        out.print(
+            f"[bold yellow]{budget['held']} tasks {budget['hold_reason']}[/bold yellow]\n"
+            f"raise the cap with `klingwatch resume --raise-cap N --batch {batch}`"
+        )
     waiting = sum(n for status, n in summary["counts"].items() if not LocalStatus(status).is_final)
-    if not wait and waiting:
+    waiting -= budget["held"]
+    if not wait and waiting > 0:
         out.print(
             f"{summary['sent_now']} sent now; run `klingwatch watch` to send the rest as slots "
             "free up and follow every task to its end"
@@ -274,6 +301,12 @@ SET_OPTION: Any = typer.Option(
 )
 DOWNLOAD_OPTION: Any = typer.Option(
     None, "--download", help="Download results of this batch into this folder."
+)
+MAX_UNITS_OPTION: Any = typer.Option(
+    None,
+    "--max-units",
+    help="Budget cap of the batch in units: no create whose estimate would take the batch's "
+    "sent estimates past it is sent; the rest stay queued, held.",
 )
 
 
@@ -311,6 +344,7 @@ def submit_command(
         False, "--wait", help="Run the engine until every task of the batch is final."
     ),
     download: Path | None = DOWNLOAD_OPTION,
+    max_units: str | None = MAX_UNITS_OPTION,
     db: str | None = DB_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -329,7 +363,11 @@ def submit_command(
     With --wait: runs that engine itself until every task of the batch is final, or until
     Kling pauses sending (exit code 3; fix the cause, then `klingwatch resume`). Ctrl-C stops
     it (exit code 130) with everything in the ledger: `klingwatch watch` carries on.
+
+    With --max-units N the batch never sends a create whose estimated units would take its
+    sent estimates past N; the rest stay queued, held, until `klingwatch resume --raise-cap`.
     """
+    cap = cap_option(max_units)
     found = read_batch(
         file, batch=batch, product=product, defaults=parse_assignments(assignments or [])
     )
@@ -345,7 +383,7 @@ def submit_command(
         raise IntakeError(f"{found.file}: no valid lines to queue")
     settings = load_settings(db)
     if dry_run:
-        plan = _plan(found, settings)
+        plan = _plan(found, settings, cap)
         if as_json:
             print_json(plan)
         else:
@@ -359,9 +397,10 @@ def submit_command(
             download=download.resolve() if download else None,
             wait=wait,
             as_json=as_json,
+            max_units=cap,
         )
     )
-    summary["estimated_units"] = _units(_estimate(found))
+    summary["estimated_units"] = format_units(_estimate(found))
     if as_json and wait:
         typer.echo(json.dumps(summary))  # the last of the JSON lines the engine printed
     elif as_json:

@@ -87,7 +87,7 @@ def tasks_command(
                     _status(t),
                     format_age(now - t.queued_at),
                     t.polls,
-                    t.status_msg,
+                    t.status_msg or t.hold_reason,
                 )
                 for t in tasks
             ],
@@ -111,7 +111,7 @@ def tasks_command(
                 _status(t),
                 format_age(now - t.queued_at),
                 t.polls,
-                t.status_msg,
+                t.status_msg or t.hold_reason,
             )
             for t in tasks
         ],
@@ -120,4 +120,5 @@ def tasks_command(
 
 
 def _status(task: TaskRecord) -> str:
-    return task.status.value + (" (stuck)" if task.stuck else "")
+    held = task.hold_reason is not None and task.status is LocalStatus.QUEUED
+    return task.status.value + (" (stuck)" if task.stuck else "") + (" (held)" if held else "")

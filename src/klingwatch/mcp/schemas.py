@@ -8,7 +8,6 @@ Kling answer is ever included.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -16,6 +15,7 @@ from pydantic import BaseModel, Field
 from klingwatch.operations import BatchStatus, StatusReport, TaskDetail, TaskPage, WaitResult
 from klingwatch.operations.queries import prompt_of, result_urls
 from klingwatch.store import EventRecord, LocalStatus, TaskRecord
+from klingwatch.store.budget import format_units
 from klingwatch.timestamps import epoch_ms, iso_from_ms
 
 __all__ = [
@@ -50,9 +50,8 @@ def short(text: str | None, limit: int = TEXT_LIMIT) -> str | None:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def units_text(value: Decimal) -> str:
-    """``Decimal("1E+1")`` as ``"10"``: units as people write them."""
-    return f"{value.normalize():f}"
+#: Units as people write them (``10``, never ``1E+1``): the one formatter every face uses.
+units_text = format_units
 
 
 def _iso(seconds: float | None) -> str | None:

@@ -77,13 +77,16 @@ class SubmitterStats:
     found: int = 0
     not_found: int = 0
     lookup_errors: int = 0
+    #: Tasks a budget cap kept from being sent (counted each time one is held back).
+    held: int = 0
 
     def __str__(self) -> str:
         return (
             f"creates={self.creates} created={self.created} rejected={self.rejected} "
             f"1303={self.concurrency_limited} 1302={self.rate_limited} "
             f"ambiguous={self.ambiguous} given_up={self.given_up} orphans={self.orphans} "
-            f"lookups={self.lookups} found={self.found} not_found={self.not_found}"
+            f"lookups={self.lookups} found={self.found} not_found={self.not_found} "
+            f"held={self.held}"
         )
 
 

@@ -14,6 +14,7 @@ What a *failed* create means is not decided here but in one pure table,
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from klingwatch.kling.models import Task, TaskStatus
@@ -21,6 +22,7 @@ from klingwatch.store import LocalStatus, Observation, Source
 
 __all__ = [
     "STATUS_MAP",
+    "cash_charged",
     "observe_create",
     "observe_task",
     "result_json",
@@ -63,6 +65,7 @@ def observe_task(
     Give ``local_id`` when the engine already knows which row this is (tasks adopted with
     ``track`` carry a made-up external id, so Kling's ``external_id`` cannot identify them).
     """
+    cash = cash_charged(task)
     return Observation(
         status=STATUS_MAP[task.status],
         source=source,
@@ -75,8 +78,22 @@ def observe_task(
         kling_updated_ms=task.updated_ms,
         result=result_json(task),
         units=None if task.units is None else str(task.units),
+        cash_amount=None if cash is None else str(cash[0]),
+        cash_currency=None if cash is None else cash[1],
         detail=detail,
     )
+
+
+def cash_charged(task: Task) -> tuple[Decimal, str | None] | None:
+    """The cash a task was charged (its ``billing[]`` items of ``charge_type`` cash, summed)
+    and their currency; ``None`` when it was charged none (a resource-pack task)."""
+    items = [b for b in task.billing if b.amount is not None and not b.is_unit]
+    if not items:
+        return None
+    currencies = {b.currency for b in items if b.currency}
+    # One task is billed in one currency; should Kling ever mix them, say so rather than add.
+    currency = currencies.pop() if len(currencies) == 1 else ("mixed" if currencies else None)
+    return sum((b.amount or Decimal(0) for b in items), Decimal(0)), currency
 
 
 def observe_create(task: Task, *, local_id: int, at: float) -> Observation:

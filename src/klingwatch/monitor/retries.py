@@ -17,7 +17,9 @@ import re
 from collections.abc import Sequence
 
 from klingwatch.errors import KlingwatchError
+from klingwatch.monitor.estimate import estimate_units
 from klingwatch.store import Ledger, LocalStatus, NewTask, TaskRecord
+from klingwatch.store.budget import format_units
 
 __all__ = [
     "RetryRefused",
@@ -90,6 +92,9 @@ def retry_task(
         callback_url=record.callback_url,
         retry_of=record.local_id,
         source_line=record.source_line,
+        # The retry is billed again: its cost counts against the batch's cap like the first.
+        units_estimated=record.units_estimated
+        or format_units(estimate_units(record.product, record.request)),
     )
     result = ledger.add_tasks(record.batch, [new])
     local_id = (result.added or result.existing)[0]

@@ -164,12 +164,17 @@ class Monitor:
         return self._stop.is_set()
 
     async def done(self) -> bool:
-        """No task in flight (in :attr:`done_batch`), none waiting for a submitter, and every
-        worker idle."""
+        """No task in flight (in :attr:`done_batch`), none waiting for a submitter (tasks a
+        budget cap holds wait for a person, not for it), and every worker idle."""
         counts = await self.ledger.counts(batch=self.done_batch)
         if any(counts.get(s, 0) for s in ACTIVE_STATUSES):
             return False
-        if self.submitter is not None and counts.get(LocalStatus.QUEUED, 0):
+        queued = counts.get(LocalStatus.QUEUED, 0)
+        if (
+            self.submitter is not None
+            and queued
+            and queued > await self.ledger.held_count(batch=self.done_batch)
+        ):
             return False
         return not any(worker.busy() for worker in self.workers)
 

@@ -195,6 +195,9 @@ class Submitter:
         self._pass_left = self.max_pass_creates
         await self._adopt_orphans()
         await self.recovery.run()
+        # A raised cap or a refused task may have made room for tasks a cap held.
+        if await self.ledger.held_count():
+            await self.ledger.review_holds()
         # The pause and the learned limits are read once a pass: another process may change them.
         self.policy.stopped = await self.policy.pause_state() is not None
         await self.slots.refresh()
@@ -228,10 +231,16 @@ class Submitter:
             if not batch:
                 await self._watch_slots(family)
                 break
+            # Marked sending together (one transaction, which also checks the batches' budget
+            # caps) before any of them leaves; a task a cap holds stays queued, unsent. The
+            # leases outlive the creates however long they take, and stop when this process dies.
+            claim = await self.ledger.mark_sending([t.local_id for t in batch], self.clock.time())
+            if claim.held:
+                self.stats.held += len(claim.held)
+                await self.ledger.release(claim.held, owner=self.owner)
+            marked = set(claim.marked)
+            batch = [t for t in batch if t.local_id in marked]
             ids = [t.local_id for t in batch]
-            # Marked sending together (one transaction) before any of them leaves; the leases
-            # outlive the creates however long they take, and stop when this process dies.
-            await self.ledger.mark_sending(ids, self.clock.time())
             async with kept(
                 self.ledger, self.clock, ids, owner=self.owner, lease_seconds=self.lease
             ):

@@ -24,14 +24,29 @@ from klingwatch.operations.queries import (
     TaskQuery,
     WaitResult,
 )
-from klingwatch.operations.results import NotifyResult, ResumeResult, RetryResult, TrackResult
+from klingwatch.operations.results import (
+    BatchReport,
+    BudgetResult,
+    NotifyResult,
+    ResumeResult,
+    RetryResult,
+    SpendReport,
+    SpendRow,
+    TrackResult,
+)
+from klingwatch.operations.spend import SpendRequestError
 
 __all__ = [
+    "BatchReport",
     "BatchStatus",
+    "BudgetResult",
     "NotifyResult",
     "Operations",
     "ResumeResult",
     "RetryResult",
+    "SpendReport",
+    "SpendRequestError",
+    "SpendRow",
     "Status",
     "StatusReport",
     "TaskDetail",

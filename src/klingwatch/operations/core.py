@@ -12,6 +12,8 @@ import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -27,6 +29,7 @@ from klingwatch.kling.retry import RetryPolicy
 from klingwatch.monitor import gates
 from klingwatch.monitor.alerts import AlertWorker
 from klingwatch.monitor.download_worker import DownloadWorker
+from klingwatch.monitor.estimate import estimate_units
 from klingwatch.monitor.notify import NOTIFY_HELP, Notifier, parse_targets
 from klingwatch.monitor.observe import observe_task
 from klingwatch.monitor.outbound import (
@@ -43,6 +46,7 @@ from klingwatch.monitor.service import ChangeHook, Monitor, Worker
 from klingwatch.monitor.stuck import StuckPolicy
 from klingwatch.monitor.submitter import Submitter
 from klingwatch.operations import queries
+from klingwatch.operations.batches import BatchOperations
 from klingwatch.operations.queries import (
     StatusReport,
     TaskDetail,
@@ -51,11 +55,13 @@ from klingwatch.operations.queries import (
     WaitResult,
 )
 from klingwatch.operations.results import NotifyResult, ResumeResult, RetryResult, TrackResult
+from klingwatch.operations.spend import SpendOperations, parse_cap
 from klingwatch.settings import Settings
 from klingwatch.store import AddResult, LocalStatus, NewTask, Source, TaskRecord
 from klingwatch.store.async_ledger import AsyncLedger
+from klingwatch.store.budget import format_units
 
-__all__ = ["CALLBACK_TOKEN_META", "Operations", "client_from", "clock_from"]
+__all__ = ["CALLBACK_TOKEN_META", "Operations", "client_from", "clock_from", "with_estimate"]
 
 logger = logging.getLogger(__name__)
 
@@ -101,11 +107,19 @@ def client_from(
     )
 
 
+def with_estimate(task: NewTask) -> NewTask:
+    """``task`` with its unit estimate, made now unless it has one."""
+    if task.units_estimated is not None:
+        return task
+    units = estimate_units(task.product, task.request)
+    return replace(task, units_estimated=format_units(units))
+
+
 def _reveal(secret: SecretStr | None) -> str | None:
     return None if secret is None else secret.get_secret_value()
 
 
-class Operations:
+class Operations(SpendOperations, BatchOperations):
     """What klingwatch can be asked to do (see the package docstring).
 
     ``client`` is ``None`` when no credentials are configured: reading and changing the ledger
@@ -267,13 +281,27 @@ class Operations:
 
     # -- intents ------------------------------------------------------------------------------
     async def queue(
-        self, batch: str, tasks: Sequence[NewTask], *, download_dir: Path | None = None
+        self,
+        batch: str,
+        tasks: Sequence[NewTask],
+        *,
+        download_dir: Path | None = None,
+        max_units: Decimal | int | str | None = None,
     ) -> AddResult:
         """Commit ``tasks`` to ``batch`` as ``queued`` (idempotent by external id), recording
-        ``download_dir`` for the batch when given (the ledger keeps it absolute)."""
+        ``download_dir`` for the batch when given (the ledger keeps it absolute), each with its
+        unit estimate (:func:`~klingwatch.monitor.estimate.estimate_units`).
+
+        ``max_units`` sets the batch's budget cap (before any task is added, so a running
+        engine never sends one uncapped): no create whose estimate would take the batch's sent
+        estimates past it is sent (:meth:`set_cap` changes it later).
+        """
+        cap = parse_cap(max_units)
         folder = str(download_dir) if download_dir is not None else None
         await self.ledger.ensure_batch(batch, download_dir=folder)
-        return await self.ledger.add_tasks(batch, list(tasks))
+        if cap is not None:
+            await self.ledger.set_cap(batch, cap)
+        return await self.ledger.add_tasks(batch, [with_estimate(t) for t in tasks])
 
     async def track(self, product: str, task_ids: Sequence[str], *, batch: str) -> TrackResult:
         """Adopt tasks created elsewhere: each is read on Kling (to check that it exists and

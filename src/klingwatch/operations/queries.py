@@ -22,6 +22,7 @@ from klingwatch.monitor.eta import Eta, estimate, progress
 from klingwatch.monitor.expiry import DEFAULT_WARN_DAYS, collection, expires_at
 from klingwatch.monitor.retries import lineage
 from klingwatch.monitor.service import Monitor
+from klingwatch.operations.spend import summarize_spend
 from klingwatch.store import (
     ACTIVE_STATUSES,
     DownloadRecord,
@@ -31,6 +32,7 @@ from klingwatch.store import (
     TaskRecord,
 )
 from klingwatch.store.async_ledger import AsyncLedger
+from klingwatch.store.budget import hold_message
 from klingwatch.store.errors import UnknownTask
 from klingwatch.store.reads import TASK_ORDERS
 
@@ -174,6 +176,10 @@ class Status:
     results_lost: int
     #: downloads: result files in all, complete on disk, expired, failed
     files: dict[str, int]
+    #: units estimated when queued and spent as Kling reported, cash charged (``spend``)
+    spend: dict[str, Any]
+    #: batches whose budget cap holds tasks back: batch, held, reason
+    held: list[dict[str, Any]]
 
 
 def gather(
@@ -201,6 +207,7 @@ def gather(
         }
     eta = estimate(progress(ledger, batch, now))
     collected = collection(ledger, now, warn_days, batch=batch)
+    spent = summarize_spend(ledger.spend_lines(batch=batch), ()).total.to_dict()
     return Status(
         batch=batch,
         total=sum(counts.values()),
@@ -226,7 +233,22 @@ def gather(
             "expired": collected.files_expired,
             "failed": collected.files_failed,
         },
+        spend={k: spent[k] for k in ("units_estimated", "units_spent", "cash")},
+        held=_held(ledger, batch) if counts.get(LocalStatus.QUEUED, 0) else [],
     )
+
+
+def _held(ledger: Ledger, batch: str | None) -> list[dict[str, Any]]:
+    """Each batch whose cap holds tasks back, with the reason they show."""
+    names = [batch] if batch is not None else [b.name for b in ledger.batches() if b.max_units]
+    out = []
+    for name in names:
+        budget = ledger.budget(name)
+        if budget is None or not budget.held or budget.max_units is None:
+            continue
+        reason = hold_message(budget.max_units, budget.committed, budget.estimated)
+        out.append({"batch": name, "held": budget.held, "reason": reason})
+    return out
 
 
 class Tally:

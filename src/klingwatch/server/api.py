@@ -113,6 +113,9 @@ def batch_out(ov: Overview, name: str, created_at: float, download_dir: str | No
     eta = figures.eta if figures else None
     rate = eta.per_minute if eta is not None else None
     seconds = eta.seconds if eta is not None else None
+    spent = {r.keys.get("batch"): r for r in ov.spend_by_batch.rows} if ov.spend_by_batch else {}
+    spend = spent[name].to_dict() if name in spent else {}
+    budget = figures.budget if figures else None
     return BatchOut.model_validate(
         {
             "name": name,
@@ -126,6 +129,10 @@ def batch_out(ov: Overview, name: str, created_at: float, download_dir: str | No
             "progress": (done / total) if total else 0.0,
             "rate_per_min": rate,
             "eta_seconds": seconds,
+            "units_estimated": spend.get("units_estimated", "0"),
+            "units_spent": spend.get("units_spent", "0"),
+            "max_units": budget.to_dict()["max_units"] if budget else None,
+            "held": budget.held if budget else 0,
         }
     )
 

@@ -30,6 +30,7 @@ from klingwatch.kling.webhooks import sign
 from klingwatch.monitor.service import Monitor
 from klingwatch.operations import Operations
 from klingwatch.server.api import router as api_router
+from klingwatch.server.batch_page import router as batch_router
 from klingwatch.server.callbacks import CallbackOutcome, CallbackReceiver
 from klingwatch.server.callbacks import router as callback_router
 from klingwatch.server.dashboard import router as dashboard_router
@@ -125,6 +126,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, validation_error)
     app.include_router(callback_router)
     app.include_router(api_router)
+    app.include_router(batch_router)
     app.include_router(media_router)
     app.include_router(dashboard_router)
     app.mount("/static", static_files(), name="static")

@@ -1,8 +1,9 @@
 """The dashboard's pages and login.
 
-The dashboard is one page (``static/index.html`` + ``app.js`` + ``app.css``, shipped in the
-package, no CDN) that reads the JSON API and listens to ``/api/events/stream``. Its paths
-(``/``, ``/tasks``, ``/task/{ref}``) all serve that page; the script shows the right view.
+The dashboard is one page (``static/index.html`` + ``app.js`` + ``batch.js`` + ``app.css``,
+shipped in the package, no CDN) that reads the JSON API and listens to ``/api/events/stream``.
+Its paths (``/``, ``/tasks``, ``/task/{ref}``, ``/batches/{name}``) all serve that page; the
+script shows the right view.
 
 With ``KLINGWATCH_API_TOKEN`` set, a browser logs in once: through the form at ``/login`` or by
 opening any page with ``?token=...`` (handy in a shared link); either sets an HTTP-only,
@@ -82,6 +83,11 @@ def tasks_page(request: Request) -> Response:
 
 @router.get("/task/{ref}")
 def task_page(request: Request, ref: str) -> Response:
+    return _page(request)
+
+
+@router.get("/batches/{name}")
+def batch_page(request: Request, name: str) -> Response:
     return _page(request)
 
 

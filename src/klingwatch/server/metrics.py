@@ -20,7 +20,21 @@ exact whichever process or replica changed the ledger:
 ``klingwatch_submissions_paused``        gauge; 1 while submissions are paused
 ``klingwatch_pack_exhausted``            gauge; 1 while paused by 1102 (pack exhausted)
 ``klingwatch_alert_active``              gauge; 1 per active alert ``kind``
+``klingwatch_units_spent_total``         counter; units Kling deducted, by ``product``,
+                                         ``model``, ``mode``
+``klingwatch_units_estimated_total``     counter; units estimated when queued, same labels
+``klingwatch_cash_spent_total``          counter; cash Kling charged, by ``currency``
+``klingwatch_batch_units_spent``         gauge; units Kling deducted, by ``batch``
+``klingwatch_batch_units_estimated``     gauge; units estimated when queued, by ``batch``
+``klingwatch_batch_units_cap``           gauge; the batch's budget cap, by ``batch``
+``klingwatch_batch_units_sent_estimate`` gauge; estimates of its tasks sent, by ``batch``
+``klingwatch_batch_tasks_held``          gauge; queued tasks its cap holds, by ``batch``
 ======================================== ===============================================
+
+Label cardinality stays bounded: the spend counters are labelled by kind (product, model, mode:
+a few dozen at most), never by batch, and the per-batch gauges cover only the
+:data:`BATCH_SERIES` newest batches and those whose cap holds tasks now (``klingwatch spend``
+has them all).
 """
 
 from __future__ import annotations
@@ -49,10 +63,12 @@ from klingwatch.server.overview import DURATION_BOUNDS, Overview, OverviewCache
 from klingwatch.store import AlertRecord, LocalStatus
 from klingwatch.store.async_ledger import AsyncLedger
 
-__all__ = ["PACK_EXHAUSTED", "LedgerCollector", "Metrics", "TransitionTail"]
+__all__ = ["BATCH_SERIES", "PACK_EXHAUSTED", "LedgerCollector", "Metrics", "TransitionTail"]
 
 #: Kling's code for "resource pack exhausted or expired".
 PACK_EXHAUSTED = 1102
+#: Batches with series of their own in ``/metrics`` (the newest).
+BATCH_SERIES = 20
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +205,7 @@ class LedgerCollector(Collector):
         for alert in self.scrape.alerts:
             alerts.add_metric([alert.kind], 1)
         yield alerts
+        yield from _spend_metrics(ov)
         yield from self._client_metrics()
 
     def _client_metrics(self) -> Iterator[Metric]:
@@ -210,6 +227,58 @@ class LedgerCollector(Collector):
                 responses.add_metric([status, code], n)
         yield requests
         yield responses
+
+
+def _spend_metrics(ov: Overview) -> Iterator[Metric]:
+    """The spend ledger's figures (see the module docstring for the label rules)."""
+    kinds = ["product", "model", "mode"]
+    spent = CounterMetricFamily(
+        "klingwatch_units_spent", "Units Kling deducted (final_unit_deduction).", labels=kinds
+    )
+    estimated = CounterMetricFamily(
+        "klingwatch_units_estimated", "Units estimated when the tasks were queued.", labels=kinds
+    )
+    cash = CounterMetricFamily(
+        "klingwatch_cash_spent", "Cash Kling charged (billing[]).", labels=["currency"]
+    )
+    if ov.spend_by_kind is not None:
+        for row in ov.spend_by_kind.rows:
+            labels = [row.keys.get(k) or "" for k in kinds]
+            spent.add_metric(labels, float(row.units_spent))
+            estimated.add_metric(labels, float(row.units_estimated))
+        for currency, amount in ov.spend_by_kind.total.cash:
+            cash.add_metric([currency or ""], float(amount))
+    yield spent
+    yield estimated
+    yield cash
+
+    by_age = sorted(ov.batches.values(), key=lambda b: b.created_at, reverse=True)
+    # The newest batches, and any whose cap holds tasks now (those wait for a person).
+    newest = by_age[:BATCH_SERIES] + [
+        b for b in by_age[BATCH_SERIES:] if b.budget is not None and b.budget.held
+    ]
+    rows = {r.keys.get("batch"): r for r in (ov.spend_by_batch.rows if ov.spend_by_batch else [])}
+    gauges = {
+        name: GaugeMetricFamily(f"klingwatch_batch_{name}", doc, labels=["batch"])
+        for name, doc in (
+            ("units_spent", "Units Kling deducted, by batch (the newest batches)."),
+            ("units_estimated", "Units estimated when queued, by batch (the newest batches)."),
+            ("units_cap", "The batch's budget cap in units (batches with a cap)."),
+            ("units_sent_estimate", "Estimates of the batch's tasks sent (what its cap counts)."),
+            ("tasks_held", "Queued tasks the batch's budget cap holds back."),
+        )
+    }
+    for batch in newest:
+        summed = rows.get(batch.name)
+        if summed is not None:
+            gauges["units_spent"].add_metric([batch.name], float(summed.units_spent))
+            gauges["units_estimated"].add_metric([batch.name], float(summed.units_estimated))
+        budget = batch.budget
+        if budget is not None and budget.max_units is not None:
+            gauges["units_cap"].add_metric([batch.name], float(budget.max_units))
+            gauges["units_sent_estimate"].add_metric([batch.name], float(budget.sent_estimate))
+            gauges["tasks_held"].add_metric([batch.name], budget.held)
+    yield from gauges.values()
 
 
 class Metrics:

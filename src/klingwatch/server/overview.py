@@ -17,6 +17,8 @@ from klingwatch.clock import Clock
 from klingwatch.monitor.eta import Eta, estimate, progress
 from klingwatch.monitor.expiry import DEFAULT_WARN_DAYS, expires_at, is_collected
 from klingwatch.operations.queries import Tally
+from klingwatch.operations.results import BudgetResult, SpendReport
+from klingwatch.operations.spend import budget_result, summarize_spend
 from klingwatch.store import FINAL_STATUSES, DownloadRecord, Ledger, LocalStatus, TaskRecord
 from klingwatch.store.async_ledger import AsyncLedger
 
@@ -52,6 +54,10 @@ class BatchFigures(Tally):
     counts: Counter[LocalStatus] = field(default_factory=Counter)
     #: When it will be done (:mod:`klingwatch.monitor.eta`, as ``status`` and the live view).
     eta: Eta | None = None
+    #: Its budget cap and what counts against it (``None``: the batch has no cap).
+    budget: BudgetResult | None = None
+    #: When the batch was made (``/metrics`` reports the newest batches only).
+    created_at: float = 0.0
 
 
 @dataclass
@@ -73,6 +79,10 @@ class Overview:
     #: Failed and rejected tasks, newest first.
     failed: list[TaskRecord] = field(default_factory=list)
     expiring: int = 0
+    #: Spend summed by batch, by day and by (product, model, mode) (``klingwatch spend``).
+    spend_by_batch: SpendReport | None = None
+    spend_by_day: SpendReport | None = None
+    spend_by_kind: SpendReport | None = None
 
     @property
     def total(self) -> int:
@@ -161,6 +171,16 @@ def build_overview(ledger: Ledger, now: float, *, warn_days: float = DEFAULT_WAR
     ov.failed.sort(key=lambda t: t.finished_at or t.detected_at or 0.0, reverse=True)
     for name, figures in ov.batches.items():
         figures.eta = estimate(progress(ledger, name, now))
+    for record in ledger.batches():
+        figures = ov.batches.setdefault(record.name, BatchFigures(record.name))
+        figures.created_at = record.created_at
+        found = ledger.budget(record.name) if record.max_units else None
+        if found is not None:
+            figures.budget = budget_result(found)
+    lines = ledger.spend_lines()
+    ov.spend_by_batch = summarize_spend(lines, ("batch",))
+    ov.spend_by_day = summarize_spend(lines, ("day",))
+    ov.spend_by_kind = summarize_spend(lines, ("product", "model", "mode"))
     return ov
 
 

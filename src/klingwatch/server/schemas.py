@@ -82,6 +82,10 @@ class TaskOut(BaseModel):
     kling_updated_at_ms: Ms
     kling_updated_at_iso: Iso
     units: str | None
+    units_estimated: str | None = Field(description="units estimated when it was queued")
+    cash_amount: str | None = Field(description="cash Kling charged (billing[]), if any")
+    cash_currency: str | None
+    hold_reason: str | None = Field(description="why a queued task is not sent (a budget cap)")
     polls: int
     stuck: bool
     stuck_reason: str | None
@@ -118,6 +122,10 @@ def task_fields(r: TaskRecord, downloads: Iterable[DownloadRecord] = ()) -> dict
         **stamp_ms("kling_created_at", r.kling_created_ms),
         **stamp_ms("kling_updated_at", r.kling_updated_ms),
         "units": r.units,
+        "units_estimated": r.units_estimated,
+        "cash_amount": r.cash_amount,
+        "cash_currency": r.cash_currency,
+        "hold_reason": r.hold_reason if r.status is LocalStatus.QUEUED else None,
         "polls": r.polls,
         "stuck": r.stuck,
         "stuck_reason": r.stuck_reason,
@@ -240,6 +248,10 @@ class BatchOut(BaseModel):
     progress: float = Field(description="share of tasks in a final status, 0..1")
     rate_per_min: float | None = Field(description="tasks finished per minute recently")
     eta_seconds: float | None = Field(description="seconds until every task is final, estimated")
+    units_estimated: str = Field(default="0", description="units estimated when queued")
+    units_spent: str = Field(default="0", description="units Kling deducted")
+    max_units: str | None = Field(default=None, description="its budget cap, null when none")
+    held: int = Field(default=0, description="queued tasks its budget cap holds back")
 
 
 class AlertOut(BaseModel):

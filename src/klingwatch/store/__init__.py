@@ -29,8 +29,8 @@ becomes an :class:`Observation` passed through it. It is idempotent and monotoni
   (the lookup by external_task_id found nothing, so the task may be sent again).
 * ``=``: the same status again changes no status and writes no event, but merges facts:
   ``task_id`` and Kling's created time are attached when missing, ``kling_updated_ms`` keeps its
-  maximum, and result / units / status_msg are filled when missing or replaced by a strictly
-  newer report.
+  maximum, and result / charges (units, cash) / status_msg are filled when missing or replaced
+  by a strictly newer report.
 
 Hence any reordering or duplication of a task's reports ends in the same state as the ordered
 sequence. A report about a task the ledger does not hold returns ``None`` and is kept as an

@@ -28,11 +28,13 @@ import functools
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.engine import make_url
 
 from klingwatch.clock import Clock
+from klingwatch.store.budget import BatchBudget, SendClaim
 from klingwatch.store.incidents import IncidentRecord, Sighting
 from klingwatch.store.ledger import Ledger
 from klingwatch.store.outbox import OutboundEvent
@@ -240,9 +242,16 @@ class AsyncLedger:
     async def note_polled(self, local_ids: Iterable[int], at: float) -> None:
         await self._write(self.sync.note_polled, list(local_ids), at)
 
-    async def mark_sending(self, local_ids: int | Iterable[int], at: float) -> None:
+    async def mark_sending(self, local_ids: int | Iterable[int], at: float) -> SendClaim:
+        """Mark tasks sending, checking budget caps in the same transaction."""
         ids = local_ids if isinstance(local_ids, int) else list(local_ids)
-        await self._write(self.sync.mark_sending, ids, at)
+        return await self._write(self.sync.mark_sending, ids, at)
+
+    async def set_cap(self, batch: str, max_units: Decimal | None) -> BatchBudget:
+        return await self._write(self.sync.set_cap, batch, max_units)
+
+    async def review_holds(self) -> int:
+        return await self._write(self.sync.review_holds)
 
     async def set_stuck(self, local_id: int, stuck: bool, reason: str | None, at: float) -> bool:
         return await self._write(self.sync.set_stuck, local_id, stuck, reason, at)
@@ -407,6 +416,12 @@ class AsyncLedger:
 
     async def alerts(self, *, active: bool = True) -> list[AlertRecord]:
         return await self._read(self.sync.alerts, active=active)
+
+    async def budget(self, batch: str) -> BatchBudget | None:
+        return await self._read(self.sync.budget, batch)
+
+    async def held_count(self, *, batch: str | None = None) -> int:
+        return await self._read(self.sync.held_count, batch=batch)
 
     async def downloads(self, local_id: int | None = None) -> list[DownloadRecord]:
         return await self._read(self.sync.downloads, local_id)

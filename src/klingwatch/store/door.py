@@ -25,8 +25,9 @@ facts it carries are merged:
 * ``task_id`` and ``kling_created_ms`` are attached from any report when the row has none (a
   different ``task_id`` for the same row is ignored);
 * ``kling_updated_ms`` keeps the largest value seen;
-* ``result``, ``units`` and ``status_msg`` of the current status are filled when missing and
-  replaced when the report is strictly newer (a larger ``kling_updated_ms``).
+* ``result``, the charges (``units``, ``cash_*``) and ``status_msg`` of the current status are
+  filled when missing and replaced when the report is strictly newer (a larger
+  ``kling_updated_ms``).
 
 So applying a task's reports in any order, any number of times, ends in the same status, task_id,
 result and status_msg as applying them in order (as long as the lifecycle got past ``unknown``;
@@ -42,6 +43,9 @@ from typing import Any
 from klingwatch.store.records import STATE_FIELDS, LocalStatus, Observation, Source, TaskState
 
 __all__ = ["STATE_FIELDS", "TaskState", "Verdict", "accepts", "decide"]
+
+#: What Kling charged, as the task's final report carries it: filled and merged like a result.
+_CHARGES = ("units", "cash_amount", "cash_currency")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +106,9 @@ def _arrive(state: TaskState, obs: Observation, msg: str | None) -> dict[str, An
     out: dict[str, Any] = {"status": new, "status_msg": msg}
     if obs.result is not None:
         out["result"] = obs.result
-    if obs.units is not None:
-        out["units"] = obs.units
+    for name in _CHARGES:
+        if getattr(obs, name) is not None:
+            out[name] = getattr(obs, name)
     if new is LocalStatus.SUBMITTED and state.submitted_at is None:
         out["submitted_at"] = obs.at
     if new is LocalStatus.PROCESSING:
@@ -130,7 +135,8 @@ def _merge(
         state.kling_updated_ms is None or obs.kling_updated_ms > state.kling_updated_ms
     )
     out: dict[str, Any] = {}
-    for name, value in (("result", obs.result), ("units", obs.units), ("status_msg", msg)):
+    facts = [("result", obs.result), *((n, getattr(obs, n)) for n in _CHARGES), ("status_msg", msg)]
+    for name, value in facts:
         current = getattr(state, name)
         if value is not None and value != current and (current is None or newer):
             out[name] = value

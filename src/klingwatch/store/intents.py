@@ -142,6 +142,7 @@ def _task_row(task: NewTask, batch: int, now: float) -> dict[str, Any]:
         "callback_url": task.callback_url,
         "retry_of": task.retry_of,
         "source_line": task.source_line,
+        "units_estimated": task.units_estimated,
         "task_id": None,
         "submitted_at": None,
     }

@@ -55,8 +55,10 @@ def due_query(now: float) -> Select[Any]:
 
 
 def queued_query(family: str | None) -> Select[Any]:
-    """Tasks waiting to be sent, oldest intent first."""
-    query = reads.TASK_SELECT.where(tasks.c.status == LocalStatus.QUEUED.value)
+    """Tasks waiting to be sent, oldest intent first (not those a budget cap holds)."""
+    query = reads.TASK_SELECT.where(
+        tasks.c.status == LocalStatus.QUEUED.value, tasks.c.hold_reason.is_(None)
+    )
     if family is not None:
         query = query.where(tasks.c.family == family)
     return query.order_by(tasks.c.queued_at, tasks.c.id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,8 +18,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from klingwatch.clock import Clock, RealClock
 from klingwatch.environment import ledger_url
-from klingwatch.store import intents, leases, reads
+from klingwatch.store import budget, intents, leases, reads, spend
 from klingwatch.store.apply import apply_observations, chunks
+from klingwatch.store.budget import BatchBudget, SendClaim
 from klingwatch.store.database import WRITE_OPTION, create_ledger_engine, describe, migrate
 from klingwatch.store.durations import SAMPLE, DurationCache, Timing, summarize
 from klingwatch.store.errors import LedgerUnavailable, UnknownTask, redact
@@ -41,6 +43,7 @@ from klingwatch.store.records import (
 )
 from klingwatch.store.schema import alerts, batches, downloads, events, meta
 from klingwatch.store.schema import tasks as task_table
+from klingwatch.store.spend import SpendLine
 from klingwatch.store.verify import find_inconsistencies
 
 __all__ = ["Ledger"]
@@ -147,7 +150,9 @@ class Ledger(NotifyLedger):
                     update(batches).where(batches.c.name == name).values(download_dir=download_dir)
                 )
             row = conn.execute(select(batches).where(batches.c.name == name)).mappings().one()
-            return BatchRecord(row["name"], row["created_at"], row["download_dir"])
+            return BatchRecord(
+                row["name"], row["created_at"], row["download_dir"], max_units=row["max_units"]
+            )
 
         return self._write(work)
 
@@ -168,6 +173,7 @@ class Ledger(NotifyLedger):
                     r["created_at"],
                     r["download_dir"],
                     counts.get(r["id"], reads.zero_counts()),
+                    max_units=r["max_units"],
                 )
                 for r in rows
             ]
@@ -335,26 +341,60 @@ class Ledger(NotifyLedger):
         query = leases.queued_query(family).limit(limit)
         return self._read(lambda conn: reads.task_records(conn, query))
 
-    def mark_sending(self, local_ids: int | Iterable[int], at: float) -> None:
+    def mark_sending(self, local_ids: int | Iterable[int], at: float) -> SendClaim:
         """Record a send attempt of each task (``sent_at``, ``send_attempts += 1``) in one
-        transaction, before the creates leave; not a status change."""
-        ids = sorted({local_ids} if isinstance(local_ids, int) else set(local_ids))
+        transaction, before the creates leave; not a status change.
 
-        def work(conn: Connection) -> None:
-            for part in chunks(ids):
-                result = conn.execute(
-                    update(task_table)
-                    .where(task_table.c.id.in_(part))
-                    .values(sent_at=at, send_attempts=task_table.c.send_attempts + 1)
-                )
-                if result.rowcount != len(part):
-                    known = set(
-                        conn.scalars(select(task_table.c.id).where(task_table.c.id.in_(part)))
-                    )
-                    raise UnknownTask(min(set(part) - known))
+        Budget caps are checked in the same transaction (:mod:`klingwatch.store.budget`): a
+        task whose estimate would take its batch past its cap is held (left ``queued``, with
+        a ``hold_reason``) instead. Only the tasks in :attr:`SendClaim.marked` may be sent.
+        """
+        ids = list(dict.fromkeys([local_ids] if isinstance(local_ids, int) else local_ids))
+        if not ids:
+            return SendClaim(marked=[], held=[])
+        return self._write(lambda conn: budget.mark_sending(conn, ids, at))
 
-        if ids:
-            self._write(work)
+    # -- budget caps -----------------------------------------------------------------------
+
+    def set_cap(self, batch: str, max_units: Decimal | None) -> BatchBudget:
+        """Set (``None``: remove) the budget cap of ``batch``, creating the batch if new; held
+        tasks that fit the new cap are freed at once. The batch's budget after the change."""
+        now = self.clock.time()
+
+        def work(conn: Connection) -> BatchBudget:
+            budget.set_cap(conn, intents.batch_id(conn, batch, now), max_units)
+            found = budget.batch_budget(conn, batch)
+            assert found is not None  # made just above
+            return found
+
+        return self._write(work)
+
+    def budget(self, batch: str) -> BatchBudget | None:
+        """The cap of ``batch`` and what counts against it (``None``: no such batch)."""
+        return self._read(lambda conn: budget.batch_budget(conn, batch))
+
+    def review_holds(self) -> int:
+        """Free the held tasks that fit their batch's cap now (see
+        :func:`klingwatch.store.budget.review_holds`); how many were freed."""
+        return self._write(budget.review_holds)
+
+    def held_count(self, *, batch: str | None = None) -> int:
+        """Queued tasks a budget cap holds back (of ``batch``, or of all)."""
+
+        def work(conn: Connection) -> int:
+            if batch is None:
+                return budget.held_count(conn)
+            batch_id = conn.scalar(select(batches.c.id).where(batches.c.name == batch))
+            return 0 if batch_id is None else budget.held_count(conn, batch_id)
+
+        return self._read(work)
+
+    def spend_lines(
+        self, *, batch: str | None = None, since: float | None = None
+    ) -> list[SpendLine]:
+        """Each task's estimate and charges, with what it is grouped by (see
+        :mod:`klingwatch.store.spend`)."""
+        return self._read(lambda conn: spend.spend_lines(conn, batch=batch, since=since))
 
     def set_stuck(self, local_id: int, stuck: bool, reason: str | None, at: float) -> bool:
         """Flag (or clear) a task as stuck; ``True`` when the flag changed, which writes an

@@ -81,6 +81,10 @@ def task_record(row: RowMapping) -> TaskRecord:
         send_attempts=row["send_attempts"],
         lease_owner=row["lease_owner"],
         lease_until=row["lease_until"],
+        units_estimated=row["units_estimated"],
+        cash_amount=row["cash_amount"],
+        cash_currency=row["cash_currency"],
+        hold_reason=row["hold_reason"],
     )
 
 

@@ -115,6 +115,10 @@ class Observation:
     result: Mapping[str, Any] | None = None
     #: Units charged, a decimal as a string.
     units: str | None = None
+    #: Cash charged (``billing[]`` items of ``charge_type`` cash), a decimal as a string, and
+    #: its currency (``None`` when Kling names none, as the legacy API's balance deduction).
+    cash_amount: str | None = None
+    cash_currency: str | None = None
     #: Free text kept on the event.
     detail: str | None = None
 
@@ -131,6 +135,8 @@ class TaskState:
     kling_processing_ms: int | None = None
     result: Mapping[str, Any] | None = None
     units: str | None = None
+    cash_amount: str | None = None
+    cash_currency: str | None = None
     submitted_at: float | None = None
     processing_at: float | None = None
     finished_at: float | None = None
@@ -176,6 +182,9 @@ class NewTask:
     retry_of: int | None = None
     #: Where the request came from, e.g. ``"prompts.jsonl:12"``.
     source_line: str | None = None
+    #: Units this task is expected to cost (a decimal string), estimated when it is queued; a
+    #: batch's budget cap counts it once the task is sent.
+    units_estimated: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +232,12 @@ class TaskRecord:
     #: The replica holding this task (``claim_due`` / ``claim_queued``), and until when.
     lease_owner: str | None = None
     lease_until: float | None = None
+    #: The unit estimate made when it was queued, and the cash Kling charged (``billing[]``).
+    units_estimated: str | None = None
+    cash_amount: str | None = None
+    cash_currency: str | None = None
+    #: Why this queued task is not sent now ("held: budget cap 120 units, 118 sent"), or None.
+    hold_reason: str | None = None
 
     def with_state(self, state: TaskState) -> TaskRecord:
         """This record with the door's view of it replaced by ``state`` (a :class:`Change`'s)."""
@@ -255,6 +270,8 @@ class BatchRecord:
     created_at: float
     download_dir: str | None
     counts: dict[LocalStatus, int] = field(default_factory=dict)
+    #: The budget cap in units (a decimal string), or ``None``.
+    max_units: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,8 @@ batches = Table(
     Column("name", String(200), nullable=False),
     Column("created_at", Double, nullable=False),
     Column("download_dir", Text),
+    # The budget cap in units (a decimal string); NULL: no cap. See store/budget.py.
+    Column("max_units", String(50)),
     UniqueConstraint("name"),
 )
 
@@ -96,6 +98,12 @@ tasks = Table(
     Column("send_attempts", Integer, nullable=False, server_default=text("0")),
     Column("lease_owner", String(200)),
     Column("lease_until", Double),
+    # Spend: the unit estimate made at queue time, and the cash Kling charged (billing[]).
+    Column("units_estimated", String(50)),
+    Column("cash_amount", String(50)),
+    Column("cash_currency", String(10)),
+    # Why a queued task is not being sent (a budget cap); NULL: free to send.
+    Column("hold_reason", Text),
     UniqueConstraint("external_task_id"),
     Index(None, "status", "next_look_at"),  # due(), claim_due()
     Index(None, "task_id"),  # observations that name only Kling's id

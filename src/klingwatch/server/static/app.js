@@ -187,29 +187,38 @@ function renderCards(stats) {
       h("div", { class: "sub" }, sub))));
 }
 
+// A batch's progress bar (a segment per status) and its ETA, as the overview and its page show them.
+const BAR_ORDER = ["succeed", "failed", "rejected", "processing", "submitted", "unknown", "queued"];
+function batchProgress(b) {
+  const segs = BAR_ORDER.filter((s) => b.counts[s] > 0).map((s) =>
+    h("span", { class: s, style: `width:${(100 * b.counts[s]) / b.total}%`, title: `${b.counts[s]} ${LABELS[s]}` }));
+  const pct = Math.round(100 * b.progress);
+  let eta = "—";
+  if (b.done === b.total && b.total > 0) eta = "done";
+  else if (b.eta_seconds !== null) eta = dur(b.eta_seconds);
+  const bar = h("div", { class: "bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(pct) }, segs);
+  return { bar, pct, eta };
+}
+
 function renderBatches(batches) {
   const box = $("batches");
   if (!batches.length) { box.replaceChildren(h("p", { class: "empty" }, "No batches yet.")); return; }
-  const order = ["succeed", "failed", "rejected", "processing", "submitted", "unknown", "queued"];
   box.replaceChildren(...batches.map((b) => {
-    const segs = order.filter((s) => b.counts[s] > 0).map((s) =>
-      h("span", { class: s, style: `width:${(100 * b.counts[s]) / b.total}%`, title: `${b.counts[s]} ${LABELS[s]}` }));
-    const pct = Math.round(100 * b.progress);
-    let eta = "—";
-    if (b.done === b.total && b.total > 0) eta = "done";
-    else if (b.eta_seconds !== null) eta = dur(b.eta_seconds);
+    const { bar, pct, eta } = batchProgress(b);
     return h("div", { class: "batch", "data-batch": b.name },
       h("div", { class: "batch-head" },
-        h("a", { class: "batch-name", href: `/tasks?batch=${encodeURIComponent(b.name)}` }, b.name),
+        h("a", { class: "batch-name", href: `/batches/${encodeURIComponent(b.name)}` }, b.name),
         h("span", { class: "muted progress-text" }, `${fmtInt(b.done)} / ${fmtInt(b.total)} done · ${pct}%`)),
-      h("div", { class: "bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(pct) }, segs),
+      bar,
       h("div", { class: "batch-meta" },
         h("span", {}, h("b", {}, fmtInt(b.succeeded)), " succeeded"),
         h("span", {}, h("b", {}, fmtInt(b.failed)), " failed"),
         h("span", {}, h("b", {}, fmtInt(b.counts.processing + b.counts.submitted + b.counts.unknown)), " in flight"),
         h("span", {}, h("b", {}, fmtInt(b.counts.queued)), " queued"),
         h("span", {}, "rate ", h("b", {}, b.rate_per_min === null ? "—" : `${b.rate_per_min.toFixed(1)}/min`)),
-        h("span", { class: "eta" }, "ETA ", h("b", {}, eta))));
+        h("span", { class: "eta" }, "ETA ", h("b", {}, eta)),
+        h("span", { class: "units" }, "units ", h("b", {}, `≈${b.units_estimated} · ${b.units_spent} spent`)),
+        b.max_units !== null ? h("span", { class: "cap" }, "cap ", h("b", {}, b.max_units), b.held ? ` · ${b.held} held` : "") : null));
   }));
   const active = batches.filter((b) => b.done < b.total).length;
   $("batch-summary").textContent = `${batches.length} batch(es), ${active} running`;
@@ -354,6 +363,7 @@ async function refreshOverview() {
     renderThroughput(stats.throughput);
     renderDurations(stats.durations);
     renderEngine(stats);
+    refreshSpend();  // batch.js
     stamp();
   } catch (e) {
     console.error(e);
@@ -551,6 +561,8 @@ async function showTask(ref) {
 function start() {
   const path = location.pathname;
   const nav = path.startsWith("/task") ? "tasks" : "overview";
+  const batch = path.match(/^\/batches\/(.+)$/);
+  if (batch) return showBatch(decodeURIComponent(batch[1]));  // batch.js
   for (const a of document.querySelectorAll("[data-nav]")) a.classList.toggle("active", a.dataset.nav === nav);
   const m = path.match(/^\/task\/(.+)$/);
   if (m) return showTask(decodeURIComponent(m[1]));
