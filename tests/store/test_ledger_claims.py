@@ -153,6 +153,19 @@ def test_with_the_slot_limit_unknown_one_create_is_on_the_wire_at_a_time(
     assert claim("b") == ids[1:2]
 
 
+def test_with_the_slot_limit_unknown_a_task_of_any_cost_is_sent_alone(
+    ledger: Ledger, clock: ManualClock
+) -> None:
+    # Four images in one request cost four slots; with no limit known yet it goes on its own
+    # (the demo's postcards once waited for ever behind a room of one).
+    now = clock.time()
+    big = _queued(ledger, 1, cost=4, prefix="big")
+    got = ledger.claim_to_send(
+        now, owner="a", lease_seconds=30, family="video", slot_limit=None, most=10
+    )
+    assert [t.local_id for t in got] == big
+
+
 def test_a_task_that_does_not_fit_keeps_its_place_in_the_queue(
     ledger: Ledger, clock: ManualClock
 ) -> None:

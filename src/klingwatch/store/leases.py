@@ -104,20 +104,24 @@ def claim_to_send(
     most: int,
 ) -> list[TaskRecord]:
     """Lease to ``owner`` the oldest queued tasks of ``family`` that fit the account's free
-    slots together, at most ``most``: with ``slot_limit`` unknown, one, and only while no other
-    create of the family is on the wire anywhere. A task that does not fit stops the claim (the
+    slots together, at most ``most``: with ``slot_limit`` unknown, one (whatever its slot cost: an
+    image of n=4 must not wait for a limit nobody has told), and only while no other create of the
+    family is on the wire anywhere. A task that does not fit stops the claim (the
     queue's order is kept). Serialized per family, so two replicas never both spend one slot."""
     if conn.dialect.name == "postgresql":
         conn.execute(
             text("SELECT pg_advisory_xact_lock(:ns, hashtext(:family))"),
             {"ns": _PG_SEND_LOCK, "family": family},
         )
+    room: int | None  # None: the limit is unknown, and one task of any cost may go
     if slot_limit is None:
         busy = conn.scalar(select(func.count()).where(tasks.c.family == family, _sending(now)))
-        room, most = (0 if busy else 1), min(most, 1)
+        if busy:
+            return []
+        room, most = None, min(most, 1)
     else:
         room = slot_limit - slots_in_use(conn, family, now)
-    if room <= 0 or most <= 0:
+    if (room is not None and room <= 0) or most <= 0:
         return []
     pick = (
         queued_query(family)
@@ -128,10 +132,11 @@ def claim_to_send(
     )
     ids: list[int] = []
     for local_id, cost in conn.execute(pick):
-        if cost > room:
-            break
+        if room is not None:
+            if cost > room:
+                break
+            room -= cost
         ids.append(local_id)
-        room -= cost
     return _lease(conn, ids, now, owner=owner, lease_seconds=lease_seconds)
 
 
