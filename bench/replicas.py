@@ -331,6 +331,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"PostgreSQL {results['postgres']}. Bench took {results['bench_seconds'] / 60:.1f} min.",
         "",
     ]
+    if note := results.get("note"):
+        lines += [note, ""]
     if runs:
         s = runs[0]["setting"]
         lines += [
@@ -387,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800.0, help="real s per run (1800)")
     parser.add_argument("--output", type=Path, default=RESULTS, help="results folder")
     parser.add_argument("--keep", type=Path, help="keep every process's logs here")
+    parser.add_argument("--note", default="", help="a paragraph for replicas.md (why this size)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -406,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
         "postgres": "",
+        "note": args.note,
         "bench_seconds": 0.0,
         "runs": rows,
     }
