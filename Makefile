@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: test check format docs demo bench bench-quick clean
+.PHONY: test check format docs demo bench bench-quick bench-replicas clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ bench: $(STAMP)
 ## bench-quick: a small version of bench (100 tasks, one latency) in under two minutes
 bench-quick: $(STAMP)
 	$(BIN)/python bench/run.py --quick
+
+## bench-replicas: 1, 2 and 4 watch replicas on one PostgreSQL, 10000 tasks (TASKS=2000 for less);
+## the server in KLINGWATCH_TEST_PG_URL, else a throwaway cluster. Results: bench/results/replicas.md
+TASKS ?= 10000
+bench-replicas: $(STAMP)
+	$(BIN)/python bench/replicas.py --tasks $(TASKS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

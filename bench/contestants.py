@@ -126,7 +126,7 @@ def run_recipe(cadence: str, base_url: str, workload: Workload, workdir: Path) -
     )
 
 
-def _export(env: dict[str, str], workdir: Path) -> list[tuple[float | None, float | None]]:
+def export_lags(env: dict[str, str], workdir: Path) -> list[tuple[float | None, float | None]]:
     path = workdir / "export.json"
     subprocess.run(
         [KLINGWATCH, "export", "--format", "json", "--output", str(path)],
@@ -149,7 +149,7 @@ def run_polling(base_url: str, workload: Workload, workdir: Path) -> Run:
     with (workdir / "submit.out").open("wb") as out, (workdir / "submit.err").open("wb") as err:
         usage = wait_measured(start(argv, env=env, stdout=out, stderr=err), workload.timeout)
     wall = time.monotonic() - started
-    pairs = _export(env, workdir)
+    pairs = export_lags(env, workdir)
     return Run(pairs=pairs, wall_seconds=wall, finished=len(pairs), usage=usage)
 
 
@@ -209,7 +209,7 @@ def run_callbacks(base_url: str, workload: Workload, workdir: Path) -> Run:
         wall = time.monotonic() - started
     finally:
         served = wait_measured(serve, 60, stop=True)
-    pairs = _export(env, workdir)
+    pairs = export_lags(env, workdir)
     usage = Usage(
         returncode=submit.returncode or served.returncode,
         cpu_seconds=submit.cpu_seconds + served.cpu_seconds,

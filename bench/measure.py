@@ -148,3 +148,44 @@ def count_requests(stats: dict[str, Any]) -> tuple[int, int, int]:
     )
     refused_1303 = int(stats["creates"]["refused"].get("1303", 0))
     return total, creates, refused_1303
+
+
+def count_reads(stats: dict[str, Any]) -> int:
+    """Status reads answered 200 (every ``GET`` route) in ``/sandbox/stats``."""
+    return sum(
+        sum(int(n) for answer, n in answers.items() if answer.startswith("200"))
+        for route, answers in stats["requests"]["by_route"].items()
+        if route.startswith("GET ")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicates:
+    """How often one external id reached Kling: tasks made for it and create requests seen."""
+
+    tasks_per_external_id: int
+    creates_per_external_id: int
+
+
+def duplicates(tasks: Sequence[dict[str, Any]]) -> Duplicates:
+    """The worst external id in the sandbox's ``/sandbox/tasks`` truth (1 and 1 when all is well).
+
+    ``creates_seen`` counts every create the sandbox took for that id, 1303 refusals included,
+    so a refused create sent again shows here even though it made no second task.
+    """
+    made: dict[str, int] = {}
+    creates: dict[str, int] = {}
+    for task in tasks:
+        external = task.get("external_task_id")
+        if external is None:
+            continue
+        made[external] = made.get(external, 0) + 1
+        creates[external] = max(creates.get(external, 0), int(task.get("creates_seen", 1)))
+    return Duplicates(max(made.values(), default=0), max(creates.values(), default=0))
+
+
+def per_second(count: float, seconds: float) -> float:
+    """``count`` over ``seconds``; NaN for an empty or unknown interval."""
+    if not seconds > 0:
+        return math.nan
+    return count / seconds

@@ -62,11 +62,6 @@ def measure_run(name: str, workload: Workload, run: Run, sandbox: Sandbox) -> di
     utilisation = measure.slot_utilisation(
         slots["timeline"].get("video", []), workload.slots, start, end
     )
-    reads = sum(
-        sum(n for answer, n in answers.items() if answer.startswith("200"))
-        for route, answers in stats["requests"]["by_route"].items()
-        if route.startswith("GET ")
-    )
     detected = [d for _, d in run.pairs if d is not None]
     # Until all were final: from the first create Kling saw to the last final status detected.
     wall = (max(detected) - start) / 1000.0 if detected and not math.isnan(start) else math.nan
@@ -79,7 +74,7 @@ def measure_run(name: str, workload: Workload, run: Run, sandbox: Sandbox) -> di
         "finished": run.finished,
         "requests": total,
         "requests_per_task": total / workload.tasks,
-        "reads_per_task": reads / workload.tasks,
+        "reads_per_task": measure.count_reads(stats) / workload.tasks,
         "creates": creates,
         "answers_1303": refused,
         # The first 1303 is how a client learns the slot count; every later one is waste.

@@ -1,14 +1,18 @@
-"""The benchmark's pure figures: percentiles, lags, slot use, the ideal per-task cadence."""
+"""The benchmark's pure figures: percentiles, lags, slot use, the ideal per-task cadence,
+reads, duplicate creates and rates."""
 
 import math
 
 import pytest
 
 from measure import (
+    count_reads,
     count_requests,
+    duplicates,
     ideal_baseline,
     ideal_polls,
     lag_summary,
+    per_second,
     percentile,
     queued_window,
     slot_utilisation,
@@ -83,3 +87,41 @@ def test_count_requests_reads_the_sandbox_stats() -> None:
         "creates": {"created": 100, "refused": {"1303": 7, "1302": 3}},
     }
     assert count_requests(stats) == (120, 110, 7)
+
+
+def test_count_reads_counts_only_status_reads_answered_200() -> None:
+    stats = {
+        "requests": {
+            "by_route": {
+                "GET /v1/videos/text2video/{id}": {"200 0": 40, "429 1302": 5},
+                "GET /v1/videos/text2video": {"200 0": 2},
+                "POST /v1/videos/text2video": {"200 0": 30, "429 1303": 4},
+            }
+        }
+    }
+    assert count_reads(stats) == 42
+
+
+def test_duplicates_find_the_worst_external_id() -> None:
+    tasks = [
+        {"external_task_id": "a", "creates_seen": 1},
+        {"external_task_id": "b", "creates_seen": 3},  # two refused with 1303, then made
+        {"external_task_id": "c", "creates_seen": 1},
+        {"external_task_id": "c", "creates_seen": 1},  # a second Kling task for one line
+        {"external_task_id": None, "creates_seen": 1},  # made by someone else: not ours
+    ]
+    found = duplicates(tasks)
+    assert found.tasks_per_external_id == 2
+    assert found.creates_per_external_id == 3
+
+
+def test_duplicates_of_a_clean_run_are_one_and_one() -> None:
+    found = duplicates([{"external_task_id": f"t{i}", "creates_seen": 1} for i in range(5)])
+    assert (found.tasks_per_external_id, found.creates_per_external_id) == (1, 1)
+    assert duplicates([]).tasks_per_external_id == 0
+
+
+def test_per_second_is_nan_for_an_empty_interval() -> None:
+    assert per_second(300, 60.0) == pytest.approx(5.0)
+    assert math.isnan(per_second(10, 0.0))
+    assert math.isnan(per_second(10, math.nan))
