@@ -372,6 +372,7 @@ class KlingClient:
         since: datetime | float | None = None,
         until: datetime | float | None = None,
         limit: int = 500,
+        max_pages: int | None = None,
     ) -> list[Task]:
         """Tasks of the account (``POST /tasks``), every page, following ``next_cursor``.
 
@@ -379,6 +380,10 @@ class KlingClient:
         TaskStatus.PROCESSING]`` for every active task); ``since``/``until`` bound the creation
         time (datetime or Unix seconds; Kling's default is the last 30 days); ``limit`` is the page
         size (1-500). Includes tasks created through legacy endpoints. Needs an API key.
+
+        ``max_pages`` stops the walk after that many pages and returns what they held (a caller
+        that reads whatever is missing another way); without it, more than
+        ``MAX_LIST_PAGES`` pages is an error.
         """
         if not 1 <= limit <= 500:
             raise ConfigurationError(f"limit must be 1-500, got {limit}")
@@ -398,7 +403,7 @@ class KlingClient:
             body["filters"] = filters
         tasks: dict[str, Task] = {}
         cursors: set[str] = set()
-        for _ in range(MAX_LIST_PAGES):
+        for walked in range(1, MAX_LIST_PAGES + 1):
             page_body = dict(body)
 
             async def read(page_body: dict[str, Any] = page_body) -> dict[str, Any]:
@@ -415,6 +420,8 @@ class KlingClient:
             cursor = page.get("next_cursor")
             has_more = page.get("has_more")
             if has_more is False or (has_more is None and not cursor):
+                break
+            if max_pages is not None and walked >= max_pages:
                 break
             if not cursor:
                 raise BadResponse("POST /tasks answered has_more without a next_cursor")

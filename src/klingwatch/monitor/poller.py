@@ -38,6 +38,7 @@ from klingwatch.kling.client import KlingClient
 from klingwatch.kling.errors import (
     AuthenticationError,
     ConfigurationError,
+    InvalidRequest,
     KlingError,
     NotFound,
     PermissionDenied,
@@ -45,11 +46,12 @@ from klingwatch.kling.errors import (
     TasksStyleRefused,
     TokenExpired,
 )
-from klingwatch.kling.models import ApiStandard, Task, TaskStatus
+from klingwatch.kling.models import ApiStandard, Task
 from klingwatch.kling.products import get_product
 from klingwatch.monitor.cadence import Cadence
 from klingwatch.monitor.observe import STATUS_MAP, observe_task
 from klingwatch.monitor.stuck import StuckDetector, Verdict
+from klingwatch.monitor.sweeps import SweepBudget, window_start
 from klingwatch.store import Change, LocalStatus, Observation, Source, TaskRecord
 from klingwatch.store.async_ledger import AsyncLedger
 
@@ -83,6 +85,10 @@ class PollSettings:
     owner: str | None = None
     #: how long a lease on due tasks lasts
     lease_seconds: float = 120.0
+    #: how often batched sweeps run (list pages, POST /tasks, GET /tasks?task_ids=)
+    sweep: SweepBudget = field(default_factory=SweepBudget)
+    #: a POST /tasks window starts this long before the oldest active task's creation
+    window_margin: float = 60.0
 
 
 @dataclass(slots=True)
@@ -143,6 +149,12 @@ class Poller:
         # Next look of every active task this poller knows of, so the engine sleeps exactly
         # until the earliest one (filled from the ledger on the first sweep, after a restart).
         self._next: dict[int, float] | None = None
+        # Batched sweeps: the clock time before which the next one does not run, and the
+        # interval of the last one (None: the per-task cadence applied).
+        self._next_sweep = float("-inf")
+        self._interval: float | None = None
+        # A server that answered the POST /tasks window with "bad request": ids from then on.
+        self._window_refused = False
 
     @property
     def uses_tasks_api(self) -> bool:
@@ -151,9 +163,24 @@ class Poller:
 
     # -- the sweep ------------------------------------------------------------------------
     async def sweep(self) -> SweepReport:
-        """Read every due task once, apply what was learned, reschedule each one."""
+        """Read every due task once, apply what was learned, reschedule each one.
+
+        With a batched reading style and more than one active task, sweeps run at the budget's
+        fixed interval (:class:`~klingwatch.monitor.sweeps.SweepBudget`) and take every task
+        due before the next one; otherwise each task follows its own cadence.
+        """
         now = self.clock.time()
-        horizon = now + self.clock.scaled(self.settings.coalesce)
+        active = await self._active_count()
+        interval: float | None = None
+        if active > 1:
+            interval = self.clock.scaled(self.settings.sweep.interval(active))
+            if now < self._next_sweep:
+                # Not yet: every active task is read together at the next tick.
+                return SweepReport(next_look=self._next_sweep)
+            horizon = now + interval
+        else:
+            horizon = now + self.clock.scaled(self.settings.coalesce)
+        self._interval = interval
         due = [t for t in await self._due(horizon) if self.batch is None or t.batch == self.batch]
         sweep = _Sweep(now=now, report=SweepReport(due=len(due)))
         await self._forget_passed(horizon, {t.local_id for t in due})
@@ -165,8 +192,14 @@ class Poller:
             await self._read_known(sweep, known)
         for task in due:  # a task whose read failed is still rescheduled, never hot-looped
             sweep.looked.setdefault(task.local_id, task)
-        await self._finish(sweep)
+        await self._finish(sweep, interval)
+        if interval is not None:
+            self._next_sweep = self.clock.time() + interval
         return sweep.report
+
+    async def _active_count(self) -> int:
+        counts = await self.ledger.counts(batch=self.batch)
+        return sum(counts.get(status, 0) for status in _ACTIVE)
 
     async def _due(self, now: float) -> list[TaskRecord]:
         if self.settings.owner is None:
@@ -190,12 +223,12 @@ class Poller:
     # -- the 2026 /tasks style ------------------------------------------------------------
     async def _read_tasks_api(self, sweep: _Sweep, due: list[TaskRecord]) -> None:
         many_cost = math.ceil(len(due) / self.settings.many_size)
-        if many_cost > 1:
+        if many_cost > 1 and not self._window_refused:
             active = await self._active()
             list_cost = max(1, math.ceil(len(active) / self.settings.page_size))
             if list_cost < many_cost:
-                gone = await self._list_active(sweep, active)
-                await self._get_many(sweep, gone)
+                stragglers = await self._list_window(sweep, active, pages=list_cost + 1)
+                await self._get_many(sweep, stragglers)
                 return
         await self._get_many(sweep, due)
 
@@ -211,34 +244,52 @@ class Poller:
             and (owner is None or t.lease_owner in (None, owner) or (t.lease_until or 0) <= now)
         ]
 
-    async def _list_active(self, sweep: _Sweep, active: list[TaskRecord]) -> list[TaskRecord]:
-        """POST /tasks for every active task; returns the known-active ones it did not list."""
-        created = [t.kling_created_ms for t in active if t.kling_created_ms is not None]
-        # A minute of slack: clocks differ, and a task is listed by Kling's creation time.
-        since = min(created) / 1000.0 - 60.0 if len(created) == len(active) else None
-        pages = max(1, math.ceil(len(active) / self.settings.page_size))
+    async def _list_window(
+        self, sweep: _Sweep, active: list[TaskRecord], *, pages: int
+    ) -> list[TaskRecord]:
+        """``POST /tasks`` for every task created since the oldest active one, whatever its
+        status: the active tasks and those that just finished come back in one request (500 a
+        page). Returns the active tasks it did not hold (stragglers, read by id).
+
+        What Kling does with the window is not promised (the order of the pages, whether
+        ``start_time`` is honoured): the walk stops after ``pages`` pages, and whatever it did
+        not reach is read by id. A server that refuses the window outright is remembered, and
+        the ids style used from then on.
+        """
+        margin = round(self.clock.scaled(self.settings.window_margin) * 1000)
+        created = [_created(t) for t in active]
+        since_ms = window_start(created, margin_ms=margin)
+        since = None if since_ms is None else since_ms / 1000.0
+
+        async def read() -> list[Task]:
+            try:
+                return await self.client.list_tasks(
+                    since=since, limit=self.settings.page_size, max_pages=pages
+                )
+            except InvalidRequest as exc:
+                raise _Refused(str(exc)) from exc
+
         try:
-            listed = await self._call(
-                sweep,
-                "tasks-list",
-                lambda: self.client.list_tasks(
-                    status=(TaskStatus.SUBMITTED, TaskStatus.PROCESSING),
-                    since=since,
-                    limit=self.settings.page_size,
-                ),
-                pages=pages,
-            )
+            listed = await self._call(sweep, "tasks-list", read)
+        except _Refused as exc:
+            log.warning("POST /tasks refused a creation-time window (%s); reading by id", exc)
+            self._window_refused = True
+            return active
         except _Skip:
-            return []
+            return active
+        # Pages beyond the first (the walk's length is the client's).
+        more = max(1, math.ceil(len(listed) / self.settings.page_size)) - 1
+        sweep.report.requests += more
+        sweep.report.styles["tasks-list"] += more
         by_id = {task.id: task for task in listed}
-        gone: list[TaskRecord] = []
+        stragglers: list[TaskRecord] = []
         for record in active:
             task = by_id.get(record.task_id or "")
             if task is None:
-                gone.append(record)
+                stragglers.append(record)
             else:
                 self._saw(sweep, record, task, Source.LIST)
-        return gone
+        return stragglers
 
     async def _get_many(self, sweep: _Sweep, records: Sequence[TaskRecord]) -> None:
         size = self.settings.many_size
@@ -371,8 +422,9 @@ class Poller:
             log.warning("%s read failed: %s", style, exc)
             raise _Skip from exc
 
-    async def _finish(self, sweep: _Sweep) -> None:
-        """Apply, count, judge and reschedule everything this sweep looked at."""
+    async def _finish(self, sweep: _Sweep, interval: float | None) -> None:
+        """Apply, count, judge and reschedule everything this sweep looked at: at the next
+        batched sweep (``interval`` from now), else by each task's cadence."""
         changes = await self.ledger.apply_many(sweep.observations) if sweep.observations else []
         sweep.report.changes = changes
         # Reads (and their retries) take time: schedule from when they ended.
@@ -391,7 +443,12 @@ class Poller:
             )
             if not view.status.is_active:
                 continue
-            looks.append((local_id, self.cadence.next_look(view, now)))
+            looks.append(
+                (
+                    local_id,
+                    now + interval if interval is not None else self.cadence.next_look(view, now),
+                )
+            )
             verdict = lost.get(local_id) or self.stuck.judge(view, now)
             if verdict.stuck != record.stuck:
                 await self.ledger.set_stuck(local_id, verdict.stuck, verdict.reason, now)
@@ -410,7 +467,10 @@ class Poller:
     async def next_due(self) -> float | None:
         """When the earliest known active task is next due (clock seconds), if any."""
         known = await self._known_looks()
-        return min(known.values()) if known else None
+        earliest = min(known.values()) if known else None
+        if earliest is not None and self._interval is not None:
+            return max(earliest, self._next_sweep)
+        return earliest
 
     async def _known_looks(self) -> dict[int, float]:
         if self._next is None:
@@ -446,6 +506,10 @@ class Poller:
                 True, f"Kling answers 'not found' for task {record.task_id}; still watching"
             )
         return out
+
+
+class _Refused(Exception):
+    """The server refused a request's parameters (400): asking again will not help."""
 
 
 class _Skip(Exception):

@@ -26,11 +26,12 @@ from klingwatch.kling.retry import RetryPolicy
 from klingwatch.monitor import gates
 from klingwatch.monitor.download_worker import DownloadWorker
 from klingwatch.monitor.observe import observe_task
-from klingwatch.monitor.poller import SweepReport
+from klingwatch.monitor.poller import PollSettings, SweepReport
 from klingwatch.monitor.retries import pick_retries, retry_task
 from klingwatch.monitor.service import ChangeHook, Monitor, Worker
 from klingwatch.monitor.stuck import StuckPolicy
 from klingwatch.monitor.submitter import Submitter
+from klingwatch.monitor.sweeps import SweepBudget
 from klingwatch.operations.results import ResumeResult, RetryResult, TrackResult
 from klingwatch.settings import Settings
 from klingwatch.store import AddResult, LocalStatus, NewTask, Source, TaskRecord
@@ -189,6 +190,7 @@ class Operations:
             clock=self.clock,
             batch=batch,
             stuck=StuckPolicy(threshold=self.settings.stuck_after),
+            poll=self.poll_settings(),
             submitter=submitter,
             workers=[*extra, *workers],
             on_change=on_change,
@@ -197,6 +199,14 @@ class Operations:
             done_batch=done_batch,
             stop_on_pause=stop_on_pause,
             handle_signals=False,
+        )
+
+    def poll_settings(self) -> PollSettings:
+        """How the engine's poller reads, from the settings (the sweep budget)."""
+        s = self.settings
+        minimum = min(s.sweep_min, s.sweep_max)
+        return PollSettings(
+            sweep=SweepBudget(base=s.sweep_interval, minimum=minimum, maximum=s.sweep_max)
         )
 
     async def send_once(self) -> Submitter:
