@@ -65,7 +65,7 @@ def measure_run(name: str, workload: Workload, run: Run, sandbox: Sandbox) -> di
     reads = sum(
         sum(n for answer, n in answers.items() if answer.startswith("200"))
         for route, answers in stats["requests"]["by_route"].items()
-        if route.startswith("GET ")
+        if route.startswith("GET ") or route == "POST /tasks"
     )
     detected = [d for _, d in run.pairs if d is not None]
     # Until all were final: from the first create Kling saw to the last final status detected.
