@@ -255,8 +255,8 @@ How to read this:
   lifecycles with no time lost to requests; the targets are judged against whichever baseline
   figure is hardest to beat.
 * Requests are every request the sandbox answered; reads/task counts only the reads answered 200
-  (every GET, and `POST /tasks`: the polling itself). Wall (s) is real seconds from the first create the sandbox saw to the
-  last final status the contestant detected.
+  (every GET, and `POST /tasks`: the polling itself). Wall (s) is real seconds from the first
+  create the sandbox saw to the last final status the contestant detected.
 * Slot use is the share of the video slots busy from the first create to the last create (while
   work was waiting for a slot). "1303 after the first" is the share of creates answered 1303
   beyond the first (the answer that teaches a client the slot count).

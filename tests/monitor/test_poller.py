@@ -301,3 +301,43 @@ async def test_batched_sweeps_read_every_active_task_at_the_budget_interval(
         reads = w.served() - before
         assert reads <= (w.clock.time() - started) / 5.0 + 2
         assert reads < len(tasks)
+
+
+HOOK = "https://klingwatch.example/callbacks/kling/token"
+
+
+async def test_while_callbacks_arrive_only_tasks_without_one_or_overdue_ones_are_read(
+    tmp_path: Path,
+) -> None:
+    async with world(tmp_path) as w:
+        hooked = await w.submit(10, callback_url=HOOK, prefix="hooked")
+        plain = await w.submit(10, prefix="plain")
+        p = poller(w)
+        p.heard_callback()
+        first = await p.sweep()
+        polls = {t.local_id: t.polls for t in w.ledger.tasks()}
+        assert first.styles == {"tasks-ids": 1}  # the ten without a callback URL, one request
+        assert all(polls[i] == 1 for i in plain)
+        assert all(polls[i] == 0 for i in hooked)
+        # Each hooked task waits, unread, until its final callback would be overdue: the cold
+        # start's queue + run p95 (30 + 120 s for text2video std) plus the 30 s margin.
+        now = w.clock.time()
+        waits = [t.next_look_at - now for t in w.ledger.tasks() if t.local_id in hooked]  # type: ignore[operator]
+        assert all(179 <= wait <= 180 for wait in waits)
+        # Past that, a task whose callback never came is read (the safety net) ...
+        await w.clock.sleep(185)
+        p.heard_callback()  # ... even while other callbacks keep arriving
+        await p.sweep()
+        assert all(w.ledger.task(i).polls == 1 for i in hooked)  # type: ignore[union-attr]
+
+
+async def test_when_callbacks_stop_arriving_every_active_task_is_polled_again(
+    tmp_path: Path,
+) -> None:
+    async with world(tmp_path) as w:
+        hooked = await w.submit(10, callback_url=HOOK)
+        p = poller(w, callback_quiet=60.0)
+        await w.clock.sleep(61)  # a minute without a single callback since the poller began
+        assert not p.callbacks_arriving(w.clock.time())
+        await p.sweep()
+        assert all(w.ledger.task(i).polls == 1 for i in hooked)  # type: ignore[union-attr]

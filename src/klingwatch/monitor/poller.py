@@ -46,12 +46,12 @@ from klingwatch.kling.errors import (
     TasksStyleRefused,
     TokenExpired,
 )
-from klingwatch.kling.models import ApiStandard, Task
-from klingwatch.kling.products import get_product
-from klingwatch.monitor.cadence import Cadence
+from klingwatch.kling.models import Task
+from klingwatch.kling.products import has_legacy_list
+from klingwatch.monitor.cadence import Cadence, phase_of
 from klingwatch.monitor.observe import STATUS_MAP, observe_task
 from klingwatch.monitor.stuck import StuckDetector, Verdict
-from klingwatch.monitor.sweeps import SweepBudget, window_start
+from klingwatch.monitor.sweeps import SweepBudget, callback_overdue, window_start
 from klingwatch.store import Change, LocalStatus, Observation, Source, TaskRecord
 from klingwatch.store.async_ledger import AsyncLedger
 
@@ -89,6 +89,10 @@ class PollSettings:
     sweep: SweepBudget = field(default_factory=SweepBudget)
     #: a POST /tasks window starts this long before the oldest active task's creation
     window_margin: float = 60.0
+    #: callbacks count as arriving while one came within this long (or since the start)
+    callback_quiet: float = 300.0
+    #: a task's final callback is overdue this long after its learned p95
+    callback_margin: float = 30.0
 
 
 @dataclass(slots=True)
@@ -155,6 +159,16 @@ class Poller:
         self._interval: float | None = None
         # A server that answered the POST /tasks window with "bad request": ids from then on.
         self._window_refused = False
+        # When a callback last arrived; a fresh poller presumes them working until one is late.
+        self._heard_at = clock.time()
+
+    def heard_callback(self) -> None:
+        """A callback arrived (the receiver says so): polling is the safety net for a while."""
+        self._heard_at = self.clock.time()
+
+    def callbacks_arriving(self, now: float) -> bool:
+        """Whether a callback came within ``callback_quiet`` (or this poller is that young)."""
+        return now - self._heard_at < self.clock.scaled(self.settings.callback_quiet)
 
     @property
     def uses_tasks_api(self) -> bool:
@@ -182,6 +196,8 @@ class Poller:
             horizon = now + self.clock.scaled(self.settings.coalesce)
         self._interval = interval
         due = [t for t in await self._due(horizon) if self.batch is None or t.batch == self.batch]
+        if due and self.callbacks_arriving(now):
+            due = await self._overdue_only(due, now)
         sweep = _Sweep(now=now, report=SweepReport(due=len(due)))
         await self._forget_passed(horizon, {t.local_id for t in due})
         if not due:
@@ -196,6 +212,35 @@ class Poller:
         if interval is not None:
             self._next_sweep = self.clock.time() + interval
         return sweep.report
+
+    async def _overdue_only(self, due: list[TaskRecord], now: float) -> list[TaskRecord]:
+        """While callbacks arrive, the due tasks worth a read: those without a callback URL, and
+        those whose final callback is overdue. The others wait, unread, until it would be."""
+        await self.cadence.prepare(due, now)
+        keep: list[TaskRecord] = []
+        wait: list[tuple[int, float]] = []
+        for task in due:
+            at = self._callback_due(task, now)
+            if at is None:
+                keep.append(task)
+            else:
+                wait.append((task.local_id, at))
+        if wait:
+            await self.ledger.schedule(wait)
+            (await self._known_looks()).update(wait)
+        return keep
+
+    def _callback_due(self, task: TaskRecord, now: float) -> float | None:
+        """When ``task``'s final callback becomes overdue, if that is still to come (``None``:
+        no callback expected, or overdue already)."""
+        if task.callback_url is None or task.task_id is None:
+            return None
+        timing = self.cadence.timing(task, now)
+        start, finish = phase_of(task, timing)
+        margin = self.clock.scaled(self.settings.callback_margin)
+        if start is None or callback_overdue(start, finish.p95, now=now, margin=margin):
+            return None
+        return start + finish.p95 + margin
 
     async def _active_count(self) -> int:
         counts = await self.ledger.counts(batch=self.batch)
@@ -338,7 +383,7 @@ class Poller:
         # A page costs one request and can replace one single get per due task on it, so it is
         # worth walking only while at least two due tasks are still unfound. New-standard
         # products have no legacy list.
-        pages = self.settings.max_pages if _has_legacy_list(product) else 0
+        pages = self.settings.max_pages if has_legacy_list(product) else 0
         while len(remaining) > 1 and page < pages:
             page += 1
             try:
@@ -443,12 +488,7 @@ class Poller:
             )
             if not view.status.is_active:
                 continue
-            looks.append(
-                (
-                    local_id,
-                    now + interval if interval is not None else self.cadence.next_look(view, now),
-                )
-            )
+            looks.append((local_id, self._next_look(view, now, interval)))
             verdict = lost.get(local_id) or self.stuck.judge(view, now)
             if verdict.stuck != record.stuck:
                 await self.ledger.set_stuck(local_id, verdict.stuck, verdict.reason, now)
@@ -463,6 +503,15 @@ class Poller:
             known.pop(local_id, None)
         known.update(looks)
         sweep.report.looked = len(sweep.looked)
+
+    def _next_look(self, view: TaskRecord, now: float, interval: float | None) -> float:
+        """The next sweep (``interval`` from now) for batched reads, else the task's cadence;
+        a task whose callback is late backs off by its cadence (past p95) from the next sweep."""
+        if interval is None:
+            return self.cadence.next_look(view, now)
+        if view.callback_url is not None and self.callbacks_arriving(now):
+            return max(now + interval, self.cadence.next_look(view, now))
+        return now + interval
 
     async def next_due(self) -> float | None:
         """When the earliest known active task is next due (clock seconds), if any."""
@@ -530,13 +579,6 @@ def _walked_past(page: list[Task], unfound: Iterable[TaskRecord]) -> bool:
     if not newest_first or oldest_due is None:
         return False
     return created[-1] < oldest_due
-
-
-def _has_legacy_list(product: str) -> bool:
-    try:
-        return get_product(product).standard is ApiStandard.LEGACY
-    except KeyError:
-        return False
 
 
 def _created(record: TaskRecord) -> int:

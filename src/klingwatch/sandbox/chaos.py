@@ -156,7 +156,8 @@ def parse_chaos(spec: str | None) -> ChaosConfig:
                 raise ValueError(f"unknown chaos kind {kind!r}")
         except ValueError as exc:
             raise ValueError(
-                f"bad chaos item {raw!r}: {exc}; kinds are <code>, created, drop, truncate, latency, nominal"
+                f"bad chaos item {raw!r}: {exc}; kinds are <code>, created, drop, truncate, "
+                "latency, nominal"
             ) from None
     return ChaosConfig(errors=errors, **fields)
 

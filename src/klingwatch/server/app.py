@@ -82,6 +82,7 @@ def create_app(
         trust_unsigned=settings.trust_unsigned_callbacks,
         client=client,
         count=count,
+        heard=monitor.poller.heard_callback if monitor is not None else lambda: None,
     )
     state = AppState(
         ops=ops,
