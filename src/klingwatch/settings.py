@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     max_concurrency: int = _env("KLINGWATCH_MAX_CONCURRENCY", "max_concurrency", 4, ge=1)
     stuck_after: float | None = _env("KLINGWATCH_STUCK_AFTER", "stuck_after", None, gt=0)
     #: nominal seconds between batched sweeps per 500 active tasks (klingwatch.monitor.sweeps)
-    sweep_interval: float = _env("KLINGWATCH_SWEEP_INTERVAL", "sweep_interval", 5.0, gt=0)
+    sweep_interval: float = _env("KLINGWATCH_SWEEP_INTERVAL", "sweep_interval", 6.0, gt=0)
     sweep_min: float = _env("KLINGWATCH_SWEEP_MIN", "sweep_min", 2.0, gt=0)
     sweep_max: float = _env("KLINGWATCH_SWEEP_MAX", "sweep_max", 60.0, gt=0)
     slots_video: int | None = _env("KLINGWATCH_SLOTS_VIDEO", "slots_video", None, ge=1)

@@ -19,7 +19,7 @@ def test_the_sweep_interval_grows_with_the_pages_a_sweep_costs() -> None:
 def test_the_sweep_interval_stays_within_its_bounds() -> None:
     assert SweepBudget(base=0.5, minimum=2.0).interval(10) == 2.0
     assert SweepBudget(base=5.0, maximum=3.0, minimum=1.0).interval(10) == 3.0
-    assert SweepBudget().interval(0) == 5.0  # nothing active: as for one page
+    assert SweepBudget().interval(0) == 6.0  # nothing active: as for one page
 
 
 @pytest.mark.parametrize(

@@ -31,13 +31,13 @@ __all__ = ["SweepBudget", "callback_overdue", "window_start"]
 class SweepBudget:
     """How often batched sweeps run; seconds are nominal (scaled by the clock).
 
-    The defaults spend one request per 5 s per 500 active tasks: about 720 requests an hour for
+    The defaults spend one request per 6 s per 500 active tasks: 600 requests an hour for
     a batch of any size up to 500 in flight, against a look every 10-30 s *per task* for a loop
     that reads tasks one by one.
     """
 
     #: seconds between sweeps for up to ``per`` active tasks (``KLINGWATCH_SWEEP_INTERVAL``)
-    base: float = 5.0
+    base: float = 6.0
     #: active tasks one sweep request covers (a list page)
     per: int = 500
     #: never sweep more often than this (``KLINGWATCH_SWEEP_MIN``)
