@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     # -- the engine ----------------------------------------------------------------------------
     time_scale: float = _env("KLINGWATCH_TIME_SCALE", "time_scale", 1.0, gt=0)
     requests_per_second: float = _env(
-        "KLINGWATCH_REQUESTS_PER_SECOND", "requests_per_second", 5.0, gt=0
+        "KLINGWATCH_REQUESTS_PER_SECOND", "requests_per_second", 10.0, gt=0
     )
     max_concurrency: int = _env("KLINGWATCH_MAX_CONCURRENCY", "max_concurrency", 4, ge=1)
     stuck_after: float | None = _env("KLINGWATCH_STUCK_AFTER", "stuck_after", None, gt=0)

@@ -2,12 +2,19 @@
 
 Reading styles, cheapest first for the situation at hand::
 
-    API key     many due    POST /tasks filtered to active statuses (500 a request, every active
-                            task at once); tasks missing from it have finished: GET /tasks?task_ids=
+    API key     many due    POST /tasks over a creation-time window, every status (500 a
+                            request): the active tasks and the just-finished ones at once;
+                            what the capped walk did not reach: GET /tasks?task_ids=
                 few due     GET /tasks?task_ids= (20 a request)
     AK/SK       per product legacy list pages (500 a request, newest first), walked only while a
                             page still saves requests; tasks not found are read singly
                 one due     a single GET <product path>/{id}
+
+When to sweep: with more than one task in flight every active task is read together at the
+fixed interval of :class:`~klingwatch.monitor.sweeps.SweepBudget` (a request covers them all);
+one task alone follows its own cadence (:class:`~klingwatch.monitor.cadence.Cadence`). While
+callbacks arrive (:meth:`Poller.heard_callback`), tasks with a callback URL are read only once
+their final callback is overdue.
 
 A server that refuses the ``/tasks`` style (401/1002 "does not support AK/SK", 403, 404) is
 remembered by the client (:attr:`KlingClient.tasks_api

@@ -45,12 +45,23 @@ from klingwatch.settings import Settings
 from klingwatch.store import Change, LocalStatus, Observation, Source, TaskRecord
 from klingwatch.store.async_ledger import AsyncLedger
 
-__all__ = ["SubmitClient", "Submitter", "SubmitterStats", "slot_limits"]
+__all__ = ["SubmitClient", "Submitter", "SubmitterStats", "slot_limits", "unknown_limit_batch"]
 
 logger = logging.getLogger(__name__)
 
 #: Statuses of tasks that hold a slot on Kling's side for sure.
 _HOLDING = (LocalStatus.SUBMITTED, LocalStatus.PROCESSING)
+
+
+def unknown_limit_batch(created: int, concurrency: int) -> int:
+    """Creates sent at once while the account's slot limit is unknown (no 1303 seen yet).
+
+    One at first, one more per 100 tasks created without a 1303, up to ``concurrency``: a batch
+    that meets the limit costs at most its size less two 1303 answers beyond the one that
+    teaches the limit, under 1% of the creates sent so far; and a large account is not held to
+    one create per round trip while it never fills (10000 tasks on 500 slots would be).
+    """
+    return max(1, min(concurrency, 1 + created // 100))
 
 
 class SubmitClient(LookupClient, Protocol):
@@ -233,14 +244,18 @@ class Submitter:
 
     async def _claim(self, family: str) -> list[TaskRecord]:
         """The next tasks of ``family`` to create at once, oldest first, that fit the free
-        slots together: one while the limit is unknown, else up to ``create_concurrency``.
+        slots together: up to ``create_concurrency``; while the limit is unknown, as many as
+        :func:`unknown_limit_batch` allows.
 
         Orphans met on the way are turned ``unknown`` instead (they then hold a slot), and the
         claim goes on past them.
         """
         while True:
             free = await self.slots.free(family)
-            most = 1 if free is None else min(self.create_concurrency, self._pass_left, free)
+            most = min(self.create_concurrency, self._pass_left)
+            most = (
+                unknown_limit_batch(self.stats.created, most) if free is None else min(most, free)
+            )
             if most <= 0:
                 return []
             now = self.clock.time()
