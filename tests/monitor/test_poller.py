@@ -341,3 +341,15 @@ async def test_when_callbacks_stop_arriving_every_active_task_is_polled_again(
         assert not p.callbacks_arriving(w.clock.time())
         await p.sweep()
         assert all(w.ledger.task(i).polls == 1 for i in hooked)  # type: ignore[union-attr]
+
+
+async def test_a_list_page_read_parses_only_the_tasks_asked_for(tmp_path: Path) -> None:
+    async with world(tmp_path, api_key=False) as w:
+        await w.submit(30)
+        wanted = {t.task_id or "" for t in w.ledger.tasks()[:5]}
+        page = await w.client.list_page_of("text2video", wanted, size=500)
+        assert {t.id for t in page.tasks} == wanted
+        # The page's length and creation times still tell whether to walk on.
+        assert page.size == 30
+        assert page.created_ms == sorted(page.created_ms, reverse=True)
+        assert len(page.created_ms) == 30

@@ -391,23 +391,31 @@ class Poller:
         # worth walking only while at least two due tasks are still unfound. New-standard
         # products have no legacy list.
         pages = self.settings.max_pages if has_legacy_list(product) else 0
+        # Only the tasks this sweep may use are parsed (a page holds 500, most already final).
+        wanted = {*remaining, *(i for i, t in active.items() if t.product == product)}
         while len(remaining) > 1 and page < pages:
             page += 1
             try:
-                tasks = await self._call(
+                listed = await self._call(
                     sweep,
                     "legacy-page",
                     functools.partial(
-                        self.client.list_page, product, page=page, size=self.settings.page_size
+                        self.client.list_page_of,
+                        product,
+                        wanted,
+                        page=page,
+                        size=self.settings.page_size,
                     ),
                 )
             except _Skip:
                 break
-            for task in tasks:
+            for task in listed.tasks:
                 record = remaining.pop(task.id, None) or active.get(task.id)
                 if record is not None and record.product == product:
                     self._saw(sweep, record, task, Source.LIST)
-            if len(tasks) < self.settings.page_size or _walked_past(tasks, remaining.values()):
+            if listed.size < self.settings.page_size or _walked_past(
+                listed.created_ms, remaining.values()
+            ):
                 break
         await asyncio.gather(*(self._get_one(sweep, record) for record in remaining.values()))
 
@@ -576,11 +584,10 @@ class _NotFound(Exception):
     """Kling does not know the task read."""
 
 
-def _walked_past(page: list[Task], unfound: Iterable[TaskRecord]) -> bool:
+def _walked_past(created: list[int], unfound: Iterable[TaskRecord]) -> bool:
     """Whether a newest-first page already reaches past the oldest unfound task, so later pages
     cannot hold the rest. The order is not documented: a page that is not newest first never
     stops the walk (the page cap and the single gets still bound the cost)."""
-    created = [t.created_ms for t in page if t.created_ms is not None]
     oldest_due = min((_created(t) for t in unfound), default=None)
     newest_first = created[:1] > created[-1:] and created == sorted(created, reverse=True)
     if not newest_first or oldest_due is None:
