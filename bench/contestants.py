@@ -45,7 +45,8 @@ CALLBACK_TOKEN = "bench-callback-token-5b1e"
 
 @dataclass(frozen=True, slots=True)
 class Workload:
-    """One benchmark setting: tasks, sandbox latency (real ms), video slots, time scale, seed."""
+    """One benchmark setting: tasks, sandbox latency (nominal ms: scaled with the clock), video
+    slots, time scale, seed."""
 
     tasks: int
     latency_ms: int

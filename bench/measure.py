@@ -151,11 +151,12 @@ def count_requests(stats: dict[str, Any]) -> tuple[int, int, int]:
 
 
 def count_reads(stats: dict[str, Any]) -> int:
-    """Status reads answered 200 (every ``GET`` route) in ``/sandbox/stats``."""
+    """Status reads answered 200 (every ``GET`` route, and ``POST /tasks``, the new standard's
+    query) in ``/sandbox/stats``."""
     return sum(
         sum(int(n) for answer, n in answers.items() if answer.startswith("200"))
         for route, answers in stats["requests"]["by_route"].items()
-        if route.startswith("GET ")
+        if route.startswith("GET ") or route == "POST /tasks"
     )
 
 

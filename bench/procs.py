@@ -127,7 +127,9 @@ class Sandbox:
             SECRET_KEY,
         ]
         if latency_ms:
-            self.argv += ["--chaos", f"latency:{latency_ms}"]
+            # Nominal latency, scaled with the clock like Kling's durations: at scale 0.05 a
+            # real 200 ms would last 4 nominal seconds and throttle every sequential client.
+            self.argv += ["--chaos", f"nominal:{latency_ms}"]
         if signed_callbacks:
             self.argv += ["--webhook-secret", WEBHOOK_SECRET]
         self.logfile = logfile

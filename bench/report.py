@@ -240,22 +240,23 @@ NOTES = """\
 How to read this:
 
 * Every contestant runs against its own fresh `klingwatch sandbox` process with the same seed,
-  time scale, video slot limit and injected latency (`--chaos latency:N`, real milliseconds).
+  time scale, video slot limit and injected latency (`--chaos nominal:N`: N *nominal*
+  milliseconds, scaled with the clock like every Kling duration, so 200 ms at scale 0.05 waits
+  10 real ms; runs before 2026-12-02 injected real milliseconds, `--chaos latency:N`).
   Requests, 1303 answers and slot use are the sandbox's own counts (`/sandbox/stats`,
   `/sandbox/slots`), so every contestant is counted the same way.
 * Lag is detected - Kling's `updated_at` of the final status, per task; nominal seconds are real
   seconds divided by the time scale. klingwatch's from `klingwatch export --format json`
   (`detected_at - kling_updated_at`), the recipe's from its own JSON.
-* The time scale shrinks every Kling duration and the recipe's 10-30 s cadences alike, but not the
-  sandbox's latency nor the time a request takes. A sequential loop that would idle most of the
-  time at real speed is then busy all the time (see its `busy` share below): it sends fewer
-  requests than it would at real speed (in its favour on requests per task) and its lag grows
-  (against it). The *unhindered per-task cadence* row is the recipe's cadence computed from the
-  same tasks' real lifecycles with no time lost to requests; the targets are judged against
-  whichever baseline figure is hardest to beat.
-* Requests are every request the sandbox answered; reads/task counts only the GETs answered 200
-  (the polling itself). Wall (s) is real seconds from the first create the sandbox saw to the
-  last final status the contestant detected.
+* The time scale shrinks every Kling duration, the recipe's 10-30 s cadences and the injected
+  latency alike, but not the time a process needs to build and parse a request (CPU). A
+  sequential loop is still somewhat busier than at real speed (see its `busy` share below). The
+  *unhindered per-task cadence* row is the recipe's cadence computed from the same tasks' real
+  lifecycles with no time lost to requests; the targets are judged against whichever baseline
+  figure is hardest to beat.
+* Requests are every request the sandbox answered; reads/task counts only the reads answered 200
+  (every GET, and `POST /tasks`: the polling itself). Wall (s) is real seconds from the first
+  create the sandbox saw to the last final status the contestant detected.
 * Slot use is the share of the video slots busy from the first create to the last create (while
   work was waiting for a slot). "1303 after the first" is the share of creates answered 1303
   beyond the first (the answer that teaches a client the slot count).

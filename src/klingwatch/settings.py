@@ -75,10 +75,14 @@ class Settings(BaseSettings):
     # -- the engine ----------------------------------------------------------------------------
     time_scale: float = _env("KLINGWATCH_TIME_SCALE", "time_scale", 1.0, gt=0)
     requests_per_second: float = _env(
-        "KLINGWATCH_REQUESTS_PER_SECOND", "requests_per_second", 5.0, gt=0
+        "KLINGWATCH_REQUESTS_PER_SECOND", "requests_per_second", 10.0, gt=0
     )
     max_concurrency: int = _env("KLINGWATCH_MAX_CONCURRENCY", "max_concurrency", 4, ge=1)
     stuck_after: float | None = _env("KLINGWATCH_STUCK_AFTER", "stuck_after", None, gt=0)
+    #: nominal seconds between batched sweeps per 500 active tasks (klingwatch.monitor.sweeps)
+    sweep_interval: float = _env("KLINGWATCH_SWEEP_INTERVAL", "sweep_interval", 6.0, gt=0)
+    sweep_min: float = _env("KLINGWATCH_SWEEP_MIN", "sweep_min", 2.0, gt=0)
+    sweep_max: float = _env("KLINGWATCH_SWEEP_MAX", "sweep_max", 60.0, gt=0)
     slots_video: int | None = _env("KLINGWATCH_SLOTS_VIDEO", "slots_video", None, ge=1)
     slots_image: int | None = _env("KLINGWATCH_SLOTS_IMAGE", "slots_image", None, ge=1)
     slots_try_on: int | None = _env("KLINGWATCH_SLOTS_TRY_ON", "slots_try_on", None, ge=1)

@@ -61,8 +61,11 @@ class World:
         request: dict[str, Any] | None = None,
         batch: str = "b1",
         prefix: str = "t",
+        callback_url: str | None = None,
     ) -> list[int]:
-        """Create ``n`` tasks on the sandbox and record them as the submitter would."""
+        """Create ``n`` tasks on the sandbox and record them as the submitter would
+        (``callback_url``: recorded as the tasks' own, as a submitter with a public URL does;
+        the sandbox delivers nothing unless a test asks it to)."""
         request = request or {"prompt": "a cat surfing", "model_name": "kling-v2-6", "mode": "std"}
         intents = [
             NewTask(
@@ -71,6 +74,7 @@ class World:
                 external_task_id=f"{prefix}{i}",
                 model=request.get("model_name"),
                 mode=request.get("mode"),
+                callback_url=callback_url,
             )
             for i in range(n)
         ]

@@ -11,6 +11,8 @@ from klingwatch.kling.errors import AuthenticationError
 from klingwatch.monitor.cadence import Cadence
 from klingwatch.monitor.poller import Poller, PollSettings
 from klingwatch.monitor.service import Monitor
+from klingwatch.monitor.sweeps import SweepBudget
+from klingwatch.sandbox import Answer, ScriptConfig
 from klingwatch.store import LocalStatus, Observation, Source
 
 
@@ -33,19 +35,56 @@ async def test_few_due_tasks_are_read_twenty_at_a_time_by_id(tmp_path: Path) -> 
         assert all(t.polls == 1 for t in w.ledger.tasks())
 
 
-async def test_many_due_tasks_are_read_with_one_list_of_active_tasks(tmp_path: Path) -> None:
+async def test_many_due_tasks_and_the_just_finished_come_back_in_one_window_read(
+    tmp_path: Path,
+) -> None:
     async with world(tmp_path) as w:
         await w.submit(120)
-        await w.clock.sleep(400)  # by now most have finished and drop out of the active list
+        await w.clock.sleep(400)  # by now most have finished on Kling
+        before = w.served()
         report = await poller(w).sweep()
         finished = sum(1 for t in w.ledger.tasks() if t.status.is_final)
-        assert report.styles["tasks-list"] == 1
-        assert report.styles["tasks-ids"] == -(-finished // 20)  # the finished, by id
+        # POST /tasks over the tasks' creation window, every status: one request for all 120,
+        # the finished ones included (none read again by id).
+        assert report.styles == {"tasks-list": 1}
+        assert w.served() - before == 1
         assert finished > 60
         assert report.looked == 120
         assert all(
             t.next_look_at is not None for t in w.ledger.tasks(status=LocalStatus.PROCESSING)
         )
+
+
+async def test_a_window_refused_as_bad_request_falls_back_to_reads_by_id(tmp_path: Path) -> None:
+    refusal = Answer.error(1201, "start_time is not supported", status=400).repeated(None)
+    async with world(tmp_path, script=ScriptConfig(routes={"POST /tasks": [refusal]})) as w:
+        await w.submit(45)
+        p = poller(w)
+        first = await p.sweep()
+        assert first.styles == {"tasks-list": 1, "tasks-ids": 3}
+        assert all(t.polls == 1 for t in w.ledger.tasks())
+        await w.clock.sleep(60)
+        again = await p.sweep()
+        assert again.styles == {"tasks-ids": 3}  # the refusal is remembered
+
+
+async def test_a_window_walk_is_capped_and_what_it_missed_is_read_by_id(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        await w.submit(200)
+        await w.clock.sleep(140)  # a few still run, most have finished
+        await poller(w).sweep()  # the ledger learns which
+        active = [t for t in w.ledger.tasks() if t.status.is_active]
+        assert 3 <= len(active) <= 20
+        before = w.served()
+        # The window from the oldest active task holds many finished ones too; 2 a page, the
+        # walk stops after ceil(active / 2) + 1 pages and the active tasks it did not reach
+        # are read by id (1 a request here).
+        report = await poller(w, page_size=2, many_size=1).sweep()
+        pages = -(-len(active) // 2) + 1
+        assert report.styles["tasks-list"] == pages
+        assert report.styles["tasks-ids"] >= len(active) - 2 * pages
+        assert w.served() - before == report.requests
+        assert all(w.ledger.task(t.local_id).polls == 2 for t in active)  # type: ignore[union-attr]
 
 
 async def test_one_due_task_with_ak_sk_is_one_single_get(tmp_path: Path) -> None:
@@ -240,3 +279,77 @@ async def test_oldest_first_pages_are_walked_without_the_age_shortcut(tmp_path: 
         # The ten newest are on the 4th page of an oldest-first list; no single gets needed.
         assert report.styles == {"legacy-page": 4}
         assert all(w.ledger.task(i).polls == 1 for i in new)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("api_key", [True, False], ids=["api-key", "ak-sk"])
+async def test_batched_sweeps_read_every_active_task_at_the_budget_interval(
+    tmp_path: Path, api_key: bool
+) -> None:
+    async with world(tmp_path, api_key=api_key) as w:
+        await w.submit(40)
+        started, before = w.clock.time(), w.served()
+        budget = SweepBudget(base=5.0)
+        monitor = w.monitor(until_done=True, poll=PollSettings(sweep=budget), rng=random.Random(3))
+        await monitor.run()
+        tasks = sorted(w.ledger.tasks(), key=lambda t: t.finished_at or 0)
+        assert all(t.status.is_final for t in tasks)
+        # Every finish is seen within one interval of Kling's update time (the last task, alone
+        # in flight, follows its own cadence: each look at it is a request of its own) ...
+        lags = [t.detected_at - t.finished_at for t in tasks[:-1]]  # type: ignore[operator]
+        assert max(lags) <= 5.0 + 1e-6
+        # ... for about one request per interval over the run, not one per task per look.
+        reads = w.served() - before
+        assert reads <= (w.clock.time() - started) / 5.0 + 2
+        assert reads < len(tasks)
+
+
+HOOK = "https://klingwatch.example/callbacks/kling/token"
+
+
+async def test_while_callbacks_arrive_only_tasks_without_one_or_overdue_ones_are_read(
+    tmp_path: Path,
+) -> None:
+    async with world(tmp_path) as w:
+        hooked = await w.submit(10, callback_url=HOOK, prefix="hooked")
+        plain = await w.submit(10, prefix="plain")
+        p = poller(w)
+        p.heard_callback()
+        first = await p.sweep()
+        polls = {t.local_id: t.polls for t in w.ledger.tasks()}
+        assert first.styles == {"tasks-ids": 1}  # the ten without a callback URL, one request
+        assert all(polls[i] == 1 for i in plain)
+        assert all(polls[i] == 0 for i in hooked)
+        # Each hooked task waits, unread, until its final callback would be overdue: the cold
+        # start's queue + run p95 (30 + 120 s for text2video std) plus the 30 s margin.
+        now = w.clock.time()
+        waits = [t.next_look_at - now for t in w.ledger.tasks() if t.local_id in hooked]  # type: ignore[operator]
+        assert all(179 <= wait <= 180 for wait in waits)
+        # Past that, a task whose callback never came is read (the safety net) ...
+        await w.clock.sleep(185)
+        p.heard_callback()  # ... even while other callbacks keep arriving
+        await p.sweep()
+        assert all(w.ledger.task(i).polls == 1 for i in hooked)  # type: ignore[union-attr]
+
+
+async def test_when_callbacks_stop_arriving_every_active_task_is_polled_again(
+    tmp_path: Path,
+) -> None:
+    async with world(tmp_path) as w:
+        hooked = await w.submit(10, callback_url=HOOK)
+        p = poller(w, callback_quiet=60.0)
+        await w.clock.sleep(61)  # a minute without a single callback since the poller began
+        assert not p.callbacks_arriving(w.clock.time())
+        await p.sweep()
+        assert all(w.ledger.task(i).polls == 1 for i in hooked)  # type: ignore[union-attr]
+
+
+async def test_a_list_page_read_parses_only_the_tasks_asked_for(tmp_path: Path) -> None:
+    async with world(tmp_path, api_key=False) as w:
+        await w.submit(30)
+        wanted = {t.task_id or "" for t in w.ledger.tasks()[:5]}
+        page = await w.client.list_page_of("text2video", wanted, size=500)
+        assert {t.id for t in page.tasks} == wanted
+        # The page's length and creation times still tell whether to walk on.
+        assert page.size == 30
+        assert page.created_ms == sorted(page.created_ms, reverse=True)
+        assert len(page.created_ms) == 30

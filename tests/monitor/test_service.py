@@ -198,3 +198,15 @@ async def test_queued_tasks_keep_the_engine_waiting_only_when_a_submitter_sends_
         await alone.run()
         assert alone.iterations == 1
         assert await w.monitor(submitter=CountingWorker(rounds=0)).done() is False
+
+
+async def test_a_wake_cuts_the_engines_pause_short(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        w.clock.auto_advance = False  # the pause would last until the clock is moved
+        monitor = w.monitor()
+        pause = asyncio.ensure_future(monitor._sleep(600.0))
+        await asyncio.sleep(0)
+        assert not pause.done()
+        monitor.wake()  # a callback freed a slot
+        await asyncio.wait_for(pause, timeout=5)
+        w.clock.auto_advance = True

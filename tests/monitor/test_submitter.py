@@ -613,3 +613,10 @@ async def test_a_pass_sends_at_most_its_quota_so_sweeps_run_between(tmp_path: Pa
         await submitter.run_once()
         assert submitter.last_sent == 10
         assert len(w.ledger.tasks(status=LocalStatus.QUEUED)) == 10
+
+
+def test_while_the_slot_limit_is_unknown_creates_ramp_up_one_per_hundred_created() -> None:
+    from klingwatch.monitor.submitter import unknown_limit_batch
+
+    assert [unknown_limit_batch(n, 4) for n in (0, 99, 100, 250, 10_000)] == [1, 1, 2, 3, 4]
+    assert unknown_limit_batch(10_000, 1) == 1  # never beyond the configured concurrency

@@ -114,3 +114,40 @@ async def test_chaos_is_off_by_default(api: httpx.AsyncClient) -> None:
     for _ in range(50):
         assert (await api.get(T2V)).status_code == 200
     assert not make_config().chaos.enabled
+
+
+def test_nominal_latency_parses_apart_from_real_latency() -> None:
+    assert parse_chaos("nominal:200+50").model_dump(include={"latency_ms", "jitter_ms"}) == {
+        "latency_ms": 200,
+        "jitter_ms": 50,
+    }
+    assert parse_chaos("nominal:200").latency_nominal
+    assert not parse_chaos("latency:200").latency_nominal
+
+
+class _ScaledManualClock(ManualClock):
+    """A manual clock on a compressed axis that notes what it is asked to sleep."""
+
+    scale = 0.05
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slept: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        await super().sleep(seconds)
+
+
+@pytest.mark.parametrize(("nominal", "slept"), [(False, 4.0), (True, 0.2)])
+async def test_nominal_latency_shrinks_with_the_time_scale(nominal: bool, slept: float) -> None:
+    clock = _ScaledManualClock()
+    chaos = ChaosConfig(latency_ms=200, latency_nominal=nominal)
+    app = create_app(make_config(chaos=chaos), clock=clock)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://sb"
+    ) as api:
+        r = await api.get(T2V, headers={"Authorization": "Bearer api-key-test"})
+    assert r.status_code == 200
+    # 200 real ms at scale 0.05 is 4 nominal seconds of sleep; 200 nominal ms is 0.2.
+    assert clock.slept[:1] == [pytest.approx(slept)]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -136,6 +137,41 @@ async def test_the_ledger_ends_at_the_true_states(
     assert outcomes["bad_signature"] == 0
     if not signed:
         assert outcomes["confirmed"] > 0  # each unsigned final status was checked with a get
+
+
+async def test_unsigned_final_statuses_are_confirmed_many_per_request(
+    ledger: Ledger, clock: ManualClock
+) -> None:
+    # Forty tasks that all end within a few seconds: their final callbacks come in a burst.
+    quick = {"text2video": TimingSpec(queue_p50=1, queue_p95=2, run_p50=20, run_p95=22)}
+    world = World(ledger, clock, sandbox_config(durations=quick, callback_duplicate_rate=0.0))
+    receiver = world.app.state.klingwatch.callbacks
+    async with world.client:
+        for n in range(1, 41):
+            await world.submit(n)
+        before = world.sandbox.state.requests.copy()
+        # Time moves only when told, half a second at a time, as deliveries go out: the
+        # confirming reads of each half second are gathered (as they are on a real clock).
+        clock.auto_advance = False
+        for _ in range(400):
+            if world.sandbox.callbacks.pending() == 0 and not receiver._pending:
+                break
+            clock.advance(0.5)
+            await world.sandbox.callbacks.deliver_due()
+            await asyncio.sleep(0.02)  # the ledger's threads and the confirmations run
+        clock.auto_advance = True
+        reads = sum(
+            n
+            for (route, _, _), n in (world.sandbox.state.requests - before).items()
+            if route.startswith("GET ")
+        )
+        await world.assert_ledger_is_true()
+    outcomes = world.app.state.klingwatch.metrics.callback_counts
+    assert outcomes["confirmed"] >= 30
+    # As the sandbox counted them: a legacy list page (500 a page) per burst, not one get per
+    # final status.
+    assert reads <= outcomes["confirmed"] / 2
+    assert reads == receiver.confirm_requests
 
 
 async def test_forged_callbacks_posted_by_hand_do_not_move_the_ledger(

@@ -140,9 +140,9 @@ def test_with_the_slot_limit_unknown_one_create_is_on_the_wire_at_a_time(
     now = clock.time()
     ids = _queued(ledger, 3)
 
-    def claim(owner: str) -> list[int]:
+    def claim(owner: str, most: int = 1) -> list[int]:
         got = ledger.claim_to_send(
-            now, owner=owner, lease_seconds=30, family="video", slot_limit=None, most=10
+            now, owner=owner, lease_seconds=30, family="video", slot_limit=None, most=most
         )
         return [t.local_id for t in got]
 
@@ -151,6 +151,9 @@ def test_with_the_slot_limit_unknown_one_create_is_on_the_wire_at_a_time(
     ledger.apply(Observation(LocalStatus.SUBMITTED, Source.CREATE, now, local_id=ids[0]))
     ledger.release(ids[:1], owner="a")
     assert claim("b") == ids[1:2]
+    # As the submitter ramps up (two on the wire at once), one more may go beside b's; no more.
+    assert claim("c", most=2) == ids[2:3]
+    assert claim("d", most=2) == []
 
 
 def test_with_the_slot_limit_unknown_a_task_of_any_cost_is_sent_alone(

@@ -136,6 +136,27 @@ def parse_tasks(data: Any, what: str) -> list[Task]:
     return [parse_task(item, what) for item in data]
 
 
+def raw_created_ms(item: Any) -> int | None:
+    """A raw task object's creation time (ms, either standard), without parsing the task."""
+    if not isinstance(item, dict):
+        return None
+    value: Any = item.get("created_at", item.get("create_time"))
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def raw_task_id(item: Any) -> str | None:
+    """A raw task object's id (either standard), without parsing the task."""
+    if not isinstance(item, dict):
+        return None
+    value = item.get("task_id", item.get("id"))
+    return None if value in (None, "") else str(value)
+
+
 def retry_after(value: str | None, *, now: float) -> float | None:
     """``Retry-After`` in seconds, from a number of seconds or an HTTP date (``None`` if absent)."""
     if not value:

@@ -65,6 +65,7 @@ __all__ = [
     "Family",
     "Product",
     "get_product",
+    "has_legacy_list",
     "product_names",
 ]
 
@@ -569,3 +570,12 @@ def get_product(name: str) -> Product:
         logger.debug("product %s: model %s not in the registry; generic rules", kind, model)
         return _tasks_product(kind, model)
     raise UnknownProduct(name, product_names())
+
+
+def has_legacy_list(product: str) -> bool:
+    """Whether ``product`` is a known legacy product, whose tasks a list page reads 500 at a
+    time (new-standard products are listed with ``POST /tasks`` only)."""
+    try:
+        return get_product(product).standard is ApiStandard.LEGACY
+    except KeyError:
+        return False

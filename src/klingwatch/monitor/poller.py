@@ -2,12 +2,19 @@
 
 Reading styles, cheapest first for the situation at hand::
 
-    API key     many due    POST /tasks filtered to active statuses (500 a request, every active
-                            task at once); tasks missing from it have finished: GET /tasks?task_ids=
+    API key     many due    POST /tasks over a creation-time window, every status (500 a
+                            request): the active tasks and the just-finished ones at once;
+                            what the capped walk did not reach: GET /tasks?task_ids=
                 few due     GET /tasks?task_ids= (20 a request)
     AK/SK       per product legacy list pages (500 a request, newest first), walked only while a
                             page still saves requests; tasks not found are read singly
                 one due     a single GET <product path>/{id}
+
+When to sweep: with more than one task in flight every active task is read together at the
+fixed interval of :class:`~klingwatch.monitor.sweeps.SweepBudget` (a request covers them all);
+one task alone follows its own cadence (:class:`~klingwatch.monitor.cadence.Cadence`). While
+callbacks arrive (:meth:`Poller.heard_callback`), tasks with a callback URL are read only once
+their final callback is overdue.
 
 A server that refuses the ``/tasks`` style (401/1002 "does not support AK/SK", 403, 404) is
 remembered by the client (:attr:`KlingClient.tasks_api
@@ -38,6 +45,7 @@ from klingwatch.kling.client import KlingClient
 from klingwatch.kling.errors import (
     AuthenticationError,
     ConfigurationError,
+    InvalidRequest,
     KlingError,
     NotFound,
     PermissionDenied,
@@ -45,12 +53,13 @@ from klingwatch.kling.errors import (
     TasksStyleRefused,
     TokenExpired,
 )
-from klingwatch.kling.models import ApiStandard, Task, TaskStatus
-from klingwatch.kling.products import get_product
-from klingwatch.monitor.cadence import Cadence
+from klingwatch.kling.models import Task
+from klingwatch.kling.products import has_legacy_list
+from klingwatch.monitor.cadence import Cadence, phase_of
 from klingwatch.monitor.observe import STATUS_MAP, observe_task
 from klingwatch.monitor.replica import DEFAULT_LEASE_SECONDS
 from klingwatch.monitor.stuck import StuckDetector, Verdict
+from klingwatch.monitor.sweeps import SweepBudget, callback_overdue, window_start
 from klingwatch.store import Change, LocalStatus, Observation, Source, TaskRecord
 from klingwatch.store.async_ledger import AsyncLedger
 
@@ -84,6 +93,14 @@ class PollSettings:
     owner: str | None = None
     #: how long a lease on due tasks lasts
     lease_seconds: float = DEFAULT_LEASE_SECONDS
+    #: how often batched sweeps run (list pages, POST /tasks, GET /tasks?task_ids=)
+    sweep: SweepBudget = field(default_factory=SweepBudget)
+    #: a POST /tasks window starts this long before the oldest active task's creation
+    window_margin: float = 60.0
+    #: callbacks count as arriving while one came within this long (or since the start)
+    callback_quiet: float = 300.0
+    #: a task's final callback is overdue this long after its learned p95
+    callback_margin: float = 30.0
 
 
 @dataclass(slots=True)
@@ -144,6 +161,22 @@ class Poller:
         # Next look of every active task this poller knows of, so the engine sleeps exactly
         # until the earliest one (filled from the ledger on the first sweep, after a restart).
         self._next: dict[int, float] | None = None
+        # Batched sweeps: the clock time before which the next one does not run, and the
+        # interval of the last one (None: the per-task cadence applied).
+        self._next_sweep = float("-inf")
+        self._interval: float | None = None
+        # A server that answered the POST /tasks window with "bad request": ids from then on.
+        self._window_refused = False
+        # When a callback last arrived; a fresh poller presumes them working until one is late.
+        self._heard_at = clock.time()
+
+    def heard_callback(self) -> None:
+        """A callback arrived (the receiver says so): polling is the safety net for a while."""
+        self._heard_at = self.clock.time()
+
+    def callbacks_arriving(self, now: float) -> bool:
+        """Whether a callback came within ``callback_quiet`` (or this poller is that young)."""
+        return now - self._heard_at < self.clock.scaled(self.settings.callback_quiet)
 
     @property
     def uses_tasks_api(self) -> bool:
@@ -152,10 +185,27 @@ class Poller:
 
     # -- the sweep ------------------------------------------------------------------------
     async def sweep(self) -> SweepReport:
-        """Read every due task once, apply what was learned, reschedule each one."""
+        """Read every due task once, apply what was learned, reschedule each one.
+
+        With a batched reading style and more than one active task, sweeps run at the budget's
+        fixed interval (:class:`~klingwatch.monitor.sweeps.SweepBudget`) and take every task
+        due before the next one; otherwise each task follows its own cadence.
+        """
         now = self.clock.time()
-        horizon = now + self.clock.scaled(self.settings.coalesce)
+        active = await self._active_count()
+        interval: float | None = None
+        if active > 1:
+            interval = self.clock.scaled(self.settings.sweep.interval(active))
+            if now < self._next_sweep:
+                # Not yet: every active task is read together at the next tick.
+                return SweepReport(next_look=self._next_sweep)
+            horizon = now + interval
+        else:
+            horizon = now + self.clock.scaled(self.settings.coalesce)
+        self._interval = interval
         due = [t for t in await self._due(horizon) if self.batch is None or t.batch == self.batch]
+        if due and self.callbacks_arriving(now):
+            due = await self._overdue_only(due, now)
         sweep = _Sweep(now=now, report=SweepReport(due=len(due)))
         await self._forget_passed(horizon, {t.local_id for t in due})
         if not due:
@@ -166,8 +216,43 @@ class Poller:
             await self._read_known(sweep, known)
         for task in due:  # a task whose read failed is still rescheduled, never hot-looped
             sweep.looked.setdefault(task.local_id, task)
-        await self._finish(sweep)
+        await self._finish(sweep, interval)
+        if interval is not None:
+            self._next_sweep = self.clock.time() + interval
         return sweep.report
+
+    async def _overdue_only(self, due: list[TaskRecord], now: float) -> list[TaskRecord]:
+        """While callbacks arrive, the due tasks worth a read: those without a callback URL, and
+        those whose final callback is overdue. The others wait, unread, until it would be."""
+        await self.cadence.prepare(due, now)
+        keep: list[TaskRecord] = []
+        wait: list[tuple[int, float]] = []
+        for task in due:
+            at = self._callback_due(task, now)
+            if at is None:
+                keep.append(task)
+            else:
+                wait.append((task.local_id, at))
+        if wait:
+            await self.ledger.schedule(wait)
+            (await self._known_looks()).update(wait)
+        return keep
+
+    def _callback_due(self, task: TaskRecord, now: float) -> float | None:
+        """When ``task``'s final callback becomes overdue, if that is still to come (``None``:
+        no callback expected, or overdue already)."""
+        if task.callback_url is None or task.task_id is None:
+            return None
+        timing = self.cadence.timing(task, now)
+        start, finish = phase_of(task, timing)
+        margin = self.clock.scaled(self.settings.callback_margin)
+        if start is None or callback_overdue(start, finish.p95, now=now, margin=margin):
+            return None
+        return start + finish.p95 + margin
+
+    async def _active_count(self) -> int:
+        counts = await self.ledger.counts(batch=self.batch)
+        return sum(counts.get(status, 0) for status in _ACTIVE)
 
     async def _due(self, now: float) -> list[TaskRecord]:
         if self.settings.owner is None:
@@ -191,12 +276,12 @@ class Poller:
     # -- the 2026 /tasks style ------------------------------------------------------------
     async def _read_tasks_api(self, sweep: _Sweep, due: list[TaskRecord]) -> None:
         many_cost = math.ceil(len(due) / self.settings.many_size)
-        if many_cost > 1:
+        if many_cost > 1 and not self._window_refused:
             active = await self._active()
             list_cost = max(1, math.ceil(len(active) / self.settings.page_size))
             if list_cost < many_cost:
-                gone = await self._list_active(sweep, active)
-                await self._get_many(sweep, gone)
+                stragglers = await self._list_window(sweep, active, pages=list_cost + 1)
+                await self._get_many(sweep, stragglers)
                 return
         await self._get_many(sweep, due)
 
@@ -212,34 +297,52 @@ class Poller:
             and (owner is None or t.lease_owner in (None, owner) or (t.lease_until or 0) <= now)
         ]
 
-    async def _list_active(self, sweep: _Sweep, active: list[TaskRecord]) -> list[TaskRecord]:
-        """POST /tasks for every active task; returns the known-active ones it did not list."""
-        created = [t.kling_created_ms for t in active if t.kling_created_ms is not None]
-        # A minute of slack: clocks differ, and a task is listed by Kling's creation time.
-        since = min(created) / 1000.0 - 60.0 if len(created) == len(active) else None
-        pages = max(1, math.ceil(len(active) / self.settings.page_size))
+    async def _list_window(
+        self, sweep: _Sweep, active: list[TaskRecord], *, pages: int
+    ) -> list[TaskRecord]:
+        """``POST /tasks`` for every task created since the oldest active one, whatever its
+        status: the active tasks and those that just finished come back in one request (500 a
+        page). Returns the active tasks it did not hold (stragglers, read by id).
+
+        What Kling does with the window is not promised (the order of the pages, whether
+        ``start_time`` is honoured): the walk stops after ``pages`` pages, and whatever it did
+        not reach is read by id. A server that refuses the window outright is remembered, and
+        the ids style used from then on.
+        """
+        margin = round(self.clock.scaled(self.settings.window_margin) * 1000)
+        created = [_created(t) for t in active]
+        since_ms = window_start(created, margin_ms=margin)
+        since = None if since_ms is None else since_ms / 1000.0
+
+        async def read() -> list[Task]:
+            try:
+                return await self.client.list_tasks(
+                    since=since, limit=self.settings.page_size, max_pages=pages
+                )
+            except InvalidRequest as exc:
+                raise _Refused(str(exc)) from exc
+
         try:
-            listed = await self._call(
-                sweep,
-                "tasks-list",
-                lambda: self.client.list_tasks(
-                    status=(TaskStatus.SUBMITTED, TaskStatus.PROCESSING),
-                    since=since,
-                    limit=self.settings.page_size,
-                ),
-                pages=pages,
-            )
+            listed = await self._call(sweep, "tasks-list", read)
+        except _Refused as exc:
+            log.warning("POST /tasks refused a creation-time window (%s); reading by id", exc)
+            self._window_refused = True
+            return active
         except _Skip:
-            return []
+            return active
+        # Pages beyond the first (the walk's length is the client's).
+        more = max(1, math.ceil(len(listed) / self.settings.page_size)) - 1
+        sweep.report.requests += more
+        sweep.report.styles["tasks-list"] += more
         by_id = {task.id: task for task in listed}
-        gone: list[TaskRecord] = []
+        stragglers: list[TaskRecord] = []
         for record in active:
             task = by_id.get(record.task_id or "")
             if task is None:
-                gone.append(record)
+                stragglers.append(record)
             else:
                 self._saw(sweep, record, task, Source.LIST)
-        return gone
+        return stragglers
 
     async def _get_many(self, sweep: _Sweep, records: Sequence[TaskRecord]) -> None:
         size = self.settings.many_size
@@ -288,24 +391,32 @@ class Poller:
         # A page costs one request and can replace one single get per due task on it, so it is
         # worth walking only while at least two due tasks are still unfound. New-standard
         # products have no legacy list.
-        pages = self.settings.max_pages if _has_legacy_list(product) else 0
+        pages = self.settings.max_pages if has_legacy_list(product) else 0
+        # Only the tasks this sweep may use are parsed (a page holds 500, most already final).
+        wanted = {*remaining, *(i for i, t in active.items() if t.product == product)}
         while len(remaining) > 1 and page < pages:
             page += 1
             try:
-                tasks = await self._call(
+                listed = await self._call(
                     sweep,
                     "legacy-page",
                     functools.partial(
-                        self.client.list_page, product, page=page, size=self.settings.page_size
+                        self.client.list_page_of,
+                        product,
+                        wanted,
+                        page=page,
+                        size=self.settings.page_size,
                     ),
                 )
             except _Skip:
                 break
-            for task in tasks:
+            for task in listed.tasks:
                 record = remaining.pop(task.id, None) or active.get(task.id)
                 if record is not None and record.product == product:
                     self._saw(sweep, record, task, Source.LIST)
-            if len(tasks) < self.settings.page_size or _walked_past(tasks, remaining.values()):
+            if listed.size < self.settings.page_size or _walked_past(
+                listed.created_ms, remaining.values()
+            ):
                 break
         await asyncio.gather(*(self._get_one(sweep, record) for record in remaining.values()))
 
@@ -372,8 +483,9 @@ class Poller:
             log.warning("%s read failed: %s", style, exc)
             raise _Skip from exc
 
-    async def _finish(self, sweep: _Sweep) -> None:
-        """Apply, count, judge and reschedule everything this sweep looked at."""
+    async def _finish(self, sweep: _Sweep, interval: float | None) -> None:
+        """Apply, count, judge and reschedule everything this sweep looked at: at the next
+        batched sweep (``interval`` from now), else by each task's cadence."""
         changes = await self.ledger.apply_many(sweep.observations) if sweep.observations else []
         sweep.report.changes = changes
         # Reads (and their retries) take time: schedule from when they ended.
@@ -392,7 +504,7 @@ class Poller:
             )
             if not view.status.is_active:
                 continue
-            looks.append((local_id, self.cadence.next_look(view, now)))
+            looks.append((local_id, self._next_look(view, now, interval)))
             verdict = lost.get(local_id) or self.stuck.judge(view, now)
             if verdict.stuck != record.stuck:
                 await self.ledger.set_stuck(local_id, verdict.stuck, verdict.reason, now)
@@ -408,10 +520,22 @@ class Poller:
         known.update(looks)
         sweep.report.looked = len(sweep.looked)
 
+    def _next_look(self, view: TaskRecord, now: float, interval: float | None) -> float:
+        """The next sweep (``interval`` from now) for batched reads, else the task's cadence;
+        a task whose callback is late backs off by its cadence (past p95) from the next sweep."""
+        if interval is None:
+            return self.cadence.next_look(view, now)
+        if view.callback_url is not None and self.callbacks_arriving(now):
+            return max(now + interval, self.cadence.next_look(view, now))
+        return now + interval
+
     async def next_due(self) -> float | None:
         """When the earliest known active task is next due (clock seconds), if any."""
         known = await self._known_looks()
-        return min(known.values()) if known else None
+        earliest = min(known.values()) if known else None
+        if earliest is not None and self._interval is not None:
+            return max(earliest, self._next_sweep)
+        return earliest
 
     async def _known_looks(self) -> dict[int, float]:
         if self._next is None:
@@ -449,6 +573,10 @@ class Poller:
         return out
 
 
+class _Refused(Exception):
+    """The server refused a request's parameters (400): asking again will not help."""
+
+
 class _Skip(Exception):
     """A read failed; its tasks are read again at their next look."""
 
@@ -457,23 +585,15 @@ class _NotFound(Exception):
     """Kling does not know the task read."""
 
 
-def _walked_past(page: list[Task], unfound: Iterable[TaskRecord]) -> bool:
+def _walked_past(created: list[int], unfound: Iterable[TaskRecord]) -> bool:
     """Whether a newest-first page already reaches past the oldest unfound task, so later pages
     cannot hold the rest. The order is not documented: a page that is not newest first never
     stops the walk (the page cap and the single gets still bound the cost)."""
-    created = [t.created_ms for t in page if t.created_ms is not None]
     oldest_due = min((_created(t) for t in unfound), default=None)
     newest_first = created[:1] > created[-1:] and created == sorted(created, reverse=True)
     if not newest_first or oldest_due is None:
         return False
     return created[-1] < oldest_due
-
-
-def _has_legacy_list(product: str) -> bool:
-    try:
-        return get_product(product).standard is ApiStandard.LEGACY
-    except KeyError:
-        return False
 
 
 def _created(record: TaskRecord) -> int:

@@ -138,6 +138,7 @@ class Monitor:
             batch=batch,
         )
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
         # counters, shown in __repr__
         self.iterations = 0
         self.sweeps = 0
@@ -158,6 +159,11 @@ class Monitor:
     def stop(self) -> None:
         """Ask :meth:`run` to return after the current iteration."""
         self._stop.set()
+
+    def wake(self) -> None:
+        """Cut the current pause short: something outside the loop (a callback reporting a
+        task's end, which frees a slot) may have given the submitter work."""
+        self._wake.set()
 
     @property
     def stopping(self) -> bool:
@@ -239,13 +245,15 @@ class Monitor:
         await self._sleep(delay)
 
     async def _sleep(self, nominal: float) -> None:
-        """Sleep ``nominal`` seconds on the clock, waking early when stopped."""
+        """Sleep ``nominal`` seconds on the clock, waking early when stopped or woken."""
         sleeper = asyncio.ensure_future(self.clock.sleep(nominal))
         stopper = asyncio.ensure_future(self._stop.wait())
+        waker = asyncio.ensure_future(self._wake.wait())
         try:
-            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({sleeper, stopper, waker}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for fut in (sleeper, stopper):
+            self._wake.clear()
+            for fut in (sleeper, stopper, waker):
                 fut.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await fut

@@ -44,12 +44,23 @@ from klingwatch.settings import Settings
 from klingwatch.store import Change, LocalStatus, Observation, Source, TaskRecord
 from klingwatch.store.async_ledger import AsyncLedger
 
-__all__ = ["SubmitClient", "Submitter", "SubmitterStats", "slot_limits"]
+__all__ = ["SubmitClient", "Submitter", "SubmitterStats", "slot_limits", "unknown_limit_batch"]
 
 logger = logging.getLogger(__name__)
 
 #: Statuses of tasks that hold a slot on Kling's side for sure.
 _HOLDING = (LocalStatus.SUBMITTED, LocalStatus.PROCESSING)
+
+
+def unknown_limit_batch(created: int, concurrency: int) -> int:
+    """Creates sent at once while the account's slot limit is unknown (no 1303 seen yet).
+
+    One at first, one more per 100 tasks created without a 1303, up to ``concurrency``: a batch
+    that meets the limit costs at most its size less two 1303 answers beyond the one that
+    teaches the limit, under 1% of the creates sent so far; and a large account is not held to
+    one create per round trip while it never fills (10000 tasks on 500 slots would be).
+    """
+    return max(1, min(concurrency, 1 + created // 100))
 
 
 class SubmitClient(LookupClient, Protocol):
@@ -251,7 +262,8 @@ class Submitter:
 
     async def _claim(self, family: str) -> list[TaskRecord]:
         """The next tasks of ``family`` to create at once, oldest first, that fit the free
-        slots together: one while the limit is unknown, else up to ``create_concurrency``.
+        slots together: up to ``create_concurrency``; while the limit is unknown, as many as
+        :func:`unknown_limit_batch` allows.
 
         The free slots are counted in the ledger, across every replica, in the claim's own
         transaction (:meth:`~klingwatch.store.Ledger.claim_to_send`). Orphans met on the way are
@@ -259,6 +271,9 @@ class Submitter:
         """
         while True:
             most = min(self.create_concurrency, self._pass_left)
+            limit = self.slots.limit(family)
+            if limit is None:
+                most = unknown_limit_batch(self.stats.created, most)
             if most <= 0:
                 return []
             now = self.clock.time()
@@ -267,7 +282,7 @@ class Submitter:
                 owner=self.owner,
                 lease_seconds=self.clock.scaled(self.lease),
                 family=family,
-                slot_limit=self.slots.limit(family),
+                slot_limit=limit,
                 most=most,
             )
             batch: list[TaskRecord] = []

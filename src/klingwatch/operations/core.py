@@ -45,6 +45,7 @@ from klingwatch.monitor.retries import pick_retries, retry_task
 from klingwatch.monitor.service import ChangeHook, Monitor, Worker
 from klingwatch.monitor.stuck import StuckPolicy
 from klingwatch.monitor.submitter import Submitter
+from klingwatch.monitor.sweeps import SweepBudget
 from klingwatch.operations import queries
 from klingwatch.operations.batches import BatchOperations
 from klingwatch.operations.queries import (
@@ -258,12 +259,17 @@ class Operations(SpendOperations, BatchOperations):
         )
 
     def poll_settings(self) -> PollSettings:
-        """How the engine's poller reads: on PostgreSQL, where replicas may share the ledger,
-        due tasks are leased to this replica so that two never read one task in one sweep (on
-        SQLite, one file on one machine, the lease would be a write per sweep for nothing)."""
+        """How the engine's poller reads: the sweep budget from the settings; on PostgreSQL,
+        where replicas may share the ledger, due tasks are leased to this replica so that two
+        never read one task in one sweep (on SQLite, one file on one machine, the lease would be
+        a write per sweep for nothing)."""
+        s = self.settings
         shared = self.ledger.dialect == "postgresql"
+        minimum = min(s.sweep_min, s.sweep_max)
         return PollSettings(
-            owner=self.owner if shared else None, lease_seconds=self.settings.lease_seconds
+            owner=self.owner if shared else None,
+            lease_seconds=s.lease_seconds,
+            sweep=SweepBudget(base=s.sweep_interval, minimum=minimum, maximum=s.sweep_max),
         )
 
     async def send_once(self) -> Submitter:

@@ -9,7 +9,13 @@ All off by default. One option turns a set on: a profile name (``flaky``, ``host
 ``drop:<rate>``     serve the request, send the headers, then close the connection without a body
 ``truncate:<rate>`` serve the request, answer with a well-formed HTTP response whose JSON is cut
 ``latency:<ms>``    fixed latency before every answer; ``latency:<ms>+<jitter ms>`` adds jitter
+``nominal:<ms>``    the same latency in *nominal* ms, scaled with the clock like Kling's durations
+                    (``nominal:200`` at time scale 0.05 waits 10 real ms); ``+<jitter>`` too
 ==================  ===========================================================================
+
+Why both: a compressed clock (``--time-scale``) shrinks every duration but real latency, so a
+200 ms request at scale 0.05 lasts 4 *nominal* seconds, and a client that reads one task at a
+time spends its whole run waiting. ``nominal`` keeps latency in proportion to everything else.
 
 Only the Kling API routes (``/v1/...``, ``/tasks``, the new-standard create routes,
 ``/account/...``) see chaos; the ground truth and result files under ``/sandbox/`` never do. A
@@ -75,6 +81,8 @@ class ChaosConfig(BaseModel):
     #: Real milliseconds added to every answer, plus up to ``jitter_ms`` more.
     latency_ms: float = Field(default=0.0, ge=0)
     jitter_ms: float = Field(default=0.0, ge=0)
+    #: The latency is nominal (scaled with the clock), not real milliseconds.
+    latency_nominal: bool = False
 
     @field_validator("errors")
     @classmethod
@@ -130,7 +138,8 @@ def parse_chaos(spec: str | None) -> ChaosConfig:
                 f"{profiles}"
             )
         try:
-            if kind == "latency":
+            if kind in ("latency", "nominal"):
+                fields["latency_nominal"] = kind == "nominal"
                 fixed, _, jitter = value.partition("+")
                 fields["latency_ms"] = float(fixed)
                 if jitter:
@@ -147,7 +156,8 @@ def parse_chaos(spec: str | None) -> ChaosConfig:
                 raise ValueError(f"unknown chaos kind {kind!r}")
         except ValueError as exc:
             raise ValueError(
-                f"bad chaos item {raw!r}: {exc}; kinds are <code>, created, drop, truncate, latency"
+                f"bad chaos item {raw!r}: {exc}; kinds are <code>, created, drop, truncate, "
+                "latency, nominal"
             ) from None
     return ChaosConfig(errors=errors, **fields)
 
@@ -219,8 +229,10 @@ class ChaosMiddleware:
         create = scope["method"] == "POST" and self._is_create(scope["path"])
         fault, latency = engine.draw(create)
         if latency > 0:
-            # Latency is a property of the network: real seconds whatever the time scale.
-            await engine.clock.sleep(latency / engine.clock.scale)
+            # Real latency is a property of the network: real seconds whatever the time scale;
+            # nominal latency is scaled like every other duration.
+            nominal = engine.config.latency_nominal
+            await engine.clock.sleep(latency if nominal else latency / engine.clock.scale)
         if fault is None:
             await self.app(scope, receive, send)
             return

@@ -83,6 +83,7 @@ def create_app(
         trust_unsigned=settings.trust_unsigned_callbacks,
         client=client,
         count=count,
+        heard=(lambda: _heard(monitor)) if monitor is not None else lambda: None,
     )
     state = AppState(
         ops=ops,
@@ -156,6 +157,13 @@ def create_app(
 
 #: A meta key nobody writes: reading it proves the ledger answers.
 HEALTH_PROBE = "server.healthz"
+
+
+def _heard(monitor: Monitor) -> None:
+    """A callback arrived: polling is the safety net for now, and the engine wakes, for the
+    delivery may have freed a slot the submitter can fill at once."""
+    monitor.poller.heard_callback()
+    monitor.wake()
 
 
 def _engine_ended(task: asyncio.Task[None]) -> None:

@@ -15,8 +15,13 @@ receiver answers fast and believes only what it may:
   pairing a task with a Kling id the ledger has not seen for it) is not believed on its word:
   after answering 200 the receiver reads the task from Kling (once, or a few times a few seconds
   apart while Kling does not agree yet) and records what Kling says, not what the delivery said
-  (``KLINGWATCH_TRUST_UNSIGNED_CALLBACKS`` skips this). Without a Kling client it asks the
-  poller to look at the task now instead.
+  (``KLINGWATCH_TRUST_UNSIGNED_CALLBACKS`` skips this). Those reads are gathered for a moment
+  (:class:`~klingwatch.monitor.gathered_reads.GatheredReads`): a burst of finishes is confirmed
+  with one ``GET /tasks?task_ids=`` per 20, or one legacy list page, not one get each. Without a
+  Kling client it asks the poller to look at the task now instead.
+
+Every authentic delivery is also told to ``heard`` (the engine's poller, in ``serve``): while
+callbacks arrive, polling reads only the tasks whose callback is overdue.
 
 Answering fast: the receiver reads and writes through the async ledger, so a database that is
 slow to give its write lock (another process holding SQLite's, a PostgreSQL row lock held by
@@ -45,6 +50,7 @@ from klingwatch.kling.client import KlingClient
 from klingwatch.kling.errors import BadCallback, BadResponse, WebhookVerificationError
 from klingwatch.kling.models import Task
 from klingwatch.kling.webhooks import parse_callback, verify_signature
+from klingwatch.monitor.gathered_reads import GatheredReads
 from klingwatch.monitor.observe import observe_task
 from klingwatch.store import Change, Observation, Source, TaskRecord
 from klingwatch.store.async_ledger import AsyncLedger
@@ -90,13 +96,27 @@ class CallbackReceiver:
     client: KlingClient | None = None
     #: Nominal seconds to wait before each confirming get (the first at once).
     confirm_delays: tuple[float, ...] = (0.0, 5.0, 20.0)
+    #: Nominal seconds confirming reads are gathered before they are sent together.
+    confirm_gather: float = 0.5
     count: Callable[[CallbackOutcome], None] = lambda outcome: None
+    #: Told of every authentic delivery (the poller: callbacks are arriving).
+    heard: Callable[[], None] = lambda: None
 
     _pending: set[asyncio.Task[CallbackOutcome]] = field(
         default_factory=set, init=False, repr=False
     )
     _writes: set[asyncio.Future[Any]] = field(default_factory=set, init=False, repr=False)
     _token: str | None = field(default=None, init=False, repr=False)
+    _reads: GatheredReads | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.client is not None:
+            self._reads = GatheredReads(self.client, self.clock, gather=self.confirm_gather)
+
+    @property
+    def confirm_requests(self) -> int:
+        """Requests the confirming reads have sent."""
+        return 0 if self._reads is None else self._reads.requests
 
     def start_confirm(self, record: TaskRecord, claimed: Task) -> None:
         """Confirm in a task of its own, so neither this answer nor the next delivery on the
@@ -121,6 +141,8 @@ class CallbackReceiver:
         for job in list(self._pending):
             job.cancel()
         await asyncio.gather(*self._pending, *self._writes, return_exceptions=True)
+        if self._reads is not None:
+            await self._reads.aclose()
 
     async def token_matches(self, token: str) -> bool:
         if self._token is None:
@@ -194,7 +216,7 @@ class CallbackReceiver:
         :attr:`confirm_delays`, and whatever Kling said is recorded. A claim never confirmed
         leaves the task to the poller, which is asked to look at it now.
         """
-        if self.client is None:
+        if self._reads is None:
             return await self._defer(record, "no Kling client to confirm with")
         failure: KlingwatchError | None = None
         said: Task | None = None
@@ -207,7 +229,7 @@ class CallbackReceiver:
                 self.count(CallbackOutcome.UNCHANGED)
                 return CallbackOutcome.UNCHANGED
             try:
-                said = await self.client.get(record.product, claimed.id)
+                said = await self._reads.get(record.product, claimed.id)
             except KlingwatchError as exc:
                 failure = exc
                 continue
@@ -293,6 +315,7 @@ async def kling_callback(token: str, request: Request) -> JSONResponse:
         logger.warning("refused a garbled callback: %s", exc)
         return _refuse(400, "garbled_callback", str(exc))
     signed = receiver.webhook_secret is not None
+    receiver.heard()
     outcome, record = await receiver.accept(task, signed=signed)
     receiver.count(outcome)
     if outcome is CallbackOutcome.CONFIRMING and record is not None:

@@ -104,21 +104,21 @@ def claim_to_send(
     most: int,
 ) -> list[TaskRecord]:
     """Lease to ``owner`` the oldest queued tasks of ``family`` that fit the account's free
-    slots together, at most ``most``: with ``slot_limit`` unknown, one (whatever its slot cost: an
-    image of n=4 must not wait for a limit nobody has told), and only while no other create of the
-    family is on the wire anywhere. A task that does not fit stops the claim (the
+    slots together, at most ``most``. With ``slot_limit`` unknown, ``most`` bounds the family's
+    creates on the wire anywhere (whatever their slot cost: an image of n=4 must not wait for a
+    limit nobody has told). A task that does not fit stops the claim (the
     queue's order is kept). Serialized per family, so two replicas never both spend one slot."""
     if conn.dialect.name == "postgresql":
         conn.execute(
             text("SELECT pg_advisory_xact_lock(:ns, hashtext(:family))"),
             {"ns": _PG_SEND_LOCK, "family": family},
         )
-    room: int | None  # None: the limit is unknown, and one task of any cost may go
+    room: int | None  # None: the limit is unknown, and tasks go whatever their slot cost
     if slot_limit is None:
+        # ``most`` is then how many creates may be on the wire at once, ledger-wide, while the
+        # limit is learned (the submitter ramps it up: monitor/submitter.unknown_limit_batch).
         busy = conn.scalar(select(func.count()).where(tasks.c.family == family, _sending(now)))
-        if busy:
-            return []
-        room, most = None, min(most, 1)
+        room, most = None, most - int(busy or 0)
     else:
         room = slot_limit - slots_in_use(conn, family, now)
     if (room is not None and room <= 0) or most <= 0:
