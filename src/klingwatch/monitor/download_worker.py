@@ -34,7 +34,7 @@ from klingwatch.monitor.downloads import Downloader, Summary
 from klingwatch.monitor.expiry import DEFAULT_WARN_DAYS, collection, expires_at, format_when
 from klingwatch.monitor.fetch import Opener, RetryPolicy, open_part
 from klingwatch.monitor.layout import DEFAULT_TEMPLATE, PathTemplate, TemplateError
-from klingwatch.monitor.replica import DEFAULT_LEASE_SECONDS, kept
+from klingwatch.monitor.replica import DEFAULT_LEASE_SECONDS, kept, lease_span
 from klingwatch.settings import Settings
 from klingwatch.store import Change, LocalStatus, TaskRecord
 from klingwatch.store.async_ledger import AsyncLedger
@@ -257,7 +257,7 @@ class DownloadWorker:
         if self.owner is None or not tasks:
             return tasks
         now = self.clock.time()
-        lease = self.clock.scaled(self.lease_seconds)
+        lease = lease_span(self.clock, self.lease_seconds)
         mine = await self.ledger.claim_succeeded(
             [t.local_id for t in tasks], now, owner=self.owner, lease_seconds=lease
         )

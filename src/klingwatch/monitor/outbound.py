@@ -35,7 +35,7 @@ from standardwebhooks import Webhook
 from klingwatch.clock import Clock, to_ms
 from klingwatch.errors import ConfigurationError
 from klingwatch.kling.retry import Backoff
-from klingwatch.monitor.replica import replica_id
+from klingwatch.monitor.replica import lease_span, replica_id
 from klingwatch.settings import Settings
 from klingwatch.store import Change, LocalStatus
 from klingwatch.store.async_ledger import AsyncLedger
@@ -290,7 +290,7 @@ class EventDelivery:
                 batch = await self.ledger.claim_outbound(
                     now,
                     owner=self.owner,
-                    lease_seconds=self.clock.scaled(self.lease),
+                    lease_seconds=lease_span(self.clock, self.lease),
                     limit=self.batch_size,
                 )
                 if not batch:

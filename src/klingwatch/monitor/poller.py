@@ -57,7 +57,7 @@ from klingwatch.kling.models import Task
 from klingwatch.kling.products import has_legacy_list
 from klingwatch.monitor.cadence import Cadence, phase_of
 from klingwatch.monitor.observe import STATUS_MAP, observe_task
-from klingwatch.monitor.replica import DEFAULT_LEASE_SECONDS
+from klingwatch.monitor.replica import DEFAULT_LEASE_SECONDS, lease_span
 from klingwatch.monitor.stuck import StuckDetector, Verdict
 from klingwatch.monitor.sweeps import SweepBudget, callback_overdue, window_start
 from klingwatch.store import Change, LocalStatus, Observation, Source, TaskRecord
@@ -260,7 +260,7 @@ class Poller:
         return await self.ledger.claim_due(
             now,
             owner=self.settings.owner,
-            lease_seconds=self.clock.scaled(self.settings.lease_seconds),
+            lease_seconds=lease_span(self.clock, self.settings.lease_seconds),
             limit=self.settings.due_limit,
         )
 

@@ -24,12 +24,25 @@ from collections.abc import AsyncIterator, Sequence
 from klingwatch.clock import Clock
 from klingwatch.store.async_ledger import AsyncLedger
 
-__all__ = ["DEFAULT_LEASE_SECONDS", "kept", "replica_id"]
+__all__ = ["DEFAULT_LEASE_SECONDS", "MIN_LEASE_REAL", "kept", "lease_span", "replica_id"]
 
 logger = logging.getLogger(__name__)
 
 #: How long a lease lasts unless configured (nominal seconds).
 DEFAULT_LEASE_SECONDS = 60.0
+#: The shortest a lease lasts in real seconds, whatever ``KLINGWATCH_TIME_SCALE``: a lease stands
+#: for real work (a create on the wire, a download) and a loaded machine can stall an event loop
+#: for a second or more. At time scale 0.02 a 60 s lease would be 1.2 real s: a renewal a little
+#: late, and another replica took a create still on the wire for an orphan, sent more creates
+#: than the slots allowed (1303s) and looked it up needlessly.
+MIN_LEASE_REAL = 5.0
+
+
+def lease_span(clock: Clock, lease_seconds: float) -> float:
+    """How long a lease of ``lease_seconds`` nominal seconds runs on ``clock``: scaled like every
+    engine time, but a compressed clock never shrinks it below :data:`MIN_LEASE_REAL` (nor a
+    shorter configured lease below itself)."""
+    return max(clock.scaled(lease_seconds), min(lease_seconds, MIN_LEASE_REAL))
 
 
 def replica_id(configured: str | None = None) -> str:
@@ -53,7 +66,7 @@ async def kept(
     ``lease_seconds`` is nominal. The renewals are timed in real seconds on purpose: a lease
     protects against real time passing (a slow request), also under a manual test clock.
     """
-    period = clock.scaled(lease_seconds)
+    period = lease_span(clock, lease_seconds)
 
     async def renew() -> None:
         ids = list(local_ids)

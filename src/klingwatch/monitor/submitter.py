@@ -38,7 +38,7 @@ from klingwatch.kling.products import Family
 from klingwatch.monitor import gates
 from klingwatch.monitor.create_policy import CreatePolicy, SubmitterStats
 from klingwatch.monitor.recovery import LookupClient, Recovery, ambiguous_sends
-from klingwatch.monitor.replica import DEFAULT_LEASE_SECONDS, kept, replica_id
+from klingwatch.monitor.replica import DEFAULT_LEASE_SECONDS, kept, lease_span, replica_id
 from klingwatch.monitor.slots import Slots
 from klingwatch.settings import Settings
 from klingwatch.store import Change, LocalStatus, Observation, Source, TaskRecord
@@ -280,7 +280,7 @@ class Submitter:
             claimed = await self.ledger.claim_to_send(
                 now,
                 owner=self.owner,
-                lease_seconds=self.clock.scaled(self.lease),
+                lease_seconds=lease_span(self.clock, self.lease),
                 family=family,
                 slot_limit=limit,
                 most=most,
