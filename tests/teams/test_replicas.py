@@ -106,7 +106,12 @@ def test_a_rolling_restart_loses_nothing_and_the_learned_slot_limit_is_shared(
             wait_for(lambda: replicas.done(lines, folder), timeout=60, what="the batch")
         finally:
             replicas.stop_all()
-        summary = check_ground_truth(replicas, lines, folder, slots=SLOTS, refused_at_most=4)
+        # Learning the limit costs 1303s (each creates nothing; every refused create is sent
+        # again once, checked below): about one per replica on a quiet machine, up to 8 of 120
+        # seen with three busy loops beside the test (slow creates overlap the learning).
+        summary = check_ground_truth(
+            replicas, lines, folder, slots=SLOTS, refused_at_most=lines // 10
+        )
     with Ledger.open(postgres_url) as ledger:
         assert learned_slots(ledger, "video") == SLOTS
     print(f"\nrolling restart: {summary}")
