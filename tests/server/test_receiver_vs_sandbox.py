@@ -158,7 +158,7 @@ async def test_unsigned_final_statuses_are_confirmed_many_per_request(
                 break
             clock.advance(0.5)
             await world.sandbox.callbacks.deliver_due()
-            await asyncio.sleep(0.02)  # the ledger's threads and the confirmations run
+            await asyncio.sleep(0.05)  # the ledger's threads and the confirmations run
         clock.auto_advance = True
         reads = sum(
             n
