@@ -11,7 +11,6 @@ traceback.
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -184,13 +183,7 @@ class Tools:
         ] = None,
     ) -> SpendOut:
         """Units estimated and spent, and cash charged, grouped (by batch by default)."""
-        spend: Any = getattr(self.ops, "spend", None)
-        if spend is None:
-            raise ToolError(
-                "spend needs the spend ledger (Operations.spend), which this klingwatch build "
-                "does not have; update klingwatch"
-            )
-        report = (await spend(by=tuple(by), batch=batch, since_ms=since_ms)).to_dict()
+        report = (await self.ops.spend(by=tuple(by), batch=batch, since_ms=since_ms)).to_dict()
         return SpendOut(
             by=report["by"], rows=report["rows"][:MAX_SPEND_ROWS], total=report["total"]
         )
@@ -258,18 +251,13 @@ class Tools:
     ) -> SubmitOut:
         ops = self.ops
         ops.kling()  # no credentials: said before anything is written
-        extra: dict[str, Any] = {}
-        if max_units is not None:
-            if "max_units" not in inspect.signature(ops.queue).parameters:
-                raise ToolError(
-                    "max_units needs the spend ledger (budget caps), which this klingwatch "
-                    "build does not have; nothing was sent or written"
-                )
-            extra["max_units"] = max_units
-        queue: Any = ops.queue
-        added = await queue(found.batch, [to_new_task(line) for line in found.lines], **extra)
+        added = await ops.queue(
+            found.batch, [to_new_task(line) for line in found.lines], max_units=max_units
+        )
         submitter = await ops.send_once()
-        counts = (await ops.status(found.batch, max_batches=1)).overall.counts
+        overall = (await ops.status(found.batch, max_batches=1)).overall
+        counts = overall.counts
+        held = sum(h["held"] for h in overall.held)
         paused = await ops.pause_state()
         page = await ops.list_tasks(TaskQuery(batch=found.batch, limit=MAX_PAGE))
         recorded = {t.external_task_id: t for t in page.items}
@@ -296,6 +284,14 @@ class Tools:
             message += (
                 f" Kling paused sending: {plan.paused}; fix it, then run `klingwatch resume`."
             )
+        elif held:
+            reason = overall.held[0]["reason"]
+            message += (
+                f" {held} held by the batch's budget cap ({reason}): raise it with "
+                f"`klingwatch resume --raise-cap N --batch {found.batch}`."
+            )
+            if waiting > held:
+                message += f" {waiting - held} wait for a free slot."
         elif waiting:
             message += f" {waiting} wait for a free slot."
         plan.message = message + (
