@@ -1,7 +1,8 @@
-"""The three contestants, each run against its own fresh sandbox on one workload.
+"""The contestants, each run against its own fresh sandbox on one workload.
 
 * ``recipe-per-task`` / ``recipe-sweep``: bench/recipe.py, the loop people copy (two cadences).
 * ``kw-polling``: ``klingwatch submit FILE --wait`` with a fresh SQLite ledger, no callbacks.
+* ``kw-apikey``: the same with an API key (the ``/tasks`` reading style) instead of AK/SK.
 * ``kw-callbacks``: ``klingwatch serve --public-url`` taking the sandbox's callbacks, fed by
   ``klingwatch submit FILE --callback-url`` into the same ledger.
 
@@ -26,6 +27,7 @@ import httpx
 
 from procs import (
     ACCESS_KEY,
+    API_KEY,
     KLINGWATCH,
     ROOT,
     SECRET_KEY,
@@ -38,7 +40,7 @@ from procs import (
 
 log = logging.getLogger(__name__)
 
-CONTESTANTS = ("recipe-per-task", "recipe-sweep", "kw-polling", "kw-callbacks")
+CONTESTANTS = ("recipe-per-task", "recipe-sweep", "kw-polling", "kw-apikey", "kw-callbacks")
 FINAL = ("succeed", "failed")
 CALLBACK_TOKEN = "bench-callback-token-5b1e"
 
@@ -142,9 +144,13 @@ def export_lags(env: dict[str, str], workdir: Path) -> list[tuple[float | None, 
     ]
 
 
-def run_polling(base_url: str, workload: Workload, workdir: Path) -> Run:
-    """``klingwatch submit FILE --wait`` in its own process; lags from ``klingwatch export``."""
+def run_polling(base_url: str, workload: Workload, workdir: Path, *, api_key: bool = False) -> Run:
+    """``klingwatch submit FILE --wait`` in its own process; lags from ``klingwatch export``.
+    ``api_key``: with an API key instead of AK/SK (the ``/tasks`` reading style)."""
     env = _env(base_url, workload, workdir / "polling.db")
+    if api_key:
+        env = {k: v for k, v in env.items() if not k.startswith("KLING_") or k == "KLING_API_BASE"}
+        env["KLING_API_KEY"] = API_KEY
     argv = [KLINGWATCH, "submit", str(_prompts(workload, workdir)), "--wait", "--json"]
     started = time.monotonic()
     with (workdir / "submit.out").open("wb") as out, (workdir / "submit.err").open("wb") as err:
@@ -242,6 +248,8 @@ def run_contestant(name: str, base_url: str, workload: Workload, workdir: Path) 
         return run_recipe("sweep", base_url, workload, workdir)
     if name == "kw-polling":
         return run_polling(base_url, workload, workdir)
+    if name == "kw-apikey":
+        return run_polling(base_url, workload, workdir, api_key=True)
     if name == "kw-callbacks":
         return run_callbacks(base_url, workload, workdir)
     raise ValueError(f"unknown contestant {name!r}; one of {', '.join(CONTESTANTS)}")

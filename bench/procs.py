@@ -27,6 +27,7 @@ KLINGWATCH = str(Path(sys.executable).with_name("klingwatch"))
 ACCESS_KEY = "bench-access-key"
 SECRET_KEY = "bench-secret-key-0123456789abcdef0123456789"  # >= 32 bytes for HS256
 #: Standard Webhooks secret the sandbox signs callbacks with (klingwatch then trusts them unread).
+API_KEY = "bench-api-key-0123456789"
 WEBHOOK_SECRET = "whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQtMDEyMzQ1Njc4OWFi"
 
 
@@ -125,6 +126,8 @@ class Sandbox:
             ACCESS_KEY,
             "--secret-key",
             SECRET_KEY,
+            "--api-key",
+            API_KEY,
         ]
         if latency_ms:
             # Nominal latency, scaled with the clock like Kling's durations: at scale 0.05 a

@@ -582,7 +582,13 @@ class KlingClient:
             )
             now = self._clock.time()
             elapsed_in_phase = 0.0 if began is None else now - began
-            step = pacing.next_interval(elapsed_in_phase, finish, policy, self._rng.random())
+            step = pacing.next_interval(
+                elapsed_in_phase,
+                finish,
+                policy,
+                self._rng.random(),
+                from_submit=finish is not timing.run,
+            )
             await self._clock.sleep(min(step / scale, limit - elapsed))
 
     def _require_api_key(self, what: str) -> None:

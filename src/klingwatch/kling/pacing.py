@@ -117,6 +117,11 @@ class CadencePolicy:
     dense_fraction: float = 0.1
     #: ... but at least this often (bounds detection lag on long tasks)
     dense_max: float = 10.0
+    #: the dense step when a look is a reason for a batched sweep (each sweep reads every
+    #: active task, so its cost is the sweep's, paid while any task is in its window) ...
+    batched_dense_fraction: float = 0.15
+    #: ... and its bound
+    batched_dense_max: float = 15.0
     #: the dense window opens at this fraction of p50
     window_open: float = 0.6
     #: past p95 the interval is this fraction of the overshoot (geometric back-off)
@@ -146,23 +151,40 @@ class CadencePolicy:
             floor=self.floor * scale,
             ceiling=self.ceiling * scale,
             dense_max=self.dense_max * scale,
+            batched_dense_max=self.batched_dense_max * scale,
         )
 
 
-def interval_for(elapsed: float, finish: Percentiles, policy: CadencePolicy) -> float:
+def interval_for(
+    elapsed: float,
+    finish: Percentiles,
+    policy: CadencePolicy,
+    *,
+    from_submit: bool = True,
+    batched: bool = False,
+) -> float:
     """Seconds until the next look at a task ``elapsed`` seconds into a phase.
 
-    ``finish`` is the distribution of when the phase ends, measured from its start. Pure and
-    deterministic (no jitter, no clamping beyond ``[floor, ceiling]``).
+    ``finish`` is the distribution of when the phase ends, measured from its start;
+    ``from_submit`` says the phase began at submit (the quick first look is for content checks,
+    which fail a task within seconds of its creation, not of its start of running).
+    ``batched``: the task is read in sweeps that cover many tasks a request, where a look is a
+    reason for a sweep rather than a request of its own: no sparse looks before the dense
+    window (an early finish is seen by the sweeps other tasks' windows call anyway), and the
+    batched dense step (:attr:`CadencePolicy.batched_dense_fraction`). Pure and deterministic
+    (no jitter, no clamping beyond ``[floor, ceiling]``).
     """
     elapsed = max(0.0, elapsed)
-    dense = min(max(policy.dense_fraction * finish.p50, policy.floor), policy.dense_max)
+    fraction, most = policy.dense_fraction, policy.dense_max
+    if batched:
+        fraction, most = policy.batched_dense_fraction, policy.batched_dense_max
+    dense = min(max(fraction * finish.p50, policy.floor), most)
     window_open = policy.window_open * finish.p50
-    if elapsed < policy.first_look:
+    if from_submit and elapsed < policy.first_look:
         step = policy.first_look - elapsed
     elif elapsed < window_open:
         # Sparse: halve the distance to the window, so a few looks land before it opens.
-        step = max(dense, (window_open - elapsed) / 2)
+        step = max(dense, (window_open - elapsed) / (1 if batched else 2))
     elif elapsed <= finish.p95:
         step = dense
     else:
@@ -170,10 +192,19 @@ def interval_for(elapsed: float, finish: Percentiles, policy: CadencePolicy) -> 
     return min(max(step, policy.floor), policy.ceiling)
 
 
-def next_interval(elapsed: float, finish: Percentiles, policy: CadencePolicy, draw: float) -> float:
+def next_interval(
+    elapsed: float,
+    finish: Percentiles,
+    policy: CadencePolicy,
+    draw: float,
+    *,
+    from_submit: bool = True,
+    batched: bool = False,
+) -> float:
     """:func:`interval_for`, moved by up to ``policy.jitter`` of itself and clamped again;
     ``draw`` is a random number in [0, 1] (0.5 moves nothing)."""
-    step = interval_for(elapsed, finish, policy) * (1 + policy.jitter * (2 * draw - 1))
+    base = interval_for(elapsed, finish, policy, from_submit=from_submit, batched=batched)
+    step = base * (1 + policy.jitter * (2 * draw - 1))
     return min(max(step, policy.floor), policy.ceiling)
 
 

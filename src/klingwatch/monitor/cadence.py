@@ -139,17 +139,22 @@ class Cadence:
             return blend(learned, prior, self.policy.prior_weight)
         return prior
 
-    def interval(self, task: LookedTask, now: float) -> float:
-        """Seconds from ``now`` until the next look at ``task`` (jittered, clamped)."""
+    def interval(self, task: LookedTask, now: float, *, batched: bool = False) -> float:
+        """Seconds from ``now`` until the next look at ``task`` (jittered, clamped);
+        ``batched``: the task is read in sweeps that cover many (see :func:`interval_for
+        <klingwatch.kling.pacing.interval_for>`)."""
         timing = self.timing(task, now)
         start, finish = phase_of(task, timing)
         elapsed = 0.0 if start is None else now - start
         draw = self._rng.random() if self.policy.jitter else 0.5
-        return next_interval(elapsed, finish, self.policy, draw)
+        from_submit = finish is not timing.run
+        return next_interval(
+            elapsed, finish, self.policy, draw, from_submit=from_submit, batched=batched
+        )
 
-    def next_look(self, task: LookedTask, now: float) -> float:
-        """The clock time of the next look at ``task``."""
-        return now + self.interval(task, now)
+    def next_look(self, task: LookedTask, now: float, *, batched: bool = False) -> float:
+        """The clock time of the next look at ``task`` (``batched``: see :meth:`interval`)."""
+        return now + self.interval(task, now, batched=batched)
 
     def late_after(self, task: LookedTask, now: float) -> tuple[float | None, float]:
         """(when the task entered its status, seconds by which 99% of such tasks have left it).

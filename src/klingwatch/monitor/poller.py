@@ -10,9 +10,11 @@ Reading styles, cheapest first for the situation at hand::
                             page still saves requests; tasks not found are read singly
                 one due     a single GET <product path>/{id}
 
-When to sweep: with more than one task in flight every active task is read together at the
-fixed interval of :class:`~klingwatch.monitor.sweeps.SweepBudget` (a request covers them all);
-one task alone follows its own cadence (:class:`~klingwatch.monitor.cadence.Cadence`). While
+When to sweep: with more than one task in flight, sweeps run at most once per interval of
+:class:`~klingwatch.monitor.sweeps.SweepBudget` and read every active task their requests cover;
+one is due at every interval while tasks wait to be sent, else when a task's cadence says it is
+worth a look (:meth:`Poller._next_look`). One task alone follows its own cadence
+(:class:`~klingwatch.monitor.cadence.Cadence`). While
 callbacks arrive (:meth:`Poller.heard_callback`), tasks with a callback URL are read only once
 their final callback is overdue.
 
@@ -135,6 +137,8 @@ class _Sweep:
     missing: list[TaskRecord] = field(default_factory=list)
     #: tasks Kling answered about (found or not): the ones that count as polled
     read: set[int] = field(default_factory=set)
+    #: callbacks are arriving: tasks with a callback URL are left to them until overdue
+    callbacks: bool = False
 
 
 class Poller:
@@ -165,6 +169,8 @@ class Poller:
         # interval of the last one (None: the per-task cadence applied).
         self._next_sweep = float("-inf")
         self._interval: float | None = None
+        # Whether tasks waited to be sent at the last sweep (then every finish matters at once).
+        self._waiting = False
         # A server that answered the POST /tasks window with "bad request": ids from then on.
         self._window_refused = False
         # When a callback last arrived; a fresh poller presumes them working until one is late.
@@ -192,7 +198,7 @@ class Poller:
         due before the next one; otherwise each task follows its own cadence.
         """
         now = self.clock.time()
-        active = await self._active_count()
+        active, self._waiting = await self._active_count()
         interval: float | None = None
         if active > 1:
             interval = self.clock.scaled(self.settings.sweep.interval(active))
@@ -204,9 +210,10 @@ class Poller:
             horizon = now + self.clock.scaled(self.settings.coalesce)
         self._interval = interval
         due = [t for t in await self._due(horizon) if self.batch is None or t.batch == self.batch]
-        if due and self.callbacks_arriving(now):
+        callbacks = self.callbacks_arriving(now)
+        if due and callbacks:
             due = await self._overdue_only(due, now)
-        sweep = _Sweep(now=now, report=SweepReport(due=len(due)))
+        sweep = _Sweep(now=now, report=SweepReport(due=len(due)), callbacks=callbacks)
         await self._forget_passed(horizon, {t.local_id for t in due})
         if not due:
             return sweep.report
@@ -250,9 +257,11 @@ class Poller:
             return None
         return start + finish.p95 + margin
 
-    async def _active_count(self) -> int:
+    async def _active_count(self) -> tuple[int, bool]:
+        """How many tasks are in flight, and whether tasks wait to be sent."""
         counts = await self.ledger.counts(batch=self.batch)
-        return sum(counts.get(status, 0) for status in _ACTIVE)
+        waiting = counts.get(LocalStatus.QUEUED, 0) > 0
+        return sum(counts.get(status, 0) for status in _ACTIVE), waiting
 
     async def _due(self, now: float) -> list[TaskRecord]:
         if self.settings.owner is None:
@@ -276,12 +285,18 @@ class Poller:
     # -- the 2026 /tasks style ------------------------------------------------------------
     async def _read_tasks_api(self, sweep: _Sweep, due: list[TaskRecord]) -> None:
         many_cost = math.ceil(len(due) / self.settings.many_size)
-        if many_cost > 1 and not self._window_refused:
+        if not self._window_refused:
             active = await self._active()
             list_cost = max(1, math.ceil(len(active) / self.settings.page_size))
-            if list_cost < many_cost:
-                stragglers = await self._list_window(sweep, active, pages=list_cost + 1)
-                await self._get_many(sweep, stragglers)
+            # The window holds every active task (and those just finished): worth it when it
+            # costs fewer requests than the ids, or as few while covering tasks not yet due.
+            covers = _covers_more(sweep, active, due)
+            if list_cost < many_cost or (list_cost == many_cost and covers):
+                extra = 1 if list_cost < many_cost else 0
+                stragglers = await self._list_window(sweep, active, pages=list_cost + extra)
+                # Only the due ones are worth a request of their own.
+                due_ids = {t.local_id for t in due}
+                await self._get_many(sweep, [t for t in stragglers if t.local_id in due_ids])
                 return
         await self._get_many(sweep, due)
 
@@ -372,6 +387,9 @@ class Poller:
         active: dict[str, TaskRecord] | None = None
         if any(len(group) > 1 for group in by_product.values()):
             active = {t.task_id or "": t for t in await self._active()}
+        elif len(due) == 1 and _covers_more(sweep, listed := await self._active(), due):
+            # One due task: its product's first page costs what a single get does.
+            active = {t.task_id or "": t for t in listed}
         await asyncio.gather(
             *(
                 self._read_product(sweep, product, group, active or {})
@@ -389,12 +407,15 @@ class Poller:
         remaining = {t.task_id or "": t for t in due}
         page = 0
         # A page costs one request and can replace one single get per due task on it, so it is
-        # worth walking only while at least two due tasks are still unfound. New-standard
-        # products have no legacy list.
+        # worth walking while at least two due tasks are still unfound; the first page also
+        # when one is due and other active tasks could be on it (the same request, read for
+        # free). New-standard products have no legacy list.
         pages = self.settings.max_pages if has_legacy_list(product) else 0
         # Only the tasks this sweep may use are parsed (a page holds 500, most already final).
         wanted = {*remaining, *(i for i, t in active.items() if t.product == product)}
-        while len(remaining) > 1 and page < pages:
+        while page < pages and (
+            len(remaining) > 1 or (page == 0 and remaining and len(wanted) > len(remaining))
+        ):
             page += 1
             try:
                 listed = await self._call(
@@ -521,13 +542,24 @@ class Poller:
         sweep.report.looked = len(sweep.looked)
 
     def _next_look(self, view: TaskRecord, now: float, interval: float | None) -> float:
-        """The next sweep (``interval`` from now) for batched reads, else the task's cadence;
-        a task whose callback is late backs off by its cadence (past p95) from the next sweep."""
+        """The task's cadence, and with batched reads never before the next sweep (``interval``
+        from now).
+
+        While tasks wait to be sent, every active task is read at every sweep: a finish frees
+        the slot a waiting task needs, so it is worth seeing at once. Otherwise, with batched
+        reads, the cadence says when a task is *worth* a sweep (its first look, then
+        dense looks from its finish window on, backing off past p95) and the budget says
+        how often a sweep may run. A sweep reads every active task its requests cover, so a
+        task finishing early is still seen; but a batch whose tasks are all far from their
+        finish costs no requests at all, and one long batch pays for its finish windows, not
+        for its whole length.
+        """
         if interval is None:
             return self.cadence.next_look(view, now)
-        if view.callback_url is not None and self.callbacks_arriving(now):
-            return max(now + interval, self.cadence.next_look(view, now))
-        return now + interval
+        if self._waiting and not (view.callback_url is not None and self.callbacks_arriving(now)):
+            # Work waits for a slot: any finish frees one, so every sweep reads every task.
+            return now + interval
+        return max(now + interval, self.cadence.next_look(view, now, batched=True))
 
     async def next_due(self) -> float | None:
         """When the earliest known active task is next due (clock seconds), if any."""
@@ -583,6 +615,16 @@ class _Skip(Exception):
 
 class _NotFound(Exception):
     """Kling does not know the task read."""
+
+
+def _covers_more(sweep: _Sweep, active: Iterable[TaskRecord], due: Sequence[TaskRecord]) -> bool:
+    """Whether ``active`` holds tasks beyond ``due`` worth reading when a request covers them
+    for free (while callbacks arrive, those with a callback URL are left to their callbacks)."""
+    due_ids = {t.local_id for t in due}
+    return any(
+        t.local_id not in due_ids and not (sweep.callbacks and t.callback_url is not None)
+        for t in active
+    )
 
 
 def _walked_past(created: list[int], unfound: Iterable[TaskRecord]) -> bool:

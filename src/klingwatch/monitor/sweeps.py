@@ -7,9 +7,12 @@ active task is read at one short fixed interval that grows only with the pages a
 
     interval = clamp(base * ceil(active / per), minimum, maximum)     (nominal seconds)
 
-A task that finishes is then seen within about one interval, and a run costs about one request
-per interval (per 500 active tasks), however many tasks it holds. The per-task cadence
-(:mod:`klingwatch.kling.pacing`) is left for the case where every look is a request of its own.
+This is the *shortest* time between sweeps. Whether a sweep is due is the poller's question
+(:meth:`Poller._next_look <klingwatch.monitor.poller.Poller._next_look>`): at every interval while
+tasks wait to be sent (a finish frees a slot), else when some task's cadence
+(:mod:`klingwatch.kling.pacing`, without its sparse looks) says it is worth a look: a run then
+costs about one request per interval while its tasks finish, and none while they all run far
+from their finish.
 
 With Kling's callbacks arriving, polling is a safety net: :func:`callback_overdue` picks the
 tasks whose callback is late against how long such tasks take (learned p95 plus a margin).
