@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     stuck_after: float | None = _env("KLINGWATCH_STUCK_AFTER", "stuck_after", None, gt=0)
     #: nominal seconds between batched sweeps per 500 active tasks (klingwatch.monitor.sweeps)
     sweep_interval: float = _env("KLINGWATCH_SWEEP_INTERVAL", "sweep_interval", 6.0, gt=0)
+    #: nominal seconds between sweeps per 500 active tasks while tasks wait for a slot
+    sweep_waiting: float = _env("KLINGWATCH_SWEEP_WAITING", "sweep_waiting", 2.0, gt=0)
     sweep_min: float = _env("KLINGWATCH_SWEEP_MIN", "sweep_min", 2.0, gt=0)
     sweep_max: float = _env("KLINGWATCH_SWEEP_MAX", "sweep_max", 60.0, gt=0)
     slots_video: int | None = _env("KLINGWATCH_SLOTS_VIDEO", "slots_video", None, ge=1)

@@ -16,6 +16,15 @@ def test_the_sweep_interval_grows_with_the_pages_a_sweep_costs() -> None:
     assert budget.interval(100_000) == 60.0  # never longer than the maximum
 
 
+def test_while_tasks_wait_for_a_slot_sweeps_come_sooner_never_later() -> None:
+    budget = SweepBudget()
+    assert budget.interval(300, waiting=True) == 2.0
+    assert budget.interval(1200, waiting=True) == 6.0  # three pages
+    assert budget.interval(300, waiting=False) == 6.0
+    # A budget already shorter than the waiting one is kept.
+    assert SweepBudget(base=1.0, minimum=0.5).interval(10, waiting=True) == 1.0
+
+
 def test_the_sweep_interval_stays_within_its_bounds() -> None:
     assert SweepBudget(base=0.5, minimum=2.0).interval(10) == 2.0
     assert SweepBudget(base=5.0, maximum=3.0, minimum=1.0).interval(10) == 3.0

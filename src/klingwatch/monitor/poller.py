@@ -201,7 +201,8 @@ class Poller:
         active, self._waiting = await self._active_count()
         interval: float | None = None
         if active > 1:
-            interval = self.clock.scaled(self.settings.sweep.interval(active))
+            budget = self.settings.sweep
+            interval = self.clock.scaled(budget.interval(active, waiting=self._waiting))
             if now < self._next_sweep:
                 # Not yet: every active task is read together at the next tick.
                 return SweepReport(next_look=self._next_sweep)

@@ -43,6 +43,10 @@ class SweepBudget:
     base: float = 6.0
     #: active tasks one sweep request covers (a list page)
     per: int = 500
+    #: seconds between sweeps for up to ``per`` active tasks while tasks wait to be sent:
+    #: every finish frees a slot a waiting task needs, and the create it allows costs more than
+    #: the read that sees it (``KLINGWATCH_SWEEP_WAITING``)
+    waiting: float = 2.0
     #: never sweep more often than this (``KLINGWATCH_SWEEP_MIN``)
     minimum: float = 2.0
     #: never leave active tasks unread longer than this (``KLINGWATCH_SWEEP_MAX``)
@@ -51,13 +55,15 @@ class SweepBudget:
     def __post_init__(self) -> None:
         if not 0 < self.minimum <= self.maximum:
             raise ValueError("sweep budget needs 0 < minimum <= maximum")
-        if self.base <= 0 or self.per < 1:
-            raise ValueError("sweep budget needs base > 0 and per >= 1")
+        if self.base <= 0 or self.waiting <= 0 or self.per < 1:
+            raise ValueError("sweep budget needs base > 0, waiting > 0 and per >= 1")
 
-    def interval(self, active: int) -> float:
-        """Nominal seconds between sweeps while ``active`` tasks are in flight."""
+    def interval(self, active: int, *, waiting: bool = False) -> float:
+        """Nominal seconds between sweeps while ``active`` tasks are in flight (``waiting``:
+        and tasks wait to be sent)."""
         pages = max(1, math.ceil(active / self.per))
-        return min(max(self.base * pages, self.minimum), self.maximum)
+        base = min(self.base, self.waiting) if waiting else self.base
+        return min(max(base * pages, self.minimum), self.maximum)
 
 
 def window_start(created_ms: Iterable[int], *, margin_ms: int) -> int | None:

@@ -269,7 +269,12 @@ class Operations(SpendOperations, BatchOperations):
         return PollSettings(
             owner=self.owner if shared else None,
             lease_seconds=s.lease_seconds,
-            sweep=SweepBudget(base=s.sweep_interval, minimum=minimum, maximum=s.sweep_max),
+            sweep=SweepBudget(
+                base=s.sweep_interval,
+                waiting=s.sweep_waiting,
+                minimum=minimum,
+                maximum=s.sweep_max,
+            ),
         )
 
     async def send_once(self) -> Submitter:
